@@ -1,0 +1,63 @@
+"""`tether <verb> ...`: the command line.
+
+Each area registers its own verbs from a ``commands`` module (``tether/<area>/commands.py`` with
+``register(subparsers)``). Command modules import torch and friends inside their handlers, so
+``--help`` stays fast.
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+from tether import __version__
+from tether.errors import TetherError
+
+# Order is the order of `tether --help`.
+COMMAND_MODULES = [
+    "tether.models.commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tether",
+        description="Measure and reduce hallucination in multimodal LLMs.",
+    )
+    parser.add_argument("--version", action="version", version=f"tether {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return args.handler(args) or 0
+    except TetherError as e:
+        print(f"tether: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tether: interrupted", file=sys.stderr)
+        return 130
+
+
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """The shared ``--config`` / ``--set`` pair of every command that reads a YAML recipe."""
+    parser.add_argument("--config", help="YAML recipe (see configs/)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, dotted for nested sections (repeatable), e.g. --set train.lr=1e-4",
+    )

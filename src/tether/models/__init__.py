@@ -1,0 +1,1 @@
+"""Loading local Hugging Face vision-language checkpoints behind one adapter interface."""
