@@ -1,0 +1,377 @@
+"""The one interface every method and evaluator uses to talk to a vision-language model.
+
+``VisionLanguageModel`` wraps a Hugging Face image-text-to-text model with its tokenizer, image processor
+and chat template. Subclasses (one per architecture: ``llava.py``, ``qwen2_vl.py``) supply only what differs
+between architectures:
+
+- ``image_token``: the placeholder token that the model replaces with projected visual features;
+- ``image_inputs(images)``: pixel tensors (and grids) for a list of PIL images;
+- ``image_token_counts(image_inputs)``: how many visual tokens each image becomes;
+- ``image_span(n)``: token ids of a visual sequence of ``n`` tokens, with its delimiters (HACL's image-alone input);
+- ``projector``: the module whose output is the projected visual tokens (NoiseBoost's hook point);
+- ``extra_inputs(input_ids)``: architecture-specific forward inputs (Qwen2-VL's token types).
+
+Everything else is shared, and is what the rest of tether calls:
+
+- ``encode(images, prompts, responses)`` → ``ModelBatch``: prompt through the chat template, the image
+  placeholder expanded to its visual tokens, the response (+ EOS) appended, padding on either side, and a
+  ``response_mask`` that marks the response tokens;
+- ``check_image_tokens(batch)``: the guard against "image features and image tokens do not match";
+- ``response_logprobs(batch)``: per-token and summed log-probs of the response tokens (DPO, reward, PPO);
+- ``visual_token_mask(input_ids)`` and ``projector_hook(fn)`` (NoiseBoost, attention analysis);
+- ``visual_eos_representation(images)`` / ``text_eos_representation(texts)``: last-layer hidden state at an EOS
+  appended to the visual sequence alone / the text alone (HACL's global representations);
+- ``generate(images, prompts, settings)``: batched, left-padded generation with explicit decoding settings.
+
+We build inputs ourselves from the tokenizer and image processor rather than through the HF processor
+classes: some of those (Qwen2-VL's) refuse to load without torchvision even for images, and owning the
+expansion lets us validate image-token spans and never truncate inside one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from tether.errors import TetherError
+from tether.models.decoding import DecodingSettings
+
+
+class ImageTokenMismatch(TetherError):
+    """A batch whose image-token count differs from the number of visual features its images produce."""
+
+
+@dataclass
+class ModelBatch:
+    """Tensors for one forward. ``response_mask`` is True on response tokens (the ones whose log-probs count)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    response_mask: torch.Tensor
+    image_inputs: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    def model_inputs(self) -> dict:
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            **self.image_inputs,
+            **self.extra,
+        }
+
+    def to(self, device) -> ModelBatch:
+        def move(d):
+            return {k: v.to(device) if torch.is_tensor(v) else v for k, v in d.items()}
+
+        return ModelBatch(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.response_mask.to(device),
+            move(self.image_inputs),
+            move(self.extra),
+        )
+
+
+@dataclass
+class ResponseLogProbs:
+    """``per_token[b, t]`` is log p(input_ids[b, t+1] | prefix), zero off the response; ``mask`` likewise shifted."""
+
+    per_token: torch.Tensor
+    mask: torch.Tensor
+    summed: torch.Tensor
+    logits: torch.Tensor | None = None
+
+
+class VisionLanguageModel:
+    arch: str = ""
+    image_token: str = ""
+
+    def __init__(
+        self, model, tokenizer, image_processor, chat_template: str | None, path: str | Path | None = None
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.chat_template = chat_template or tokenizer.chat_template
+        if not self.chat_template:
+            raise TetherError(
+                f"{path}: checkpoint has no chat template (chat_template.jinja or tokenizer_config)"
+            )
+        self.path = str(path) if path is not None else None
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        if self.image_token_id is None or self.image_token_id == tokenizer.unk_token_id:
+            raise TetherError(f"{path}: tokenizer has no image token {self.image_token!r}")
+        if tokenizer.eos_token_id is None:
+            raise TetherError(f"{path}: tokenizer has no EOS token")
+        self.eos_token_id = tokenizer.eos_token_id
+        self.pad_token_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_id
+        )
+
+    # ---- architecture-specific (overridden) -------------------------------------------------------------
+
+    def image_inputs(self, images: Sequence) -> dict:
+        raise NotImplementedError
+
+    def image_token_counts(self, image_inputs: dict) -> list[int]:
+        raise NotImplementedError
+
+    def image_span(self, n_tokens: int) -> list[int]:
+        return [self.image_token_id] * n_tokens
+
+    @property
+    def projector(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def extra_inputs(self, input_ids: torch.Tensor) -> dict:
+        return {}
+
+    # ---- properties -----------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.get_text_config().hidden_size
+
+    def describe(self) -> dict:
+        n_params = sum(p.numel() for p in self.model.parameters())
+        return {
+            "path": self.path,
+            "architecture": self.arch,
+            "model class": type(self.model).__name__,
+            "parameters": f"{n_params:,}",
+            "dtype": str(next(self.model.parameters()).dtype),
+            "hidden size": self.hidden_size,
+            "vocabulary": len(self.tokenizer),
+            "image token": f"{self.image_token} ({self.image_token_id})",
+            "eos token": f"{self.tokenizer.eos_token} ({self.eos_token_id})",
+        }
+
+    # ---- text building ---------------------------------------------------------------------------------
+
+    def prompt_text(self, question: str, with_image: bool = True) -> str:
+        """The user turn through the checkpoint's chat template, ending where the assistant answers."""
+        content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": question}]
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}],
+            chat_template=self.chat_template,
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+
+    def _prompt_ids(self, question: str, n_image_tokens: int | None) -> list[int]:
+        ids = self.tokenizer(self.prompt_text(question, with_image=n_image_tokens is not None)).input_ids
+        if n_image_tokens is None:
+            return ids
+        positions = [i for i, t in enumerate(ids) if t == self.image_token_id]
+        if len(positions) != 1:
+            raise TetherError(
+                f"chat template produced {len(positions)} image tokens for one image; expected 1"
+            )
+        i = positions[0]
+        return ids[:i] + [self.image_token_id] * n_image_tokens + ids[i + 1 :]
+
+    def _response_ids(self, response: str, add_eos: bool) -> list[int]:
+        ids = self.tokenizer(response, add_special_tokens=False).input_ids
+        return ids + [self.eos_token_id] if add_eos else ids
+
+    # ---- batching --------------------------------------------------------------------------------------
+
+    def encode(
+        self,
+        images: Sequence | None,
+        prompts: Sequence[str],
+        responses: Sequence[str] | None = None,
+        *,
+        padding_side: str = "right",
+        add_eos: bool = True,
+        max_length: int | None = None,
+    ) -> ModelBatch:
+        """Tokenize (image, prompt[, response]) samples into one padded batch.
+
+        With ``max_length``, only response tokens are cut; a prompt (with its visual tokens) that does not fit
+        is an error, never silently truncated inside the image span.
+        """
+        if images is not None and len(images) != len(prompts):
+            raise TetherError(f"{len(images)} images for {len(prompts)} prompts")
+        image_inputs = self.image_inputs(images) if images is not None else {}
+        counts = self.image_token_counts(image_inputs) if images is not None else [None] * len(prompts)
+        rows, masks = [], []
+        for i, prompt in enumerate(prompts):
+            prompt_ids = self._prompt_ids(prompt, counts[i])
+            response_ids = self._response_ids(responses[i], add_eos) if responses is not None else []
+            if max_length is not None:
+                if len(prompt_ids) >= max_length:
+                    raise TetherError(
+                        f"sample {i}: prompt with its visual tokens is {len(prompt_ids)} tokens, max_length is "
+                        f"{max_length}; raise max_length (prompts are never truncated inside the image span)"
+                    )
+                response_ids = response_ids[: max_length - len(prompt_ids)]
+            rows.append(prompt_ids + response_ids)
+            masks.append([False] * len(prompt_ids) + [True] * len(response_ids))
+        input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, padding_side)
+        return ModelBatch(
+            input_ids, attention_mask, response_mask, image_inputs, self.extra_inputs(input_ids)
+        )
+
+    def encode_text(
+        self, texts: Sequence[str], *, add_eos: bool = True, padding_side: str = "right"
+    ) -> ModelBatch:
+        """Text-only sequences (LM pretraining, HACL text representations); every token counts as response."""
+        rows = [self._response_ids(t, add_eos) for t in texts]
+        masks = [[True] * len(r) for r in rows]
+        input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, padding_side)
+        return ModelBatch(input_ids, attention_mask, response_mask, {}, self.extra_inputs(input_ids))
+
+    # ---- the guard --------------------------------------------------------------------------------------
+
+    def visual_token_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return input_ids == self.image_token_id
+
+    def check_image_tokens(self, batch: ModelBatch) -> None:
+        """Raise before the forward if any sample's image-token count differs from its image's features."""
+        found = self.visual_token_mask(batch.input_ids).sum(dim=1).tolist()
+        if not batch.image_inputs:
+            if any(found):
+                raise ImageTokenMismatch(f"batch has image tokens {found} but no images")
+            return
+        expected = self.image_token_counts(batch.image_inputs)
+        if len(expected) != len(found):
+            raise ImageTokenMismatch(f"{len(expected)} images for a batch of {len(found)} samples")
+        for i, (n_found, n_expected) in enumerate(zip(found, expected)):
+            if n_found != n_expected:
+                raise ImageTokenMismatch(
+                    f"sample {i}: {n_found} image tokens in the text but its image gives {n_expected} visual "
+                    "features; was the sequence truncated inside the image span?"
+                )
+
+    # ---- forwards --------------------------------------------------------------------------------------
+
+    def forward(self, batch: ModelBatch, **kwargs):
+        self.check_image_tokens(batch)
+        return self.model(**batch.to(self.device).model_inputs(), **kwargs)
+
+    def response_logprobs(self, batch: ModelBatch, return_logits: bool = False, **kwargs) -> ResponseLogProbs:
+        """Log-probs of response tokens given everything before them; prompt, image and padding are masked."""
+        output = self.forward(batch, **kwargs)
+        return logprobs_from_logits(
+            output.logits,
+            batch.input_ids.to(output.logits.device),
+            batch.response_mask.to(output.logits.device),
+            return_logits,
+        )
+
+    def _last_hidden(self, batch: ModelBatch) -> torch.Tensor:
+        self.check_image_tokens(batch)
+        # the base model (no LM head): we need hidden states, not vocabulary logits
+        return self.model.model(**batch.to(self.device).model_inputs()).last_hidden_state
+
+    def visual_eos_representation(self, images: Sequence) -> torch.Tensor:
+        """Last-layer hidden state at an EOS appended to each image's visual tokens alone: [batch, hidden]."""
+        image_inputs = self.image_inputs(images)
+        rows = [self.image_span(n) + [self.eos_token_id] for n in self.image_token_counts(image_inputs)]
+        masks = [[False] * len(r) for r in rows]
+        input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, "right")
+        batch = ModelBatch(
+            input_ids, attention_mask, response_mask, image_inputs, self.extra_inputs(input_ids)
+        )
+        return _at_last_token(self._last_hidden(batch), batch.attention_mask)
+
+    def text_eos_representation(self, texts: Sequence[str]) -> torch.Tensor:
+        """Last-layer hidden state at an EOS appended to each text alone: [batch, hidden]."""
+        batch = self.encode_text(texts, add_eos=True)
+        return _at_last_token(self._last_hidden(batch), batch.attention_mask)
+
+    @contextlib.contextmanager
+    def projector_hook(self, fn: Callable[[torch.Tensor], torch.Tensor]):
+        """Replace the projector's output by ``fn(output)`` inside the ``with`` block."""
+        handle = self.projector.register_forward_hook(lambda module, args, output: fn(output))
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        images: Sequence | None,
+        prompts: Sequence[str],
+        settings: DecodingSettings | None = None,
+        **kwargs,
+    ) -> list[str]:
+        """Batched generation; left padding so every row's answer starts right after its prompt."""
+        settings = settings or DecodingSettings()
+        batch = self.encode(images, prompts, padding_side="left")
+        self.check_image_tokens(batch)
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            output_ids = self.model.generate(
+                **batch.to(self.device).model_inputs(),
+                **settings.generate_kwargs(),
+                eos_token_id=self.eos_token_id,
+                pad_token_id=self.pad_token_id,
+                **kwargs,
+            )
+        finally:
+            self.model.train(was_training)
+        new_tokens = output_ids[:, batch.input_ids.shape[1] :]
+        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def save_pretrained(self, out_dir) -> None:
+        """Save model (safetensors), tokenizer, image processor and chat template as a loadable folder."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out_dir, safe_serialization=True)
+        self.tokenizer.save_pretrained(out_dir)
+        self.image_processor.save_pretrained(out_dir)
+        (out_dir / "chat_template.jinja").write_text(self.chat_template)
+
+
+def logprobs_from_logits(
+    logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor, return_logits: bool = False
+) -> ResponseLogProbs:
+    """Shifted log-probs of ``input_ids`` under ``logits``, computed only where ``response_mask`` is set.
+
+    The log-softmax runs over response positions alone: the prompt (with hundreds of visual tokens) never
+    pays for a vocabulary-sized softmax.
+    """
+    target_ids = input_ids[:, 1:]
+    mask = response_mask[:, 1:]
+    shifted = logits[:, :-1]
+    selected = shifted[mask].float()
+    token_logps = torch.gather(F.log_softmax(selected, dim=-1), 1, target_ids[mask].unsqueeze(1)).squeeze(1)
+    per_token = torch.zeros(mask.shape, dtype=token_logps.dtype, device=logits.device)
+    per_token = per_token.masked_scatter(mask, token_logps)
+    return ResponseLogProbs(per_token, mask, per_token.sum(dim=1), logits if return_logits else None)
+
+
+def _pad(rows, masks, pad_id: int, side: str):
+    if side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    response_mask = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, (row, mask) in enumerate(zip(rows, masks)):
+        span = slice(0, len(row)) if side == "right" else slice(width - len(row), width)
+        input_ids[i, span] = torch.tensor(row, dtype=torch.long)
+        attention_mask[i, span] = 1
+        response_mask[i, span] = torch.tensor(mask, dtype=torch.bool)
+    return input_ids, attention_mask, response_mask
+
+
+def _at_last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Hidden state at each row's last real token (right padding)."""
+    last = attention_mask.to(hidden.device).sum(dim=1) - 1
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]

@@ -1,0 +1,108 @@
+"""``load(path)``: a local Hugging Face checkpoint folder → a ``VisionLanguageModel`` adapter.
+
+Safetensors only; ``trust_remote_code`` only when asked. Real checkpoints and tether's tiny ones take this
+same path.
+"""
+
+import json
+from pathlib import Path
+
+from tether.errors import TetherError
+from tether.models.adapter import VisionLanguageModel
+from tether.models.llava import LlavaAdapter
+from tether.models.qwen2_vl import Qwen2VLAdapter
+
+ADAPTERS: dict[str, type[VisionLanguageModel]] = {
+    "llava": LlavaAdapter,
+    "qwen2_vl": Qwen2VLAdapter,
+    "qwen2_5_vl": Qwen2VLAdapter,
+}
+
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "auto": "auto",
+}
+
+
+def checkpoint_type(path) -> tuple[str, dict]:
+    """``(model_type, config)`` of a local checkpoint folder, with clear errors for what is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise TetherError(
+            f"{path}: not a local checkpoint folder (tether loads local folders; download first)"
+        )
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise TetherError(f"{path}: no config.json; is this a Hugging Face checkpoint folder?")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as e:
+        raise TetherError(f"{config_file}: invalid JSON ({e.msg}, line {e.lineno})") from None
+    return config.get("model_type", ""), config
+
+
+def load(
+    path,
+    *,
+    trust_remote_code: bool = False,
+    dtype: str = "float32",
+    device: str | None = None,
+    adapter: str | None = None,
+) -> VisionLanguageModel:
+    """Load model, tokenizer, image processor and chat template from ``path``.
+
+    ``adapter`` forces an adapter by name (for architectures registered under another ``model_type``).
+    """
+    from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
+
+    path = Path(path)
+    model_type, config = checkpoint_type(path)
+    name = adapter or model_type
+    if name not in ADAPTERS:
+        raise TetherError(
+            f"{path}: architecture '{model_type}' is not supported; supported: {', '.join(sorted(ADAPTERS))}"
+        )
+    if config.get("auto_map") and not trust_remote_code:
+        raise TetherError(
+            f"{path}: this checkpoint ships its own code (auto_map); pass --trust-remote-code "
+            "only if you trust its author"
+        )
+    _require_safetensors(path)
+    if dtype not in _DTYPES:
+        raise TetherError(f"unknown dtype '{dtype}'; choose from {sorted(_DTYPES)}")
+
+    model = AutoModelForImageTextToText.from_pretrained(
+        path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=_DTYPES[dtype]
+    )
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    image_processor = AutoImageProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if device is not None:
+        model.to(device)
+    return ADAPTERS[name](model, tokenizer, image_processor, _chat_template(path, tokenizer), path)
+
+
+def _require_safetensors(path: Path) -> None:
+    if any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").is_file():
+        return
+    pickled = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+    if pickled:
+        raise TetherError(
+            f"{path}: only pickle weights found ({', '.join(pickled)}); tether loads safetensors "
+            "only (pickle can run code). Convert them to safetensors first."
+        )
+    raise TetherError(f"{path}: no *.safetensors weights found")
+
+
+def _chat_template(path: Path, tokenizer) -> str | None:
+    jinja = path / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text()
+    as_json = path / "chat_template.json"
+    if as_json.is_file():
+        return json.loads(as_json.read_text()).get("chat_template")
+    return tokenizer.chat_template

@@ -1,0 +1,37 @@
+"""Qwen2-VL and Qwen2.5-VL: native-resolution ViT with a patch merger → Qwen2 LLM with M-RoPE."""
+
+import torch
+
+from tether.models.adapter import VisionLanguageModel
+
+
+class Qwen2VLAdapter(VisionLanguageModel):
+    arch = "qwen2_vl"
+    image_token = "<|image_pad|>"
+
+    def __init__(self, model, tokenizer, image_processor, chat_template, path=None):
+        super().__init__(model, tokenizer, image_processor, chat_template, path)
+        self.vision_start_id = model.config.vision_start_token_id
+        self.vision_end_id = model.config.vision_end_token_id
+
+    def image_inputs(self, images) -> dict:
+        out = self.image_processor(images=list(images), return_tensors="pt")
+        return {
+            "pixel_values": out["pixel_values"].to(self.model.dtype),
+            "image_grid_thw": out["image_grid_thw"],
+        }
+
+    def image_token_counts(self, image_inputs: dict) -> list[int]:
+        merge = self.model.config.vision_config.spatial_merge_size
+        return (image_inputs["image_grid_thw"].prod(dim=-1) // merge**2).tolist()
+
+    def image_span(self, n_tokens: int) -> list[int]:
+        return [self.vision_start_id] + [self.image_token_id] * n_tokens + [self.vision_end_id]
+
+    @property
+    def projector(self) -> torch.nn.Module:
+        return self.model.model.visual.merger
+
+    def extra_inputs(self, input_ids: torch.Tensor) -> dict:
+        # M-RoPE needs to know which positions are image tokens (0 = text, 1 = image)
+        return {"mm_token_type_ids": (input_ids == self.image_token_id).int()}

@@ -1,0 +1,160 @@
+"""Tiny random-init checkpoints of each supported architecture, for tests and the synthetic world.
+
+``build_tiny_checkpoint(TinyConfig(arch=...), out_dir, words)`` writes an ordinary checkpoint folder
+(safetensors weights, tokenizer, image processor, chat template) that ``tether.models.load`` then loads
+like any real one. Only construction lives here; nothing else in tether knows a model is tiny.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tether.errors import TetherError
+from tether.models.tokenizer import build_word_tokenizer
+
+# The LLaVA-1.5 conversation format ("USER: <image>\n... ASSISTANT: ..."), as a chat template.
+LLAVA_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}USER: "
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<image>\n{% else %}{{ c['text'] }}{% endif %}"
+    "{% endfor %} {% else %}ASSISTANT: {% for c in message['content'] %}{{ c['text'] }}{% endfor %}</s>{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+# The Qwen2-VL ChatML format.
+QWEN2_VL_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass
+class TinyConfig:
+    arch: str = "llava"  # llava | qwen2_vl
+    image_size: int = 32
+    patch_size: int = 8
+    vision_hidden: int = 32
+    vision_layers: int = 2
+    vision_heads: int = 2
+    text_hidden: int = 32
+    text_layers: int = 2
+    text_heads: int = 2
+    max_positions: int = 512
+    seed: int = 0
+
+
+def build_tiny_checkpoint(config: TinyConfig, out_dir, words=()) -> Path:
+    """Build a random-init model of ``config.arch`` over a word-level vocabulary and save it to ``out_dir``."""
+    builders = {"llava": _build_llava, "qwen2_vl": _build_qwen2_vl}
+    if config.arch not in builders:
+        raise TetherError(f"no tiny builder for '{config.arch}'; choose from {sorted(builders)}")
+    torch.manual_seed(config.seed)
+    model, tokenizer, image_processor, template = builders[config.arch](config, words)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.chat_template = template
+    tokenizer.save_pretrained(out_dir)
+    image_processor.save_pretrained(out_dir)
+    (out_dir / "chat_template.jinja").write_text(template)
+    return out_dir
+
+
+def _text_config(config: TinyConfig, tokenizer) -> dict:
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=config.text_hidden,
+        intermediate_size=config.text_hidden * 4,
+        num_hidden_layers=config.text_layers,
+        num_attention_heads=config.text_heads,
+        num_key_value_heads=config.text_heads,
+        max_position_embeddings=config.max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+
+
+def _build_llava(config: TinyConfig, words):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    tokenizer = build_word_tokenizer(words, {"image_token": "<image>"})
+    vision = CLIPVisionConfig(
+        hidden_size=config.vision_hidden,
+        intermediate_size=config.vision_hidden * 4,
+        num_hidden_layers=config.vision_layers,
+        num_attention_heads=config.vision_heads,
+        image_size=config.image_size,
+        patch_size=config.patch_size,
+    )
+    model_config = LlavaConfig(
+        vision_config=vision,
+        text_config=LlamaConfig(**_text_config(config, tokenizer)),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,  # a 2-layer tower has no useful penultimate layer
+        vision_feature_select_strategy="default",
+        tie_word_embeddings=False,
+    )
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": config.image_size},
+        crop_size={"height": config.image_size, "width": config.image_size},
+    )
+    return LlavaForConditionalGeneration(model_config), tokenizer, image_processor, LLAVA_TEMPLATE
+
+
+def _build_qwen2_vl(config: TinyConfig, words):
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    tokenizer = build_word_tokenizer(
+        words,
+        {
+            "eos_token": "<|im_end|>",
+            "im_start": "<|im_start|>",
+            "image_token": "<|image_pad|>",
+            "video_token": "<|video_pad|>",
+            "vision_start_token": "<|vision_start|>",
+            "vision_end_token": "<|vision_end|>",
+        },
+    )
+    head_dim = config.text_hidden // config.text_heads
+    section = head_dim // 2 // 4  # M-RoPE splits rotary dims between time, height and width
+    text = _text_config(config, tokenizer)
+    text["rope_parameters"] = {
+        "rope_type": "default",
+        "rope_theta": 10000.0,
+        "mrope_section": [head_dim // 2 - 2 * section, section, section],
+    }
+    ids = tokenizer.convert_tokens_to_ids
+    model_config = Qwen2VLConfig(
+        text_config=text,
+        vision_config=dict(
+            depth=config.vision_layers,
+            embed_dim=config.vision_hidden,
+            hidden_size=config.text_hidden,
+            num_heads=config.vision_heads,
+            patch_size=config.patch_size,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        ),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    side = config.image_size
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=config.patch_size,
+        merge_size=2,
+        temporal_patch_size=2,
+        # images of other sizes keep their aspect and get other token counts, as with the real processor
+        min_pixels=(side // 2) ** 2,
+        max_pixels=(2 * side) ** 2,
+    )
+    return Qwen2VLForConditionalGeneration(model_config), tokenizer, image_processor, QWEN2_VL_TEMPLATE

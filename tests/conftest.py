@@ -1,0 +1,29 @@
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TINY_WORDS = "red blue green square circle triangle left right above below".split()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared benchmark data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session", params=["llava", "qwen2_vl"])
+def tiny_checkpoint(request, tmp_path_factory) -> Path:
+    """A saved tiny random-init checkpoint of each supported architecture."""
+    from tether.models.tiny import TinyConfig, build_tiny_checkpoint
+
+    out = tmp_path_factory.mktemp(f"tiny_{request.param}")
+    return build_tiny_checkpoint(TinyConfig(arch=request.param), out, TINY_WORDS)
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tiny_checkpoint):
+    from tether.models import load
+
+    return load(tiny_checkpoint)
