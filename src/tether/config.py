@@ -86,6 +86,11 @@ def _coerce(hint, value, where: str):
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # PyYAML reads "3e-3" (no dot) as a string
+            return float(value)
+        except ValueError:
+            raise TetherError(f"{where}: expected float, got {value!r}") from None
     if hint is str and isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     if isinstance(hint, type) and not isinstance(value, hint) or (hint is int and isinstance(value, bool)):

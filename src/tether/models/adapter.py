@@ -56,6 +56,26 @@ class ModelBatch:
     image_inputs: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
+    def as_dict(self) -> dict:
+        """Plain nested dict (what a data collator returns and ``Trainer`` moves to the device)."""
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "response_mask": self.response_mask,
+            "image_inputs": self.image_inputs,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelBatch:
+        return cls(
+            d["input_ids"],
+            d["attention_mask"],
+            d["response_mask"],
+            d.get("image_inputs", {}),
+            d.get("extra", {}),
+        )
+
     def model_inputs(self) -> dict:
         return {
             "input_ids": self.input_ids,
@@ -94,7 +114,8 @@ class VisionLanguageModel:
     def __init__(
         self, model, tokenizer, image_processor, chat_template: str | None, path: str | Path | None = None
     ):
-        self.model = model
+        self.model = model  # what forwards run through; may be replaced by a PEFT wrapper
+        self.base_model = model  # the plain HF model, for looking up submodules (projector, vision tower)
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.chat_template = chat_template or tokenizer.chat_template
@@ -139,7 +160,7 @@ class VisionLanguageModel:
 
     @property
     def hidden_size(self) -> int:
-        return self.model.config.get_text_config().hidden_size
+        return self.base_model.config.get_text_config().hidden_size
 
     def describe(self) -> dict:
         n_params = sum(p.numel() for p in self.model.parameters())

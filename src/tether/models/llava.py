@@ -16,10 +16,10 @@ class LlavaAdapter(VisionLanguageModel):
 
     def image_inputs(self, images) -> dict:
         pixel_values = self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-        return {"pixel_values": pixel_values.to(self.model.dtype)}
+        return {"pixel_values": pixel_values.to(self.base_model.dtype)}
 
     def image_token_counts(self, image_inputs: dict) -> list[int]:
-        config = self.model.config
+        config = self.base_model.config
         pixel_values = image_inputs["pixel_values"]
         patch = config.vision_config.patch_size
         n_patches = (pixel_values.shape[-2] // patch) * (pixel_values.shape[-1] // patch)
@@ -30,4 +30,4 @@ class LlavaAdapter(VisionLanguageModel):
 
     @property
     def projector(self) -> torch.nn.Module:
-        return self.model.model.multi_modal_projector
+        return self.base_model.model.multi_modal_projector

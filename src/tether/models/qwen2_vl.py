@@ -17,12 +17,12 @@ class Qwen2VLAdapter(VisionLanguageModel):
     def image_inputs(self, images) -> dict:
         out = self.image_processor(images=list(images), return_tensors="pt")
         return {
-            "pixel_values": out["pixel_values"].to(self.model.dtype),
+            "pixel_values": out["pixel_values"].to(self.base_model.dtype),
             "image_grid_thw": out["image_grid_thw"],
         }
 
     def image_token_counts(self, image_inputs: dict) -> list[int]:
-        merge = self.model.config.vision_config.spatial_merge_size
+        merge = self.base_model.config.vision_config.spatial_merge_size
         return (image_inputs["image_grid_thw"].prod(dim=-1) // merge**2).tolist()
 
     def image_span(self, n_tokens: int) -> list[int]:
@@ -30,7 +30,7 @@ class Qwen2VLAdapter(VisionLanguageModel):
 
     @property
     def projector(self) -> torch.nn.Module:
-        return self.model.model.visual.merger
+        return self.base_model.model.visual.merger
 
     def extra_inputs(self, input_ids: torch.Tensor) -> dict:
         # M-RoPE needs to know which positions are image tokens (0 = text, 1 = image)

@@ -1,0 +1,25 @@
+"""Opening images named by data files: inside the image root only, with errors that name the record."""
+
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from tether.data.io import resolve_under
+from tether.errors import DataError
+
+MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs rather than exhausting memory
+
+
+def open_image(root, relative: str, *, source=None, line: int | None = None) -> Image.Image:
+    """Open ``root/relative`` as RGB. ``source``/``line`` name the data record that referred to it."""
+    path = resolve_under(root, relative, path=source, line=line)
+    where = f"image '{relative}'"
+    if not Path(path).is_file():
+        raise DataError(f"{where} not found under {root}", source, line)
+    try:
+        with Image.open(path) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise DataError(f"{where} is {img.width}x{img.height}, over the size limit", source, line)
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f"{where} is not a readable image ({type(e).__name__}: {e})", source, line) from None

@@ -1,0 +1,74 @@
+"""Supervised records: (image, prompt, response), or text alone for language-model pretraining.
+
+Accepted per line (JSONL or a JSON list): tether's ``{"image", "prompt", "response"}``; QA
+``{"image", "question", "answer"}``; LLaVA's ``{"image", "conversations": [{"from": "human", ...},
+{"from": "gpt", ...}, ...]}`` (each human/gpt exchange becomes one record; ``<image>`` markers are removed
+because the chat template places the image); and ``{"text"}`` for text-only records.
+"""
+
+from dataclasses import dataclass
+
+from tether.data.io import SkipLog, read_records
+from tether.errors import DataError
+
+
+@dataclass
+class SFTRecord:
+    image: str | None  # relative to the images root; None for text-only records
+    prompt: str | None  # None for text-only records
+    response: str
+
+
+def load_sft_records(path, *, skip_invalid: bool = False, skips: SkipLog | None = None) -> list[SFTRecord]:
+    records: list[SFTRecord] = []
+    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
+        try:
+            records.extend(_parse(raw, path, line))
+        except DataError as e:
+            if not skip_invalid:
+                raise
+            if skips is not None:
+                skips.add(str(e))
+    return records
+
+
+def _text(raw: dict, key: str, path, line) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"field '{key}' must be a non-empty string", path, line)
+    return value
+
+
+def _parse(raw: dict, path, line) -> list[SFTRecord]:
+    image = raw.get("image")
+    if image is not None and (not isinstance(image, str) or not image):
+        raise DataError("field 'image' must be a file name", path, line)
+    if "conversations" in raw:
+        turns = raw["conversations"]
+        if not isinstance(turns, list) or len(turns) < 2 or len(turns) % 2:
+            raise DataError("'conversations' must alternate human/gpt turns", path, line)
+        out = []
+        for i in range(0, len(turns), 2):
+            human, gpt = turns[i], turns[i + 1]
+            if (
+                not (isinstance(human, dict) and isinstance(gpt, dict))
+                or human.get("from") != "human"
+                or gpt.get("from") != "gpt"
+            ):
+                raise DataError(
+                    f"conversation turn {i + 1}: expected a human turn then a gpt turn", path, line
+                )
+            prompt = _text(human, "value", path, line).replace("<image>", "").strip()
+            out.append(SFTRecord(image, prompt, _text(gpt, "value", path, line)))
+        return out
+    if "prompt" in raw:
+        return [SFTRecord(image, _text(raw, "prompt", path, line), _text(raw, "response", path, line))]
+    if "question" in raw:
+        return [SFTRecord(image, _text(raw, "question", path, line), _text(raw, "answer", path, line))]
+    if "text" in raw:
+        if image is not None:
+            raise DataError("a text-only record ('text') cannot name an image", path, line)
+        return [SFTRecord(None, None, _text(raw, "text", path, line))]
+    raise DataError(
+        "record has none of 'conversations', 'prompt'/'response', 'question'/'answer', 'text'", path, line
+    )

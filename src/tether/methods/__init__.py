@@ -1,0 +1,1 @@
+"""Training: losses as pure functions, one trainer infrastructure, and a module per method."""

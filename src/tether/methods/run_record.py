@@ -1,0 +1,41 @@
+"""What a training run leaves behind beside its weights: settings, provenance, curve, time, memory."""
+
+import dataclasses
+import resource
+import time
+from pathlib import Path
+
+from tether.data.io import write_json
+from tether.provenance import environment
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class RunTimer:
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def write_run_record(
+    out_dir, *, command: str, config, trainer=None, timer: RunTimer | None = None, extra: dict | None = None
+) -> Path:
+    record = {
+        "command": command,
+        "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config,
+        "environment": environment(),
+        "wall_seconds": timer.seconds if timer else None,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if trainer is not None:
+        record["log_history"] = trainer.state.log_history
+        record["global_step"] = trainer.state.global_step
+    record.update(extra or {})
+    path = Path(out_dir) / "run.json"
+    write_json(path, record)
+    return path

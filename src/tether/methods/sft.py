@@ -1,0 +1,129 @@
+"""Supervised fine-tuning (and language-model pretraining): next-token loss on response tokens.
+
+NoiseBoost plugs in through ``visual_perturbation``: a module applied to the projected visual tokens in
+training mode only.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from tether.data.images import open_image
+from tether.data.sft import SFTRecord
+from tether.methods.settings import ModelSettings, TrainSettings
+from tether.models import ModelBatch, VisionLanguageModel
+
+
+@dataclass
+class SFTData:
+    train: list[str] = field(default_factory=list)  # JSONL/JSON files of SFT records
+    images: str = "."  # root that image paths are relative to
+    max_length: int | None = None  # cuts responses only; prompts never lose visual tokens
+    skip_invalid: bool = False
+
+
+@dataclass
+class SFTConfig:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    data: SFTData = field(default_factory=SFTData)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    noiseboost: dict | None = None  # see tether.methods.noise (NoiseBoost settings)
+
+
+class SFTCollator:
+    """Records → ``{"image_batch": ..., "text_batch": ...}`` (either may be None)."""
+
+    def __init__(self, vlm: VisionLanguageModel, images_root, max_length: int | None = None):
+        self.vlm = vlm
+        self.images_root = images_root
+        self.max_length = max_length
+
+    def __call__(self, records: Sequence[SFTRecord]) -> dict:
+        with_image = [r for r in records if r.image is not None]
+        text_only = [r for r in records if r.image is None]
+        out = {"image_batch": None, "text_batch": None}
+        if with_image:
+            images = [open_image(self.images_root, r.image) for r in with_image]
+            batch = self.vlm.encode(
+                images,
+                [r.prompt for r in with_image],
+                [r.response for r in with_image],
+                max_length=self.max_length,
+            )
+            out["image_batch"] = batch.as_dict()
+        if text_only:
+            out["text_batch"] = self.vlm.encode_text([r.response for r in text_only]).as_dict()
+        return out
+
+
+class SFTModule(torch.nn.Module):
+    """Mean next-token NLL over all response tokens of the batch (image and text-only rows together)."""
+
+    def __init__(self, vlm: VisionLanguageModel, visual_perturbation: torch.nn.Module | None = None):
+        super().__init__()
+        self.model = vlm.model
+        self.vlm = vlm
+        self.visual_perturbation = visual_perturbation
+
+    def forward(self, image_batch=None, text_batch=None) -> dict:
+        total_logp, total_tokens, correct = 0.0, 0, 0
+        for raw in (image_batch, text_batch):
+            if raw is None:
+                continue
+            batch = ModelBatch.from_dict(raw)
+            if self.visual_perturbation is not None and self.training and raw is image_batch:
+                with self.vlm.projector_hook(self.visual_perturbation):
+                    result = self.vlm.response_logprobs(batch, return_logits=True)
+            else:
+                result = self.vlm.response_logprobs(batch, return_logits=True)
+            total_logp = total_logp + result.summed.sum()
+            total_tokens += int(result.mask.sum())
+            predicted = result.logits[:, :-1].argmax(-1)
+            correct += int((predicted == batch.input_ids[:, 1:].to(predicted.device))[result.mask].sum())
+        loss = -total_logp / max(total_tokens, 1)
+        return {"loss": loss, "metrics": {"token_accuracy": torch.tensor(correct / max(total_tokens, 1))}}
+
+
+def train_sft(config: SFTConfig):
+    """Run SFT from a config; returns the folder of the exported (merged, loadable) model."""
+    from pathlib import Path
+
+    from tether.data.io import SkipLog
+    from tether.data.sft import load_sft_records
+    from tether.errors import TetherError
+    from tether.methods.run_record import RunTimer, write_run_record
+    from tether.methods.trainer import run_training
+    from tether.methods.tuning import export_model, load_for_training
+
+    timer = RunTimer()
+    if not config.data.train:
+        raise TetherError("data.train lists no files")
+    skips = SkipLog()
+    records = [
+        r
+        for path in config.data.train
+        for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
+    ]
+    vlm = load_for_training(config.model)
+    perturbation = None
+    if config.noiseboost:
+        from tether.methods.noise import noise_from_settings
+
+        perturbation = noise_from_settings(config.noiseboost)
+    module = SFTModule(vlm, perturbation)
+    trainer = run_training(
+        module, SFTCollator(vlm, config.data.images, config.data.max_length), records, config.train
+    )
+    out = Path(config.train.output_dir) / "model"
+    if trainer.args.should_save:
+        export_model(vlm, out)
+        write_run_record(
+            config.train.output_dir,
+            command="train sft",
+            config=config,
+            trainer=trainer,
+            timer=timer,
+            extra={"records": len(records), "skipped": skips.skipped, "skip_reasons": skips.reasons},
+        )
+    return out

@@ -1,0 +1,144 @@
+"""One trainer infrastructure under every method: ``transformers.Trainer`` around a method module.
+
+A method is an ``nn.Module`` whose ``forward(**batch)`` returns ``{"loss": tensor, "metrics": {name: tensor}}``
+(the module holds the VLM and any heads it trains), plus a data collator that turns records into that batch.
+Running everything through one module forward is what makes DDP, DeepSpeed and FSDP wrap the whole method,
+heads included. The Trainer brings gradient accumulation, schedulers, mixed precision, logging
+(tensorboard/wandb), checkpointing and resume.
+
+Checkpoints hold only the parameters that train (LoRA adapters, projector, heads...), as safetensors: small,
+and safe to load.
+"""
+
+import logging
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from tether.errors import TetherError
+from tether.methods.settings import TrainSettings
+
+logger = logging.getLogger(__name__)
+
+TRAINABLE_WEIGHTS = "trainable.safetensors"
+
+
+def training_arguments(settings: TrainSettings, **overrides) -> TrainingArguments:
+    kwargs = dict(
+        output_dir=settings.output_dir,
+        max_steps=settings.max_steps,
+        num_train_epochs=settings.num_train_epochs,
+        per_device_train_batch_size=settings.per_device_train_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup_steps,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        max_grad_norm=settings.max_grad_norm,
+        logging_steps=settings.logging_steps,
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        bf16=settings.bf16,
+        activation_checkpointing=settings.gradient_checkpointing,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        report_to=settings.report_to,
+        deepspeed=settings.deepspeed,
+        dataloader_num_workers=settings.dataloader_num_workers,
+        disable_tqdm=not settings.progress_bar,
+        remove_unused_columns=False,  # batches are built by tether's collators, not from dataset columns
+        # frozen vision-tower layers get no gradient; DDP must be told or it waits for them forever
+        ddp_find_unused_parameters=True,
+    )
+    kwargs.update(settings.extra)
+    kwargs.update(overrides)
+    return TrainingArguments(**kwargs)
+
+
+class TetherTrainer(Trainer):
+    """``Trainer`` for method modules: logs their metrics and checkpoints only trainable parameters."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._metric_sums: dict[str, list[float]] = defaultdict(list)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        for name, value in outputs.get("metrics", {}).items():
+            value = value.detach().float().mean() if torch.is_tensor(value) else torch.tensor(float(value))
+            self._metric_sums[name].append(
+                self.accelerator.gather_for_metrics(value.to(self.args.device)).mean().item()
+            )
+        return (outputs["loss"], outputs) if return_outputs else outputs["loss"]
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:  # a training log: add the method's metrics averaged since the last one
+            for name, values in self._metric_sums.items():
+                if values:
+                    logs[name] = sum(values) / len(values)
+            self._metric_sums.clear()
+        super().log(logs, start_time)
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        output_dir = Path(output_dir or self.args.output_dir)
+        if not self.args.should_save:
+            return
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_file(trainable_state(self.accelerator.unwrap_model(self.model)), output_dir / TRAINABLE_WEIGHTS)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        load_trainable_state(model or self.model, Path(resume_from_checkpoint) / TRAINABLE_WEIGHTS)
+
+    def _load_best_model(self) -> None:
+        self._load_from_checkpoint(self.state.best_model_checkpoint)
+
+
+def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    # clone: tied or shared tensors cannot be saved twice by safetensors
+    return {n: p.detach().cpu().clone().contiguous() for n, p in module.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(module: torch.nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise TetherError(f"{path}: checkpoint has no {TRAINABLE_WEIGHTS}")
+    state = load_file(str(path))
+    known = dict(module.named_parameters())
+    unknown = sorted(set(state) - set(known))
+    if unknown:
+        raise TetherError(
+            f"{path}: parameters not in this model: {unknown[:5]}{' ...' if len(unknown) > 5 else ''}"
+        )
+    with torch.no_grad():
+        for name, value in state.items():
+            known[name].copy_(value.to(known[name].device, known[name].dtype))
+
+
+def run_training(
+    module, collator, dataset, settings: TrainSettings, callbacks=None, **argument_overrides
+) -> TetherTrainer:
+    """Train ``module`` on ``dataset``; resume from the newest checkpoint in the output folder if asked."""
+    if len(dataset) == 0:
+        raise TetherError("training dataset is empty")
+    args = training_arguments(settings, **argument_overrides)
+    trainer = TetherTrainer(
+        model=module, args=args, train_dataset=dataset, data_collator=collator, callbacks=callbacks
+    )
+    resume = None
+    if settings.resume and os.path.isdir(settings.output_dir):
+        resume = get_last_checkpoint(settings.output_dir)
+        if resume:
+            logger.info("resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
+    return trainer
+
+
+def loss_history(trainer: Trainer) -> list[dict]:
+    """The logged training records (step, loss, metrics), for reports and curves."""
+    return [r for r in trainer.state.log_history if "loss" in r and not math.isnan(r["loss"])]

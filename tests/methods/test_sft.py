@@ -1,0 +1,153 @@
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from tether.config import load_config
+from tether.data.sft import load_sft_records
+from tether.errors import DataError
+from tether.methods.sft import SFTCollator, SFTConfig, SFTModule, train_sft
+from tether.methods.trainer import TRAINABLE_WEIGHTS
+
+
+@pytest.fixture
+def sft_data(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = []
+    for i, colour in enumerate(["red", "blue", "green", "red"]):
+        Image.new("RGB", (32, 32), colour).save(images / f"{i}.png")
+        rows.append({"image": f"{i}.png", "question": "what color is it ?", "answer": colour})
+    rows.append({"text": "a red square left of a blue circle ."})
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path, images
+
+
+def test_records_formats_and_errors(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text(
+        json.dumps(
+            {
+                "image": "x.png",
+                "conversations": [
+                    {"from": "human", "value": "<image>\nwhat ?"},
+                    {"from": "gpt", "value": "red"},
+                    {"from": "human", "value": "and ?"},
+                    {"from": "gpt", "value": "blue"},
+                ],
+            }
+        )
+        + "\n"
+        + json.dumps({"image": "y.png", "prompt": "p", "response": "r"})
+        + "\n"
+    )
+    records = load_sft_records(path)
+    assert [(r.image, r.prompt, r.response) for r in records] == [
+        ("x.png", "what ?", "red"),
+        ("x.png", "and ?", "blue"),
+        ("y.png", "p", "r"),
+    ]
+    path.write_text(json.dumps({"image": "y.png", "prompt": "p"}) + "\n")
+    with pytest.raises(DataError, match=r"a\.jsonl:1: field 'response'"):
+        load_sft_records(path)
+
+
+def test_loss_is_mean_token_nll(tiny_vlm, sft_data):
+    path, images = sft_data
+    records = load_sft_records(path)
+    batch = SFTCollator(tiny_vlm, images)(records)
+    module = SFTModule(tiny_vlm)
+    with torch.no_grad():
+        loss = module(**batch)["loss"]
+        from tether.models import ModelBatch
+
+        sums, counts = 0.0, 0
+        for key in ("image_batch", "text_batch"):
+            r = tiny_vlm.response_logprobs(ModelBatch.from_dict(batch[key]))
+            sums += r.summed.sum().item()
+            counts += int(r.mask.sum())
+    assert loss.item() == pytest.approx(-sums / counts, rel=1e-5)
+
+
+def test_train_sft_learns_and_resumes(tiny_checkpoint, sft_data, tmp_path):
+    path, images = sft_data
+    out = tmp_path / "run"
+    config = load_config(
+        SFTConfig,
+        None,
+        [
+            f"model.path={tiny_checkpoint}",
+            f"data.train=[{path}]",
+            f"data.images={images}",
+            f"train.output_dir={out}",
+            "train.max_steps=30",
+            "train.learning_rate=3e-3",
+            "train.logging_steps=5",
+            "train.save_steps=15",
+            "train.per_device_train_batch_size=5",
+            "train.progress_bar=false",
+            "model.freeze_vision=false",
+        ],
+    )
+    exported = train_sft(config)
+    record = json.loads((out / "run.json").read_text())
+    losses = [r["loss"] for r in record["log_history"] if "loss" in r]
+    assert losses[-1] < losses[0] * 0.7
+    assert (out / "checkpoint-30" / TRAINABLE_WEIGHTS).is_file()
+    from tether.models import load
+
+    assert load(exported).describe()["architecture"] == json.loads(
+        (tiny_checkpoint / "config.json").read_text()
+    )["model_type"].replace("qwen2_5_vl", "qwen2_vl")
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_interrupted_training_resumes_to_identical_weights(tiny_checkpoint, sft_data, tmp_path):
+    """A run stopped after its step-10 checkpoint and rerun ends with the weights of an uninterrupted run."""
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from tether.data.sft import load_sft_records
+    from tether.methods.trainer import run_training
+    from tether.methods.tuning import load_for_training
+
+    path, images = sft_data
+    records = load_sft_records(path) * 4
+
+    class CrashAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 13:
+                raise _Crash
+
+    def train(out, callbacks=None):
+        config = load_config(
+            SFTConfig,
+            None,
+            [
+                f"model.path={tiny_checkpoint}",
+                f"train.output_dir={out}",
+                "train.max_steps=20",
+                "train.save_steps=10",
+                "train.per_device_train_batch_size=4",
+                "train.progress_bar=false",
+                "train.learning_rate=1e-3",
+            ],
+        )
+        vlm = load_for_training(config.model)
+        run_training(SFTModule(vlm), SFTCollator(vlm, images), records, config.train, callbacks=callbacks)
+
+    train(tmp_path / "straight")
+    with pytest.raises(_Crash):
+        train(tmp_path / "crashed", [CrashAt()])
+    assert not (tmp_path / "crashed" / "checkpoint-20").exists()
+    train(tmp_path / "crashed")
+    straight = load_file(tmp_path / "straight" / "checkpoint-20" / TRAINABLE_WEIGHTS)
+    resumed = load_file(tmp_path / "crashed" / "checkpoint-20" / TRAINABLE_WEIGHTS)
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        torch.testing.assert_close(straight[name], resumed[name], atol=1e-6, rtol=1e-5)
