@@ -152,6 +152,10 @@ class VisionLanguageModel:
     def extra_inputs(self, input_ids: torch.Tensor) -> dict:
         return {}
 
+    def continuation_position_ids(self, prefix_length: int, suffix_length: int, batch_size: int):
+        """Position ids for tokens continuing a cached prefix (right-padded); None lets the model count on."""
+        return None
+
     # ---- properties -----------------------------------------------------------------------------------
 
     @property

@@ -35,3 +35,12 @@ class Qwen2VLAdapter(VisionLanguageModel):
     def extra_inputs(self, input_ids: torch.Tensor) -> dict:
         # M-RoPE needs to know which positions are image tokens (0 = text, 1 = image)
         return {"mm_token_type_ids": (input_ids == self.image_token_id).int()}
+
+    def continuation_position_ids(self, prefix_length: int, suffix_length: int, batch_size: int):
+        # M-RoPE: text after an image continues from the image grid's largest position, which the model
+        # recorded as rope_deltas (position - index) during the prefix forward
+        delta = self.base_model.model.rope_deltas
+        positions = (
+            torch.arange(prefix_length, prefix_length + suffix_length, device=delta.device) + delta[0, 0]
+        )
+        return positions.view(1, 1, -1).expand(3, batch_size, -1)

@@ -1,0 +1,284 @@
+"""The model runner: answers for benchmark items, resumable, then scored and written as results.
+
+Two ways to answer:
+
+- ``generate``: batched generation (left padding), greedy unless told otherwise. Batched answers equal
+  batch-of-one answers (tested in tests/models).
+- ``fast`` (yes/no benchmarks only): one forward per question and no decoding loop. The image and the
+  prompt text before the question are encoded once per image (a KV cache expanded over that image's
+  questions); the answer is "Yes" if the next-token probability mass of the yes-tokens beats that of the
+  no-tokens. Agreement with ``generate`` is measured by ``benchmarks/pope_fast_vs_generate.py``.
+
+Every finished sample is appended (fsync'd) to ``samples.jsonl`` as ``{"id", "answer", ...}``; a rerun
+skips the ids already there, so a killed run loses at most the batch in flight. At the end the file is
+rewritten with the scored records (a superset of those fields) next to ``results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from tether.data.images import open_image
+from tether.data.io import SkipLog, append_jsonl
+from tether.errors import DataError, TetherError
+from tether.models.decoding import DecodingSettings
+
+logger = logging.getLogger(__name__)
+
+SAMPLES_FILE = "samples.jsonl"
+YES_WORDS = ("Yes", "yes", " Yes", " yes", "YES")
+NO_WORDS = ("No", "no", " No", " no", "NO")
+
+
+def read_finished(path: Path) -> dict[str, str]:
+    """Answers already in ``samples.jsonl``. A torn last line (killed mid-write) is dropped with a warning;
+    a bad line anywhere else means the file was damaged and is an error, not silently reused."""
+    if not path.is_file():
+        return {}
+    lines = path.read_bytes().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    finished = {}
+    for number, raw in enumerate(lines, start=1):
+        try:
+            record = json.loads(raw)
+            finished[str(record["id"])] = record["answer"]
+        except (ValueError, KeyError, TypeError):
+            if number == len(lines):
+                logger.warning(
+                    "%s:%d: incomplete last record (interrupted run); it will be redone", path, number
+                )
+                _truncate_last_line(path, raw)
+                break
+            raise DataError(
+                "damaged record (not an {id, answer} object); delete the file to start over", path, number
+            ) from None
+    return finished
+
+
+def _truncate_last_line(path: Path, torn: bytes) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - len(torn)])
+
+
+def run_benchmark(
+    benchmark,
+    items,
+    *,
+    model_path=None,
+    vlm=None,
+    images_root,
+    out_dir,
+    decoding=None,
+    mode: str = "generate",
+    judge=None,
+    data_file=None,
+    data_version: str | None = None,
+    seed: int = 0,
+    skip_invalid: bool = False,
+    progress: bool = True,
+):
+    """Answer ``items`` with the model, score them with ``benchmark`` and write results to ``out_dir``."""
+    from tether.eval.results import write_results
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settings, batch_size = _decoding(decoding)
+    if mode == "fast" and any(item.kind != "yesno" for item in items):
+        raise TetherError(f"--mode fast needs yes/no questions; {benchmark.name} has free-form items")
+    if mode not in ("generate", "fast"):
+        raise TetherError(f"unknown mode '{mode}' (generate or fast)")
+    if benchmark.needs_judge and judge is None:
+        raise TetherError(f"{benchmark.name} needs a judge (see --judge-* options)")
+
+    samples_path = out_dir / SAMPLES_FILE
+    answers = read_finished(samples_path)
+    todo = [item for item in items if item.id not in answers]
+    skips = SkipLog()
+    if todo:
+        if vlm is None:
+            from tether.models import load
+
+            vlm = load(model_path)
+        logger.info(
+            "%s: %d of %d items to answer (%d already done)",
+            benchmark.name,
+            len(todo),
+            len(items),
+            len(items) - len(todo),
+        )
+        answer_fn = _fast_answers if mode == "fast" else _generate_answers
+        for item, answer in answer_fn(
+            vlm, todo, images_root, settings, batch_size, skip_invalid, skips, progress
+        ):
+            append_jsonl(samples_path, {"id": item.id, "answer": answer, "mode": mode})
+            answers[item.id] = answer
+    scored_items = [item for item in items if item.id in answers]
+    score = (
+        benchmark.score(scored_items, answers, judge=judge)
+        if judge is not None
+        else benchmark.score(scored_items, answers)
+    )
+    if skips.skipped:
+        score.notes["skipped_items"] = skips.skipped
+        score.notes["skip_reasons"] = skips.reasons
+    model_name = str(model_path) if model_path is not None else getattr(vlm, "path", None)
+    write_results(
+        out_dir,
+        benchmark.name,
+        score,
+        model=model_name,
+        data_file=data_file,
+        data_version=data_version,
+        decoding={**settings.to_dict(), "batch_size": batch_size, "mode": mode},
+        judge=_judge_record(judge),
+        seed=seed,
+    )
+    return score
+
+
+def _decoding(decoding) -> tuple[DecodingSettings, int]:
+    if isinstance(decoding, DecodingSettings):
+        return decoding, 8
+    decoding = dict(decoding or {})
+    batch_size = int(decoding.pop("batch_size", 8))
+    known = DecodingSettings.__dataclass_fields__
+    unknown = sorted(set(decoding) - set(known))
+    if unknown:
+        raise TetherError(f"unknown decoding settings {unknown}")
+    return DecodingSettings(**decoding), batch_size
+
+
+def _judge_record(judge) -> dict | None:
+    if judge is None:
+        return None
+    return {"name": getattr(judge, "name", type(judge).__name__), **judge.settings()}
+
+
+def _open(item, images_root, skip_invalid: bool, skips: SkipLog):
+    try:
+        return open_image(images_root, item.image)
+    except DataError as e:
+        if not skip_invalid:
+            raise DataError(f"item '{item.id}': {e}") from None
+        skips.add(f"item '{item.id}': {e}")
+        return None
+
+
+def _batches(seq, size):
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="q")
+
+
+def _generate_answers(vlm, items, images_root, settings, batch_size, skip_invalid, skips, progress):
+    with _progress(len(items), progress, "generate") as bar:
+        for chunk in _batches(items, batch_size):
+            opened = [(item, _open(item, images_root, skip_invalid, skips)) for item in chunk]
+            opened = [(item, image) for item, image in opened if image is not None]
+            if opened:
+                texts = vlm.generate([im for _, im in opened], [it.prompt for it, _ in opened], settings)
+                yield from zip([it for it, _ in opened], texts)
+            bar.update(len(chunk))
+
+
+def _answer_token_ids(tokenizer, words) -> list[int]:
+    ids = []
+    for word in words:
+        tokens = tokenizer(word, add_special_tokens=False).input_ids
+        if tokens and tokens[0] != tokenizer.unk_token_id and tokens[0] not in ids:
+            ids.append(tokens[0])
+    if not ids:
+        raise TetherError(f"the tokenizer has no token for any of {words}")
+    return ids
+
+
+def fast_yes_no(vlm, image, prompts: list[str]) -> list[str]:
+    """Answer yes/no questions about one image with one shared prefix forward and one batched suffix forward."""
+    return ["Yes" if margin > 0 else "No" for margin in yes_no_margins(vlm, image, prompts).tolist()]
+
+
+@torch.no_grad()
+def yes_no_margins(vlm, image, prompts: list[str]) -> torch.Tensor:
+    """log P(yes-tokens) - log P(no-tokens) of the first answer token, per question about ``image``."""
+    yes_ids = _answer_token_ids(vlm.tokenizer, YES_WORDS)
+    no_ids = _answer_token_ids(vlm.tokenizer, NO_WORDS)
+    image_inputs = vlm.image_inputs([image])
+    (n_tokens,) = vlm.image_token_counts(image_inputs)
+    rows = [vlm._prompt_ids(p, n_tokens) for p in prompts]
+    prefix_len = _shared_prefix_length(rows, vlm.image_token_id)
+    model = vlm.model
+    was_training = model.training
+    model.eval()
+    try:
+        prefix = torch.tensor([rows[0][:prefix_len]], device=vlm.device)
+        image_inputs = {k: v.to(vlm.device) for k, v in image_inputs.items()}
+        out = model(
+            input_ids=prefix,
+            attention_mask=torch.ones_like(prefix),
+            **image_inputs,
+            **vlm.extra_inputs(prefix),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(len(rows))
+        suffixes = [r[prefix_len:] for r in rows]
+        width = max(len(s) for s in suffixes)
+        suffix_ids = torch.full((len(rows), width), vlm.pad_token_id, dtype=torch.long)
+        suffix_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, s in enumerate(suffixes):  # right padding: every real token keeps its position
+            suffix_ids[i, : len(s)] = torch.tensor(s)
+            suffix_mask[i, : len(s)] = 1
+        attention = torch.cat([torch.ones((len(rows), prefix_len), dtype=torch.long), suffix_mask], dim=1)
+        positions = vlm.continuation_position_ids(prefix_len, width, len(rows))
+        logits = model(
+            input_ids=suffix_ids.to(vlm.device),
+            attention_mask=attention.to(vlm.device),
+            past_key_values=cache,
+            position_ids=positions,
+            use_cache=True,
+        ).logits
+    finally:
+        model.train(was_training)
+    last = suffix_mask.sum(dim=1) - 1
+    final = torch.log_softmax(logits[torch.arange(len(rows)), last.to(logits.device)].float(), dim=-1)
+    return torch.logsumexp(final[:, yes_ids], dim=-1) - torch.logsumexp(final[:, no_ids], dim=-1)
+
+
+def _shared_prefix_length(rows: list[list[int]], image_token_id: int) -> int:
+    """Longest common prefix of the rows that covers the image span and leaves each row a suffix token."""
+    length = min(len(r) for r in rows) - 1
+    for i in range(length):
+        if any(r[i] != rows[0][i] for r in rows[1:]):
+            length = i
+            break
+    last_image = max(i for i, t in enumerate(rows[0]) if t == image_token_id)
+    if length <= last_image:
+        raise TetherError(
+            "questions of one image differ before the image ends; fast mode cannot share the prefix"
+        )
+    return length
+
+
+def _fast_answers(vlm, items, images_root, settings, batch_size, skip_invalid, skips, progress):
+    by_image = defaultdict(list)
+    for item in items:
+        by_image[item.image].append(item)
+    with _progress(len(items), progress, "yes/no") as bar:
+        for group in by_image.values():
+            image = _open(group[0], images_root, skip_invalid, skips)
+            if image is not None:
+                for chunk in _batches(group, max(batch_size, 1) * 4):
+                    yield from zip(chunk, fast_yes_no(vlm, image, [it.prompt for it in chunk]))
+            bar.update(len(group))
