@@ -91,7 +91,12 @@ class Pope(Benchmark):
             split = record.get("category") or _split_from_name(path)
             if category is not None and split != category:
                 continue
-            meta = {"category": split, "line": line, "combined": "category" in record, "only_category": category}
+            meta = {
+                "category": split,
+                "line": line,
+                "combined": "category" in record,
+                "only_category": category,
+            }
             if "label" in record:
                 meta["label"] = _check_label(record["label"], path, line)
             items.append(

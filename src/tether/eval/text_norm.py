@@ -85,4 +85,4 @@ def singularize(word: str, vocabulary=frozenset()) -> str:
     for candidate in candidates:
         if candidate in vocabulary:
             return candidate
-    return candidates[-1] if candidates else word
+    return candidates[0] if candidates else word
