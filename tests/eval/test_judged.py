@@ -151,3 +151,46 @@ def test_shr_with_llm_judge(tmp_path):
     assert "Factual Information:\ntwo objects\n" in prompt
     assert prompt.endswith("(hallucination, correct, or cannot judge): \n1. A cube\n\n")
     assert score.metrics["shr"] == 0.0 and score.metrics["n_sentences"] == 3
+
+
+def test_shr_cli_and_mmhal_judge_recorded(tmp_path, run_cli, data_dir):
+    _shr_items(tmp_path)
+    answers = write_jsonl(tmp_path / "a.jsonl", [{"image_id": k, "text": "A thing. Another."} for k in "abc"])
+    replies = write_jsonl(
+        tmp_path / "j.jsonl",
+        [{"image_id": k, "text": "Judgement:\n1. correct: x\n2. hallucination: y"} for k in "abc"],
+    )
+    code, out, _ = run_cli(
+        "eval",
+        "shr",
+        "score",
+        "--items",
+        tmp_path / "shr.jsonl",
+        "--answers",
+        answers,
+        "--judge-output",
+        replies,
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["shr"] == 0.5
+    mmhal = data_dir / "mmhal"
+    code, _, _ = run_cli(
+        "eval",
+        "mmhal",
+        "score",
+        "--template",
+        mmhal / "mmhal-bench_answer_template.json",
+        "--judge-output",
+        mmhal / "third_party" / "blip2_mmhal_eval.json",
+        "--responses",
+        mmhal / "third_party" / "blip2_2.7b.json",
+        "--out",
+        tmp_path / "run",
+        "--resamples",
+        "50",
+    )
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["judge"]["name"] == "gpt-4o-2024-08-06"
+    assert results["notes"]["replies_without_exactly_one_rating"] == 1
+    first = json.loads((tmp_path / "run" / "samples.jsonl").read_text().splitlines()[0])
+    assert first["rating"] == 0 and first["answer"]

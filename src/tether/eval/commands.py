@@ -242,6 +242,7 @@ def _score(args) -> int:
     skips = SkipLog()
     opts = {"skip_invalid": args.skip_invalid, "skips": skips}
     notes = {}
+    judge = None
     data_file = getattr(args, "data", None)
     if args.benchmark == "pope":
         from tether.eval.pope import align_answers_by_line_order
@@ -276,7 +277,14 @@ def _score(args) -> int:
         data_file = args.gt
         score = benchmark.score(items, captions)
     elif args.benchmark == "mmhal":
-        from tether.eval.mmhal import read_judge_replies, read_mmhal_responses, score_replies
+        from tether.eval.mmhal import (
+            read_judge_model,
+            read_judge_replies,
+            read_mmhal_responses,
+            score_replies,
+        )
+
+        judge = {"name": read_judge_model(args.judge_output), "replies": str(args.judge_output)}
 
         items = _load_items(args, benchmark)
         responses = read_mmhal_responses(args.responses) if args.responses else None
@@ -288,6 +296,7 @@ def _score(args) -> int:
         answers = answers_by_id(read_answer_lines(args.answers, **opts), args.answers)
         replies = answers_by_id(read_answer_lines(args.judge_output), args.judge_output)
         score = score_judgements(items, answers, replies)
+        judge = {"name": None, "replies": str(args.judge_output)}
     else:
         items = _load_items(args, benchmark)
         score = benchmark.score(items, answers_by_id(read_answer_lines(args.answers, **opts), args.answers))
@@ -306,7 +315,7 @@ def _score(args) -> int:
             data_file=data_file,
             data_version=args.data_version,
             decoding={},
-            judge=None,
+            judge=judge,
             seed=args.seed,
             n_resamples=args.resamples,
         )

@@ -126,6 +126,12 @@ def read_judge_replies(path) -> list[str]:
     return replies
 
 
+def read_judge_model(path) -> str | None:
+    """The judge model named in a judge-output file's chat completions (None for plain strings)."""
+    models = {entry.get("model") for entry in read_json(path) if isinstance(entry, dict)} - {None}
+    return ", ".join(sorted(models)) or None
+
+
 def read_mmhal_responses(path) -> dict[str, str]:
     """Model answers from a response file in template shape (``model_answer`` per question, in order)."""
     answers = {}
