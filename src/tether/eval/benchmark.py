@@ -4,6 +4,7 @@ A benchmark is a small class with ``name``, ``load_items(data_path, **options)``
 ``score(items, answers, judge=None)``; scorers are pure functions of answers and ground truth.
 """
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,17 +48,19 @@ class Score:
         )
 
 
-class Benchmark:
+class Benchmark(ABC):
     """Base class of the benchmark units; subclasses set ``name`` and implement the two methods."""
 
     name: str = ""
-    needs_judge: bool = False
+    needs_judge: bool = False  # MMHal-Bench and SHR score through a judge
 
+    @abstractmethod
     def load_items(self, data_path, **options) -> list[EvalItem]:
-        raise NotImplementedError
+        """Read the benchmark's official files; errors name the file and line."""
 
+    @abstractmethod
     def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:
-        raise NotImplementedError
+        """Score answers keyed by item id with the official rules (unrounded metrics)."""
 
 
 def check_unique_ids(items: list[EvalItem], path) -> None:

@@ -5,6 +5,7 @@ to the model runner (``tether.eval.runner``). Heavy imports stay inside handlers
 """
 
 import json
+from pathlib import Path
 
 from tether.errors import TetherError
 
@@ -222,8 +223,6 @@ def _load_items(args, benchmark):
     if name == "chair":
         image_ids = None
         if getattr(args, "image_ids", None):
-            from pathlib import Path
-
             image_ids = [x.strip() for x in Path(args.image_ids).read_text().splitlines() if x.strip()]
         return benchmark.load_items(
             args.gt, synonyms=args.synonyms, image_ids=image_ids, image_pattern=args.image_pattern

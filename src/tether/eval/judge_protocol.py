@@ -7,6 +7,7 @@ reply can be cached, inspected and re-parsed without asking again.
 from typing import Protocol
 
 from tether.eval.benchmark import EvalItem
+from tether.eval.shr import numbered_sentences
 
 
 class Judge(Protocol):
@@ -122,8 +123,6 @@ def mmhal_prompt(item: EvalItem, response: str) -> str:
 
 def shr_prompt(item: EvalItem, description: str) -> str:
     """The HA-DPO SHR judge prompt: region descriptions (``facts``), factual notes, numbered sentences."""
-    from tether.eval.shr import numbered_sentences
-
     regions = "".join(f"{fact}\n" for fact in item.meta["facts"])
     factual = "".join(f"{fact}\n" for fact in item.meta.get("factual", []))
     return SHR_TEMPLATE.format(regions, factual, numbered_sentences(description))
