@@ -17,6 +17,7 @@ from tether.errors import TetherError
 COMMAND_MODULES = [
     "tether.models.commands",
     "tether.methods.commands",
+    "tether.eval.commands",
 ]
 
 

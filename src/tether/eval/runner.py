@@ -26,11 +26,11 @@ import torch
 from tether.data.images import open_image
 from tether.data.io import SkipLog, append_jsonl
 from tether.errors import DataError, TetherError
+from tether.eval.results import SAMPLES_FILE, write_results
 from tether.models.decoding import DecodingSettings
 
 logger = logging.getLogger(__name__)
 
-SAMPLES_FILE = "samples.jsonl"
 YES_WORDS = ("Yes", "yes", " Yes", " yes", "YES")
 NO_WORDS = ("No", "no", " No", " no", "NO")
 
@@ -84,8 +84,6 @@ def run_benchmark(
     progress: bool = True,
 ):
     """Answer ``items`` with the model, score them with ``benchmark`` and write results to ``out_dir``."""
-    from tether.eval.results import write_results
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings, batch_size = _decoding(decoding)

@@ -1,0 +1,1 @@
+"""The evaluation harness: benchmark units (loader + official scorer), judges, results and reports."""

@@ -1,0 +1,144 @@
+"""What every benchmark unit shares: the item a model sees, the score a scorer returns, answer files.
+
+A benchmark is a small class with ``name``, ``load_items(data_path, **options)`` and
+``score(items, answers, judge=None)``; scorers are pure functions of answers and ground truth.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tether.data.io import SkipLog, read_records
+from tether.errors import DataError, TetherError
+from tether.eval.stats import bootstrap_intervals
+
+
+@dataclass
+class EvalItem:
+    """One question or image of a benchmark, as the model runner sees it."""
+
+    id: str  # the question/item id as in the file (str(...) of ints)
+    image: str  # image file name relative to the --images root
+    prompt: str  # the text given to the model
+    kind: str  # "yesno" (short answer, fast logit mode allowed) or "free" (generation)
+    meta: dict = field(default_factory=dict)  # label, category, subtask, gt facts: whatever scoring needs
+
+
+@dataclass
+class Score:
+    """Unrounded metrics, one record per scored sample, and how to recompute metrics from records.
+
+    ``metrics_fn`` recomputes ``metrics`` from any list of per-sample records; the bootstrap resamples
+    records (or whole clusters of records sharing ``cluster_key``, e.g. an MME image pair) through it.
+    """
+
+    metrics: dict[str, float]
+    per_sample: list[dict]
+    metrics_fn: Callable[[list[dict]], dict[str, float]] | None = None
+    cluster_key: str | None = None
+    notes: dict = field(default_factory=dict)  # counts worth reporting: dropped, unparsed, skipped lines
+
+    def intervals(self, n_resamples: int = 1000, seed: int = 0) -> dict[str, list[float]]:
+        """Percentile bootstrap 95% intervals of every metric (empty when no metrics_fn)."""
+        if self.metrics_fn is None:
+            return {}
+        return bootstrap_intervals(
+            self.per_sample, self.metrics_fn, n_resamples=n_resamples, seed=seed, cluster_key=self.cluster_key
+        )
+
+
+class Benchmark(ABC):
+    """Base class of the benchmark units; subclasses set ``name`` and implement the two methods."""
+
+    name: str = ""
+    needs_judge: bool = False  # MMHal-Bench and SHR score through a judge
+
+    @abstractmethod
+    def load_items(self, data_path, **options) -> list[EvalItem]:
+        """Read the benchmark's official files; errors name the file and line."""
+
+    @abstractmethod
+    def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:
+        """Score answers keyed by item id with the official rules (unrounded metrics)."""
+
+
+def check_unique_ids(items: list[EvalItem], path) -> None:
+    seen = set()
+    for n, item in enumerate(items, start=1):
+        if item.id in seen:
+            raise DataError(f"duplicate id '{item.id}'", path, n)
+        seen.add(item.id)
+
+
+def require_answers(items: list[EvalItem], answers: dict[str, str]) -> None:
+    """Every item needs an answer; extra answers for unknown ids are a mistake too."""
+    missing = [item.id for item in items if item.id not in answers]
+    if missing:
+        raise TetherError(f"{len(missing)} of {len(items)} items have no answer (first: '{missing[0]}')")
+    known = {item.id for item in items}
+    extra = [key for key in answers if key not in known]
+    if extra:
+        raise TetherError(f"{len(extra)} answers are for ids not in the questions (first: '{extra[0]}')")
+
+
+@dataclass
+class AnswerLine:
+    line: int  # line number (JSONL) or item number (JSON list) in the answers file
+    id: str
+    text: str
+    record: dict
+
+
+ANSWER_TEXT_FIELDS = ("text", "answer", "response", "caption", "model_answer")
+ANSWER_ID_FIELDS = ("question_id", "id", "image_id")
+
+
+def read_answer_lines(path, *, skip_invalid: bool = False, skips: SkipLog | None = None) -> list[AnswerLine]:
+    """Read an answers file: JSONL or a JSON list of objects with an id field and a text field.
+
+    The id is the first of ``question_id``, ``id``, ``image_id``; the text the first of ``text``,
+    ``answer``, ``response``, ``caption``, ``model_answer``. A missing field or an empty answer is a
+    DataError naming the line (or, with ``skip_invalid``, skipped and counted in ``skips``).
+    """
+    path = Path(path)
+    out = []
+    for line, record in read_records(path, skip_invalid=skip_invalid, skips=skips):
+        try:
+            out.append(_answer_line(record, path, line))
+        except DataError as e:
+            if not skip_invalid:
+                raise
+            if skips is not None:
+                skips.add(str(e))
+    return out
+
+
+def _answer_line(record: dict, path, line: int) -> AnswerLine:
+    id_field = next((f for f in ANSWER_ID_FIELDS if f in record), None)
+    if id_field is None:
+        raise DataError(f"missing an id field (one of {', '.join(ANSWER_ID_FIELDS)})", path, line)
+    text_field = next((f for f in ANSWER_TEXT_FIELDS if f in record), None)
+    if text_field is None:
+        raise DataError(f"missing an answer field (one of {', '.join(ANSWER_TEXT_FIELDS)})", path, line)
+    text = record[text_field]
+    if not isinstance(text, str):
+        raise DataError(f"field '{text_field}' must be a string", path, line)
+    if not text.strip():
+        raise DataError("empty answer", path, line)
+    return AnswerLine(line=line, id=str(record[id_field]), text=text, record=record)
+
+
+def answers_by_id(lines: list[AnswerLine], path) -> dict[str, str]:
+    """Key answers by id; a repeated id is a DataError at its second line."""
+    answers: dict[str, str] = {}
+    for answer in lines:
+        if answer.id in answers:
+            raise DataError(f"duplicate answer for id '{answer.id}'", path, answer.line)
+        answers[answer.id] = answer.text
+    return answers
+
+
+def safe_div(numerator: float, denominator: float) -> float:
+    """Ratio that is 0.0 for an empty denominator (e.g. precision when a model never says yes)."""
+    return numerator / denominator if denominator else 0.0

@@ -1,0 +1,215 @@
+"""CHAIR: objects a caption mentions (via synonym lists) against the objects in the image.
+
+Follows the reference evaluator (LisaAnne/Hallucination ``chair.py``, as used by OPERA and
+Maxlinn/CHAIR-metric-standalone): tokens are normalised, two-word phrases are merged first ("hot dog",
+"baby cat" -> cat, "toilet seat" -> toilet), "seat" is dropped when "toilet" is present, and every
+remaining token that is a synonym counts as one mention of its canonical object (repeats count).
+CHAIR_i = hallucinated mentions / all mentions; CHAIR_s = captions with >= 1 hallucinated mention /
+captions; recall = ground-truth objects mentioned / ground-truth objects, pooled over captions.
+Metrics are fractions in [0, 1] (papers print them x100).
+
+Normalisation: see ``tether.eval.text_norm`` (no NLTK/pattern data offline); the deviation on OPERA's
+published captions is measured in docs/evaluation.md.
+"""
+
+from pathlib import Path
+
+from tether.data.io import read_json, read_records
+from tether.errors import DataError
+from tether.eval.benchmark import Benchmark, EvalItem, Score, require_answers, safe_div
+from tether.eval.text_norm import singularize, tokenize
+
+CAPTION_PROMPT = "Please describe this image in detail."
+
+# Two-word objects of the reference evaluator (its list, including entries that can never match).
+COCO_DOUBLE_WORDS = (
+    "motor bike",
+    "motor cycle",
+    "air plane",
+    "traffic light",
+    "street light",
+    "traffic signal",
+    "stop light",
+    "fire hydrant",
+    "stop sign",
+    "parking meter",
+    "suit case",
+    "sports ball",
+    "baseball bat",
+    "baseball glove",
+    "tennis racket",
+    "wine glass",
+    "hot dog",
+    "cell phone",
+    "mobile phone",
+    "teddy bear",
+    "hair drier",
+    "potted plant",
+    "bow tie",
+    "laptop computer",
+    "stove top oven",
+    "home plate",
+    "train track",
+)
+ANIMAL_WORDS = (
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "animal",
+    "cub",
+)
+VEHICLE_WORDS = ("jet", "train")
+
+
+class Vocabulary:
+    """Synonym lists (``synonyms.txt``: one object per line, comma-separated, first = canonical)."""
+
+    def __init__(self, synonym_lines: list[list[str]]):
+        self.canonical: dict[str, str] = {}
+        for synonyms in synonym_lines:
+            for word in synonyms:
+                self.canonical[word] = synonyms[0]
+        self.double_words = {phrase: phrase for phrase in COCO_DOUBLE_WORDS}
+        for animal in ANIMAL_WORDS:
+            self.double_words[f"baby {animal}"] = animal
+            self.double_words[f"adult {animal}"] = animal
+        for vehicle in VEHICLE_WORDS:
+            self.double_words[f"passenger {vehicle}"] = vehicle
+        self.double_words["bow tie"] = "tie"
+        self.double_words["toilet seat"] = "toilet"
+        self.double_words["wine glas"] = "wine glass"
+        # Singularise towards any word of a synonym or a phrase ("glasses" -> "glass").
+        self.words = frozenset(
+            w for term in list(self.canonical) + list(self.double_words) for w in term.split()
+        )
+
+    @classmethod
+    def from_file(cls, path) -> "Vocabulary":
+        path = Path(path)
+        if not path.is_file():
+            raise DataError("file not found", path)
+        # Split stripped lines on ", " exactly like the reference: " motor bike" keeps its inner space
+        # and never matches; "bison " at a line end becomes "bison".
+        lines = [
+            line.strip().split(", ") for line in path.read_text(encoding="utf-8").split("\n") if line.strip()
+        ]
+        return cls(lines)
+
+    def mentions(self, caption: str) -> list[tuple[str, str]]:
+        """``(word, canonical object)`` for each object mention in the caption, in order."""
+        words = [singularize(w, self.words) for w in tokenize(caption)]
+        merged, i = [], 0
+        while i < len(words):
+            pair = " ".join(words[i : i + 2])
+            if pair in self.double_words:
+                merged.append(self.double_words[pair])
+                i += 2
+            else:
+                merged.append(words[i])
+                i += 1
+        if "toilet" in merged and "seat" in merged:
+            merged = [w for w in merged if w != "seat"]
+        return [(w, self.canonical[w]) for w in merged if w in self.canonical]
+
+
+def chair_metrics(records: list[dict]) -> dict[str, float]:
+    mentions = sum(len(r["mentions"]) for r in records)
+    hallucinated = sum(len(r["hallucinated"]) for r in records)
+    gt_total = sum(len(r["gt_objects"]) for r in records)
+    covered = sum(len(set(r["mentions"]) & set(r["gt_objects"])) for r in records)
+    return {
+        "chair_s": safe_div(sum(1 for r in records if r["hallucinated"]), len(records)),
+        "chair_i": safe_div(hallucinated, mentions),
+        "recall": safe_div(covered, gt_total),
+        "mentions_per_caption": safe_div(mentions, len(records)),
+        "n": len(records),
+    }
+
+
+class Chair(Benchmark):
+    name = "chair"
+
+    def load_items(
+        self, data_path, *, synonyms, image_ids=None, image_pattern="{image_id}", prompt=CAPTION_PROMPT, **_
+    ):
+        """Load ground truth from a ``{"objects": [...], "images": {id: [indices]}}`` JSON.
+
+        ``image_ids`` restricts to those images (e.g. the ids of a captions file); ``image_pattern``
+        turns an id into an image file name, e.g. ``COCO_val2014_{image_id:012d}.jpg`` (ints formatted).
+        """
+        path = Path(data_path)
+        data = read_json(path)
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("objects"), list)
+            or not isinstance(data.get("images"), dict)
+        ):
+            raise DataError("expected {'objects': [names], 'images': {image_id: [indices]}}", path)
+        self.vocabulary = Vocabulary.from_file(synonyms)
+        objects = data["objects"]
+        unknown = [o for o in objects if o not in self.vocabulary.canonical]
+        if unknown:
+            raise DataError(f"objects not in the synonym list: {unknown[:5]}", path)
+        wanted = data["images"].keys() if image_ids is None else [str(i) for i in image_ids]
+        items = []
+        for image_id in wanted:
+            if image_id not in data["images"]:
+                raise DataError(f"image id '{image_id}' has no ground truth", path)
+            indices = data["images"][image_id]
+            if any(not isinstance(k, int) or not 0 <= k < len(objects) for k in indices):
+                raise DataError(f"image '{image_id}' has an object index out of range", path)
+            image_key = int(image_id) if image_id.isdigit() else image_id
+            items.append(
+                EvalItem(
+                    id=image_id,
+                    image=image_pattern.format(image_id=image_key),
+                    prompt=prompt,
+                    kind="free",
+                    meta={"gt_objects": sorted({objects[k] for k in indices})},
+                )
+            )
+        return items
+
+    def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:
+        require_answers(items, answers)
+        records = []
+        for item in items:
+            gt = item.meta["gt_objects"]
+            mentions = self.vocabulary.mentions(answers[item.id])
+            records.append(
+                {
+                    "id": item.id,
+                    "answer": answers[item.id],
+                    "mentions": [canonical for _, canonical in mentions],
+                    "hallucinated": [canonical for _, canonical in mentions if canonical not in gt],
+                    "gt_objects": gt,
+                }
+            )
+        return Score(metrics=chair_metrics(records), per_sample=records, metrics_fn=chair_metrics)
+
+
+def read_captions(path, *, skip_invalid=False, skips=None) -> dict[str, str]:
+    """Captions keyed by image id, from OPERA's / Maxlinn's JSONL (``image_id``, ``caption``) or a JSON list."""
+    captions = {}
+    for line, record in read_records(path, skip_invalid=skip_invalid, skips=skips):
+        try:
+            if "image_id" not in record or not isinstance(record.get("caption"), str):
+                raise DataError("missing field 'image_id' or 'caption'", path, line)
+            key = str(record["image_id"])
+            if key in captions:
+                raise DataError(f"duplicate caption for image '{key}'", path, line)
+        except DataError as e:
+            if not skip_invalid:
+                raise
+            if skips is not None:
+                skips.add(str(e))
+            continue
+        captions[key] = record["caption"]
+    return captions

@@ -1,0 +1,388 @@
+"""`tether eval <benchmark> score|run ...` and `tether report DIR...`.
+
+``score`` scores existing answers with the official rules, without a model; ``run`` hands the items
+to the model runner (``tether.eval.runner``). Heavy imports stay inside handlers.
+"""
+
+import json
+from pathlib import Path
+
+from tether.errors import TetherError
+
+BENCHMARK_HELP = {
+    "pope": "POPE yes/no object probing (random/popular/adversarial)",
+    "chair": "CHAIR object hallucination in captions",
+    "mme": "MME perception and cognition yes/no pairs",
+    "mmhal": "MMHal-Bench, rated 0-6 by an LLM judge",
+    "shr": "SHR sentence-level hallucination ratio, labelled by an LLM judge",
+    "amber": "AMBER generative and discriminative halves",
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help="score benchmark answers, run benchmarks")
+    benchmarks = parser.add_subparsers(dest="benchmark", metavar="<benchmark>", required=True)
+    for name, help_text in BENCHMARK_HELP.items():
+        bench = benchmarks.add_parser(name, help=help_text, description=help_text)
+        verbs = bench.add_subparsers(dest="eval_verb", metavar="<verb>", required=True)
+        score = verbs.add_parser(
+            "score",
+            help="score existing answers (no model needed)",
+            description=f"{help_text}: score existing answers with the official parsing and metric rules.",
+        )
+        _DATA_OPTIONS[name](score, for_run=False)
+        _add_common_score_options(score)
+        score.set_defaults(handler=_score)
+        run = verbs.add_parser(
+            "run",
+            help="generate answers with a local model, then score them",
+            description=f"{help_text}: run a local model on the items (tether.eval.runner), write results.",
+        )
+        _DATA_OPTIONS[name](run, for_run=True)
+        _add_run_options(run)
+        run.set_defaults(handler=_run)
+
+    report = subparsers.add_parser(
+        "report",
+        help="compare result folders side by side",
+        description="Print the metrics of several runs (folders with results.json) as one table.",
+    )
+    report.add_argument("runs", nargs="+", metavar="DIR", help="run folders (or results.json files)")
+    report.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    report.add_argument("--no-intervals", action="store_true", help="omit the bootstrap 95%% intervals")
+    report.set_defaults(handler=_report)
+
+
+# ---- per-benchmark data options -------------------------------------------------------------------
+
+
+def _pope_options(p, for_run):
+    p.add_argument(
+        "--questions",
+        "--data",
+        dest="data",
+        required=True,
+        help="POPE question file (coco_pope_<split>[_v2023-08].jsonl, or LLaVA's llava_pope_test.jsonl)",
+    )
+    p.add_argument(
+        "--labels",
+        action="append",
+        default=[],
+        metavar="SPLIT=FILE",
+        help="for LLaVA's combined file: the labelled split file of each category (repeatable)",
+    )
+    p.add_argument("--category", help="keep one split of a combined file (random, popular, adversarial)")
+    if not for_run:
+        p.add_argument("--answers", required=True, help="JSONL with question_id and text (or answer)")
+        p.add_argument(
+            "--match",
+            choices=("order", "id"),
+            default="order",
+            help="pair answers with questions by line order within a split (official; default) or by question_id",
+        )
+
+
+def _chair_options(p, for_run):
+    p.add_argument(
+        "--gt", required=True, help='ground truth JSON {"objects": [...], "images": {id: [indices]}}'
+    )
+    p.add_argument("--synonyms", required=True, help="synonym list in CHAIR's synonyms.txt format")
+    p.add_argument(
+        "--image-pattern",
+        default="{image_id}",
+        help="image file name from an id, e.g. 'COCO_val2014_{image_id:012d}.jpg'",
+    )
+    if for_run:
+        p.add_argument("--image-ids", help="file with one image id per line (default: every image in --gt)")
+    else:
+        p.add_argument(
+            "--captions",
+            "--answers",
+            dest="answers",
+            required=True,
+            help="captions: JSONL/JSON list with image_id and caption (OPERA, Maxlinn formats)",
+        )
+
+
+def _mme_options(p, for_run):
+    if for_run:
+        p.add_argument(
+            "--questions",
+            "--data",
+            dest="data",
+            required=True,
+            help="llava_mme.jsonl or the MME release folder",
+        )
+        return
+    p.add_argument("--questions", "--data", dest="data", help="llava_mme.jsonl or the MME release folder")
+    p.add_argument("--answers", help="JSONL with question_id, text (and prompt), LLaVA style")
+    p.add_argument(
+        "--eval-tool", help="folder of <subtask>.txt files: image, question, ground truth, prediction"
+    )
+
+
+def _mmhal_options(p, for_run):
+    p.add_argument(
+        "--template",
+        "--data",
+        dest="data",
+        required=True,
+        help="MMHal-Bench template (mmhal-bench_answer_template.json or a response file)",
+    )
+    if not for_run:
+        p.add_argument(
+            "--judge-output",
+            required=True,
+            help="judge replies in template order: JSON list of chat-completion objects or strings",
+        )
+        p.add_argument(
+            "--responses", help="the judged model responses (template shape), kept in samples.jsonl"
+        )
+
+
+def _shr_options(p, for_run):
+    p.add_argument(
+        "--items",
+        "--data",
+        dest="data",
+        required=True,
+        help='SHR items JSONL: {"image_id", "image", "prompt", "facts": [...]}',
+    )
+    if not for_run:
+        p.add_argument("--answers", required=True, help="descriptions: JSONL with image_id and text")
+        p.add_argument("--judge-output", required=True, help="judge replies: JSONL with image_id and text")
+
+
+def _amber_options(p, for_run):
+    p.add_argument(
+        "--queries", "--data", dest="data", required=True, help="AMBER query file (query_all.json ...)"
+    )
+    p.add_argument(
+        "--annotations",
+        required=True,
+        help="AMBER annotations.json (relation.json, safe_words.txt beside it)",
+    )
+    if not for_run:
+        p.add_argument("--answers", required=True, help="JSON list (or JSONL) with id and response")
+
+
+_DATA_OPTIONS = {
+    "pope": _pope_options,
+    "chair": _chair_options,
+    "mme": _mme_options,
+    "mmhal": _mmhal_options,
+    "shr": _shr_options,
+    "amber": _amber_options,
+}
+
+
+def _add_common_score_options(p) -> None:
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object with the metrics as top-level keys"
+    )
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="skip and count bad answer lines instead of failing"
+    )
+    p.add_argument("--out", help="write results.json and samples.jsonl into this folder")
+    p.add_argument("--model", help="model name recorded in results.json")
+    p.add_argument("--data-version", help="data version recorded in results.json (e.g. POPE v2023-08)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+
+
+def _add_run_options(p) -> None:
+    p.add_argument("--model", required=True, help="local Hugging Face checkpoint folder")
+    p.add_argument("--images", required=True, help="root folder of the benchmark images")
+    p.add_argument("--out", required=True, help="output folder (answers, results.json, samples.jsonl)")
+    p.add_argument(
+        "--mode",
+        choices=("generate", "fast"),
+        default="generate",
+        help="generate text, or (yes/no benchmarks) compare the yes/no next-token probabilities with each "
+        "image's prefix encoded once",
+    )
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--num-beams", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=8, help="generation batch (left-padded)")
+    p.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed")
+    p.add_argument("--data-version", help="data version recorded in results.json (e.g. POPE v2023-08)")
+    p.add_argument(
+        "--skip-invalid", action="store_true", help="skip and count items whose image is missing or bad"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# ---- loading ---------------------------------------------------------------------------------------
+
+
+def _load_items(args, benchmark):
+    name = args.benchmark
+    if name == "pope":
+        labels = {}
+        for entry in args.labels:
+            split, sep, path = entry.partition("=")
+            if not sep:
+                raise TetherError(f"--labels expects SPLIT=FILE, got '{entry}'")
+            labels[split] = path
+        return benchmark.load_items(args.data, labels=labels, category=args.category)
+    if name == "chair":
+        image_ids = None
+        if getattr(args, "image_ids", None):
+            image_ids = [x.strip() for x in Path(args.image_ids).read_text().splitlines() if x.strip()]
+        return benchmark.load_items(
+            args.gt, synonyms=args.synonyms, image_ids=image_ids, image_pattern=args.image_pattern
+        )
+    if name == "amber":
+        return benchmark.load_items(args.data, annotations=args.annotations)
+    return benchmark.load_items(args.data)
+
+
+def _score(args) -> int:
+    from tether.data.io import SkipLog
+    from tether.eval.benchmark import answers_by_id, read_answer_lines
+    from tether.eval.registry import get_benchmark
+
+    benchmark = get_benchmark(args.benchmark)
+    skips = SkipLog()
+    opts = {"skip_invalid": args.skip_invalid, "skips": skips}
+    notes = {}
+    judge = None
+    data_file = getattr(args, "data", None)
+    if args.benchmark == "pope":
+        from tether.eval.pope import align_answers_by_line_order
+
+        items = _load_items(args, benchmark)
+        lines = read_answer_lines(args.answers, **opts)
+        if args.match == "order":
+            answers, mismatched = align_answers_by_line_order(items, lines, args.answers)
+            notes["answers_with_other_question_id"] = mismatched
+        else:
+            answers = answers_by_id(lines, args.answers)
+        score = benchmark.score(items, answers)
+    elif args.benchmark == "mme":
+        from tether.eval.mme import align_mme_answers, load_eval_tool
+
+        if args.eval_tool:
+            items, answers = load_eval_tool(args.eval_tool)
+            data_file = args.eval_tool
+        elif args.data and args.answers:
+            items = _load_items(args, benchmark)
+            answers = align_mme_answers(items, read_answer_lines(args.answers, **opts), args.answers)
+        else:
+            raise TetherError("give --eval-tool DIR, or --questions and --answers")
+        score = benchmark.score(items, answers)
+    elif args.benchmark == "chair":
+        from tether.eval.chair import read_captions
+
+        captions = read_captions(args.answers, **opts)
+        items = benchmark.load_items(
+            args.gt, synonyms=args.synonyms, image_ids=list(captions), image_pattern=args.image_pattern
+        )
+        data_file = args.gt
+        score = benchmark.score(items, captions)
+    elif args.benchmark == "mmhal":
+        from tether.eval.mmhal import (
+            read_judge_model,
+            read_judge_replies,
+            read_mmhal_responses,
+            score_replies,
+        )
+
+        judge = {"name": read_judge_model(args.judge_output), "replies": str(args.judge_output)}
+
+        items = _load_items(args, benchmark)
+        responses = read_mmhal_responses(args.responses) if args.responses else None
+        score = score_replies(items, read_judge_replies(args.judge_output), responses)
+    elif args.benchmark == "shr":
+        from tether.eval.shr import score_judgements
+
+        items = _load_items(args, benchmark)
+        answers = answers_by_id(read_answer_lines(args.answers, **opts), args.answers)
+        replies = answers_by_id(read_answer_lines(args.judge_output), args.judge_output)
+        score = score_judgements(items, answers, replies)
+        judge = {"name": None, "replies": str(args.judge_output)}
+    else:
+        items = _load_items(args, benchmark)
+        score = benchmark.score(items, answers_by_id(read_answer_lines(args.answers, **opts), args.answers))
+    score.notes.update(notes)
+    if skips.skipped:
+        score.notes["skipped_lines"] = skips.skipped
+        score.notes["skip_reasons"] = skips.reasons
+    if args.out:
+        from tether.eval.results import write_results
+
+        write_results(
+            args.out,
+            args.benchmark,
+            score,
+            model=args.model,
+            data_file=data_file,
+            data_version=args.data_version,
+            decoding={},
+            judge=judge,
+            seed=args.seed,
+            n_resamples=args.resamples,
+        )
+    _print_score(score, as_json=args.json)
+    return 0
+
+
+def _print_score(score, *, as_json: bool) -> None:
+    if as_json:
+        output = dict(score.metrics)
+        if score.notes.get("skipped_lines"):
+            output["skipped_lines"] = score.notes["skipped_lines"]
+        print(json.dumps(output))
+        return
+    width = max(len(name) for name in score.metrics)
+    for name, value in score.metrics.items():
+        shown = str(value) if isinstance(value, int) else f"{value:.4f}"
+        print(f"{name:>{width}}: {shown}")
+    for name, value in score.notes.items():
+        if value and name != "skip_reasons":
+            print(f"note: {name}: {value}")
+
+
+def _run(args) -> int:
+    from tether.eval.registry import get_benchmark
+    from tether.eval.runner import run_benchmark
+
+    benchmark = get_benchmark(args.benchmark)
+    items = _load_items(args, benchmark)
+    decoding = {
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature if args.temperature > 0 else 1.0,
+        "num_beams": args.num_beams,
+        "do_sample": args.temperature > 0,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
+    score = run_benchmark(
+        benchmark,
+        items,
+        model_path=args.model,
+        images_root=args.images,
+        out_dir=args.out,
+        decoding=decoding,
+        mode=args.mode,
+        data_file=getattr(args, "data", None),
+        data_version=args.data_version,
+        seed=args.seed,
+        skip_invalid=args.skip_invalid,
+        progress=not args.no_progress,
+    )
+    for name, value in score.metrics.items():
+        print(f"{name:>16}: {value:.4f}" if isinstance(value, float) else f"{name:>16}: {value}")
+    print(f"results written to {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def _report(args) -> int:
+    from tether.eval.results import format_report
+
+    print(format_report(args.runs, markdown=args.markdown, show_intervals=not args.no_intervals))
+    return 0
+
+
+__all__ = ["register"]

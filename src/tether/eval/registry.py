@@ -1,0 +1,18 @@
+"""Benchmarks by name: ``get_benchmark("pope")`` returns a fresh instance of the unit."""
+
+from tether.errors import TetherError
+from tether.eval.amber import Amber
+from tether.eval.benchmark import Benchmark
+from tether.eval.chair import Chair
+from tether.eval.mme import Mme
+from tether.eval.mmhal import MmhalBench
+from tether.eval.pope import Pope
+from tether.eval.shr import Shr
+
+BENCHMARKS: dict[str, type] = {cls.name: cls for cls in (Pope, Chair, Mme, MmhalBench, Shr, Amber)}
+
+
+def get_benchmark(name: str) -> Benchmark:
+    if name not in BENCHMARKS:
+        raise TetherError(f"unknown benchmark '{name}' (known: {', '.join(BENCHMARKS)})")
+    return BENCHMARKS[name]()

@@ -1,0 +1,120 @@
+"""SHR (sentence-level hallucination ratio, HA-DPO): a judge labels each sentence of a description.
+
+Follows HA-DPO's ``shr_eval``: the description is split on '.', stripped, and a sentence that repeats
+(or is contained in) an earlier one is dropped; the judge sees them numbered. Its reply must contain a
+"Judgement:" line followed by one line per sentence ("1. hallucination: reason"); the label is the text
+before the first ':' with the number dropped. If the number of labels differs from the number of
+sentences the whole image is dropped (the official behaviour), and counted in ``dropped_images``.
+SHR = hallucinated / (hallucination + correct + cannot judge), pooled over sentences.
+
+Items (tether's format, JSONL one per image): ``{"image_id", "image", "prompt", "facts": [region
+descriptions], "factual": [optional extra facts]}``.
+"""
+
+from tether.data.io import read_records
+from tether.errors import DataError, TetherError
+from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
+
+LABELS = ("hallucination", "correct", "cannot judge")
+
+
+def split_sentences(description: str) -> list[str]:
+    """HA-DPO's segmentation: split on '.', strip, drop empty and repeated (contained) sentences."""
+    kept: list[str] = []
+    for piece in description.split("."):
+        sentence = piece.strip()
+        if sentence and not any(sentence in earlier for earlier in kept):
+            kept.append(sentence)
+    return kept
+
+
+def numbered_sentences(description: str) -> str:
+    """The sentences as the judge sees them: ``1. first\\n2. second\\n``."""
+    return "".join(f"{n}. {s}\n" for n, s in enumerate(split_sentences(description), start=1))
+
+
+def parse_shr_judgement(reply: str, n_sentences: int) -> list[str] | None:
+    """One label per sentence, or None when the reply does not align (no "Judgement:", wrong count)."""
+    lines = [line for line in reply.split("\n") if line]
+    start = next((i for i, line in enumerate(lines) if "Judgement:" in line), None)
+    if start is None:
+        return None
+    entries = [" ".join(line.split(" ")[1:]).strip() for line in lines[start + 1 :]]
+    labels = [entry.split(":")[0].lower() for entry in entries if entry]
+    return labels if len(labels) == n_sentences else None
+
+
+def shr_metrics(records: list[dict]) -> dict[str, float]:
+    """Pooled over the sentences of aligned images whose label is one of the three known ones."""
+    judged = [r for r in records if r["label"] in LABELS]
+    hallucinated = [r for r in judged if r["label"] == "hallucination"]
+    images = {r["image_id"] for r in records}
+    return {
+        "shr": safe_div(len(hallucinated), len(judged)),
+        "hal_words_ratio": safe_div(sum(r["words"] for r in hallucinated), sum(r["words"] for r in judged)),
+        "hal_sents_per_image": safe_div(len(hallucinated), len(images)),
+        "sents_per_image": safe_div(len(records), len(images)),
+        "n_sentences": len(judged),
+        "n_images": len(images),
+    }
+
+
+class Shr(Benchmark):
+    name = "shr"
+    needs_judge = True
+
+    def load_items(self, data_path, **_) -> list[EvalItem]:
+        items = []
+        for line, record in read_records(data_path):
+            for name, kind in (("image_id", (str, int)), ("image", str), ("facts", list)):
+                if not isinstance(record.get(name), kind):
+                    raise DataError(f"missing or mistyped field '{name}'", data_path, line)
+            items.append(
+                EvalItem(
+                    id=str(record["image_id"]),
+                    image=record["image"],
+                    prompt=record.get("prompt", "Describe this image in detail."),
+                    kind="free",
+                    meta={"facts": record["facts"], "factual": record.get("factual", [])},
+                )
+            )
+        check_unique_ids(items, data_path)
+        return items
+
+    def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:
+        """Ask ``judge`` about each description, then score the replies."""
+        if judge is None:
+            raise TetherError("SHR needs a judge (or score existing judge replies with score_judgements)")
+        require_answers(items, answers)
+        replies = {item.id: judge.shr(item, answers[item.id]) for item in items}
+        return score_judgements(items, answers, replies)
+
+
+def score_judgements(items: list[EvalItem], answers: dict[str, str], replies: dict[str, str]) -> Score:
+    """Score judge replies keyed by image id; misaligned images are dropped, as in HA-DPO."""
+    records, dropped = [], []
+    for item in items:
+        if item.id not in replies:
+            raise TetherError(f"no judge reply for image '{item.id}'")
+        sentences = split_sentences(answers[item.id])
+        labels = parse_shr_judgement(replies[item.id], len(sentences))
+        if labels is None:
+            dropped.append(item.id)
+            continue
+        for n, (sentence, label) in enumerate(zip(sentences, labels), start=1):
+            records.append(
+                {
+                    "id": f"{item.id}#{n}",
+                    "image_id": item.id,
+                    "sentence": sentence,
+                    "label": label,
+                    "words": len((sentence + ".").split(" ")),
+                }
+            )
+    return Score(
+        metrics=shr_metrics(records),
+        per_sample=records,
+        metrics_fn=shr_metrics,
+        cluster_key="image_id",
+        notes={"dropped_images": len(dropped), "dropped_ids": dropped[:20]},
+    )

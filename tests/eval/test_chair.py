@@ -1,0 +1,145 @@
+import json
+
+import pytest
+from eval_helpers import write_jsonl
+
+from tether.errors import DataError
+from tether.eval.chair import Chair, Vocabulary, chair_metrics
+from tether.eval.text_norm import singularize, tokenize
+
+
+@pytest.fixture
+def vocabulary(data_dir):
+    return Vocabulary.from_file(data_dir / "chair" / "synonyms.txt")
+
+
+def test_vocabulary_matches_reference_pickle(data_dir, vocabulary):
+    reference = json.loads((data_dir / "chair" / "derived" / "chair_pkl_vocab.json").read_text())
+    # The pickle also maps "" (from the file's last empty line), which no token can be.
+    assert vocabulary.canonical == {k: v for k, v in reference["inverse_synonym_dict"].items() if k}
+    assert vocabulary.double_words == reference["double_word_dict"]
+    assert " motor bike" in vocabulary.canonical and "bison" in vocabulary.canonical
+
+
+@pytest.mark.parametrize(
+    "word, singular",
+    [
+        ("dogs", "dog"),
+        ("bus", "bus"),
+        ("buses", "bus"),
+        ("glasses", "glass"),
+        ("people", "people"),  # a synonym itself
+        ("men", "man"),
+        ("horses", "horse"),
+        ("knives", "knife"),
+        ("benches", "bench"),
+        ("skis", "skis"),  # canonical name
+        ("ties", "tie"),
+        ("skies", "sky"),
+        ("women", "woman"),
+        ("sheep", "sheep"),
+        ("cat's", "cat"),
+    ],
+)
+def test_singularize(vocabulary, word, singular):
+    assert singularize(word, vocabulary.words) == singular
+
+
+def test_tokenize():
+    assert tokenize("A child's T-shirt, two dogs.") == ["a", "child's", "t-shirt", ",", "two", "dogs", "."]
+
+
+@pytest.mark.parametrize(
+    "caption, mentions",
+    [
+        ("Two hot dogs on a plate.", [("hot dog", "hot dog")]),
+        ("A baby elephant and a man.", [("elephant", "elephant"), ("man", "person")]),
+        ("The seat of the toilet.", [("toilet", "toilet")]),  # "seat" (chair) dropped next to "toilet"
+        ("A toilet seat.", [("toilet", "toilet")]),
+        ("People ride buses.", [("people", "person"), ("bus", "bus")]),
+        ("A dog and another dog.", [("dog", "dog"), ("dog", "dog")]),
+        ("A motor bike.", []),  # the reference's " motor bike" entry never matches
+    ],
+)
+def test_mentions(vocabulary, caption, mentions):
+    assert vocabulary.mentions(caption) == mentions
+
+
+def test_metrics_hand_computed():
+    records = [
+        {"mentions": ["dog", "dog", "cat"], "hallucinated": ["cat"], "gt_objects": ["dog", "person"]},
+        {"mentions": ["car"], "hallucinated": [], "gt_objects": ["car"]},
+    ]
+    m = chair_metrics(records)
+    assert m["chair_s"] == 0.5
+    assert m["chair_i"] == pytest.approx(1 / 4)
+    assert m["recall"] == pytest.approx(2 / 3)
+
+
+def test_maxlinn_example(data_dir, run_cli):
+    chair = data_dir / "chair"
+    code, out, _ = run_cli(
+        "eval",
+        "chair",
+        "score",
+        "--captions",
+        chair / "maxlinn" / "example_inputs.jsonl",
+        "--gt",
+        chair / "derived" / "coco2014_imid_to_objects.pattern.json",
+        "--synonyms",
+        chair / "synonyms.txt",
+        "--json",
+    )
+    metrics = json.loads(out)
+    assert code == 0
+    assert (metrics["chair_s"], metrics["chair_i"]) == (0.0, 0.0)
+    assert round(metrics["recall"] * 100, 1) == 85.7
+
+
+def test_maxlinn_generated_words(data_dir, vocabulary):
+    chair = data_dir / "chair"
+    expected = json.loads((chair / "maxlinn" / "outputs.json").read_text())["sentences"]
+    captions = [
+        json.loads(line) for line in (chair / "maxlinn" / "example_inputs.jsonl").read_text().splitlines()
+    ]
+    for caption, reference in zip(captions, expected):
+        assert [c for _, c in vocabulary.mentions(caption["caption"])] == reference["mscoco_generated_words"]
+
+
+def test_opera_llava_within_normaliser_tolerance(data_dir, run_cli):
+    # Published: CHAIR_s 44.6, CHAIR_i 12.8 (NLTK tagger + WordNet). tether's rule normaliser: 44.6 / 12.6.
+    chair = data_dir / "chair"
+    code, out, _ = run_cli(
+        "eval",
+        "chair",
+        "score",
+        "--captions",
+        chair / "opera_log" / "llava-1.5" / "ours.jsonl",
+        "--gt",
+        chair / "derived" / "coco2014_imid_to_objects.nltk.json",
+        "--synonyms",
+        chair / "synonyms.txt",
+        "--json",
+    )
+    metrics = json.loads(out)
+    assert code == 0 and metrics["n"] == 500
+    assert round(metrics["chair_s"] * 100, 1) == 44.6
+    assert abs(metrics["chair_i"] * 100 - 12.8) <= 0.3
+
+
+def test_bad_input(data_dir, tmp_path):
+    chair = data_dir / "chair"
+    captions = write_jsonl(
+        tmp_path / "c.jsonl", [{"image_id": 1, "caption": "a"}, {"image_id": 1, "caption": "b"}]
+    )
+    from tether.eval.chair import read_captions
+
+    with pytest.raises(DataError, match=r"c.jsonl:2: duplicate caption for image '1'"):
+        read_captions(captions)
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"objects": ["dog"], "images": {"1": [3]}}))
+    with pytest.raises(DataError, match="index out of range"):
+        Chair().load_items(gt, synonyms=chair / "synonyms.txt")
+    gt.write_text(json.dumps({"objects": ["unicorn"], "images": {}}))
+    with pytest.raises(DataError, match="not in the synonym list"):
+        Chair().load_items(gt, synonyms=chair / "synonyms.txt")

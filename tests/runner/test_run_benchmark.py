@@ -1,0 +1,139 @@
+"""The real runner on a tiny model: POPE questions about generated images, both modes, resume, results."""
+
+import json
+
+from PIL import Image
+
+from tether.eval.registry import get_benchmark
+from tether.eval.runner import run_benchmark
+
+
+def make_pope(tmp_path, n_images=3):
+    images = tmp_path / "images"
+    images.mkdir()
+    rows, qid = [], 0
+    for i in range(n_images):
+        Image.new("RGB", (32, 32), ["red", "blue", "green"][i % 3]).save(images / f"img{i}.png")
+        for shape, label in (("square", "yes"), ("circle", "no")):
+            qid += 1
+            rows.append(
+                {
+                    "question_id": qid,
+                    "image": f"img{i}.png",
+                    "text": f"Is there a {shape} in the image?",
+                    "label": label,
+                }
+            )
+    path = tmp_path / "world_pope_random.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path, images
+
+
+def test_generate_and_fast_modes_write_results_and_resume(tiny_vlm, tmp_path):
+    questions, images = make_pope(tmp_path)
+    bench = get_benchmark("pope")
+    items = bench.load_items(questions)
+    for mode in ("generate", "fast"):
+        out = tmp_path / mode
+        score = run_benchmark(
+            bench,
+            items,
+            vlm=tiny_vlm,
+            images_root=images,
+            out_dir=out,
+            mode=mode,
+            decoding={"max_new_tokens": 4, "batch_size": 4},
+            data_file=questions,
+            progress=False,
+        )
+        results = json.loads((out / "results.json").read_text())
+        assert results["decoding"]["mode"] == mode and results["decoding"]["max_new_tokens"] == 4
+        assert results["n_samples"] == len(items) == 6
+        assert set(score.metrics) >= {"accuracy", "f1", "yes_ratio"}
+        samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+        assert [s["id"] for s in samples] == [it.id for it in items]
+
+    # a rerun answers nothing new: it would fail loading this model path if it tried
+    again = run_benchmark(
+        bench,
+        items,
+        model_path=tmp_path / "no-such-model",
+        images_root=images,
+        out_dir=tmp_path / "fast",
+        mode="fast",
+        progress=False,
+    )
+    assert again.metrics == score.metrics
+
+
+def test_interrupted_run_answers_only_the_rest(tiny_vlm, tmp_path):
+    questions, images = make_pope(tmp_path)
+    bench = get_benchmark("pope")
+    items = bench.load_items(questions)
+    out = tmp_path / "run"
+    out.mkdir()
+    # two finished samples and a record torn by a kill
+    (out / "samples.jsonl").write_text(
+        json.dumps({"id": items[0].id, "answer": "Yes"})
+        + "\n"
+        + json.dumps({"id": items[1].id, "answer": "No"})
+        + "\n"
+        + '{"id": "3", "ans'
+    )
+    calls = []
+    original = tiny_vlm.generate
+
+    def counting_generate(images_, prompts, settings=None, **kw):
+        calls.append(len(prompts))
+        return original(images_, prompts, settings, **kw)
+
+    tiny_vlm.generate = counting_generate
+    try:
+        run_benchmark(
+            bench,
+            items,
+            vlm=tiny_vlm,
+            images_root=images,
+            out_dir=out,
+            decoding={"max_new_tokens": 3, "batch_size": 8},
+            progress=False,
+        )
+    finally:
+        del tiny_vlm.generate
+    assert sum(calls) == len(items) - 2
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert samples[0]["answer"] == "Yes" and samples[1]["answer"] == "No" and len(samples) == len(items)
+
+
+def test_cli_run_end_to_end(tiny_checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    questions, images = make_pope(tmp_path, n_images=1)
+    out = tmp_path / "cli"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tether",
+            "eval",
+            "pope",
+            "run",
+            "--model",
+            str(tiny_checkpoint),
+            "--questions",
+            str(questions),
+            "--images",
+            str(images),
+            "--out",
+            str(out),
+            "--mode",
+            "fast",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "results written to" in result.stdout
+    assert json.loads((out / "results.json").read_text())["model"] == str(tiny_checkpoint)
