@@ -35,6 +35,7 @@ def write_run_record(
     if trainer is not None:
         record["log_history"] = trainer.state.log_history
         record["global_step"] = trainer.state.global_step
+        record["world_size"] = trainer.args.world_size
     record.update(extra or {})
     path = Path(out_dir) / "run.json"
     write_json(path, record)

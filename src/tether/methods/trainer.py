@@ -49,6 +49,8 @@ def training_arguments(settings: TrainSettings, **overrides) -> TrainingArgument
         bf16=settings.bf16,
         activation_checkpointing=settings.gradient_checkpointing,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # without it, accelerate does not set up multi-process CPU (gloo) training under torchrun
+        use_cpu=not torch.cuda.is_available(),
         report_to=settings.report_to,
         deepspeed=settings.deepspeed,
         dataloader_num_workers=settings.dataloader_num_workers,

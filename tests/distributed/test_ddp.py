@@ -1,0 +1,84 @@
+"""Two CPU processes (torchrun, gloo) give the weights of one process with the same global batch."""
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from tether.methods.trainer import TRAINABLE_WEIGHTS
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_data(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = []
+    for i in range(16):
+        colour = ["red", "blue", "green", "white"][i % 4]
+        Image.new("RGB", (32, 32), colour).save(images / f"{i}.png")
+        # one-word answers: every shard has the same number of response tokens, so per-process mean
+        # losses averaged by DDP equal the single-process mean exactly
+        rows.append({"image": f"{i}.png", "question": "what color is it ?", "answer": colour})
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data, images
+
+
+def train(checkpoint, data, images, out, processes, per_device_batch):
+    settings = [
+        f"model.path={checkpoint}",
+        f"data.train=[{data}]",
+        f"data.images={images}",
+        f"train.output_dir={out}",
+        "train.max_steps=4",
+        "train.save_steps=4",
+        "train.learning_rate=1e-3",
+        f"train.per_device_train_batch_size={per_device_batch}",
+        "train.progress_bar=false",
+        "train.lr_scheduler_type=constant",
+    ]
+    command = ["-m", "tether", "train", "sft"] + [x for s in settings for x in ("--set", s)]
+    if processes > 1:
+        command = [
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(processes),
+            "--master_port",
+            str(free_port()),
+        ] + command
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, 2 // processes))}
+    result = subprocess.run([sys.executable, *command], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "run.json").read_text())
+
+
+def test_two_processes_equal_one_with_same_global_batch(tmp_path):
+    from tether.models.tiny import TinyConfig, build_tiny_checkpoint
+
+    checkpoint = build_tiny_checkpoint(
+        TinyConfig(arch="llava"), tmp_path / "tiny", ["red", "blue", "green", "white"]
+    )
+    data, images = write_data(tmp_path)
+    single = train(checkpoint, data, images, tmp_path / "one", processes=1, per_device_batch=4)
+    double = train(checkpoint, data, images, tmp_path / "two", processes=2, per_device_batch=2)
+    assert single["world_size"] == 1 and double["world_size"] == 2
+    a = load_file(tmp_path / "one" / "checkpoint-4" / TRAINABLE_WEIGHTS)
+    b = load_file(tmp_path / "two" / "checkpoint-4" / TRAINABLE_WEIGHTS)
+    assert a.keys() == b.keys()
+    initial = load_file(checkpoint / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
+    # and training did move them (the comparison is not between two untouched copies)
+    assert all(not torch.equal(a[name], initial[name.removeprefix("model.")]) for name in a)
