@@ -84,3 +84,30 @@ def test_two_processes_equal_one_with_same_global_batch(tmp_path):
         torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)
     # and training did move them (the comparison is not between two untouched copies)
     assert all(not torch.equal(a[name], initial[name]) for name in a)
+
+
+def test_launcher_flag_runs_two_processes(tmp_path):
+    from tether.models.tiny import TinyConfig, build_tiny_checkpoint
+
+    checkpoint = build_tiny_checkpoint(TinyConfig(arch="qwen2_vl"), tmp_path / "tiny", ["red", "blue"])
+    data, images = write_data(tmp_path)
+    out = tmp_path / "launched"
+    settings = [
+        f"model.path={checkpoint}",
+        f"data.train=[{data}]",
+        f"data.images={images}",
+        f"train.output_dir={out}",
+        "train.max_steps=2",
+        "train.per_device_train_batch_size=2",
+        "train.progress_bar=false",
+    ]
+    command = [sys.executable, "-m", "tether", "train", "sft", "--launcher", "torchrun", "--nproc", "2"]
+    result = subprocess.run(
+        command + [x for s in settings for x in ("--set", s)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PET_MASTER_PORT": str(free_port())},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "run.json").read_text())["world_size"] == 2

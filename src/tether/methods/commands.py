@@ -1,8 +1,13 @@
-"""`tether train <method> --config recipe.yaml [--set key=value ...]`."""
+"""`tether train <method> --config recipe.yaml [--set key=value ...] [--launcher torchrun --nproc 2]`."""
 
 import importlib
+import os
+import subprocess
+import sys
 
 from tether.cli import add_set_option
+
+EXPECTED_WORLD_SIZE = "TETHER_EXPECTED_WORLD_SIZE"
 
 # method verb -> module with `configure(parser)` (flags beyond --config/--set) and `run(args)`
 TRAIN_VERBS = {
@@ -19,6 +24,46 @@ def register(subparsers) -> None:
     for verb, (module_name, help_text) in TRAIN_VERBS.items():
         sub = verbs.add_parser(verb, help=help_text, description=help_text)
         add_set_option(sub)
+        _add_launcher_options(sub)
         module = importlib.import_module(module_name)
         module.configure(sub)
-        sub.set_defaults(handler=module.run)
+        sub.set_defaults(handler=_launching(module.run))
+
+
+def _add_launcher_options(parser) -> None:
+    group = parser.add_argument_group("multi-process launch")
+    group.add_argument(
+        "--launcher",
+        choices=["none", "torchrun", "accelerate"],
+        default="none",
+        help="re-run this command under torchrun or accelerate launch (DDP, DeepSpeed, FSDP)",
+    )
+    group.add_argument("--nproc", type=int, default=2, help="processes per node for --launcher")
+    group.add_argument("--accelerate-config", help="accelerate config file (see configs/accelerate/)")
+
+
+def _launching(run):
+    def handler(args) -> int:
+        if args.launcher == "none" or "LOCAL_RANK" in os.environ:
+            return run(args)
+        return _relaunch(args)
+
+    return handler
+
+
+def _relaunch(args) -> int:
+    """Start this same command under the launcher; the launched processes check that they are ``--nproc``."""
+    argv = sys.argv[1:]
+    for flag in ("--launcher", "--nproc", "--accelerate-config"):
+        while flag in argv:
+            i = argv.index(flag)
+            del argv[i : i + 2]
+    if args.launcher == "torchrun":
+        prefix = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.nproc)]
+    else:
+        prefix = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(args.nproc)]
+        if args.accelerate_config:
+            prefix += ["--config_file", args.accelerate_config]
+    env = {**os.environ, EXPECTED_WORLD_SIZE: str(args.nproc)}
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    return subprocess.call(prefix + ["-m", "tether"] + argv, env=env)

@@ -103,8 +103,14 @@ class TetherTrainer(Trainer):
 
 
 def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    # clone: tied or shared tensors cannot be saved twice by safetensors
-    return {n: p.detach().cpu().clone().contiguous() for n, p in module.named_parameters() if p.requires_grad}
+    """Full (unsharded) copies of the trainable parameters; clones, since safetensors refuses shared tensors."""
+    state = {}
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        tensor = param.full_tensor() if hasattr(param, "full_tensor") else param  # FSDP2 shards are DTensors
+        state[name] = tensor.detach().cpu().clone().contiguous()
+    return state
 
 
 def load_trainable_state(module: torch.nn.Module, path: Path) -> None:
@@ -129,6 +135,10 @@ def run_training(
     if len(dataset) == 0:
         raise TetherError("training dataset is empty")
     args = training_arguments(settings, **argument_overrides)
+    expected = os.environ.get("TETHER_EXPECTED_WORLD_SIZE")
+    if expected and int(expected) != args.world_size:
+        # `accelerate launch --cpu --num_processes 2` has been seen to start one process silently
+        raise TetherError(f"launched for {expected} processes but training runs in {args.world_size}")
     trainer = TetherTrainer(
         model=module, args=args, train_dataset=dataset, data_collator=collator, callbacks=callbacks
     )
