@@ -82,11 +82,13 @@ def run_benchmark(
     seed: int = 0,
     skip_invalid: bool = False,
     progress: bool = True,
+    batch_size: int | None = None,
 ):
     """Answer ``items`` with the model, score them with ``benchmark`` and write results to ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings, batch_size = _decoding(decoding)
+    settings, default_batch = _decoding(decoding)
+    batch_size = batch_size or default_batch
     if mode == "fast" and any(item.kind != "yesno" for item in items):
         raise TetherError(f"--mode fast needs yes/no questions; {benchmark.name} has free-form items")
     if mode not in ("generate", "fast"):

@@ -1,0 +1,93 @@
+"""Evaluate a model on a world's benchmark exports with the one evaluation harness.
+
+The world writes real benchmark formats, so this is only a list of (benchmark, data file, options):
+the loaders, runner and scorers are the same ones that score LLaVA on COCO.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tether.models.decoding import DecodingSettings
+
+DETAIL_PROMPT = "Describe this image in detail."
+POPE_SPLITS = ("random", "popular", "adversarial")
+
+
+def world_benchmarks(world_dir) -> dict[str, tuple[str, Path, dict]]:
+    """name -> (benchmark, data file, load options) for every export the harness scores offline."""
+    bench = Path(world_dir) / "bench"
+    runs = {
+        f"pope_{split}": ("pope", bench / "pope" / f"world_pope_{split}.jsonl", {}) for split in POPE_SPLITS
+    }
+    runs["chair"] = (
+        "chair",
+        bench / "chair" / "gt_objects.json",
+        {
+            "synonyms": bench / "chair" / "synonyms.txt",
+            "image_pattern": "{image_id}.png",
+            "prompt": DETAIL_PROMPT,
+        },
+    )
+    runs["mme"] = ("mme", bench / "mme", {})
+    runs["amber_discriminative"] = (
+        "amber",
+        bench / "amber" / "query_discriminative.json",
+        {"annotations": bench / "amber" / "annotations.json"},
+    )
+    runs["mmhal"] = ("mmhal", bench / "mmhal" / "mmhal_world.json", {})
+    runs["shr"] = ("shr", bench / "shr" / "shr_world.jsonl", {})
+    return runs
+
+
+def evaluate_world(
+    world_dir,
+    out_dir,
+    *,
+    model_path=None,
+    vlm=None,
+    names=("pope_random", "pope_popular", "pope_adversarial", "chair"),
+    yes_no_mode: str = "fast",
+    max_new_tokens: int = 64,
+    batch_size: int = 32,
+    limit: int | None = None,
+    progress: bool = True,
+    judge=None,
+) -> dict[str, dict[str, float]]:
+    """Run and score ``names`` (keys of ``world_benchmarks``); returns metrics per name."""
+    from tether.eval.registry import get_benchmark
+    from tether.eval.runner import run_benchmark
+
+    if vlm is None:
+        from tether.models import load
+
+        vlm = load(model_path)
+    world_dir, out_dir = Path(world_dir), Path(out_dir)
+    available = world_benchmarks(world_dir)
+    metrics = {}
+    for name in names:
+        bench_name, data_file, options = available[name]
+        benchmark = get_benchmark(bench_name)
+        items = benchmark.load_items(data_file, **options)
+        if limit is not None:
+            items = items[:limit]
+        yes_no = all(item.kind == "yesno" for item in items)
+        # MME's subtask folders hold their own images
+        images_root = data_file if bench_name == "mme" else world_dir / "images"
+        score = run_benchmark(
+            benchmark,
+            items,
+            vlm=vlm,
+            model_path=model_path,
+            images_root=images_root,
+            out_dir=out_dir / name,
+            mode=yes_no_mode if yes_no else "generate",
+            decoding=DecodingSettings(max_new_tokens=max_new_tokens),
+            data_file=data_file,
+            data_version=f"tether-world:{world_dir.name}",
+            judge=judge if benchmark.needs_judge else None,
+            progress=progress,
+            batch_size=batch_size,
+        )
+        metrics[name] = score.metrics
+    return metrics
