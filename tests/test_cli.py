@@ -3,7 +3,9 @@ import sys
 
 
 def run_cli(*args, check=True):
-    return subprocess.run([sys.executable, "-m", "tether", *args], capture_output=True, text=True, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "tether", *args], capture_output=True, text=True, check=check
+    )
 
 
 def test_top_level_help_lists_verbs():

@@ -1,0 +1,1 @@
+"""The synthetic grounded world: scenes, renderer, texts, benchmark exports (`tether world build`)."""
