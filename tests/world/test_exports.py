@@ -34,10 +34,10 @@ def test_pope_files_match_the_official_format_and_the_graphs(smoke_world, shared
 
 def test_pope_negatives_follow_the_paper():
     config = WorldConfig(pope_objects_per_image=1)
-    # train: circle+square co-occur twice, triangle appears most often, hexagon once
+    # train: circle+square co-occur twice, triangle appears most often, heart once
     train = exports.ShapeStats.of(
         [_scene("t_0", "circle", "square"), _scene("t_1", "circle", "square", "triangle"),
-         _scene("t_2", "triangle"), _scene("t_3", "triangle", "hexagon")]
+         _scene("t_2", "triangle"), _scene("t_3", "triangle", "heart")]
     )  # fmt: skip
     test = [_scene("test_0", "circle")]
     no = {

@@ -44,8 +44,11 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, bbox, fill) -> None:
         arm = max(2, round(w / 3))
         draw.rectangle((round(cx - arm / 2), y0, round(cx + arm / 2) - 1, y1 - 1), fill=fill)
         draw.rectangle((x0, round(cy - arm / 2), x1 - 1, round(cy + arm / 2) - 1), fill=fill)
-    elif shape == "hexagon":
-        draw.polygon(_regular_polygon(cx, cy, (w - 1) / 2, 6, 0.0), fill=fill)
+    elif shape == "heart":
+        r = w / 4  # two lobes side by side on top, a point at the bottom
+        draw.ellipse((x0, y0, x0 + 2 * r - 1, y0 + 2 * r - 1), fill=fill)
+        draw.ellipse((x1 - 2 * r, y0, x1 - 1, y0 + 2 * r - 1), fill=fill)
+        draw.polygon([(x0, y0 + 1.2 * r), (x1 - 1, y0 + 1.2 * r), (cx - 0.5, y1 - 1)], fill=fill)
     elif shape == "star":
         outer, inner = (w - 1) / 2, (w - 1) / 5
         points = []
@@ -56,16 +59,6 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, bbox, fill) -> None:
         draw.polygon(points, fill=fill)
     else:
         raise ValueError(f"no drawing for shape '{shape}'")
-
-
-def _regular_polygon(cx: float, cy: float, radius: float, sides: int, rotation: float) -> list:
-    return [
-        (
-            cx + radius * math.cos(rotation + 2 * math.pi * k / sides),
-            cy + radius * math.sin(rotation + 2 * math.pi * k / sides),
-        )
-        for k in range(sides)
-    ]
 
 
 def _add_noise(image: Image.Image, noise_std: float, seed: str) -> Image.Image:

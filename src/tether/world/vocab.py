@@ -16,7 +16,7 @@ SHAPE_SYNONYMS: dict[str, list[str]] = {
     "star": [],
     "diamond": ["lozenge"],
     "cross": ["plus sign"],
-    "hexagon": [],
+    "heart": [],
     "ring": ["donut", "hollow circle"],
 }
 SHAPES: list[str] = list(SHAPE_SYNONYMS)
@@ -38,7 +38,7 @@ BACKGROUND_NAME = "black"
 BACKGROUND_RGB = (20, 20, 20)
 
 # size name -> side of the object as a fraction of its grid cell
-SIZES: dict[str, float] = {"small": 0.55, "large": 0.92}
+SIZES: dict[str, float] = {"small": 0.62, "large": 0.92}
 
 # Relations stored in scene graphs; their inverses are only used in texts.
 RELATIONS = ["left of", "above"]
