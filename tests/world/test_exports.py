@@ -155,6 +155,10 @@ def test_amber_files_follow_the_official_shapes(smoke_world, shared_data):
     assert all(set(q) == set(real_query) for q in generative + discriminative)
     assert generative[0]["query"] == real_query["query"]
 
+    relation = json.loads((folder / "relation.json").read_text())
+    real_relation = json.loads((shared_data / "amber" / "relation.json").read_text())
+    assert isinstance(real_relation["person"], list) and relation["square"] == ["box", "block"]
+
     scenes = {s.image: s for s in read_scenes(smoke_world, "test").values()}
     by_id = {a["id"]: a for a in annotations}
     for q in generative:

@@ -264,9 +264,11 @@ def _mmhal_question(scene: Scene, question_type: str, train: ShapeStats, config:
         name = train.most_expected(present, absent, config.shapes)[0]
         return name, f"What color is the {name}?", f"There is no {name} in the image."
     if question_type == "comparison":
-        if len(objects) < 2:
+        # Two objects of different shapes, so the references do not carry the colours being compared.
+        pairs = [(i, j) for i in unique for j in unique if i < j]
+        if not pairs:
             return None
-        i, j = 0, 1
+        i, j = pairs[0]
         a, b = refs[i], refs[j]
         if objects[i].size != objects[j].size:
             big, small = (a, b) if objects[i].size == "large" else (b, a)
@@ -294,7 +296,7 @@ def _mmhal_question(scene: Scene, question_type: str, train: ShapeStats, config:
         if len(objects) < 2:
             return None
         i, j = 0, len(objects) - 1
-        rels = [rel for rel in relations_between(scene, i, j)]
+        rels = relations_between(scene, i, j)
         if not rels:
             return None
         question = f"Where is the {refs[i]} relative to the {refs[j]}?"
@@ -306,7 +308,10 @@ def _mmhal_question(scene: Scene, question_type: str, train: ShapeStats, config:
         return "scene", texts.DETAIL_PROMPT, " ".join(facts)
     if question_type == "other":
         i = len(objects) // 2
-        position = texts.where(texts.position_of(scene, i, grid))
+        positions = [texts.position_of(scene, k, grid) for k in range(len(objects))]
+        if positions.count(positions[i]) > 1:  # grids larger than 3x3 share position names
+            return None
+        position = texts.where(positions[i])
         phrase = texts.with_article(f"{objects[i].color} {objects[i].shape}")
         return objects[i].shape, f"What shape is {position}?", f"There is {phrase} {position}."
     raise ValueError(f"unknown MMHal type '{question_type}'")
@@ -342,8 +347,11 @@ def shr_items(scenes: list[Scene], grid_size: int) -> list[dict]:
 # ---------------------------------------------------------------- AMBER
 
 
-def amber_files(scenes: list[Scene], train: ShapeStats, config: WorldConfig) -> dict[str, list[dict]]:
-    """AMBER's annotations.json, query_generative.json and query_discriminative.json.
+def amber_files(scenes: list[Scene], train: ShapeStats, config: WorldConfig) -> dict[str, list | dict]:
+    """AMBER's annotations.json, query_generative.json, query_discriminative.json and relation.json.
+
+    relation.json is AMBER's word-association table ({object: [words that count as that object]}); the
+    official scorer only counts nouns listed there, so it maps each shape to its one-word synonyms.
 
     As in the release, generative ids come first (1..N), then discriminative ones. ``hallu`` lists the
     absent shapes the training prior most expects (highest co-occurrence with the present ones).
@@ -371,6 +379,9 @@ def amber_files(scenes: list[Scene], train: ShapeStats, config: WorldConfig) -> 
         "annotations.json": annotations,
         "query_generative.json": generative,
         "query_discriminative.json": discriminative,
+        "relation.json": {
+            shape: [n for n in vocab.SHAPE_SYNONYMS[shape] if " " not in n] for shape in config.shapes
+        },
     }
 
 
