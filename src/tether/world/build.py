@@ -197,7 +197,7 @@ def dataset_card(card: dict) -> str:
         f"- shape frequency skew {config['frequency_skew']} (weight 1/(rank+1)^skew, rank = order in `shapes`)",
         f"- test split biased: {config['test_bias']}",
         "",
-        "## Measured co-occurrence (P(partner | member), share of images containing each shape)",
+        "## Measured co-occurrence: P(b | a) / P(a | b) for each pair a+b",
         "",
         "| split | biased | " + " | ".join(f"{a}+{b}" for a, b in config["cooccurrence_pairs"]) + " |",
         "|---|---|" + "---|" * len(config["cooccurrence_pairs"]),
