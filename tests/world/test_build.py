@@ -20,7 +20,9 @@ def test_same_seed_gives_byte_identical_worlds(tmp_path, smoke_config, smoke_wor
     first, second = _files(smoke_world), _files(tmp_path / "again")
     assert first.keys() == second.keys()
     differing = [name for name in first if first[name] != second[name]]
-    assert differing == ["build_info.json"]  # versions and build time only
+    # only versions and build time may differ (and even they match when both builds share a second)
+    assert set(differing) <= {"build_info.json"}
+    assert len(first) > 150
 
 
 def test_another_seed_gives_another_world(tmp_path, smoke_world):
