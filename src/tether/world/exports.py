@@ -60,6 +60,44 @@ def _rank(candidates: list[str], key, shapes: list[str]) -> list[str]:
 POPE_STRATEGIES = ("random", "popular", "adversarial")
 POPE_QUESTION = "Is there a {name} in the image?"
 
+# Phrasing of the other exports (world_words() reads EXPORT_TEMPLATES).
+EXISTENCE = "Is there {a_name} in this image?"
+COUNT_ONE = "Is there one {name} in this image?"
+COUNT_MANY = "Are there {count} {plural} in this image?"
+SIDE = "Is the {ref} on the {side} side of the image?"
+STATE = "Is the {ref} {state} in this image?"
+RELATION = "Is the {a} {rel} the {b} in this image?"
+COLOR_QUESTION = "What color is the {name}?"
+COLOR_ANSWER = "The {name} is {color}."
+ABSENT_ANSWER = "There is no {name} in the image."
+LARGER_QUESTION = "Which is larger, the {a} or the {b}?"
+LARGER_ANSWER = "The {a} is larger than the {b}."
+SAME_COLOR_QUESTION = "Are the {a} and the {b} the same color?"
+SAME_COLOR_YES = "Yes, both are {color}."
+SAME_COLOR_NO = "No, the {a} is {color_a} and the {b} is {color_b}."
+HOW_MANY = "How many {plural} are in the image?"
+THERE_IS_ONE = "There is one {name} in the image."
+THERE_ARE = "There are {count} {plural} in the image."
+RELATIVE_QUESTION = "Where is the {a} relative to the {b}?"
+RELATIVE_ANSWER = "The {a} is {rel} the {b}."
+BACKGROUND_QUESTION = "What color is the background?"
+BACKGROUND_ANSWER = "The background is {color}."
+SHAPE_AT = "What shape is {where}?"
+THERE_IS_AT = "There is {obj} {where}."
+EXPORT_TEMPLATES = (
+    POPE_QUESTION, EXISTENCE, COUNT_ONE, COUNT_MANY, SIDE, STATE, RELATION, COLOR_QUESTION, COLOR_ANSWER,
+    ABSENT_ANSWER, LARGER_QUESTION, LARGER_ANSWER, SAME_COLOR_QUESTION, SAME_COLOR_YES, SAME_COLOR_NO,
+    HOW_MANY, THERE_IS_ONE, THERE_ARE, RELATIVE_QUESTION, RELATIVE_ANSWER, BACKGROUND_QUESTION,
+    BACKGROUND_ANSWER, SHAPE_AT, THERE_IS_AT,
+)  # fmt: skip
+
+
+def _count_question(shape: str, n: int) -> str:
+    """'Is there one star in this image?' / 'Are there two stars in this image?' (MME, AMBER)."""
+    if n == 1:
+        return COUNT_ONE.format(name=shape)
+    return COUNT_MANY.format(count=vocab.NUMBER_WORDS[n], plural=vocab.plural(shape))
+
 
 def pope_questions(scenes: list[Scene], train: ShapeStats, config: WorldConfig, strategy: str) -> list[dict]:
     """POPE question file (official fields ``question_id, image, text, label``) for one negative strategy.
@@ -132,19 +170,14 @@ def mme_pairs(scene: Scene, subtask: str, config: WorldConfig) -> list[tuple[str
     if subtask == "existence":
         if not absent:
             return None
-        question = "Is there {} in this image?"
-        yes = question.format(texts.with_article(rng.choice(present)))
-        no = question.format(texts.with_article(rng.choice(absent)))
+        yes = EXISTENCE.format(a_name=texts.with_article(rng.choice(present)))
+        no = EXISTENCE.format(a_name=texts.with_article(rng.choice(absent)))
     elif subtask == "count":
         shape = rng.choice(present)
         n = scene.count(shape)
         wrong = n + 1 if n == 1 or rng.random() < 0.5 else n - 1
-        question = "Are there {} {} in this image?"
-        plural = vocab.plural(shape)
-        yes = question.format(vocab.NUMBER_WORDS[n], plural if n > 1 else shape)
-        no = question.format(vocab.NUMBER_WORDS[wrong], plural if wrong > 1 else shape)
-        if n == 1:
-            yes = f"Is there one {shape} in this image?"
+        yes = _count_question(shape, n)
+        no = _count_question(shape, wrong)
     elif subtask == "position":
         sides = []
         for i, obj in enumerate(scene.objects):
@@ -162,8 +195,7 @@ def mme_pairs(scene: Scene, subtask: str, config: WorldConfig) -> list[tuple[str
             return None
         i, side, opposite = rng.choice(sides)
         ref = texts.refer(scene, i, config.grid_size)
-        question = "Is the {} on the {} side of the image?"
-        yes, no = question.format(ref, side), question.format(ref, opposite)
+        yes, no = SIDE.format(ref=ref, side=side), SIDE.format(ref=ref, side=opposite)
     elif subtask == "color":
         i = rng.randrange(len(scene.objects))
         obj = scene.objects[i]
@@ -172,9 +204,8 @@ def mme_pairs(scene: Scene, subtask: str, config: WorldConfig) -> list[tuple[str
         ]
         if not absent_colors:
             return None
-        question = "Is there {} {} in this image?"
-        yes = question.format(texts.with_article(obj.color), obj.shape)
-        no = question.format(texts.with_article(rng.choice(absent_colors)), obj.shape)
+        yes = EXISTENCE.format(a_name=texts.with_article(f"{obj.color} {obj.shape}"))
+        no = EXISTENCE.format(a_name=texts.with_article(f"{rng.choice(absent_colors)} {obj.shape}"))
     else:
         raise ValueError(f"unknown MME subtask '{subtask}'")
     return [(yes + suffix, "Yes"), (no + suffix, "No")]
@@ -254,7 +285,7 @@ def _mmhal_question(scene: Scene, question_type: str, train: ShapeStats, config:
             return None
         i = unique[0]
         name = objects[i].shape
-        return name, f"What color is the {name}?", f"The {name} is {objects[i].color}."
+        return name, COLOR_QUESTION.format(name=name), COLOR_ANSWER.format(name=name, color=objects[i].color)
     if question_type == "adversarial":
         present = scene.shapes()
         absent = [s for s in config.shapes if s not in present]
@@ -262,7 +293,7 @@ def _mmhal_question(scene: Scene, question_type: str, train: ShapeStats, config:
             return None
         # Ask about the absent shape the training prior most expects, as if it were there.
         name = train.most_expected(present, absent, config.shapes)[0]
-        return name, f"What color is the {name}?", f"There is no {name} in the image."
+        return name, COLOR_QUESTION.format(name=name), ABSENT_ANSWER.format(name=name)
     if question_type == "comparison":
         # Two objects of different shapes, so the references do not carry the colours being compared.
         pairs = [(i, j) for i in unique for j in unique if i < j]
@@ -274,24 +305,24 @@ def _mmhal_question(scene: Scene, question_type: str, train: ShapeStats, config:
             big, small = (a, b) if objects[i].size == "large" else (b, a)
             return (
                 objects[i].shape,
-                f"Which is larger, the {a} or the {b}?",
-                f"The {big} is larger than the {small}.",
+                LARGER_QUESTION.format(a=a, b=b),
+                LARGER_ANSWER.format(a=big, b=small),
             )
-        question = f"Are the {a} and the {b} the same color?"
+        question = SAME_COLOR_QUESTION.format(a=a, b=b)
         if objects[i].color == objects[j].color:
-            return objects[i].shape, question, f"Yes, both are {objects[i].color}."
+            return objects[i].shape, question, SAME_COLOR_YES.format(color=objects[i].color)
         return (
             objects[i].shape,
             question,
-            f"No, the {a} is {objects[i].color} and the {b} is {objects[j].color}.",
+            SAME_COLOR_NO.format(a=a, color_a=objects[i].color, b=b, color_b=objects[j].color),
         )
     if question_type == "counting":
         shape = max(sorted(scene.shapes(), key=config.shapes.index), key=scene.count)
         n = scene.count(shape)
-        question = f"How many {vocab.plural(shape)} are in the image?"
+        question = HOW_MANY.format(plural=vocab.plural(shape))
         if n == 1:
-            return shape, question, f"There is one {shape} in the image."
-        return shape, question, f"There are {vocab.NUMBER_WORDS[n]} {vocab.plural(shape)} in the image."
+            return shape, question, THERE_IS_ONE.format(name=shape)
+        return shape, question, THERE_ARE.format(count=vocab.NUMBER_WORDS[n], plural=vocab.plural(shape))
     if question_type == "relation":
         if len(objects) < 2:
             return None
@@ -299,10 +330,14 @@ def _mmhal_question(scene: Scene, question_type: str, train: ShapeStats, config:
         rels = relations_between(scene, i, j)
         if not rels:
             return None
-        question = f"Where is the {refs[i]} relative to the {refs[j]}?"
-        return objects[i].shape, question, f"The {refs[i]} is {' and '.join(rels)} the {refs[j]}."
+        question = RELATIVE_QUESTION.format(a=refs[i], b=refs[j])
+        return (
+            objects[i].shape,
+            question,
+            RELATIVE_ANSWER.format(a=refs[i], rel=" and ".join(rels), b=refs[j]),
+        )
     if question_type == "environment":
-        return "scene", "What color is the background?", f"The background is {vocab.BACKGROUND_NAME}."
+        return "scene", BACKGROUND_QUESTION, BACKGROUND_ANSWER.format(color=vocab.BACKGROUND_NAME)
     if question_type == "holistic":
         facts = texts.fact_sentences(scene, grid)[: len(objects)]
         return "scene", texts.DETAIL_PROMPT, " ".join(facts)
@@ -313,7 +348,11 @@ def _mmhal_question(scene: Scene, question_type: str, train: ShapeStats, config:
             return None
         position = texts.where(positions[i])
         phrase = texts.with_article(f"{objects[i].color} {objects[i].shape}")
-        return objects[i].shape, f"What shape is {position}?", f"There is {phrase} {position}."
+        return (
+            objects[i].shape,
+            SHAPE_AT.format(where=position),
+            THERE_IS_AT.format(obj=phrase, where=position),
+        )
     raise ValueError(f"unknown MMHal type '{question_type}'")
 
 
@@ -391,43 +430,28 @@ def _amber_discriminative(scene: Scene, train: ShapeStats, config: WorldConfig) 
     present = [s for s in config.shapes if s in scene.shapes()]
     absent = [s for s in config.shapes if s not in scene.shapes()]
     out = []
-    existence = "Is there {} in this image?"
-    out.append(
-        ("discriminative-hallucination", existence.format(texts.with_article(rng.choice(present))), "yes")
-    )
+    a_name = texts.with_article(rng.choice(present))
+    out.append(("discriminative-hallucination", EXISTENCE.format(a_name=a_name), "yes"))
     if absent:
         expected = train.most_expected(present, absent, config.shapes)[0]
-        out.append(("discriminative-hallucination", existence.format(texts.with_article(expected)), "no"))
+        a_name = texts.with_article(expected)
+        out.append(("discriminative-hallucination", EXISTENCE.format(a_name=a_name), "no"))
 
     i = rng.randrange(len(scene.objects))
     obj, ref = scene.objects[i], texts.refer(scene, i, grid)
     if ref == obj.shape:  # a colour in the reference would answer the question
-        state = "Is the {} {} in this image?"
         other_color = rng.choice([c for c in config.colors if c != obj.color])
-        out.append(("discriminative-attribute-state", state.format(ref, obj.color), "yes"))
-        out.append(("discriminative-attribute-state", state.format(ref, other_color), "no"))
+        out.append(("discriminative-attribute-state", STATE.format(ref=ref, state=obj.color), "yes"))
+        out.append(("discriminative-attribute-state", STATE.format(ref=ref, state=other_color), "no"))
 
     shape = rng.choice(present)
     n = scene.count(shape)
-    number = "Are there {} {} in this image?"
-    yes = (
-        f"Is there one {shape} in this image?"
-        if n == 1
-        else number.format(vocab.NUMBER_WORDS[n], vocab.plural(shape))
-    )
-    out.append(("discriminative-attribute-number", yes, "yes"))
-    out.append(
-        (
-            "discriminative-attribute-number",
-            number.format(vocab.NUMBER_WORDS[n + 1], vocab.plural(shape)),
-            "no",
-        )
-    )
+    out.append(("discriminative-attribute-number", _count_question(shape, n), "yes"))
+    out.append(("discriminative-attribute-number", _count_question(shape, n + 1), "no"))
 
     if scene.relations:
         a, rel, b = rng.choice(scene.relations)
-        relation = "Is the {} {} the {} in this image?"
         ra, rb = texts.refer(scene, a, grid), texts.refer(scene, b, grid)
-        out.append(("discriminative-relation", relation.format(ra, rel, rb), "yes"))
-        out.append(("discriminative-relation", relation.format(rb, rel, ra), "no"))
+        out.append(("discriminative-relation", RELATION.format(a=ra, rel=rel, b=rb), "yes"))
+        out.append(("discriminative-relation", RELATION.format(a=rb, rel=rel, b=ra), "no"))
     return out

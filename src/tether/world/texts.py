@@ -225,39 +225,13 @@ def fact_sentences(scene: Scene, grid_size: int) -> list[str]:
     return facts
 
 
-# Extra phrasing used only by the benchmark exports (exports.py formats these).
-EXPORT_TEMPLATES = (
-    "Is there {a_name} in the image?",
-    "Is there {a_name} in this image?",
-    "Are there {count} {plural} in this image?",
-    "Is the {ref} on the {side} side of the image?",
-    "Is there {a_name} {color} in this image?",
-    "Is the {ref} {color} in this image?",
-    "Is the {ref} {size} in this image?",
-    "Is the {a} {rel} the {b} in this image?",
-    "How many {plural} are in the image?",
-    "There are {count} {plural} in the image.",
-    "There is one {name} in the image.",
-    "There is no {name} in the image.",
-    "The {name} is {color}.",
-    "Which is larger, the {a} or the {b}?",
-    "The {a} is larger than the {b}.",
-    "Where is the {a} relative to the {b}?",
-    "The {a} is {rel} and {rel} the {b}.",
-    "What color is the background?",
-    "The background is black.",
-    "What shape is {where}?",
-    "Are the {a} and the {b} the same color?",
-    "No, the {a} is {color} and the {b} is {color}.",
-    "Yes, both are {color}.",
-)
-
-
 def world_words() -> list[str]:
     """Every word any world text can contain, lowercase and sorted; '. , ? :' are tokens of their own.
 
     The placeholder ``<image>`` is not included: the model layer adds it as a special token.
     """
+    from tether.world.exports import EXPORT_TEMPLATES  # here, not on top: exports imports this module
+
     words: set[str] = set()
     templates = (
         CAPTION_TEMPLATES
@@ -269,7 +243,8 @@ def world_words() -> list[str]:
         + ANSWERS
         + EXPORT_TEMPLATES
         + (DETAIL_PROMPT, CAPTION_PROMPT, AMBER_PROMPT, MME_SUFFIX, SHORT_ANSWER_SUFFIX)
-        + ("a an and in at on the shape shapes", "left right top bottom center")
+        # words that code, not templates, puts into texts: with_article, where(), join_list, caption counts
+        + ("a an", "in the", *_WHERE_PREFIX.values(), ", and", "shape shapes", *vocab.POSITIONS)
     )
     for template in templates:
         words.update(vocab.split_words(re.sub(r"\{\w+\}", " ", template)))
