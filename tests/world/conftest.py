@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,5 @@ def smoke_world(tmp_path_factory, smoke_config) -> Path:
 
 
 def read_scenes(world: Path, split: str) -> dict[str, Scene]:
-    import json
-
     lines = (world / "scenes" / f"{split}.jsonl").read_text().splitlines()
     return {s.image_id: s for s in (Scene.from_dict(json.loads(line)) for line in lines)}

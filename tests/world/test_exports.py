@@ -50,7 +50,7 @@ def test_pope_negatives_follow_the_paper():
     assert yes[0]["text"] == "Is there a circle in the image?"
 
 
-def test_pope_adversarial_negatives_are_the_hidden_partners(smoke_config):
+def test_pope_adversarial_negatives_are_the_hidden_partners():
     # Test scenes break the bias: whenever a pair member is present and its partner absent, the
     # adversarial file asks about the partner.
     config = WorldConfig(n_train=500, n_test=200)
