@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "tether.models.commands",
     "tether.methods.commands",
     "tether.eval.commands",
+    "tether.world.commands",
 ]
 
 

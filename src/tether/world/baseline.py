@@ -117,9 +117,8 @@ def scene_labels(scene: dict) -> list[str]:
 
 def train_baseline(world_dir, out_dir, recipe: BaselineRecipe | None = None) -> Path:
     """Run every stage (skipping finished ones); returns the final model folder."""
-    from tether.world.vocab import world_words
-
     from tether.models.tiny import build_tiny_checkpoint
+    from tether.world.vocab import world_words
 
     recipe = recipe or BaselineRecipe()
     world_dir, out_dir = Path(world_dir), Path(out_dir)

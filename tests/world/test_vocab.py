@@ -1,0 +1,39 @@
+from tether.world import vocab
+from tether.world.vocab import extract_objects, plural, position_name, split_words
+
+
+def test_synonyms_and_plurals_map_to_canonical_names():
+    text = "Two boxes, a ball and three blocks; one disc. Crosses and a lozenge."
+    assert extract_objects(text) == ["square", "circle", "square", "circle", "cross", "diamond"]
+
+
+def test_two_word_names_win_over_their_last_word():
+    # 'hollow circle' is a ring; a bare 'circle' is a circle; 'plus signs' is a plural two-word name.
+    assert extract_objects("A hollow circle left of a circle.") == ["ring", "circle"]
+    assert extract_objects("Two Hollow Circles and two plus signs") == ["ring", "cross"]
+    assert extract_objects("a plus and a sign") == []
+
+
+def test_words_that_merely_contain_a_name_are_not_objects():
+    assert extract_objects("crossing the starry boxing ring-road") == ["ring"]
+    assert extract_objects("") == []
+
+
+def test_plural_forms():
+    assert plural("box") == "boxes"
+    assert plural("cross") == "crosses"
+    assert plural("plus sign") == "plus signs"
+    assert plural("hollow circle") == "hollow circles"
+    assert plural("star") == "stars"
+
+
+def test_split_words_keeps_punctuation_as_tokens():
+    assert split_words("Is there a Box? Yes: two, maybe.") == [
+        "is", "there", "a", "box", "?", "yes", ":", "two", ",", "maybe", ".",
+    ]  # fmt: skip
+
+
+def test_position_names_on_a_3x3_grid():
+    names = [position_name(r, c, 3) for r in range(3) for c in range(3)]
+    assert names == vocab.POSITIONS
+    assert position_name(0, 1, 2) == "top right"
