@@ -1,0 +1,1 @@
+"""Evaluation: benchmark loaders, scorers, runners, and the LLM judges some of them need."""
