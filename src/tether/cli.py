@@ -16,6 +16,7 @@ from tether.errors import TetherError
 # Order is the order of `tether --help`.
 COMMAND_MODULES = [
     "tether.models.commands",
+    "tether.eval.judges.commands",
 ]
 
 

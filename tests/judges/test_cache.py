@@ -105,3 +105,18 @@ def test_two_processes_appending_do_not_interleave_lines(tmp_path):
         assert worker.exitcode == 0
     cache = ReplyCache(tmp_path)
     assert len(cache) == 200 and cache.corrupt_lines == 0
+
+
+def test_a_run_that_stops_keeps_every_finished_reply(chat_server, tmp_path):
+    from tether.eval.judges import JudgeError
+
+    prompts = [[{"role": "user", "content": f"question {i}"}] for i in range(3)]
+    server = chat_server([ok(), status(503), status(503)])
+    client = client_for(server, tmp_path, max_retries=1)
+    with pytest.raises(JudgeError, match="gave up after 2 attempts"):
+        for chat in prompts:
+            client.complete(chat)
+    assert len(ReplyCache(tmp_path)) == 1
+    rerun = client_for(server, tmp_path)
+    assert [rerun.complete(chat) for chat in prompts] == [f"echo: question {i}" for i in range(3)]
+    assert rerun.usage.cache_hits == 1 and rerun.usage.requests == 2

@@ -32,7 +32,7 @@ class JudgeConfig:
 def make_client(config: JudgeConfig) -> ChatClient:
     """A :class:`ChatClient` with the config's settings; errors name the missing piece."""
     if not config.model:
-        raise JudgeError("judge model is not set (judge.model in the recipe, or --set judge.model=...)")
+        raise JudgeError("judge model is not set (the `model` field of the judge config)")
     return ChatClient(
         model=config.model,
         base_url=config.base_url,
