@@ -1,6 +1,7 @@
 """The judge client against a real chat-completions server on loopback, faults included."""
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -212,3 +213,12 @@ def test_make_client_from_yaml(tmp_path, chat_server):
     assert (tmp_path / "cache" / "judge_cache.jsonl").is_file()
     with pytest.raises(JudgeError, match="judge model is not set"):
         make_client(JudgeConfig())
+
+
+def test_shipped_judge_recipes_load():
+    root = Path(__file__).resolve().parents[2] / "configs" / "judges"
+    openai_judge = load_config(JudgeConfig, root / "openai_gpt4o.yaml")
+    assert openai_judge.model == "gpt-4o-2024-08-06" and openai_judge.base_url is None
+    assert openai_judge.price_per_1k_output == 0.01
+    local = load_config(JudgeConfig, root / "vllm_local.yaml")
+    assert local.base_url == "http://127.0.0.1:8000/v1" and local.timeout == 120.0
