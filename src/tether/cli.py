@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "tether.methods.commands",
     "tether.eval.commands",
     "tether.world.commands",
+    "tether.eval.judges.commands",
 ]
 
 

@@ -71,6 +71,8 @@ class BaselineRecipe:
     sft: StageSettings = field(
         default_factory=lambda: StageSettings(steps=700, learning_rate=1e-3, batch_size=16)
     )
+    # a tiny from-scratch tower keeps learning in stages 1-2 (LLaVA freezes its pretrained CLIP tower)
+    tune_tower: bool = True
     progress_bar: bool = True
 
 
@@ -118,7 +120,7 @@ def scene_labels(scene: dict) -> list[str]:
 def train_baseline(world_dir, out_dir, recipe: BaselineRecipe | None = None) -> Path:
     """Run every stage (skipping finished ones); returns the final model folder."""
     from tether.models.tiny import build_tiny_checkpoint
-    from tether.world.vocab import world_words
+    from tether.world.texts import world_words
 
     recipe = recipe or BaselineRecipe()
     world_dir, out_dir = Path(world_dir), Path(out_dir)
