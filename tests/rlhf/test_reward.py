@@ -23,7 +23,7 @@ COLOURS = ["red", "blue", "green"]
 
 @pytest.fixture
 def preference_data(tmp_path):
-    """Each image is one colour; chosen names it, rejected names another; the facts say it."""
+    """Each image is one colour; chosen names it; rejected names another and adds a hallucinated object."""
     images = tmp_path / "images"
     images.mkdir()
     rows = []
@@ -35,7 +35,7 @@ def preference_data(tmp_path):
                 "image": f"{i}.png",
                 "prompt": "what color is it ?",
                 "chosen": f"it is {colour} .",
-                "rejected": f"it is {wrong} .",
+                "rejected": f"it is {wrong} . there is a triangle .",
                 "facts": [f"there is a {colour} square ."],
             }
         )
@@ -104,11 +104,11 @@ def test_train_reward_learns_saves_and_loads(tiny_checkpoint, preference_data, t
             f"data.eval=[{path}]",
             f"data.images={images}",
             f"train.output_dir={out}",
-            "train.max_steps=60",
+            "train.max_steps=40",
             "train.learning_rate=1e-2",
             "train.per_device_train_batch_size=6",
             "train.logging_steps=20",
-            "train.save_steps=60",
+            "train.save_steps=40",
             "train.progress_bar=false",
             "model.lora={r: 8, alpha: 16, dropout: 0.0}",
         ],
@@ -116,17 +116,16 @@ def test_train_reward_learns_saves_and_loads(tiny_checkpoint, preference_data, t
     folder = train_reward(config)
     record = json.loads((out / "run.json").read_text())
     losses = [r["loss"] for r in record["log_history"] if "loss" in r]
-    assert losses[-1] < losses[0] - 0.2
-    assert record["eval"]["accuracy"] >= 0.8  # 6 pairs; an untrained head ranks about half right
-    assert (out / "checkpoint-60" / "trainable.safetensors").is_file()
+    assert losses[-1] < 0.1  # from about log 2 = 0.69 with an untrained head
+    assert record["eval"]["accuracy"] == 1.0
+    assert (out / "checkpoint-40" / "trainable.safetensors").is_file()
     loaded = load_reward_model(folder)
     records = load_preference_records(path)
     images_open = [Image.open(images / r.image).convert("RGB") for r in records]
     prompts, facts = [r.prompt for r in records], [r.facts for r in records]
     chosen = loaded.score(images_open, prompts, [r.chosen for r in records], facts)
     rejected = loaded.score(images_open, prompts, [r.rejected for r in records], facts)
-    # the exported (LoRA merged) model ranks as the trained one did
-    assert (chosen > rejected).float().mean().item() == pytest.approx(record["eval"]["accuracy"])
+    assert (chosen > rejected).all()  # the exported (LoRA merged) model ranks as the trained one did
     assert (chosen - rejected).mean().item() == pytest.approx(record["eval"]["mean_margin"], rel=1e-3)
 
 

@@ -194,6 +194,7 @@ class PPORunner:
         if not self.settings.reward_model:
             raise TetherError("ppo.reward_model is not set: give the folder written by `tether train reward`")
         self.accelerator = Accelerator(mixed_precision="bf16" if config.train.bf16 else "no")
+        torch.manual_seed(config.train.seed)  # LoRA and head initialisation: a rerun builds the same models
         device = self.accelerator.device
 
         self.policy = load_for_training(config.model)

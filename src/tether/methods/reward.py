@@ -238,6 +238,7 @@ def train_reward(config: RewardConfig) -> Path:
         ]
 
     records, held_out = read(config.data.train), read(config.data.eval)
+    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     reward_model = RewardModel(vlm, use_facts=config.reward.use_facts)
     module = PairwiseRewardModule(reward_model, config.reward.center_coef)
