@@ -180,3 +180,48 @@ def test_ppo_raises_a_toy_reward(ppo_setup, tmp_path):
     rewards = [json.loads(line)["reward"] for line in (out / "log.jsonl").read_text().splitlines()]
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert last > first + 0.3, rewards
+
+
+def test_reward_inside_ppo_is_the_saved_reward_model(ppo_setup, tmp_path):
+    """The value network shares the reward model's weights; with its adapter disabled it scores as the RM."""
+    from tether.data.rlhf import load_prompt_records
+    from tether.methods.ppo import PPORunner
+    from tether.methods.reward import load_reward_model
+
+    checkpoint, prompts, images, reward_folder = ppo_setup
+    runner = PPORunner(ppo_config(ppo_setup, tmp_path / "run", "model.lora={r: 4, alpha: 8}"))
+    with torch.no_grad():
+        for name, param in runner.value_vlm.model.named_parameters():
+            if "lora_B" in name:
+                param.fill_(0.5)  # a trained-looking value adapter must not leak into the reward
+    records = load_prompt_records(prompts)
+    opened = [Image.open(images / r.image).convert("RGB") for r in records]
+    responses = ["red", "it is blue", "green square", ""]
+    inside = runner._scores(opened, records, responses)
+    reference = load_reward_model(reward_folder).score(
+        opened, [r.prompt for r in records], responses, [r.facts for r in records]
+    )
+    torch.testing.assert_close(inside, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_ppo_with_fully_trained_value_model(ppo_setup, tmp_path):
+    """value_lora: null trains the whole value LLM and scores with a separate frozen reward model."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    config = ppo_config(ppo_setup, out, "train.max_steps=2", "train.save_steps=2", "ppo.value_lora=null")
+    train_ppo(config)
+    names = load_file(out / "checkpoint-2" / "trainable.safetensors").keys()
+    assert any(n.startswith("value_model.") and "lora" not in n for n in names)
+    assert all(
+        math.isfinite(json.loads(line)["value_loss"]) for line in (out / "log.jsonl").read_text().splitlines()
+    )
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from tether.cli import main
+
+    assert main(["train", "ppo", "--set", f"train.output_dir={tmp_path}", "--set", "train.max_steps=1"]) == 2
+    assert "data.train lists no prompt files" in capsys.readouterr().err
+    assert main(["train", "reward", "--no-facts", "--output-dir", str(tmp_path)]) == 2
+    assert "data.train lists no preference files" in capsys.readouterr().err
