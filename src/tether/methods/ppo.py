@@ -28,6 +28,7 @@ so the tokens optimised are the ones every later forward sees.
 
 import copy
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -193,7 +194,15 @@ class PPORunner:
         self.config, self.settings, self.score_fn = config, config.ppo, score_fn
         if not self.settings.reward_model:
             raise TetherError("ppo.reward_model is not set: give the folder written by `tether train reward`")
-        self.accelerator = Accelerator(mixed_precision="bf16" if config.train.bf16 else "no")
+        # cpu=True on CPU machines: without it accelerate ignores torchrun's WORLD_SIZE and runs N copies alone
+        self.accelerator = Accelerator(
+            cpu=not torch.cuda.is_available(), mixed_precision="bf16" if config.train.bf16 else "no"
+        )
+        expected = os.environ.get("TETHER_EXPECTED_WORLD_SIZE")  # set by `tether train --launcher`
+        if expected and int(expected) != self.accelerator.num_processes:
+            raise TetherError(
+                f"launched for {expected} processes but PPO runs in {self.accelerator.num_processes}"
+            )
         torch.manual_seed(config.train.seed)  # LoRA and head initialisation: a rerun builds the same models
         device = self.accelerator.device
 
@@ -388,8 +397,17 @@ class PPORunner:
             raise TetherError("a PPO batch mixes prompts with and without images")
         rollout = self.rollout(records, images)
         metrics = {**rollout.metrics, **self.update(rollout, torch.Generator().manual_seed(seed))}
-        self.kl.update(rollout.metrics["kl"], len(records))
+        metrics = self._mean_over_processes(metrics)
+        self.kl.update(metrics["kl"], len(records) * self.accelerator.num_processes)
         return metrics, rollout
+
+    def _mean_over_processes(self, metrics: dict) -> dict:
+        """Average each metric over the data-parallel processes (all of them call this, every step)."""
+        if self.accelerator.num_processes == 1:
+            return metrics
+        names = sorted(metrics)
+        values = torch.tensor([float(metrics[k]) for k in names], device=self.accelerator.device)
+        return dict(zip(names, self.accelerator.reduce(values, reduction="mean").tolist()))
 
     # ---- checkpoints ---------------------------------------------------------------------------------
 
@@ -508,6 +526,11 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
             command="train ppo",
             config=config,
             timer=timer,
-            extra={"records": len(records), "skipped": skips.skipped, "history": history},
+            extra={
+                "records": len(records),
+                "skipped": skips.skipped,
+                "world_size": runner.accelerator.num_processes,
+                "history": history,
+            },
         )
     return out
