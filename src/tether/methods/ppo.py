@@ -261,11 +261,18 @@ class PPORunner:
 
     def _batches(self, images, records, responses, finished) -> tuple[dict, dict]:
         prompts = [r.prompt for r in records]
-        batches = []
-        for vlm in (self.policy, self.value_vlm):
-            batch = drop_eos_where_unfinished(vlm, vlm.encode(images, prompts, responses), finished)
-            batches.append(batch.as_dict())
-        return batches[0], batches[1]
+        policy_batch, value_batch = (
+            drop_eos_where_unfinished(vlm, vlm.encode(images, prompts, responses), finished)
+            for vlm in (self.policy, self.value_vlm)
+        )
+        if not torch.equal(policy_batch.response_mask, value_batch.response_mask):
+            from tether.errors import TetherError
+
+            raise TetherError(
+                "policy and value model lay out the same sequences differently (chat template or image "
+                "processor differ); train the reward model from the policy's checkpoint"
+            )
+        return policy_batch.as_dict(), value_batch.as_dict()
 
     @torch.no_grad()
     def _scores(self, images, records, responses) -> torch.Tensor:

@@ -119,7 +119,9 @@ def load_reward_model(path, *, dtype: str = "float32") -> RewardModel:
     vlm = load(path, dtype=dtype)
     head = torch.nn.Linear(vlm.hidden_size, 1)
     head.load_state_dict(load_file(str(path / REWARD_HEAD_WEIGHTS)))
-    model = RewardModel(vlm, head.to(next(vlm.model.parameters()).dtype), use_facts=info["use_facts"])
+    model = RewardModel(
+        vlm, head, use_facts=info["use_facts"]
+    )  # the head stays float32 (it may train as a value head)
     return model.eval()
 
 
