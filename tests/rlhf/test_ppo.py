@@ -6,7 +6,14 @@ import torch
 from PIL import Image
 
 from tether.config import load_config
-from tether.methods.ppo import PPOConfig, drop_eos_where_unfinished, symbolic_bonus, train_ppo
+from tether.methods.ppo import (
+    PPOConfig,
+    PPOSettings,
+    drop_eos_where_unfinished,
+    shape_scores,
+    symbolic_bonus,
+    train_ppo,
+)
 from tether.methods.reward import RewardModel
 from tether.models import DecodingSettings, load
 
@@ -60,6 +67,24 @@ def test_symbolic_bonus():
     assert symbolic_bonus("I think the correct option is c.", "C") == 1.0
     assert symbolic_bonus("A. a dog", "B") == 0.0
     assert symbolic_bonus("anything", None) == 0.0
+
+
+def test_shape_scores_by_hand():
+    reward = torch.tensor([1.0, 2.0, -1.0])
+    unfinished = torch.tensor([False, True, True])
+    lengths = torch.tensor([4.0, 8.0, 8.0])
+    multipliers = torch.tensor([1.0, 0.5, 1.0])
+    bonus = torch.tensor([1.0, 0.0, -0.5])
+    # LLaVA-RLHF's settings: relative penalty −8, length term −10 · len / 8 · multiplier, correct bonus 2
+    settings = PPOSettings(max_new_tokens=8, no_eos_penalty=-8.0, length_bonus=-10.0, correct_bonus=2.0)
+    score = shape_scores(reward, unfinished, lengths, multipliers, bonus, settings)
+    torch.testing.assert_close(score, torch.tensor([1 - 5 + 2, 2 - 8 - 5, -1 - 8 - 10 - 1.0]))
+    settings.no_eos_penalty_replaces = True
+    score = shape_scores(reward, unfinished, lengths, multipliers, bonus, settings)
+    torch.testing.assert_close(score, torch.tensor([1 - 5 + 2, -8 - 5, -8 - 10 - 1.0]))
+    torch.testing.assert_close(
+        shape_scores(reward, unfinished, lengths, multipliers, bonus, PPOSettings()), reward
+    )
 
 
 def test_drop_eos_where_unfinished(tiny_vlm):

@@ -136,3 +136,23 @@ def test_mixed_image_batch_is_an_error(tiny_vlm):
     records = [PreferenceRecord("0.png", "q", "a", "b"), PreferenceRecord(None, "q", "a", "b")]
     with pytest.raises(TetherError, match="mixes pairs"):
         PreferenceCollator(rm, ".")(records)
+
+
+def test_cli_trains_the_vanilla_reward_model(tiny_checkpoint, preference_data, tmp_path):
+    from tether.cli import main
+
+    if "qwen" in tiny_checkpoint.name:
+        pytest.skip("one architecture is enough for the command line")
+    path, images = preference_data
+    out = tmp_path / "cli_rm"
+    overrides = [
+        f"model.path={tiny_checkpoint}",
+        f"data.train=[{path}]",
+        f"data.images={images}",
+        "train.max_steps=2",
+        "train.progress_bar=false",
+    ]
+    argv = ["train", "reward", "--no-facts", "--output-dir", str(out)]
+    assert main(argv + [a for o in overrides for a in ("--set", o)]) == 0
+    assert json.loads((out / "reward_model" / "reward_model.json").read_text())["use_facts"] is False
+    assert load_reward_model(out / "reward_model").use_facts is False

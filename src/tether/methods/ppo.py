@@ -130,6 +130,23 @@ def symbolic_bonus(response: str, answer: str | None) -> float:
     return 1.0 if " ".join(words).strip(".") == answer.strip(".") else 0.0
 
 
+def shape_scores(
+    reward: torch.Tensor,
+    unfinished: torch.Tensor,
+    lengths: torch.Tensor,
+    length_multipliers: torch.Tensor,
+    bonus: torch.Tensor,
+    settings: PPOSettings,
+) -> torch.Tensor:
+    """LLaVA-RLHF's sequence score: reward model, missing-EOS penalty, length term, symbolic bonus."""
+    score = reward
+    if settings.no_eos_penalty:
+        penalised = settings.no_eos_penalty + (0.0 if settings.no_eos_penalty_replaces else reward)
+        score = torch.where(unfinished, penalised, reward)
+    score = score + settings.length_bonus * lengths / settings.max_new_tokens * length_multipliers
+    return score + settings.correct_bonus * bonus
+
+
 def drop_eos_where_unfinished(
     vlm: VisionLanguageModel, batch: ModelBatch, finished: Sequence[bool]
 ) -> ModelBatch:
@@ -307,19 +324,13 @@ class PPORunner:
         ref_logprobs = self._reference_logprobs(policy_batch).to(logprobs.device)
 
         reward = self._scores(images, records, responses).to(logprobs.device)
-        score = reward.clone()
-        unfinished = ~torch.tensor(finished, device=score.device)
-        if s.no_eos_penalty:
-            score = torch.where(
-                unfinished, s.no_eos_penalty + (0 if s.no_eos_penalty_replaces else score), score
-            )
+        unfinished = ~torch.tensor(finished, device=reward.device)
         lengths = mask.sum(dim=1).float()
-        multipliers = torch.tensor([r.length_bonus for r in records], device=score.device)
-        score = score + s.length_bonus * lengths / s.max_new_tokens * multipliers
+        multipliers = torch.tensor([r.length_bonus for r in records], device=reward.device)
         bonus = torch.tensor(
-            [symbolic_bonus(t, r.answer) for t, r in zip(responses, records)], device=score.device
+            [symbolic_bonus(t, r.answer) for t, r in zip(responses, records)], device=reward.device
         )
-        score = score + s.correct_bonus * bonus
+        score = shape_scores(reward, unfinished, lengths, multipliers, bonus, s)
 
         kl = kl_penalty(logprobs, ref_logprobs, s.kl_estimator) * mask
         rewards = shaped_rewards(score, kl, mask, self.kl.value)
