@@ -15,6 +15,14 @@ TRAIN_VERBS = {
         "tether.methods.sft_cli",
         "supervised fine-tuning / LM pretraining on (image, prompt, response) records",
     ),
+    "reward": (
+        "tether.methods.reward_cli",
+        "Fact-RLHF reward model: VLM + scalar head, pairwise loss on (chosen, rejected) pairs with facts",
+    ),
+    "ppo": (
+        "tether.methods.ppo_cli",
+        "multimodal PPO against a reward model (KL to the reference, GAE, clipped losses, reward shaping)",
+    ),
 }
 
 

@@ -294,10 +294,18 @@ class VisionLanguageModel:
             return_logits,
         )
 
-    def _last_hidden(self, batch: ModelBatch) -> torch.Tensor:
+    def last_hidden_states(self, batch: ModelBatch) -> torch.Tensor:
+        """Last-layer hidden states ``[batch, seq, hidden]`` without the LM head (reward and value heads).
+
+        Runs the decoder of ``base_model``: PEFT injects LoRA layers in place, so adapters apply (and
+        ``disable_adapter()`` turns them off) here too; ``self.model.model`` under PEFT would be the whole
+        causal-LM, whose output has no ``last_hidden_state``.
+        """
         self.check_image_tokens(batch)
-        # the base model (no LM head): we need hidden states, not vocabulary logits
-        return self.model.model(**batch.to(self.device).model_inputs()).last_hidden_state
+        return self.base_model.model(**batch.to(self.device).model_inputs()).last_hidden_state
+
+    def _last_hidden(self, batch: ModelBatch) -> torch.Tensor:
+        return self.last_hidden_states(batch)
 
     def visual_eos_representation(self, images: Sequence) -> torch.Tensor:
         """Last-layer hidden state at an EOS appended to each image's visual tokens alone: [batch, hidden]."""
@@ -333,6 +341,17 @@ class VisionLanguageModel:
         **kwargs,
     ) -> list[str]:
         """Batched generation; left padding so every row's answer starts right after its prompt."""
+        return self.generate_with_eos(images, prompts, settings, **kwargs)[0]
+
+    @torch.no_grad()
+    def generate_with_eos(
+        self,
+        images: Sequence | None,
+        prompts: Sequence[str],
+        settings: DecodingSettings | None = None,
+        **kwargs,
+    ) -> tuple[list[str], list[bool]]:
+        """Like ``generate``, also saying for each row whether it ended with EOS (False: cut by the budget)."""
         settings = settings or DecodingSettings()
         batch = self.encode(images, prompts, padding_side="left")
         self.check_image_tokens(batch)
@@ -351,7 +370,8 @@ class VisionLanguageModel:
         finally:
             self.model.train(was_training)
         new_tokens = output_ids[:, batch.input_ids.shape[1] :]
-        return [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        texts = [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        return texts, (new_tokens == self.eos_token_id).any(dim=1).tolist()
 
     def save_pretrained(self, out_dir) -> None:
         """Save model (safetensors), tokenizer, image processor and chat template as a loadable folder."""
