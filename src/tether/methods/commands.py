@@ -15,6 +15,10 @@ TRAIN_VERBS = {
         "tether.methods.sft_cli",
         "supervised fine-tuning / LM pretraining on (image, prompt, response) records",
     ),
+    "vision": (
+        "tether.methods.vision_cli",
+        "pretrain the vision tower by image-level or dense (per-patch) multi-label classification",
+    ),
     "reward": (
         "tether.methods.reward_cli",
         "Fact-RLHF reward model: VLM + scalar head, pairwise loss on (chosen, rejected) pairs with facts",
