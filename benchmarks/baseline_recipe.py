@@ -25,6 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench-baseline")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--world-config", default="configs/world/study.yaml")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--bench", nargs="+", default=["pope_random", "pope_popular", "pope_adversarial", "chair"]
@@ -37,7 +38,7 @@ def main() -> None:
         shutil.rmtree(out)
     start = time.perf_counter()
     world = out / "world"
-    build_world(load_world_config("configs/world/tiny.yaml", [f"seed={args.seed}", *args.overrides]), world)
+    build_world(load_world_config(args.world_config, [f"seed={args.seed}", *args.overrides]), world)
     print(f"world       {time.perf_counter() - start:7.1f} s")
     train_start = time.perf_counter()
     model = train_baseline(world, out / "baseline", BaselineRecipe(seed=args.seed, progress_bar=False))

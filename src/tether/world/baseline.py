@@ -48,8 +48,8 @@ class BaselineRecipe:
     model: TinyConfig = field(
         default_factory=lambda: TinyConfig(
             arch="llava",
-            image_size=64,
-            patch_size=8,
+            image_size=96,
+            patch_size=32,
             vision_hidden=96,
             vision_layers=3,
             vision_heads=4,
@@ -63,7 +63,7 @@ class BaselineRecipe:
         default_factory=lambda: StageSettings(steps=300, learning_rate=2e-3, batch_size=32)
     )
     vision: StageSettings = field(
-        default_factory=lambda: StageSettings(steps=200, learning_rate=2e-3, batch_size=32)
+        default_factory=lambda: StageSettings(steps=300, learning_rate=2e-3, batch_size=32)
     )
     align: StageSettings = field(
         default_factory=lambda: StageSettings(steps=150, learning_rate=2e-3, batch_size=32)
@@ -71,8 +71,8 @@ class BaselineRecipe:
     sft: StageSettings = field(
         default_factory=lambda: StageSettings(steps=700, learning_rate=1e-3, batch_size=16)
     )
-    # a tiny from-scratch tower keeps learning in stages 1-2 (LLaVA freezes its pretrained CLIP tower)
-    tune_tower: bool = True
+    # train the tower in stages 1-2 too (LLaVA freezes it; a tuned tiny tower collapses to a constant)
+    tune_tower: bool = False
     progress_bar: bool = True
 
 
@@ -84,7 +84,7 @@ def prepare_data(world_dir, out_dir) -> dict[str, Path]:
     files = {
         "lm": [{"text": line} for line in (text / "lm_corpus.txt").read_text().splitlines() if line.strip()],
         "vision": [
-            {"image": s["image"], "labels": scene_labels(s)}
+            {"image": s["image"], "labels": [], "regions": scene_regions(s)}
             for s in read_jsonl(world_dir / "scenes" / "train.jsonl")
         ],
         "align": [
@@ -107,14 +107,9 @@ def prepare_data(world_dir, out_dir) -> dict[str, Path]:
     return paths
 
 
-def scene_labels(scene: dict) -> list[str]:
-    """Shapes, colours and colour-shape bindings present: what the tower must see to answer questions."""
-    labels = set()
-    for obj in scene["objects"]:
-        labels.update(
-            {obj["shape"], obj["color"], f"{obj['color']} {obj['shape']}", f"{obj['size']} {obj['shape']}"}
-        )
-    return sorted(labels)
+def scene_regions(scene: dict) -> list[dict]:
+    """Each object's box labelled with its shape, colour and size: what the tower must see, and where."""
+    return [{"bbox": o["bbox"], "labels": [o["shape"], o["color"], o["size"]]} for o in scene["objects"]]
 
 
 def train_baseline(world_dir, out_dir, recipe: BaselineRecipe | None = None) -> Path:
@@ -172,18 +167,24 @@ def _run_stage(stage, recipe, model_path, data, world_dir, out_dir) -> Path:
         },
     )
     # which parts train in each stage (LLaVA's recipe): see the module docstring
+    tower_frozen = not recipe.tune_tower
     trainable = {
         "lm": dict(freeze_vision=True, freeze_projector=True, freeze_llm=False),
         "vision": dict(freeze_vision=False, freeze_projector=True, freeze_llm=True),
-        "align": dict(freeze_vision=True, freeze_projector=False, freeze_llm=True),
-        "sft": dict(freeze_vision=True, freeze_projector=False, freeze_llm=False),
+        "align": dict(freeze_vision=tower_frozen, freeze_projector=False, freeze_llm=True),
+        "sft": dict(freeze_vision=tower_frozen, freeze_projector=False, freeze_llm=False),
     }[stage]
     model = ModelSettings(path=str(model_path), **trainable)
     images = str(world_dir / "images")
     logger.info("stage %s: %d steps from %s", stage, settings.steps, model_path)
     if stage == "vision":
         out = train_vision(
-            VisionConfig(model=model, data=VisionData(train=[str(data[stage])], images=images), train=train)
+            VisionConfig(
+                model=model,
+                data=VisionData(train=[str(data[stage])], images=images),
+                train=train,
+                objective="dense",
+            )
         )
     else:
         out = train_sft(
