@@ -1,0 +1,125 @@
+"""HA-DPO's pair pipeline: the model's own descriptions, judged, corrected, paired.
+
+For each image: sample detailed descriptions from the model → a sentence judge labels every sentence
+("correct", "hallucination", "cannot judge") → a description with at least one hallucinated sentence
+becomes the rejected response, and its correction (each hallucinated sentence replaced by a true one in
+the same style where the corrector can, otherwise dropped) the chosen one. Chosen and rejected then
+differ only where the hallucination was, which is the point of HA-DPO's style-consistent rewriting: DPO
+learns "do not hallucinate", not "be shorter" or "write differently".
+
+The judge and the corrector are plain callables, so the same pipeline runs with the synthetic world's
+rule judge (exact, offline) or an LLM judge through the OpenAI-compatible client. Output records are
+tether's canonical preference records (TRL-compatible ``prompt``/``chosen``/``rejected``/``images``) with
+the judge's verdicts as provenance; the output file is appended per image, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tether.data.images import open_image
+from tether.data.io import append_jsonl
+from tether.models.decoding import DecodingSettings
+
+logger = logging.getLogger(__name__)
+
+DETAIL_PROMPT = "Describe this image in detail."
+# (image_id, sentences) -> one label per sentence
+SentenceJudge = Callable[[str, list[str]], list[str]]
+# (image_id, sentences, labels) -> corrected sentences (hallucinated ones replaced or dropped)
+Corrector = Callable[[str, list[str], list[str]], list[str]]
+
+
+@dataclass
+class PairSettings:
+    prompt: str = DETAIL_PROMPT
+    samples_per_image: int = 4
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_new_tokens: int = 64
+    max_pairs_per_image: int = 2
+    seed: int = 0
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences ending in . ! or ? (the last one may lack it); empty pieces dropped."""
+    return [s.strip() for s in re.findall(r"[^.!?]+[.!?]?", text) if s.strip()]
+
+
+def drop_hallucinated(image_id: str, sentences: list[str], labels: list[str]) -> list[str]:
+    """The simplest corrector: keep what the judge did not call a hallucination."""
+    return [s for s, label in zip(sentences, labels) if label != "hallucination"]
+
+
+def build_pairs(vlm, images: list[tuple[str, str]], images_root, out_path, judge: SentenceJudge,
+                corrector: Corrector = drop_hallucinated, settings: PairSettings | None = None,
+                judge_name: str = "", progress: bool = True) -> dict:
+    """Write preference pairs for ``images`` (``(image_id, image file)``) to ``out_path``; return counts."""
+    from tqdm.auto import tqdm
+
+    settings = settings or PairSettings()
+    out_path = Path(out_path)
+    done = _finished_images(out_path)
+    counts = {"images": 0, "descriptions": 0, "hallucinated": 0, "pairs": 0, "resumed": len(done)}
+    decoding = DecodingSettings(max_new_tokens=settings.max_new_tokens, do_sample=True,
+                                temperature=settings.temperature, top_p=settings.top_p)
+    for index, (image_id, image_file) in enumerate(tqdm(images, disable=not progress, desc="pairs")):
+        if image_id in done:
+            continue
+        image = open_image(images_root, image_file)
+        decoding.seed = settings.seed * 1_000_003 + index  # each image's samples are reproducible alone
+        descriptions = vlm.generate([image] * settings.samples_per_image,
+                                    [settings.prompt] * settings.samples_per_image, decoding)
+        pairs = []
+        for description in dict.fromkeys(descriptions):  # identical samples make one candidate
+            sentences = split_sentences(description)
+            if not sentences:
+                continue
+            labels = judge(image_id, sentences)
+            counts["descriptions"] += 1
+            if "hallucination" not in labels:
+                continue
+            counts["hallucinated"] += 1
+            corrected = corrector(image_id, sentences, labels)
+            if not corrected or len(pairs) >= settings.max_pairs_per_image:
+                continue
+            pairs.append({
+                "prompt": settings.prompt, "chosen": " ".join(corrected), "rejected": " ".join(sentences),
+                "images": [image_file], "image_id": image_id,
+                "provenance": {"source": "tether data pairs", "judge": judge_name, "labels": labels,
+                               "model": getattr(vlm, "path", None), "settings": asdict(settings)},
+            })
+        for pair in pairs:
+            append_jsonl(out_path, pair)
+        # then one line per image, pairs or not: what was done is never redone
+        append_jsonl(out_path.with_suffix(".progress.jsonl"), {"image_id": image_id, "pairs": len(pairs)})
+        counts["images"] += 1
+        counts["pairs"] += len(pairs)
+    return counts
+
+
+def _finished_images(out_path: Path) -> set[str]:
+    """Images finished by an earlier run; pairs of an image whose run was cut short are removed."""
+    progress = out_path.with_suffix(".progress.jsonl")
+    done = set()
+    if progress.is_file():
+        for line in progress.read_text().splitlines():
+            try:
+                done.add(json.loads(line)["image_id"])
+            except (ValueError, KeyError):
+                logger.warning("%s: torn progress line ignored (interrupted run)", progress)
+    if out_path.is_file():
+        kept = []
+        for line in out_path.read_text().splitlines():
+            try:
+                if json.loads(line)["image_id"] in done:
+                    kept.append(line)
+            except (ValueError, KeyError):
+                continue  # a record torn by the interruption
+        out_path.write_text("".join(line + "\n" for line in kept))
+    return done
