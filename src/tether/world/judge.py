@@ -108,7 +108,7 @@ class WorldRuleJudge:
         unchecked = [
             n
             for n, (sentence, (label, _)) in enumerate(zip(parsed, labels), start=1)
-            if label == "cannot judge" and not set(sentence.tokens) & ANSWER_WORDS
+            if label == "cannot judge" and not any(t in ANSWER_WORDS or t.isdigit() for t in sentence.tokens)
         ]
         score = rating(informative, hallucinated, bool(unchecked))
         parts = [f"Question type {item.meta['question_type']}: {verdict.note}."]
@@ -246,7 +246,7 @@ def _yes_no(parsed: list[Sentence]) -> bool | None:
 
 
 def _compare_values(truth: set, said: set, what: str) -> Verdict:
-    """Right if a true value is stated, complete if all are, wrong if a false one is."""
+    """Right if a true value is stated, complete if all are and no false one, wrong if a false one is."""
     right, wrong = bool(truth & said), bool(said - truth)
     expected = ", ".join(sorted(map(str, truth)))
     if not said:
@@ -255,4 +255,4 @@ def _compare_values(truth: set, said: set, what: str) -> Verdict:
         note = f"the {what} stated ({', '.join(sorted(map(str, said)))}) is not {expected}"
     else:
         note = f"the {what} ({', '.join(sorted(map(str, said)))}) is right"
-    return Verdict(right=right, complete=truth <= said, wrong=wrong, note=note)
+    return Verdict(right=right, complete=truth <= said and not wrong, wrong=wrong, note=note)
