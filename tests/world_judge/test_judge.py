@@ -230,5 +230,11 @@ def test_judge_errors_name_the_problem(tmp_path, judge):
     item = EvalItem("x", "nowhere.png", "q", "free", {"facts": []})
     with pytest.raises(TetherError, match="nowhere.png"):
         judge.shr(item, "There is a star.")
+    scene = judge.scenes["test_0"]
+    absent = absent_shapes(scene)[:2]
+    question = f"Where is the {absent[0]} relative to the {absent[1]}?"
+    meta = {"question_type": "relation", "image_content": [], "question": question, "gt_answer": ""}
+    with pytest.raises(TetherError, match="is this item from this world"):
+        judge.mmhal(EvalItem("0", scene.image, question, "free", meta), "Above.")
     assert judge.name == "world-rule"
     assert judge.settings()["rules_version"] == 1

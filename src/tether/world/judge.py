@@ -15,7 +15,7 @@ from tether.eval.benchmark import EvalItem
 from tether.eval.shr import split_sentences
 from tether.world import claims, texts, vocab
 from tether.world.claims import INVERSE, Sentence
-from tether.world.scene import Scene
+from tether.world.scene import Scene, SceneObject
 
 JUDGE_NAME = "world-rule"
 RULES_VERSION = 1
@@ -119,6 +119,15 @@ class WorldRuleJudge:
         parts.append(f"Hallucination: {'Yes' if hallucinated else 'No'}.")
         return " ".join(parts) + f"\nRating: {score}"
 
+    def _asked_object(self, scene: Scene, mention) -> SceneObject:
+        """The object a question refers to (questions name objects unambiguously)."""
+        found = claims.matches(scene, mention, self.grid_size)
+        if not found:
+            raise TetherError(
+                f"no {mention.describe()} in scene {scene.image_id}: is this item from this world?"
+            )
+        return found[0]
+
     # One rule per MMHal question type (see exports._mmhal_question for how the world asks them).
 
     def _attribute(self, scene, question, parsed, labels) -> Verdict:
@@ -136,7 +145,7 @@ class WorldRuleJudge:
 
     def _comparison(self, scene, question, parsed, labels) -> Verdict:
         a, b = question.mentions[0], question.mentions[1]
-        x, y = claims.matches(scene, a, self.grid_size)[0], claims.matches(scene, b, self.grid_size)[0]
+        x, y = self._asked_object(scene, a), self._asked_object(scene, b)
         if "larger" in question.tokens:
             return self._larger(parsed, a.shape, b.shape, x, y)
         same = x.color == y.color
@@ -176,7 +185,7 @@ class WorldRuleJudge:
 
     def _relation(self, scene, question, parsed, labels) -> Verdict:
         a, b = question.mentions[0], question.mentions[-1]
-        x, y = claims.matches(scene, a, self.grid_size)[0], claims.matches(scene, b, self.grid_size)[0]
+        x, y = self._asked_object(scene, a), self._asked_object(scene, b)
         truth = {rel for rel in INVERSE if claims.relation_holds(x, rel, y)}
         said = set()
         for s in parsed:
