@@ -1,5 +1,7 @@
 """WorldRuleJudge through the harness: hand-written responses per MMHal type, every SHR label, end to end."""
 
+from pathlib import Path
+
 import pytest
 
 from tether.errors import TetherError
@@ -8,8 +10,25 @@ from tether.eval.mmhal import parse_mmhal_rating
 from tether.eval.registry import get_benchmark
 from tether.eval.shr import parse_shr_judgement, split_sentences
 from tether.world import texts, vocab
+from tether.world.build import build_world
+from tether.world.config import load_world_config
 from tether.world.judge import WorldRuleJudge, rating
 from tether.world.scene import Scene
+
+SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "world" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def judge_world(tmp_path_factory) -> Path:
+    """The smoke world (24 test scenes, 16 MMHal items, every question type twice)."""
+    out = tmp_path_factory.mktemp("judge_world") / "smoke"
+    build_world(load_world_config(SMOKE_CONFIG), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def judge(judge_world):
+    return WorldRuleJudge(judge_world)
 
 
 @pytest.fixture(scope="module")
