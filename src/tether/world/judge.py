@@ -12,6 +12,7 @@ from pathlib import Path
 from tether.data.io import iter_jsonl, read_json
 from tether.errors import TetherError
 from tether.eval.benchmark import EvalItem
+from tether.eval.mmhal import QUESTION_TYPES
 from tether.eval.shr import split_sentences
 from tether.world import claims, texts, vocab
 from tether.world.claims import INVERSE, Sentence
@@ -96,12 +97,11 @@ class WorldRuleJudge:
         parsed = claims.parse_text(sentences)
         labels = [claims.sentence_label(claims.check_sentence(s, scene, self.grid_size)) for s in parsed]
         question = claims.parse_sentence(item.meta["question"])
-        check = getattr(self, f"_{item.meta['question_type']}", None)
-        if check is None:
+        if item.meta["question_type"] not in QUESTION_TYPES:
             raise TetherError(
                 f"the world rule judge has no rule for question type '{item.meta['question_type']}'"
             )
-        verdict = check(scene, question, parsed, labels)
+        verdict = getattr(self, f"_{item.meta['question_type']}")(scene, question, parsed, labels)
         false_sentences = [n for n, (label, _) in enumerate(labels, start=1) if label == "hallucination"]
         hallucinated = verdict.wrong or bool(false_sentences)
         informative = "full" if verdict.right and verdict.complete else "partial" if verdict.right else "none"
@@ -219,17 +219,13 @@ class WorldRuleJudge:
 
     def _other(self, scene, question, parsed, labels) -> Verdict:
         if not question.loose_positions:
-            raise TetherError(f"no position in the question '{item_question(question)}'")
+            raise TetherError(f"no position in the question '{' '.join(question.tokens)}'")
         position = next(iter(question.loose_positions))
         truth = {o.shape for o in scene.objects if vocab.position_name(*o.cell, self.grid_size) == position}
         said = {
             m.shape for s in parsed for m in s.mentions if not m.negated and m.position in (None, position)
         }
         return _compare_values(truth, said, f"shape {texts.where(position)}")
-
-
-def item_question(question: Sentence) -> str:
-    return " ".join(question.tokens)
 
 
 def _said_about(parsed: list[Sentence], shape: str, attribute: str) -> set[str]:
