@@ -310,7 +310,9 @@ class VisionLanguageModel:
         rows = [self.image_span(n) + [self.eos_token_id] for n in self.image_token_counts(image_inputs)]
         masks = [[False] * len(r) for r in rows]
         input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, "right")
-        return ModelBatch(input_ids, attention_mask, response_mask, image_inputs, self.extra_inputs(input_ids))
+        return ModelBatch(
+            input_ids, attention_mask, response_mask, image_inputs, self.extra_inputs(input_ids)
+        )
 
     def eos_representation(self, batch: ModelBatch) -> torch.Tensor:
         """Hidden state at each row's last token (the appended EOS) of a right-padded batch: [batch, hidden]."""
