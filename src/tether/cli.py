@@ -17,6 +17,8 @@ from tether.errors import TetherError
 COMMAND_MODULES = [
     "tether.models.commands",
     "tether.methods.commands",
+    "tether.data.commands",
+    "tether.analysis.commands",
 ]
 
 

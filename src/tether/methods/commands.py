@@ -10,6 +10,10 @@ TRAIN_VERBS = {
         "tether.methods.sft_cli",
         "supervised fine-tuning / LM pretraining on (image, prompt, response) records",
     ),
+    "hacl": (
+        "tether.methods.hacl_cli",
+        "HACL: stage-1 alignment + contrastive loss with hallucinated negatives",
+    ),
 }
 
 

@@ -292,24 +292,31 @@ class VisionLanguageModel:
 
     def _last_hidden(self, batch: ModelBatch) -> torch.Tensor:
         self.check_image_tokens(batch)
-        # the base model (no LM head): we need hidden states, not vocabulary logits
-        return self.model.model(**batch.to(self.device).model_inputs()).last_hidden_state
+        # The inner model of the plain HF model (no LM head): we need hidden states, not vocabulary logits.
+        # Under LoRA the adapters live inside base_model's modules, so this path runs them too.
+        return self.base_model.model(**batch.to(self.device).model_inputs()).last_hidden_state
 
-    def visual_eos_representation(self, images: Sequence) -> torch.Tensor:
-        """Last-layer hidden state at an EOS appended to each image's visual tokens alone: [batch, hidden]."""
+    def visual_only_batch(self, images: Sequence) -> ModelBatch:
+        """Each image's visual tokens alone followed by EOS, right-padded (HACL's image-representation input)."""
         image_inputs = self.image_inputs(images)
         rows = [self.image_span(n) + [self.eos_token_id] for n in self.image_token_counts(image_inputs)]
         masks = [[False] * len(r) for r in rows]
         input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, "right")
-        batch = ModelBatch(
+        return ModelBatch(
             input_ids, attention_mask, response_mask, image_inputs, self.extra_inputs(input_ids)
         )
+
+    def eos_representation(self, batch: ModelBatch) -> torch.Tensor:
+        """Last-layer hidden state at each row's last real token of a right-padded batch: [batch, hidden]."""
         return _at_last_token(self._last_hidden(batch), batch.attention_mask)
+
+    def visual_eos_representation(self, images: Sequence) -> torch.Tensor:
+        """Last-layer hidden state at an EOS appended to each image's visual tokens alone: [batch, hidden]."""
+        return self.eos_representation(self.visual_only_batch(images))
 
     def text_eos_representation(self, texts: Sequence[str]) -> torch.Tensor:
         """Last-layer hidden state at an EOS appended to each text alone: [batch, hidden]."""
-        batch = self.encode_text(texts, add_eos=True)
-        return _at_last_token(self._last_hidden(batch), batch.attention_mask)
+        return self.eos_representation(self.encode_text(texts, add_eos=True))
 
     @contextlib.contextmanager
     def projector_hook(self, fn: Callable[[torch.Tensor], torch.Tensor]):
