@@ -40,14 +40,20 @@ class HACLSettings:
     head_dim: int | None = None  # default hidden_size // 4
 
 
-def _stage1_model() -> ModelSettings:
-    # stage-1 alignment: projector (and the HACL heads) train, LLM and vision tower stay frozen
-    return ModelSettings(freeze_llm=True)
+@dataclass
+class Stage1ModelSettings(ModelSettings):
+    """Stage-1 alignment defaults: the projector (and HACL's heads) train, LLM and vision tower stay frozen.
+
+    A subclass rather than a factory so a recipe's ``model:`` section keeps these defaults. For HACL in SFT,
+    set ``model.freeze_llm: false`` (or ``model.lora``).
+    """
+
+    freeze_llm: bool = True
 
 
 @dataclass
 class HACLConfig:
-    model: ModelSettings = field(default_factory=_stage1_model)
+    model: Stage1ModelSettings = field(default_factory=Stage1ModelSettings)
     data: HACLData = field(default_factory=HACLData)
     train: TrainSettings = field(default_factory=TrainSettings)
     hacl: HACLSettings = field(default_factory=HACLSettings)
