@@ -167,3 +167,12 @@ def test_train_hacl_stage1_trains_projector_and_heads_only(tiny_checkpoint, hacl
     projector = {n for n, _ in before.projector.named_parameters()}
     changed = {n for n in b if not torch.equal(b[n], a[n])}
     assert changed and all(any(n.endswith(p) for p in projector) for n in changed)
+
+
+@pytest.mark.parametrize("recipe", ["tiny.yaml", "llava15_7b_stage1.yaml"])
+def test_shipped_recipes_load_as_stage1(recipe):
+    from pathlib import Path
+
+    config = load_config(HACLConfig, Path(__file__).resolve().parents[2] / "configs" / "hacl" / recipe)
+    assert config.model.freeze_llm and config.model.freeze_vision and not config.model.freeze_projector
+    assert config.data.negatives and config.hacl.weight == 1.0 and config.hacl.temperature_init == 0.07
