@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "tether.eval.commands",
     "tether.world.commands",
     "tether.eval.judges.commands",
+    "tether.data.commands",
+    "tether.analysis.commands",
 ]
 
 

@@ -56,9 +56,17 @@ def drop_hallucinated(image_id: str, sentences: list[str], labels: list[str]) ->
     return [s for s, label in zip(sentences, labels) if label != "hallucination"]
 
 
-def build_pairs(vlm, images: list[tuple[str, str]], images_root, out_path, judge: SentenceJudge,
-                corrector: Corrector = drop_hallucinated, settings: PairSettings | None = None,
-                judge_name: str = "", progress: bool = True) -> dict:
+def build_pairs(
+    vlm,
+    images: list[tuple[str, str]],
+    images_root,
+    out_path,
+    judge: SentenceJudge,
+    corrector: Corrector = drop_hallucinated,
+    settings: PairSettings | None = None,
+    judge_name: str = "",
+    progress: bool = True,
+) -> dict:
     """Write preference pairs for ``images`` (``(image_id, image file)``) to ``out_path``; return counts."""
     from tqdm.auto import tqdm
 
@@ -66,15 +74,20 @@ def build_pairs(vlm, images: list[tuple[str, str]], images_root, out_path, judge
     out_path = Path(out_path)
     done = _finished_images(out_path)
     counts = {"images": 0, "descriptions": 0, "hallucinated": 0, "pairs": 0, "resumed": len(done)}
-    decoding = DecodingSettings(max_new_tokens=settings.max_new_tokens, do_sample=True,
-                                temperature=settings.temperature, top_p=settings.top_p)
+    decoding = DecodingSettings(
+        max_new_tokens=settings.max_new_tokens,
+        do_sample=True,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+    )
     for index, (image_id, image_file) in enumerate(tqdm(images, disable=not progress, desc="pairs")):
         if image_id in done:
             continue
         image = open_image(images_root, image_file)
         decoding.seed = settings.seed * 1_000_003 + index  # each image's samples are reproducible alone
-        descriptions = vlm.generate([image] * settings.samples_per_image,
-                                    [settings.prompt] * settings.samples_per_image, decoding)
+        descriptions = vlm.generate(
+            [image] * settings.samples_per_image, [settings.prompt] * settings.samples_per_image, decoding
+        )
         pairs = []
         for description in dict.fromkeys(descriptions):  # identical samples make one candidate
             sentences = split_sentences(description)
@@ -88,12 +101,22 @@ def build_pairs(vlm, images: list[tuple[str, str]], images_root, out_path, judge
             corrected = corrector(image_id, sentences, labels)
             if not corrected or len(pairs) >= settings.max_pairs_per_image:
                 continue
-            pairs.append({
-                "prompt": settings.prompt, "chosen": " ".join(corrected), "rejected": " ".join(sentences),
-                "images": [image_file], "image_id": image_id,
-                "provenance": {"source": "tether data pairs", "judge": judge_name, "labels": labels,
-                               "model": getattr(vlm, "path", None), "settings": asdict(settings)},
-            })
+            pairs.append(
+                {
+                    "prompt": settings.prompt,
+                    "chosen": " ".join(corrected),
+                    "rejected": " ".join(sentences),
+                    "images": [image_file],
+                    "image_id": image_id,
+                    "provenance": {
+                        "source": "tether data pairs",
+                        "judge": judge_name,
+                        "labels": labels,
+                        "model": getattr(vlm, "path", None),
+                        "settings": asdict(settings),
+                    },
+                }
+            )
         for pair in pairs:
             append_jsonl(out_path, pair)
         # then one line per image, pairs or not: what was done is never redone

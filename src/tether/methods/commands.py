@@ -27,6 +27,10 @@ TRAIN_VERBS = {
         "tether.methods.ppo_cli",
         "multimodal PPO against a reward model (KL to the reference, GAE, clipped losses, reward shaping)",
     ),
+    "hacl": (
+        "tether.methods.hacl_cli",
+        "HACL: stage-1 alignment + contrastive loss with hallucinated negatives",
+    ),
 }
 
 

@@ -1,0 +1,161 @@
+"""Cost of HACL's contrastive term: one HACL training step vs one plain stage-1 step, same model and batch.
+
+    PYTHONPATH=src python benchmarks/hacl_step.py [--arch llava] [--hidden 256] [--layers 4] [--batch 16]
+
+Both steps train the projector (LLM and vision tower frozen, stage-1 alignment). The plain step is the
+caption next-token loss alone (``SFTModule``); the HACL step adds the two batched representation forwards
+(visual tokens alone; captions + hallucinated captions together), the heads and the InfoNCE loss. Prints
+steps/s and peak memory of both and the ratio; the issue asks for the contrastive term to cost well under 2x.
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+from PIL import Image
+
+from tether.methods.hacl import HACLCollator, HACLExample, HACLModule
+from tether.methods.run_record import peak_rss_mb
+from tether.methods.settings import ModelSettings
+from tether.methods.sft import SFTModule
+from tether.methods.tuning import configure_trainable
+from tether.models import load
+from tether.models.tiny import TinyConfig, build_tiny_checkpoint
+
+COLOURS = ["red", "blue", "green", "yellow", "white", "purple", "orange", "pink"]
+SHAPES = ["square", "circle", "triangle", "star"]
+WORDS = (
+    COLOURS + SHAPES + "a an the left right of above below is there and with small large two three".split()
+)
+
+
+def make_examples(n: int, image_size: int):
+    examples, images = [], []
+    for i in range(n):
+        colour, shape, other = COLOURS[i % 8], SHAPES[i % 4], SHAPES[(i + 1) % 4]
+        caption = (
+            f"there is a small {colour} {shape} left of a large {COLOURS[(i + 3) % 8]} {other} and two stars"
+        )
+        negative = caption.replace(f"{colour} {shape}", f"{colour} {SHAPES[(i + 2) % 4]}")
+        examples.append(HACLExample(None, negative))
+        images.append(Image.new("RGB", (image_size, image_size), colour))
+        examples[-1].record = type(
+            "R", (), {"image": f"{i}", "prompt": "describe the image", "response": caption}
+        )
+    return examples, images
+
+
+class InMemoryCollator(HACLCollator):
+    """HACLCollator with images already in memory (the benchmark times model work, not PNG decoding)."""
+
+    def __init__(self, vlm, images):
+        super().__init__(vlm, None)
+        self.images = images
+
+    def __call__(self, examples):
+        import tether.methods.hacl as hacl
+
+        original = hacl.open_image
+        hacl.open_image = lambda root, name: self.images[int(name)]
+        try:
+            return super().__call__(examples)
+        finally:
+            hacl.open_image = original
+
+
+def to_device(batch, device):
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch.to(device) if torch.is_tensor(batch) else batch
+
+
+def time_steps(module, optimizer, batch, steps: int, warmup: int, device) -> tuple[float, float]:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(warmup + steps):
+        if i == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        loss = module(**batch)["loss"]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / steps
+    memory = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
+    return seconds, memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="llava", choices=["llava", "qwen2_vl"])
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--patch-size", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="alternate the two steps; report medians")
+    parser.add_argument("--train-llm", action="store_true", help="HACL in SFT: LLM trains too")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    config = TinyConfig(
+        arch=args.arch,
+        image_size=args.image_size,
+        patch_size=args.patch_size,
+        text_hidden=args.hidden,
+        text_layers=args.layers,
+        text_heads=max(2, args.hidden // 64),
+        vision_hidden=args.hidden // 2,
+        vision_heads=max(2, args.hidden // 128),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        vlm = load(build_tiny_checkpoint(config, tmp, WORDS))
+    vlm.model.to(device)
+    configure_trainable(vlm, ModelSettings(freeze_llm=not args.train_llm))  # stage 1: projector trains
+    examples, images = make_examples(args.batch, args.image_size)
+    batch = to_device(InMemoryCollator(vlm, images)(examples), device)
+    visual_tokens = int(vlm.visual_token_mask(batch["image_batch"]["input_ids"]).sum(1)[0])
+    print(
+        f"device {device}, {args.arch} hidden {args.hidden} x {args.layers} layers, batch {args.batch}, "
+        f"{visual_tokens} visual tokens per image, lm sequence {batch['image_batch']['input_ids'].shape[1]} tokens"
+    )
+
+    plain = SFTModule(vlm)
+    plain_batch = {"image_batch": batch["image_batch"]}
+    hacl = HACLModule(vlm)
+    optimizers = {
+        name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+        for name, m in (("plain", plain), ("hacl", hacl))
+    }
+    # alternate the two in rounds so a busy machine slows both alike; medians over rounds
+    results = {"plain": [], "hacl": []}
+    for _ in range(args.rounds):
+        results["plain"].append(
+            time_steps(plain, optimizers["plain"], plain_batch, args.steps, args.warmup, device)
+        )
+        results["hacl"].append(time_steps(hacl, optimizers["hacl"], batch, args.steps, args.warmup, device))
+    plain_seconds, hacl_seconds = (statistics.median(s for s, _ in results[k]) for k in ("plain", "hacl"))
+    plain_memory, hacl_memory = (max(m for _, m in results[k]) for k in ("plain", "hacl"))
+    ratios = [h[0] / p[0] for p, h in zip(results["plain"], results["hacl"])]
+    unit = "MiB CUDA peak" if device.type == "cuda" else "MB peak RSS (process, cumulative)"
+    setting = "HACL in SFT (LLM trains)" if args.train_llm else "stage-1 (projector trains)"
+    print(f"{setting}; per-round ratios {', '.join(f'{r:.2f}' for r in ratios)}")
+    print(
+        f"plain step {1 / plain_seconds:8.2f} steps/s  {plain_seconds * 1000:8.1f} ms  {plain_memory:8.0f} {unit}"
+    )
+    print(
+        f"hacl step  {1 / hacl_seconds:8.2f} steps/s  {hacl_seconds * 1000:8.1f} ms  {hacl_memory:8.0f} {unit}"
+    )
+    print(f"ratio tether/stage1 step_time: {hacl_seconds / plain_seconds:.2f}")
+
+
+if __name__ == "__main__":
+    main()

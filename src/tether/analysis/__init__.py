@@ -1,0 +1,1 @@
+"""Analyses of what a model represents: modality gap (HACL), ..."""

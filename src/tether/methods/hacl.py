@@ -1,0 +1,277 @@
+"""HACL: Hallucination Augmented Contrastive Learning (arXiv 2312.06968).
+
+Stage-1 alignment (or SFT) with an extra contrastive term that pulls the LLM's representation of an image
+towards that of its caption and away from other captions and from hallucinated rewrites of the caption:
+
+    loss = L_G + w * (L_v + L_t) / 2
+
+L_G is the usual next-token loss on (image, prompt, caption) (``tether.methods.sft.SFTModule``); L_v / L_t are the
+image→text / text→image InfoNCE terms of ``tether.methods.hacl_loss``. Global representations: the last-layer
+hidden state at an EOS appended to the visual tokens alone (image) and to the text alone (caption, negative),
+each through its own linear head (hidden → hidden/4) and L2-normalised. Per step the extra forwards are two
+batched ones: all visual-only sequences together, and all captions *and* negatives together.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from tether.data.images import open_image
+from tether.data.sft import SFTRecord
+from tether.methods.hacl_loss import TEMPERATURE_INIT, LearnableTemperature, hacl_contrastive_loss
+from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.sft import SFTData, SFTModule
+from tether.models import ModelBatch, VisionLanguageModel
+
+
+@dataclass
+class HACLData(SFTData):
+    negatives: list[str] = field(default_factory=list)  # files from `tether data negatives`
+
+
+@dataclass
+class HACLSettings:
+    weight: float = 1.0  # w in L_G + w * (L_v + L_t) / 2
+    temperature_init: float = TEMPERATURE_INIT
+    negatives_both_sides: bool = False  # also use each caption's hallucinated twin on the text→image side
+    gather_across_processes: bool = True  # contrast against the whole global batch under DDP
+    head_dim: int | None = None  # default hidden_size // 4
+
+
+@dataclass
+class Stage1ModelSettings(ModelSettings):
+    """Stage-1 alignment defaults: the projector (and HACL's heads) train, LLM and vision tower stay frozen.
+
+    A subclass rather than a factory so a recipe's ``model:`` section keeps these defaults. For HACL in SFT,
+    set ``model.freeze_llm: false`` (or ``model.lora``).
+    """
+
+    freeze_llm: bool = True
+
+
+@dataclass
+class HACLConfig:
+    model: Stage1ModelSettings = field(default_factory=Stage1ModelSettings)
+    data: HACLData = field(default_factory=HACLData)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    hacl: HACLSettings = field(default_factory=HACLSettings)
+    noiseboost: dict | None = None  # NoiseBoost on the L_G forward, as in SFT
+
+
+@dataclass
+class HACLExample:
+    record: SFTRecord  # image, prompt, caption (the response)
+    negative: str | None  # a hallucinated rewrite of the caption, when one is known
+
+
+def attach_negatives(records: Sequence[SFTRecord], pairs) -> list[HACLExample]:
+    """Pair each image record with a negative of its caption: matched by (image, caption), else by caption."""
+    by_image_caption, by_caption = {}, {}
+    for p in pairs:
+        by_image_caption.setdefault((p.image, p.caption.strip()), p.negative)
+        by_caption.setdefault(p.caption.strip(), p.negative)
+    examples = []
+    for r in records:
+        key = r.response.strip()
+        negative = by_image_caption.get((r.image, key), by_caption.get(key))
+        examples.append(HACLExample(r, negative))
+    return examples
+
+
+class HACLCollator:
+    """Examples → the L_G batch plus the two representation batches (visual-only; captions + negatives)."""
+
+    def __init__(self, vlm: VisionLanguageModel, images_root, max_length: int | None = None):
+        self.vlm = vlm
+        self.images_root = images_root
+        self.max_length = max_length
+
+    def __call__(self, examples: Sequence[HACLExample]) -> dict:
+        images = [open_image(self.images_root, e.record.image) for e in examples]
+        lm_batch = self.vlm.encode(
+            images,
+            [e.record.prompt for e in examples],
+            [e.record.response for e in examples],
+            max_length=self.max_length,
+        )
+        negatives = [e.negative for e in examples if e.negative is not None]
+        # captions first, then negatives: one text batch, one forward
+        texts = [e.record.response for e in examples] + negatives
+        negative_index, row = [], len(examples)
+        for e in examples:
+            negative_index.append(row if e.negative is not None else -1)
+            row += e.negative is not None
+        return {
+            "image_batch": lm_batch.as_dict(),
+            "visual_batch": self.vlm.visual_only_batch(images).as_dict(),
+            "text_batch": self.vlm.encode_text(texts, add_eos=True).as_dict(),
+            "negative_index": torch.tensor(negative_index, dtype=torch.long),
+        }
+
+
+class HACLModule(torch.nn.Module):
+    """The VLM's model, the two projection heads and the temperature; ``forward`` returns loss and metrics."""
+
+    def __init__(
+        self,
+        vlm: VisionLanguageModel,
+        settings: HACLSettings | None = None,
+        visual_perturbation: torch.nn.Module | None = None,
+    ):
+        super().__init__()
+        self.settings = settings or HACLSettings()
+        self.model = vlm.model
+        self.vlm = vlm
+        self.language_modelling = SFTModule(vlm, visual_perturbation)
+        head_dim = self.settings.head_dim or vlm.hidden_size // 4
+        self.image_head = torch.nn.Linear(vlm.hidden_size, head_dim)
+        self.text_head = torch.nn.Linear(vlm.hidden_size, head_dim)
+        self.temperature = LearnableTemperature(self.settings.temperature_init)
+        self.image_head.to(vlm.device)
+        self.text_head.to(vlm.device)
+        self.temperature.to(vlm.device)
+
+    def embeddings(self, visual_batch: dict, text_batch: dict, negative_index: torch.Tensor):
+        """Normalised image, caption and negative embeddings ``[B, d]`` and the ``has_negative`` mask."""
+        image_hidden = self.vlm.eos_representation(ModelBatch.from_dict(visual_batch))
+        text_hidden = self.vlm.eos_representation(ModelBatch.from_dict(text_batch))
+        n = image_hidden.shape[0]
+        head_dtype = self.image_head.weight.dtype
+        image = F.normalize(self.image_head(image_hidden.to(head_dtype)), dim=-1)
+        texts = F.normalize(self.text_head(text_hidden.to(head_dtype)), dim=-1)
+        negative_index = negative_index.to(texts.device)
+        has_negative = negative_index >= 0
+        # rows without a negative get the caption's own embedding as a placeholder; the loss masks them out
+        negatives = texts[torch.where(has_negative, negative_index, torch.arange(n, device=texts.device))]
+        return image, texts[:n], negatives, has_negative
+
+    def forward(self, image_batch, visual_batch, text_batch, negative_index) -> dict:
+        lm = self.language_modelling(image_batch=image_batch)
+        image, captions, negatives, has_negative = self.embeddings(visual_batch, text_batch, negative_index)
+        if self.settings.gather_across_processes:
+            image, captions, negatives, has_negative = gather_across_processes(
+                image, captions, negatives, has_negative
+            )
+        temperature = self.temperature()
+        loss_v, loss_t = hacl_contrastive_loss(
+            image,
+            captions,
+            negatives,
+            has_negative,
+            temperature,
+            negatives_both_sides=self.settings.negatives_both_sides,
+        )
+        loss = lm["loss"] + self.settings.weight * (loss_v + loss_t) / 2
+        with torch.no_grad():
+            target = torch.arange(image.shape[0], device=image.device)
+            i2t_accuracy = ((image @ captions.T).argmax(-1) == target).float().mean()
+            beats_negative = ((image * captions).sum(-1) > (image * negatives).sum(-1))[has_negative].float()
+        metrics = {
+            "lm_loss": lm["loss"].detach(),
+            "loss_v": loss_v.detach(),
+            "loss_t": loss_t.detach(),
+            "temperature": temperature.detach(),
+            "i2t_accuracy": i2t_accuracy,
+            "token_accuracy": lm["metrics"]["token_accuracy"],
+        }
+        if beats_negative.numel():
+            metrics["caption_beats_negative"] = beats_negative.mean()
+        return {"loss": loss, "metrics": metrics}
+
+
+def gather_across_processes(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Concatenate each tensor over all processes, keeping gradients; unchanged when not distributed.
+
+    ``torch.distributed.nn.functional.all_gather`` backpropagates into every process's share. All processes
+    must bring the same batch size (the Trainer's distributed sampler pads the last batch to ensure it).
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensors
+    from torch.distributed.nn.functional import all_gather
+
+    out = []
+    for t in tensors:
+        if t.dtype == torch.bool:  # all_gather needs a differentiable-friendly dtype; masks carry no grad
+            parts = [torch.zeros_like(t, dtype=torch.uint8) for _ in range(dist.get_world_size())]
+            dist.all_gather(parts, t.to(torch.uint8))
+            out.append(torch.cat(parts).bool())
+        else:
+            out.append(torch.cat(all_gather(t)))
+    return tuple(out)
+
+
+def train_hacl(config: HACLConfig):
+    """Run HACL from a config; returns the folder of the exported model (heads saved beside the run)."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from tether.data.io import SkipLog
+    from tether.data.negatives import load_negatives
+    from tether.data.sft import load_sft_records
+    from tether.errors import TetherError
+    from tether.methods.run_record import RunTimer, write_run_record
+    from tether.methods.trainer import run_training
+    from tether.methods.tuning import export_model, load_for_training
+
+    timer = RunTimer()
+    if not config.data.train:
+        raise TetherError("data.train lists no files")
+    skips = SkipLog()
+    records = [
+        r
+        for path in config.data.train
+        for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
+    ]
+    text_only = sum(r.image is None for r in records)
+    records = [r for r in records if r.image is not None]  # contrast needs an image
+    pairs = [
+        p
+        for path in config.data.negatives
+        for p in load_negatives(path, skip_invalid=config.data.skip_invalid, skips=skips)
+    ]
+    examples = attach_negatives(records, pairs)
+    with_negative = sum(e.negative is not None for e in examples)
+    if config.data.negatives and with_negative == 0:
+        raise TetherError(
+            "no training caption has a negative in data.negatives (captions must match exactly)"
+        )
+    vlm = load_for_training(config.model)
+    perturbation = None
+    if config.noiseboost:
+        from tether.methods.noise import noise_from_settings
+
+        perturbation = noise_from_settings(config.noiseboost)
+    module = HACLModule(vlm, config.hacl, perturbation)
+    trainer = run_training(
+        module, HACLCollator(vlm, config.data.images, config.data.max_length), examples, config.train
+    )
+    out = Path(config.train.output_dir) / "model"
+    if trainer.args.should_save:
+        export_model(vlm, out)
+        heads = {f"image_head.{k}": v for k, v in module.image_head.state_dict().items()}
+        heads.update({f"text_head.{k}": v for k, v in module.text_head.state_dict().items()})
+        heads["log_temperature"] = module.temperature.log_temperature.detach()
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in heads.items()},
+            Path(config.train.output_dir) / "hacl_heads.safetensors",
+        )
+        write_run_record(
+            config.train.output_dir,
+            command="train hacl",
+            config=config,
+            trainer=trainer,
+            timer=timer,
+            extra={
+                "examples": len(examples),
+                "with_negative": with_negative,
+                "text_only_records_dropped": text_only,
+                "skipped": skips.skipped,
+                "skip_reasons": skips.reasons,
+            },
+        )
+    return out
