@@ -43,6 +43,8 @@ def main() -> None:
     train_start = time.perf_counter()
     model = train_baseline(world, out / "baseline", BaselineRecipe(seed=args.seed, progress_bar=False))
     for stage in ("lm", "vision", "align", "sft"):
+        if not (out / "baseline" / stage / "run.json").is_file():
+            continue  # a stage with 0 steps
         record = json.loads((out / "baseline" / stage / "run.json").read_text())
         print(f"{stage:<11} {record['wall_seconds']:7.1f} s   peak RSS {record['peak_rss_mb']:7.0f} MB")
     train_seconds = time.perf_counter() - train_start

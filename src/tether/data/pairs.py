@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tether.data.images import open_image
 from tether.data.io import append_jsonl
+from tether.eval.shr import split_sentences
 from tether.models.decoding import DecodingSettings
 
 logger = logging.getLogger(__name__)
@@ -44,11 +44,6 @@ class PairSettings:
     max_new_tokens: int = 64
     max_pairs_per_image: int = 2
     seed: int = 0
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences ending in . ! or ? (the last one may lack it); empty pieces dropped."""
-    return [s.strip() for s in re.findall(r"[^.!?]+[.!?]?", text) if s.strip()]
 
 
 def drop_hallucinated(image_id: str, sentences: list[str], labels: list[str]) -> list[str]:

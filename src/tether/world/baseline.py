@@ -59,8 +59,10 @@ class BaselineRecipe:
             max_positions=256,
         )
     )
+    # 0 = skipped (measured: a tiny LLM pretrained on world text no longer learns to read visual tokens;
+    # the language prior then comes from the biased captions and descriptions of stages 1-2)
     lm: StageSettings = field(
-        default_factory=lambda: StageSettings(steps=300, learning_rate=2e-3, batch_size=32)
+        default_factory=lambda: StageSettings(steps=0, learning_rate=2e-3, batch_size=32)
     )
     vision: StageSettings = field(
         default_factory=lambda: StageSettings(steps=300, learning_rate=2e-3, batch_size=32)
@@ -144,6 +146,8 @@ def _run_stage(stage, recipe, model_path, data, world_dir, out_dir) -> Path:
     from tether.methods.vision import VisionConfig, VisionData, train_vision
 
     settings: StageSettings = getattr(recipe, stage)
+    if settings.steps == 0:
+        return model_path
     stage_dir = out_dir / stage
     fingerprint = _fingerprint(stage, recipe, model_path, data[stage])
     marker = stage_dir / "stage.json"
@@ -171,7 +175,8 @@ def _run_stage(stage, recipe, model_path, data, world_dir, out_dir) -> Path:
     trainable = {
         "lm": dict(freeze_vision=True, freeze_projector=True, freeze_llm=False),
         "vision": dict(freeze_vision=False, freeze_projector=True, freeze_llm=True),
-        "align": dict(freeze_vision=tower_frozen, freeze_projector=False, freeze_llm=True),
+        # the LLM trains in stage 1 too: a from-scratch tiny LLM cannot caption frozen
+        "align": dict(freeze_vision=tower_frozen, freeze_projector=False, freeze_llm=False),
         "sft": dict(freeze_vision=tower_frozen, freeze_projector=False, freeze_llm=False),
     }[stage]
     model = ModelSettings(path=str(model_path), **trainable)

@@ -1,0 +1,38 @@
+"""The world's judge and corrector for HA-DPO's pair pipeline (``tether.data.pairs``).
+
+The judge labels each sentence of a description against the scene graph with the rule judge's claim
+checker; the corrector replaces each hallucinated sentence by a true sentence, in the world's own
+description style, about an object the description has not mentioned yet (dropping it when none is left),
+so chosen and rejected differ only where the hallucination was.
+"""
+
+import random
+
+from tether.world import texts
+from tether.world.judge import WorldRuleJudge
+from tether.world.show import load_scenes
+from tether.world.vocab import extract_objects
+
+
+class WorldPairJudge:
+    def __init__(self, world_dir, split: str = "train", seed: int = 0):
+        self.rules = WorldRuleJudge(world_dir)
+        self.scenes = {scene.image_id: scene for scene in load_scenes(world_dir, split)}
+        self.rng = random.Random(seed)
+        self.name = f"{self.rules.name} ({split} scenes)"
+
+    def __call__(self, image_id: str, sentences: list[str]) -> list[str]:
+        return [label for label, _ in self.rules.label_sentences(self.scenes[image_id], sentences)]
+
+    def correct(self, image_id: str, sentences: list[str], labels: list[str]) -> list[str]:
+        scene = self.scenes[image_id]
+        kept = [s for s, label in zip(sentences, labels) if label != "hallucination"]
+        mentioned = {shape for s in kept for shape in extract_objects(s)}
+        unmentioned = [i for i, obj in enumerate(scene.objects) if obj.shape not in mentioned]
+        corrected = []
+        for sentence, label in zip(sentences, labels):
+            if label != "hallucination":
+                corrected.append(sentence)
+            elif unmentioned:
+                corrected.append(texts.object_sentence(self.rng, scene, unmentioned.pop(0), self.rules.grid_size))
+        return corrected
