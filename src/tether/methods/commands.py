@@ -10,6 +10,7 @@ TRAIN_VERBS = {
         "tether.methods.sft_cli",
         "supervised fine-tuning / LM pretraining on (image, prompt, response) records",
     ),
+    "ssl": ("tether.methods.ssl_cli", "semi-supervised NoiseBoost: teacher pseudo-labels, noised student"),
 }
 
 
