@@ -138,3 +138,14 @@ def test_cli_reports_a_missing_teacher_as_a_user_error(tmp_path, capsys):
     unlabeled.write_text('{"image": "a.png", "prompt": "what ?"}\n')
     assert main(["train", "ssl", "--set", f"data.unlabeled=[{unlabeled}]"]) == 2
     assert "pseudo.teacher names no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["sft_noiseboost_tiny.yaml", "ssl_tiny.yaml", "ssl_llava15_7b_lora.yaml"])
+def test_recipes_load(name):
+    from pathlib import Path
+
+    from tether.methods.sft import SFTConfig
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "noiseboost" / name
+    config = load_config(SFTConfig if name.startswith("sft") else SSLConfig, path)
+    assert config.noiseboost is not None
