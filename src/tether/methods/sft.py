@@ -11,6 +11,7 @@ import torch
 
 from tether.data.images import open_image
 from tether.data.sft import SFTRecord
+from tether.methods.noise import noise_hook
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
 
@@ -73,8 +74,6 @@ class SFTModule(torch.nn.Module):
                 continue
             batch = ModelBatch.from_dict(raw)
             if self.visual_perturbation is not None and self.training and raw is image_batch:
-                from tether.methods.noise import noise_hook
-
                 with noise_hook(self.vlm, self.visual_perturbation):
                     result = self.vlm.response_logprobs(batch, return_logits=True)
             else:
