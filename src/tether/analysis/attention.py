@@ -171,6 +171,7 @@ def plot_attention_shares(reports: dict[str, dict], out_png) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, len(GROUPS), figsize=(4.2 * len(GROUPS), 3.4), sharey=True)
     for ax, group in zip(axes, GROUPS):
@@ -180,6 +181,7 @@ def plot_attention_shares(reports: dict[str, dict], out_png) -> None:
                 ax.plot(range(len(g["visual"])), g["visual"], marker="o", label=f"{label} (n={g['tokens']})")
         ax.set_title(f"{group} tokens")
         ax.set_xlabel("layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
