@@ -4,7 +4,9 @@ import argparse
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("analyze", help="analyse model representations (modality gap, ...)")
+    parser = subparsers.add_parser(
+        "analyze", help="analyse models: modality gap (HACL), attention share on visual tokens (NoiseBoost)"
+    )
     verbs = parser.add_subparsers(dest="analyze_verb", metavar="<analysis>", required=True)
     gap = verbs.add_parser(
         "gap",
@@ -28,6 +30,10 @@ def register(subparsers) -> None:
     gap.add_argument("--batch-size", type=int, default=16)
     gap.add_argument("--seed", type=int, default=0, help="probe fold assignment")
     gap.set_defaults(handler=_gap)
+
+    from tether.analysis.attention_cli import register_verb
+
+    register_verb(verbs)
 
 
 def _gap(args) -> int:

@@ -31,6 +31,7 @@ TRAIN_VERBS = {
         "tether.methods.hacl_cli",
         "HACL: stage-1 alignment + contrastive loss with hallucinated negatives",
     ),
+    "ssl": ("tether.methods.ssl_cli", "semi-supervised NoiseBoost: teacher pseudo-labels, noised student"),
 }
 
 

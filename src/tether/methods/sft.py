@@ -11,6 +11,7 @@ import torch
 
 from tether.data.images import open_image
 from tether.data.sft import SFTRecord
+from tether.methods.noise import noise_hook
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
 
@@ -73,7 +74,7 @@ class SFTModule(torch.nn.Module):
                 continue
             batch = ModelBatch.from_dict(raw)
             if self.visual_perturbation is not None and self.training and raw is image_batch:
-                with self.vlm.projector_hook(self.visual_perturbation):
+                with noise_hook(self.vlm, self.visual_perturbation):
                     result = self.vlm.response_logprobs(batch, return_logits=True)
             else:
                 result = self.vlm.response_logprobs(batch, return_logits=True)
@@ -106,14 +107,19 @@ def train_sft(config: SFTConfig):
         for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
     ]
     vlm = load_for_training(config.model)
-    perturbation = None
+    perturbation, callbacks = None, []
     if config.noiseboost:
-        from tether.methods.noise import noise_from_settings
+        from tether.methods.noise import NoiseScheduleCallback, noise_from_settings
 
         perturbation = noise_from_settings(config.noiseboost)
+        callbacks.append(NoiseScheduleCallback(perturbation))
     module = SFTModule(vlm, perturbation)
     trainer = run_training(
-        module, SFTCollator(vlm, config.data.images, config.data.max_length), records, config.train
+        module,
+        SFTCollator(vlm, config.data.images, config.data.max_length),
+        records,
+        config.train,
+        callbacks=callbacks,
     )
     out = Path(config.train.output_dir) / "model"
     if trainer.args.should_save:

@@ -34,5 +34,7 @@ class WorldPairJudge:
             if label != "hallucination":
                 corrected.append(sentence)
             elif unmentioned:
-                corrected.append(texts.object_sentence(self.rng, scene, unmentioned.pop(0), self.rules.grid_size))
+                corrected.append(
+                    texts.object_sentence(self.rng, scene, unmentioned.pop(0), self.rules.grid_size)
+                )
         return corrected

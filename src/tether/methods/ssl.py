@@ -1,0 +1,217 @@
+"""Semi-supervised NoiseBoost: a frozen teacher pseudo-labels unlabeled images; the noised student learns.
+
+1. The teacher (a trained checkpoint, loaded read-only, eval mode) answers every unlabeled (image, prompt)
+   greedily. Each answer's confidence is the mean (or min) probability of its tokens under the teacher,
+   from ``response_logprobs`` of the generated text. Every pseudo-label is appended to a JSONL file (one
+   fsync'd line per item, with its confidence and whether it passed the threshold): the file can be read,
+   and a rerun skips the items already in it.
+2. The student trains by SFT on labeled + kept pseudo-labeled records, with NoiseBoost on the visual tokens.
+
+Unlabeled input: JSONL of ``{"image", "prompt"}``; or ``{"image"}`` alone, asked every prompt of
+``pseudo.prompts`` (descriptions and/or questions).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from tether.data.io import SkipLog
+from tether.data.sft import SFTRecord
+from tether.methods.noise import NoiseSettings
+from tether.methods.settings import ModelSettings, TrainSettings
+from tether.models.decoding import DecodingSettings
+
+CONFIDENCE_REDUCTIONS = ("mean", "min")
+
+
+@dataclass
+class SSLData:
+    labeled: list[str] = field(default_factory=list)  # SFT record files (any format of tether.data.sft)
+    unlabeled: list[str] = field(default_factory=list)  # JSONL of {"image", "prompt"} or {"image"}
+    images: str = "."  # root that image paths (labeled and unlabeled) are relative to
+    max_length: int | None = None
+    skip_invalid: bool = False
+
+
+@dataclass
+class PseudoLabelSettings:
+    teacher: str = ""  # checkpoint folder of the trained teacher (read-only)
+    prompts: list[str] = field(default_factory=list)  # asked of unlabeled items that have no prompt
+    confidence: str = "mean"  # mean | min token probability of the teacher's answer
+    threshold: float = 0.5  # keep pseudo-labels whose confidence is >= this
+    batch_size: int = 8
+    max_new_tokens: int = 64
+    output: str | None = None  # pseudo-label JSONL; default <train.output_dir>/pseudo_labels.jsonl
+
+
+@dataclass
+class SSLConfig:
+    model: ModelSettings = field(default_factory=ModelSettings)  # the student
+    data: SSLData = field(default_factory=SSLData)
+    pseudo: PseudoLabelSettings = field(default_factory=PseudoLabelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    noiseboost: NoiseSettings | None = field(default_factory=NoiseSettings)  # null turns NoiseBoost off
+
+
+@dataclass
+class UnlabeledItem:
+    image: str
+    prompt: str
+
+
+def load_unlabeled_items(
+    path, prompts: Sequence[str] = (), *, skip_invalid: bool = False, skips: SkipLog | None = None
+) -> list[UnlabeledItem]:
+    """Items to pseudo-label; an item without a prompt is expanded to one item per entry of ``prompts``."""
+    from tether.data.io import read_records
+    from tether.errors import DataError
+
+    items = []
+    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
+        image, prompt = raw.get("image"), raw.get("prompt")
+        problem = None
+        if not isinstance(image, str) or not image:
+            problem = "field 'image' must be a file name"
+        elif prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+            problem = "field 'prompt' must be a non-empty string"
+        elif prompt is None and not prompts:
+            problem = "item has no 'prompt' and pseudo.prompts is empty"
+        if problem:
+            if not skip_invalid:
+                raise DataError(problem, path, line)
+            if skips is not None:
+                skips.add(f"{path}:{line}: {problem}")
+            continue
+        items.extend(UnlabeledItem(image, p) for p in ([prompt] if prompt is not None else prompts))
+    return items
+
+
+def answer_confidence(per_token_logprobs: torch.Tensor, mask: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Per-row mean or min token probability over ``mask``; 0 for a row with no tokens."""
+    probs = per_token_logprobs.exp()
+    counts = mask.sum(dim=1)
+    if reduction == "mean":
+        value = (probs * mask).sum(dim=1) / counts.clamp(min=1)
+    elif reduction == "min":
+        value = probs.masked_fill(~mask, float("inf")).min(dim=1).values
+    else:
+        from tether.errors import TetherError
+
+        raise TetherError(f"pseudo.confidence '{reduction}' unknown; choose from {CONFIDENCE_REDUCTIONS}")
+    return torch.where(counts > 0, value, torch.zeros_like(value))
+
+
+@torch.no_grad()
+def pseudo_label(
+    teacher, items: Sequence[UnlabeledItem], images_root, out_path, settings: PseudoLabelSettings
+) -> list[dict]:
+    """Pseudo-label ``items`` with ``teacher``, appending one JSONL line per item to ``out_path``.
+
+    Items already in ``out_path`` (same image and prompt) are not asked again. Returns every line of the
+    file for these items: ``{"image", "prompt", "response", "confidence", "kept"}``.
+    """
+    from tether.data.images import open_image
+    from tether.data.io import append_jsonl, iter_jsonl
+
+    if settings.confidence not in CONFIDENCE_REDUCTIONS:
+        from tether.errors import TetherError
+
+        raise TetherError(
+            f"pseudo.confidence '{settings.confidence}' unknown; choose from {CONFIDENCE_REDUCTIONS}"
+        )
+    out_path = Path(out_path)
+    done = {}
+    if out_path.is_file():
+        done = {(r["image"], r["prompt"]): r for _, r in iter_jsonl(out_path)}
+    todo = [it for it in items if (it.image, it.prompt) not in done]
+    teacher.model.eval()
+    decoding = DecodingSettings(max_new_tokens=settings.max_new_tokens)
+    for start in range(0, len(todo), settings.batch_size):
+        chunk = todo[start : start + settings.batch_size]
+        images = [open_image(images_root, it.image) for it in chunk]
+        prompts = [it.prompt for it in chunk]
+        answers = teacher.generate(images, prompts, decoding)
+        scored = teacher.response_logprobs(teacher.encode(images, prompts, answers, add_eos=False))
+        confidence = answer_confidence(scored.per_token, scored.mask, settings.confidence).tolist()
+        for item, answer, conf in zip(chunk, answers, confidence):
+            record = {
+                "image": item.image,
+                "prompt": item.prompt,
+                "response": answer,
+                "confidence": conf,
+                "kept": bool(answer) and conf >= settings.threshold,
+            }
+            append_jsonl(out_path, record)
+            done[(item.image, item.prompt)] = record
+    return [done[(it.image, it.prompt)] for it in items]
+
+
+def train_ssl(config: SSLConfig):
+    """Pseudo-label with the teacher, then SFT the noised student on labeled + kept pseudo-labels."""
+    from tether.data.sft import load_sft_records
+    from tether.errors import TetherError
+    from tether.methods.noise import NoiseScheduleCallback, VisualNoise
+    from tether.methods.run_record import RunTimer, write_run_record
+    from tether.methods.sft import SFTCollator, SFTModule
+    from tether.methods.trainer import run_training
+    from tether.methods.tuning import export_model, load_for_training
+    from tether.models import load
+
+    timer = RunTimer()
+    if not config.pseudo.teacher:
+        raise TetherError("pseudo.teacher names no checkpoint")
+    if not config.data.unlabeled:
+        raise TetherError("data.unlabeled lists no files")
+    skips = SkipLog()
+    labeled = [
+        r
+        for path in config.data.labeled
+        for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
+    ]
+    items = [
+        it
+        for path in config.data.unlabeled
+        for it in load_unlabeled_items(
+            path, config.pseudo.prompts, skip_invalid=config.data.skip_invalid, skips=skips
+        )
+    ]
+    pseudo_path = Path(config.pseudo.output or Path(config.train.output_dir) / "pseudo_labels.jsonl")
+    teacher = load(config.pseudo.teacher, dtype=config.model.dtype)
+    pseudo = pseudo_label(teacher, items, config.data.images, pseudo_path, config.pseudo)
+    del teacher  # the student never needs it; free its memory before training
+    kept = [SFTRecord(r["image"], r["prompt"], r["response"]) for r in pseudo if r["kept"]]
+
+    vlm = load_for_training(config.model)
+    noise, callbacks = None, []
+    if config.noiseboost:
+        noise = VisualNoise(config.noiseboost)
+        callbacks.append(NoiseScheduleCallback(noise))
+    trainer = run_training(
+        SFTModule(vlm, noise),
+        SFTCollator(vlm, config.data.images, config.data.max_length),
+        labeled + kept,
+        config.train,
+        callbacks=callbacks,
+    )
+    out = Path(config.train.output_dir) / "model"
+    if trainer.args.should_save:
+        export_model(vlm, out)
+        write_run_record(
+            config.train.output_dir,
+            command="train ssl",
+            config=config,
+            trainer=trainer,
+            timer=timer,
+            extra={
+                "labeled_records": len(labeled),
+                "unlabeled_items": len(items),
+                "pseudo_labels_kept": len(kept),
+                "pseudo_labels_file": str(pseudo_path),
+                "mean_confidence": sum(r["confidence"] for r in pseudo) / max(len(pseudo), 1),
+                "skipped": skips.skipped,
+                "skip_reasons": skips.reasons,
+            },
+        )
+    return out
