@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "tether.eval.judges.commands",
     "tether.data.commands",
     "tether.analysis.commands",
+    "tether.study_commands",
 ]
 
 

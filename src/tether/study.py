@@ -1,0 +1,506 @@
+"""`tether study`: the four papers' claims, reproduced in the synthetic world, end to end.
+
+For each seed: build the world → train the baseline recipe → apply every method → evaluate every model on
+every benchmark with identical settings → one report. Each step is a stage cached under the output folder
+by a fingerprint of its settings and inputs, so a rerun skips what is done and an interrupted study
+resumes.
+
+Variants (each a complete model evaluated alone):
+
+- ``baseline``: the recipe of ``tether.world.baseline`` (vision → align → sft);
+- ``hacl``: HACL in stage 1 (align with the contrastive term and rule-written hallucinated captions), then
+  the same SFT;
+- ``noiseboost_sft``: the same SFT with NoiseBoost noise on the visual tokens;
+- ``ha_dpo``: HA-DPO on the baseline, with pairs from the baseline's own descriptions, judged and
+  corrected against the scene graphs (``tether.data.pairs`` + ``tether.world.pairs``);
+- ``noiseboost_dpo``: the same DPO with noise on the chosen branch;
+- ``fact_rlhf``: a reward model with facts (the scene's fact sentences) trained on the same pairs, then PPO
+  from the baseline against it, with the yes/no symbolic bonus on existence questions;
+- ``combo``: HACL stage 1 + NoiseBoost SFT + HA-DPO.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tether.data.io import read_jsonl, write_json
+from tether.errors import TetherError
+
+logger = logging.getLogger(__name__)
+
+VARIANTS = ("baseline", "hacl", "noiseboost_sft", "ha_dpo", "noiseboost_dpo", "fact_rlhf", "combo")
+BENCHMARKS = ("pope_random", "pope_popular", "pope_adversarial", "chair", "mmhal", "shr")
+# the world of configs/world/study.yaml: 96 px, so one grid cell is one 32-px patch of the tiny tower
+STUDY_WORLD = {"image_size": 96}
+
+
+@dataclass
+class StudyPreset:
+    name: str = "quick"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    world: dict = field(default_factory=dict)  # overrides of configs/world/study.yaml
+    recipe: dict = field(default_factory=dict)  # steps per baseline stage: {"vision": 150, ...}
+    hacl_weight: float = 1.0
+    noise_scale: float = 0.5
+    dpo_steps: int = 60
+    dpo_beta: float = 0.1
+    dpo_learning_rate: float = 2e-4
+    pair_images: int = 200
+    reward_steps: int = 60
+    ppo_steps: int = 15
+    eval_limits: dict = field(default_factory=dict)  # benchmark -> max items
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+
+
+PRESETS = {
+    # a smoke test of every stage: small world, short stages, few evaluation items (≤ 3 min on 2 cores)
+    "quick": StudyPreset(
+        name="quick",
+        seeds=[0],
+        world={"n_train": 400, "n_val": 20, "n_test": 60, "n_unlabeled": 20},
+        recipe={"vision": 60, "align": 40, "sft": 80},
+        dpo_steps=10,
+        pair_images=24,
+        reward_steps=10,
+        ppo_steps=3,
+        eval_limits={
+            "pope_random": 60,
+            "pope_popular": 60,
+            "pope_adversarial": 60,
+            "chair": 20,
+            "mmhal": 16,
+            "shr": 20,
+        },
+    ),
+    # the measurement: full recipe, three seeds (≤ 30 min on 2 cores)
+    "full": StudyPreset(
+        name="full",
+        seeds=[0, 1, 2],
+        eval_limits={"chair": 150, "shr": 150},
+    ),
+}
+
+
+def _fingerprint(*parts) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path) and part.is_file():
+            digest.update(part.read_bytes())
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+class Stages:
+    """Runs named stages once: a stage whose fingerprint matches its ``stage.json`` is skipped."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.timings: dict[str, dict] = {}
+
+    def run(self, name: str, fingerprint_parts, fn):
+        folder = self.root / name
+        marker = folder / "stage.json"
+        fingerprint = _fingerprint(*fingerprint_parts)
+        if marker.is_file():
+            done = json.loads(marker.read_text())
+            if done.get("fingerprint") == fingerprint:
+                self.timings[name] = done.get("timing", {})
+                return done["result"]
+        from tether.methods.run_record import peak_rss_mb
+
+        logger.info("stage %s", name)
+        start = time.perf_counter()
+        folder.mkdir(parents=True, exist_ok=True)
+        result = fn(folder)
+        timing = {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+        self.timings[name] = timing
+        write_json(marker, {"fingerprint": fingerprint, "result": result, "timing": timing})
+        return result
+
+
+def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
+    """Run every seed and variant of ``preset`` under ``out_dir``; returns the path of report.md."""
+    import torch
+
+    from tether.report import write_report
+
+    unknown = set(preset.variants) - set(VARIANTS)
+    if unknown:
+        raise TetherError(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "preset.json", dataclasses.asdict(preset))
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    results = {}
+    for seed in preset.seeds:
+        results[seed] = _run_seed(preset, seed, out_dir / f"seed{seed}", progress)
+        write_json(out_dir / "metrics.json", {str(s): r for s, r in results.items()})
+    return write_report(out_dir)
+
+
+def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) -> dict:
+    from tether.world.baseline import BaselineRecipe, train_baseline
+    from tether.world.build import build_world
+    from tether.world.config import load_world_config
+
+    stages = Stages(seed_dir)
+    settings = {**STUDY_WORLD, **preset.world, "seed": seed}
+    world_config = load_world_config(None, [f"{k}={json.dumps(v)}" for k, v in settings.items()])
+    world = seed_dir / "world"
+
+    def build(folder):
+        build_world(world_config, world, overwrite=True)
+        return str(world)
+
+    stages.run("world", [dataclasses.asdict(world_config)], build)
+
+    recipe = BaselineRecipe(seed=seed, progress_bar=progress)
+    for stage, steps in preset.recipe.items():
+        setattr(recipe, stage, dataclasses.replace(getattr(recipe, stage), steps=steps))
+    baseline_dir = seed_dir / "baseline"
+    start = time.perf_counter()
+    baseline = str(train_baseline(world, baseline_dir, recipe))
+    stages.timings["baseline"] = {"seconds": time.perf_counter() - start}
+    models = {"baseline": baseline}
+    ctx = _Context(preset, seed, world, baseline_dir, recipe, stages, progress)
+    for variant in preset.variants:
+        if variant != "baseline":
+            models[variant] = getattr(ctx, variant)()
+    metrics = {}
+    for variant, model in models.items():
+        metrics[variant] = stages.run(
+            f"eval/{variant}",
+            [model, preset.eval_limits, _model_stamp(model)],
+            lambda folder, model=model: _evaluate(model, world, folder, preset, progress),
+        )
+    write_json(seed_dir / "timings.json", stages.timings)
+    return metrics
+
+
+def _model_stamp(model: str) -> str:
+    marker = Path(model).parent / "stage.json"
+    return marker.read_text() if marker.is_file() else model
+
+
+def _evaluate(model: str, world: Path, folder: Path, preset: StudyPreset, progress: bool) -> dict:
+    from tether.models import load
+    from tether.world.evaluate import evaluate_world
+    from tether.world.judge import WorldRuleJudge
+
+    vlm = load(model)
+    judge = WorldRuleJudge(world)
+    metrics = {}
+    for name in BENCHMARKS:
+        metrics.update(
+            {
+                f"{name}/{k}": v
+                for k, v in evaluate_world(
+                    world,
+                    folder,
+                    vlm=vlm,
+                    names=[name],
+                    limit=preset.eval_limits.get(name),
+                    progress=progress,
+                    judge=judge,
+                )[name].items()
+                if isinstance(v, int | float)
+            }
+        )
+    return metrics
+
+
+@dataclass
+class _Context:
+    preset: StudyPreset
+    seed: int
+    world: Path
+    baseline_dir: Path
+    recipe: object
+    stages: Stages
+    progress: bool
+
+    # ---- shared pieces ------------------------------------------------------------------------------
+
+    def _train(self, folder: Path, steps: int, learning_rate: float, batch_size: int):
+        from tether.config import from_dict
+        from tether.methods.settings import TrainSettings
+
+        return from_dict(
+            TrainSettings,
+            {
+                "output_dir": str(folder),
+                "max_steps": steps,
+                "learning_rate": learning_rate,
+                "per_device_train_batch_size": batch_size,
+                "warmup_steps": 0.05,
+                "logging_steps": max(1, steps // 20),
+                "save_steps": max(steps, 1),
+                "save_total_limit": 1,
+                "seed": self.seed,
+                "progress_bar": self.progress,
+            },
+        )
+
+    def _stage_model(self, stage: str) -> str:
+        return str(self.baseline_dir / stage / "model")
+
+    def _sft(self, name: str, start_model: str, noise: bool) -> str:
+        from tether.methods.settings import ModelSettings
+        from tether.methods.sft import SFTConfig, SFTData, train_sft
+
+        settings = self.recipe.sft
+        data = self.baseline_dir / "data" / "sft.jsonl"
+        noiseboost = {"scale": self.preset.noise_scale, "relative": True} if noise else None
+
+        def fn(folder):
+            config = SFTConfig(
+                model=ModelSettings(
+                    path=start_model, freeze_vision=True, freeze_projector=False, freeze_llm=False
+                ),
+                data=SFTData(train=[str(data)], images=str(self.world / "images")),
+                train=self._train(folder, settings.steps, settings.learning_rate, settings.batch_size),
+                noiseboost=noiseboost,
+            )
+            return str(train_sft(config))
+
+        return self.stages.run(
+            name, [start_model, _model_stamp(start_model), dataclasses.asdict(settings), noiseboost, data], fn
+        )
+
+    def _negatives(self) -> str:
+        from tether.data.negatives import (
+            HallucinationVocabulary,
+            RuleRewriter,
+            load_caption_records,
+            make_negatives,
+            write_negatives,
+        )
+        from tether.world import vocab
+
+        captions = self.baseline_dir / "data" / "align.jsonl"
+
+        def fn(folder):
+            vocabulary = HallucinationVocabulary(
+                objects={shape: list(vocab.SHAPE_SYNONYMS.get(shape, [])) for shape in vocab.SHAPES},
+                colors=list(vocab.COLORS),
+                sizes={"small": "large", "large": "small"},
+                numbers=list(vocab.NUMBER_WORDS[2:]),
+                relations={"left of": "right of", "right of": "left of", "above": "below", "below": "above"},
+            )
+            rows = make_negatives(load_caption_records(captions), RuleRewriter(vocabulary), seed=self.seed)
+            path = folder / "negatives.jsonl"
+            write_negatives(path, rows)
+            return str(path)
+
+        return self.stages.run("negatives", [captions], fn)
+
+    def _hacl_align(self) -> str:
+        from tether.methods.hacl import HACLConfig, HACLData, HACLSettings, Stage1ModelSettings, train_hacl
+
+        negatives = self._negatives()
+        settings = self.recipe.align
+        start = self._stage_model("vision")
+
+        def fn(folder):
+            config = HACLConfig(
+                model=Stage1ModelSettings(
+                    path=start, freeze_vision=True, freeze_projector=False, freeze_llm=False
+                ),
+                data=HACLData(
+                    train=[str(self.baseline_dir / "data" / "align.jsonl")],
+                    negatives=[negatives],
+                    images=str(self.world / "images"),
+                ),
+                train=self._train(folder, settings.steps, settings.learning_rate, settings.batch_size),
+                hacl=HACLSettings(weight=self.preset.hacl_weight),
+            )
+            return str(train_hacl(config))
+
+        return self.stages.run(
+            "hacl_align",
+            [
+                start,
+                _model_stamp(start),
+                dataclasses.asdict(settings),
+                self.preset.hacl_weight,
+                Path(negatives),
+            ],
+            fn,
+        )
+
+    def _pairs(self) -> str:
+        from tether.data.pairs import PairSettings, build_pairs
+        from tether.models import load
+        from tether.world.pairs import WorldPairJudge
+
+        baseline = self._stage_model("sft")
+        scenes = read_jsonl(self.world / "scenes" / "train.jsonl")
+        rng = random.Random(self.seed)
+        chosen = rng.sample(scenes, min(self.preset.pair_images, len(scenes)))
+
+        def fn(folder):
+            judge = WorldPairJudge(self.world, "train", seed=self.seed)
+            path = folder / "pairs.jsonl"
+            counts = build_pairs(
+                load(baseline),
+                [(s["image_id"], s["image"]) for s in chosen],
+                self.world / "images",
+                path,
+                judge,
+                judge.correct,
+                PairSettings(seed=self.seed),
+                judge_name=judge.name,
+                progress=self.progress,
+            )
+            write_json(folder / "counts.json", counts)
+            return str(path)
+
+        return self.stages.run("pairs", [baseline, _model_stamp(baseline), self.preset.pair_images], fn)
+
+    def _dpo(self, name: str, start_model: str, noise: bool) -> str:
+        from tether.methods.dpo import DPOConfig, DPOData, DPOSettings, train_dpo
+        from tether.methods.settings import ModelSettings
+
+        pairs = self._pairs()
+        if not read_jsonl(pairs):
+            logger.warning("%s: no hallucinated descriptions to pair; the model is the starting model", name)
+            return start_model
+        noiseboost = {"scale": self.preset.noise_scale, "relative": True} if noise else None
+
+        def fn(folder):
+            config = DPOConfig(
+                model=ModelSettings(
+                    path=start_model, freeze_vision=True, freeze_projector=False, freeze_llm=False
+                ),
+                data=DPOData(train=[pairs], images=str(self.world / "images")),
+                train=self._train(folder, self.preset.dpo_steps, self.preset.dpo_learning_rate, 16),
+                dpo=DPOSettings(beta=self.preset.dpo_beta),
+                noiseboost=noiseboost,
+            )
+            return str(train_dpo(config))
+
+        return self.stages.run(
+            name,
+            [
+                start_model,
+                _model_stamp(start_model),
+                Path(pairs),
+                noiseboost,
+                self.preset.dpo_steps,
+                self.preset.dpo_beta,
+            ],
+            fn,
+        )
+
+    # ---- the variants ------------------------------------------------------------------------------
+
+    def hacl(self) -> str:
+        return self._sft("hacl_sft", self._hacl_align(), noise=False)
+
+    def noiseboost_sft(self) -> str:
+        return self._sft("noiseboost_sft", self._stage_model("align"), noise=True)
+
+    def ha_dpo(self) -> str:
+        return self._dpo("ha_dpo", self._stage_model("sft"), noise=False)
+
+    def noiseboost_dpo(self) -> str:
+        return self._dpo("noiseboost_dpo", self._stage_model("sft"), noise=True)
+
+    def combo(self) -> str:
+        return self._dpo("combo_dpo", self._sft("combo_sft", self._hacl_align(), noise=True), noise=True)
+
+    def fact_rlhf(self) -> str:
+        from tether.methods.ppo import PPOConfig, PPOData, PPOSettings, train_ppo
+        from tether.methods.reward import RewardConfig, RewardData, RewardSettings, train_reward
+        from tether.methods.settings import LoraSettings, ModelSettings
+        from tether.world.show import load_scenes
+        from tether.world.texts import fact_sentences
+
+        pairs = self._pairs()
+        baseline = self._stage_model("sft")
+        grid = json.loads((self.world / "world.json").read_text())["config"]["grid_size"]
+        facts = {s.image: fact_sentences(s, grid) for s in load_scenes(self.world, "train")}
+
+        def reward_fn(folder):
+            records = [
+                {
+                    "image": p["images"][0],
+                    "prompt": p["prompt"],
+                    "chosen": p["chosen"],
+                    "rejected": p["rejected"],
+                    "facts": facts[p["images"][0]],
+                }
+                for p in read_jsonl(pairs)
+            ]
+            data = folder / "reward_pairs.jsonl"
+            data.write_text("".join(json.dumps(r) + "\n" for r in records))
+            config = RewardConfig(
+                model=ModelSettings(
+                    path=baseline,
+                    freeze_vision=True,
+                    freeze_projector=True,
+                    lora=LoraSettings(r=8, alpha=16, dropout=0.0),
+                ),
+                data=RewardData(train=[str(data)], images=str(self.world / "images")),
+                train=self._train(folder, self.preset.reward_steps, 2e-3, 16),
+                reward=RewardSettings(use_facts=True),
+            )
+            return str(train_reward(config))
+
+        if not read_jsonl(pairs):
+            return baseline
+        reward_model = self.stages.run(
+            "reward", [baseline, _model_stamp(baseline), Path(pairs), self.preset.reward_steps], reward_fn
+        )
+
+        def ppo_fn(folder):
+            qa = [
+                r for r in read_jsonl(self.world / "text" / "train_qa.jsonl") if r["qa_type"] == "existence"
+            ]
+            rng = random.Random(self.seed)
+            prompts = [
+                {
+                    "image": r["image"],
+                    "prompt": r["question"],
+                    "answer": r["answer"].lower(),
+                    "facts": facts[r["image"]],
+                }
+                for r in rng.sample(qa, min(256, len(qa)))
+            ]
+            prompts += [
+                {"image": img, "prompt": "Describe this image in detail.", "facts": f}
+                for img, f in rng.sample(sorted(facts.items()), min(256, len(facts)))
+            ]
+            rng.shuffle(prompts)
+            data = folder / "prompts.jsonl"
+            data.write_text("".join(json.dumps(r) + "\n" for r in prompts))
+            config = PPOConfig(
+                model=ModelSettings(
+                    path=baseline,
+                    freeze_vision=True,
+                    freeze_projector=True,
+                    lora=LoraSettings(r=8, alpha=16, dropout=0.0),
+                ),
+                data=PPOData(train=[str(data)], images=str(self.world / "images")),
+                train=self._train(folder, self.preset.ppo_steps, 1e-3, 16),
+                ppo=PPOSettings(
+                    reward_model=reward_model,
+                    rollout_batch_size=16,
+                    mini_batch_size=8,
+                    max_new_tokens=48,
+                    kl_coef=0.1,
+                    no_eos_penalty=-1.0,
+                    correct_bonus=1.0,
+                ),
+            )
+            return str(train_ppo(config))
+
+        return self.stages.run("ppo", [baseline, reward_model, self.preset.ppo_steps], ppo_fn)
