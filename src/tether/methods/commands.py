@@ -10,6 +10,10 @@ TRAIN_VERBS = {
         "tether.methods.sft_cli",
         "supervised fine-tuning / LM pretraining on (image, prompt, response) records",
     ),
+    "dpo": (
+        "tether.methods.dpo_cli",
+        "HA-DPO: sigmoid DPO on preference pairs (shared-prefix forward, cached reference)",
+    ),
 }
 
 

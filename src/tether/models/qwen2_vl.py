@@ -35,3 +35,15 @@ class Qwen2VLAdapter(VisionLanguageModel):
     def extra_inputs(self, input_ids: torch.Tensor) -> dict:
         # M-RoPE needs to know which positions are image tokens (0 = text, 1 = image)
         return {"mm_token_type_ids": (input_ids == self.image_token_id).int()}
+
+    def position_ids(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_inputs: dict
+    ) -> torch.Tensor:
+        """M-RoPE positions ``[3, batch, seq]``: 3-D over the image grid, shared 1-D over text."""
+        position_ids, _ = self.base_model.model.get_rope_index(
+            input_ids,
+            mm_token_type_ids=self.extra_inputs(input_ids)["mm_token_type_ids"],
+            image_grid_thw=image_inputs.get("image_grid_thw"),
+            attention_mask=attention_mask,
+        )
+        return position_ids
