@@ -187,3 +187,12 @@ def test_train_dpo_learns_and_caches_reference(tiny_checkpoint, pair_data, tmp_p
     assert hit and str(cache) == record["reference_cache"] and chosen.shape == (6,)
     assert reference_fingerprint(tiny_checkpoint, "float32", pairs[:5], images, None) != fingerprint
     assert reference_fingerprint(tiny_checkpoint, "float32", pairs, images, 12) != fingerprint
+
+
+@pytest.mark.parametrize("name", ["tiny.yaml", "hadpo_llava15_7b.yaml"])
+def test_recipes_load(name):
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "dpo" / name
+    config = load_config(DPOConfig, recipe)
+    assert config.dpo.beta == 0.1 and config.data.train
