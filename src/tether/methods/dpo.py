@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,7 +404,9 @@ def cached_reference_logprobs(
     logger.info("computing reference log-probs for %d pairs", len(pairs))
     chosen, rejected = compute_reference_logprobs(vlm, pairs, collator, batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(
+        f"{path.name}.{os.getpid()}.tmp"
+    )  # every rank computes; each writes its own temp file
     save_file({"chosen": chosen, "rejected": rejected}, str(tmp), metadata={"fingerprint": fingerprint})
     tmp.replace(path)
     return chosen, rejected, path, False
