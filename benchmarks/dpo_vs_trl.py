@@ -106,7 +106,7 @@ def run_tether(work: Path, args) -> dict:
         for i, (p, c, r) in enumerate(zip(pairs, ref_chosen.tolist(), ref_rejected.tolist()))
     ]
     timer = StepTimer(args.warmup)
-    settings = TrainSettings(**common_training(work / "tether_run", args))
+    settings = TrainSettings(**common_training(work / "tether_run", args), resume=False)
     run_training(DPOModule(vlm, beta=0.1), collator, items, settings, callbacks=[timer.callback])
     timed_pairs = args.steps * args.batch_size
     seconds = timer.seconds + reference_seconds * timed_pairs / len(pairs)
