@@ -70,6 +70,15 @@ def test_packed_reference_equals_two_sequence_reference(tiny_vlm, pair_data):
     packed = compute_reference_logprobs(tiny_vlm, pairs, DPOCollator(tiny_vlm, images), 4)
     plain = compute_reference_logprobs(tiny_vlm, pairs, DPOCollator(tiny_vlm, images, shared_prefix=False), 6)
     torch.testing.assert_close(packed, plain, atol=1e-5, rtol=0)
+    # max_length cuts each branch (prefix + response) the same way on both paths
+    from tether.data.images import open_image
+
+    prefix = tiny_vlm.encode([open_image(images, pairs[0].image)], [pairs[0].prompt]).input_ids.shape[1]
+    cut = prefix + 3
+    packed_cut = compute_reference_logprobs(tiny_vlm, pairs, DPOCollator(tiny_vlm, images, cut), 4)
+    plain_cut = compute_reference_logprobs(tiny_vlm, pairs, DPOCollator(tiny_vlm, images, cut, False), 6)
+    torch.testing.assert_close(packed_cut, plain_cut, atol=1e-5, rtol=0)
+    assert (packed_cut[1] > packed[1]).all()  # rejected answers (longer than 3 tokens) lost their tails
 
 
 def test_sft_terms_by_hand(tiny_vlm, pair_data, tmp_path):

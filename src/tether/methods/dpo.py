@@ -105,19 +105,29 @@ def encode_packed_pairs(
     """
     image_inputs = vlm.image_inputs(images)
     counts = vlm.image_token_counts(image_inputs)
-    rows, segments, spans = [], [], []
+    rows, segments = [], []
+    sources = {"chosen": [], "rejected": []}  # per row: positions whose hidden state predicts each token
+    targets = {"chosen": [], "rejected": []}  # per row: the response tokens
     for i, prompt in enumerate(prompts):
         prefix = vlm._prompt_ids(prompt, counts[i])
-        branches = [vlm._response_ids(chosen[i], True), vlm._response_ids(rejected[i], True)]
+        chosen_ids, rejected_ids = vlm._response_ids(chosen[i], True), vlm._response_ids(rejected[i], True)
         if max_length is not None:
             if len(prefix) >= max_length:
                 raise TetherError(
                     f"pair {i}: prompt with its visual tokens is {len(prefix)} tokens, max_length is {max_length}"
                 )
-            branches = [b[: max_length - len(prefix)] for b in branches]
-        rows.append(prefix + branches[0] + branches[1])
-        segments.append([0] * len(prefix) + [1] * len(branches[0]) + [2] * len(branches[1]))
-        spans.append((len(prefix), len(branches[0]), len(branches[1])))
+            chosen_ids, rejected_ids = (
+                chosen_ids[: max_length - len(prefix)],
+                rejected_ids[: max_length - len(prefix)],
+            )
+        p, c = len(prefix), len(chosen_ids)
+        rows.append(prefix + chosen_ids + rejected_ids)
+        segments.append([0] * p + [1] * c + [2] * len(rejected_ids))
+        sources["chosen"].append([p - 1 + j for j in range(c)])
+        # the first rejected token follows the prefix, the others follow their predecessor in the rejected segment
+        sources["rejected"].append([p - 1 if j == 0 else p + c + j - 1 for j in range(len(rejected_ids))])
+        targets["chosen"].append(chosen_ids)
+        targets["rejected"].append(rejected_ids)
     width = max(len(r) for r in rows)
     input_ids = torch.full((len(rows), width), vlm.pad_token_id, dtype=torch.long)
     segment_ids = torch.full((len(rows), width), -1, dtype=torch.long)
@@ -125,25 +135,15 @@ def encode_packed_pairs(
         input_ids[i, : len(row)] = torch.tensor(row)
         segment_ids[i, : len(seg)] = torch.tensor(seg)
     out = {"input_ids": input_ids, "segment_ids": segment_ids, "image_inputs": image_inputs}
-    for name, sources in (
-        ("chosen", [[p - 1 + j for j in range(c)] for p, c, _ in spans]),
-        ("rejected", [[p - 1] + [p + c + j - 1 for j in range(1, r)] for p, c, r in spans]),
-    ):
-        n = max(len(s) for s in sources)
-        source = torch.zeros((len(rows), n), dtype=torch.long)
-        mask = torch.zeros((len(rows), n), dtype=torch.bool)
-        for i, s in enumerate(sources):
-            source[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[i, : len(s)] = True
-        out[f"{name}_source"] = source
-        out[f"{name}_target"] = torch.gather(input_ids, 1, (source + 1).clamp(max=width - 1)) * mask
-        out[f"{name}_mask"] = mask
-    # the target of source position s is the token at s+1, except the first rejected token (it follows the prefix)
-    first_rejected = torch.tensor([p + c for p, c, _ in spans])
-    has_rejected = out["rejected_mask"][:, 0]
-    out["rejected_target"][:, 0] = torch.where(
-        has_rejected, input_ids[torch.arange(len(rows)), first_rejected], 0
-    )
+    for name in ("chosen", "rejected"):
+        n = max(len(s) for s in sources[name])
+        out[f"{name}_source"] = torch.zeros((len(rows), n), dtype=torch.long)
+        out[f"{name}_target"] = torch.zeros((len(rows), n), dtype=torch.long)
+        out[f"{name}_mask"] = torch.zeros((len(rows), n), dtype=torch.bool)
+        for i, (source, target) in enumerate(zip(sources[name], targets[name])):
+            out[f"{name}_source"][i, : len(source)] = torch.tensor(source, dtype=torch.long)
+            out[f"{name}_target"][i, : len(target)] = torch.tensor(target, dtype=torch.long)
+            out[f"{name}_mask"][i, : len(source)] = True
     return out
 
 
