@@ -205,3 +205,12 @@ def test_recipes_load(name):
     recipe = Path(__file__).resolve().parents[2] / "configs" / "dpo" / name
     config = load_config(DPOConfig, recipe)
     assert config.dpo.beta == 0.1 and config.data.train
+
+
+def test_cli_reports_user_errors_in_one_line(capsys, tmp_path):
+    from tether.cli import main
+
+    assert main(["train", "dpo", "--set", f"train.output_dir={tmp_path}"]) == 2
+    assert "data.train lists no preference files" in capsys.readouterr().err
+    assert main(["train", "dpo", "--set", "dpo.sft_target=everything"]) == 2
+    assert "dpo.sft_target must be 'chosen' or 'data'" in capsys.readouterr().err
