@@ -32,6 +32,10 @@ TRAIN_VERBS = {
         "HACL: stage-1 alignment + contrastive loss with hallucinated negatives",
     ),
     "ssl": ("tether.methods.ssl_cli", "semi-supervised NoiseBoost: teacher pseudo-labels, noised student"),
+    "dpo": (
+        "tether.methods.dpo_cli",
+        "HA-DPO: sigmoid DPO on preference pairs (shared-prefix forward, cached reference)",
+    ),
 }
 
 

@@ -156,6 +156,16 @@ class VisionLanguageModel:
         """Position ids for tokens continuing a cached prefix (right-padded); None lets the model count on."""
         return None
 
+    def position_ids(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_inputs: dict
+    ) -> torch.Tensor:
+        """Rotary position ids the model would compute itself for this (2-D masked) batch.
+
+        ``[batch, seq]`` here; Qwen2-VL returns its M-RoPE ``[3, batch, seq]``. Callers that pack several
+        sequences into one row (shared-prefix DPO) start from these and shift a segment's positions.
+        """
+        return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
     # ---- properties -----------------------------------------------------------------------------------
 
     @property

@@ -44,3 +44,15 @@ class Qwen2VLAdapter(VisionLanguageModel):
             torch.arange(prefix_length, prefix_length + suffix_length, device=delta.device) + delta[0, 0]
         )
         return positions.view(1, 1, -1).expand(3, batch_size, -1)
+
+    def position_ids(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_inputs: dict
+    ) -> torch.Tensor:
+        """M-RoPE positions ``[3, batch, seq]``: 3-D over the image grid, shared 1-D over text."""
+        position_ids, _ = self.base_model.model.get_rope_index(
+            input_ids,
+            mm_token_type_ids=self.extra_inputs(input_ids)["mm_token_type_ids"],
+            image_grid_thw=image_inputs.get("image_grid_thw"),
+            attention_mask=attention_mask,
+        )
+        return position_ids
