@@ -382,7 +382,8 @@ class _Context:
                 ),
                 data=DPOData(train=[pairs], images=str(self.world / "images")),
                 train=self._train(folder, self.preset.dpo_steps, self.preset.dpo_learning_rate, 16),
-                dpo=DPOSettings(beta=self.preset.dpo_beta),
+                # chosen-only noise (the paper's) needs the two-sequence path
+                dpo=DPOSettings(beta=self.preset.dpo_beta, shared_prefix=not noise),
                 noiseboost=noiseboost,
             )
             return str(train_dpo(config))

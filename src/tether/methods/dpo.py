@@ -46,6 +46,7 @@ from tether.data.images import open_image
 from tether.data.preference import PreferenceRecord
 from tether.errors import TetherError
 from tether.methods.dpo_loss import dpo_sigmoid_loss
+from tether.methods.noise import noise_hook
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
 
@@ -275,7 +276,7 @@ class DPOModule(torch.nn.Module):
 
     def _noise(self, active: bool):
         if active and self.visual_perturbation is not None and self.training:
-            return self.vlm.projector_hook(self.visual_perturbation)
+            return noise_hook(self.vlm, self.visual_perturbation)
         return contextlib.nullcontext()
 
     def pair_logprobs(self, packed=None, chosen_batch=None, rejected_batch=None):
