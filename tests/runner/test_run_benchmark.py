@@ -1,6 +1,7 @@
 """The real runner on a tiny model: POPE questions about generated images, both modes, resume, results."""
 
 import json
+from pathlib import Path
 
 from PIL import Image
 
@@ -137,3 +138,49 @@ def test_cli_run_end_to_end(tiny_checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "results written to" in result.stdout
     assert json.loads((out / "results.json").read_text())["model"] == str(tiny_checkpoint)
+
+
+def test_cli_mmhal_with_the_world_rule_judge(tmp_path):
+    """A judge-scored benchmark end to end: tiny model answers, the world's rule judge rates them."""
+    import subprocess
+    import sys
+
+    from tether.models.tiny import TinyConfig, build_tiny_checkpoint
+    from tether.world.build import build_world
+    from tether.world.config import load_world_config
+    from tether.world.texts import world_words
+
+    world = tmp_path / "world"
+    smoke = Path(__file__).resolve().parents[2] / "configs" / "world" / "smoke.yaml"
+    build_world(load_world_config(smoke, ["mmhal_items=16"]), world)
+    model = build_tiny_checkpoint(TinyConfig(arch="llava"), tmp_path / "tiny", world_words())
+    out = tmp_path / "mmhal"
+    command = [
+        sys.executable,
+        "-m",
+        "tether",
+        "eval",
+        "mmhal",
+        "run",
+        "--model",
+        str(model),
+        "--data",
+        str(world / "bench" / "mmhal" / "mmhal_world.json"),
+        "--images",
+        str(world / "images"),
+        "--out",
+        str(out),
+        "--max-new-tokens",
+        "6",
+        "--no-progress",
+    ]
+    missing = subprocess.run(command, capture_output=True, text=True)
+    assert missing.returncode == 2 and "needs a judge" in missing.stderr
+    result = subprocess.run(
+        command + ["--judge", "world-rule", "--world", str(world)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["judge"]["name"] == "world-rule" and results["n_samples"] == 16
+    # a random model's answers are not informative: the rule judge never rates them 6
+    assert 0 <= results["metrics"]["average_score"] < 6

@@ -195,6 +195,16 @@ def _add_run_options(p) -> None:
     p.add_argument("--images", required=True, help="root folder of the benchmark images")
     p.add_argument("--out", required=True, help="output folder (answers, results.json, samples.jsonl)")
     p.add_argument(
+        "--judge",
+        choices=["llm", "world-rule"],
+        default="llm",
+        help="MMHal/SHR judge: an LLM through --judge-config, or the synthetic world's rule judge",
+    )
+    p.add_argument(
+        "--judge-config", help="judge YAML (configs/judges/*.yaml: model, base_url, api_key_env...)"
+    )
+    p.add_argument("--world", help="world folder, for --judge world-rule")
+    p.add_argument(
         "--mode",
         choices=("generate", "fast"),
         default="generate",
@@ -361,6 +371,7 @@ def _run(args) -> int:
     score = run_benchmark(
         benchmark,
         items,
+        judge=_make_judge(args) if benchmark.needs_judge else None,
         model_path=args.model,
         images_root=args.images,
         out_dir=args.out,
@@ -376,6 +387,26 @@ def _run(args) -> int:
         print(f"{name:>16}: {value:.4f}" if isinstance(value, float) else f"{name:>16}: {value}")
     print(f"results written to {Path(args.out) / 'results.json'}")
     return 0
+
+
+def _make_judge(args):
+    """The judge of a run: the world's rule judge, or an LLM judge over the OpenAI-compatible client."""
+    if args.judge == "world-rule":
+        if not args.world:
+            raise TetherError("--judge world-rule needs --world DIR (a built world)")
+        from tether.world.judge import WorldRuleJudge
+
+        return WorldRuleJudge(args.world)
+    if not args.judge_config:
+        raise TetherError(
+            f"{args.benchmark} needs a judge: --judge-config FILE (see configs/judges/) or "
+            "--judge world-rule --world DIR"
+        )
+    from tether.config import load_config
+    from tether.eval.judge_protocol import LLMJudge
+    from tether.eval.judges import JudgeConfig, make_client
+
+    return LLMJudge(make_client(load_config(JudgeConfig, args.judge_config)))
 
 
 def _report(args) -> int:
