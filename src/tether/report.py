@@ -103,9 +103,8 @@ def markdown_table(summary: dict) -> str:
             text = _fmt(mean, half, _is_percent(key))
             if variant != "baseline" and diff is not None:
                 sign = "+" if diff >= 0 else ""
-                text += (
-                    f" ({sign}{_fmt(diff, diff_half, _is_percent(key))}; {verdict(diff, diff_half, better)})"
-                )
+                word = verdict(diff, diff_half, better)
+                text += f" ({sign}{_fmt(diff, diff_half, _is_percent(key))}{'; ' + word if word else ''})"
             row.append(text)
         rows.append("| " + " | ".join(row) + " |")
     return "\n".join(rows)
