@@ -28,6 +28,7 @@ def peak_rss_mb() -> float:
 
 def tiny_world_model(out: Path) -> tuple[Path, Path]:
     """A small world and a tiny LLaVA trained on its QA (yes/no answers among them)."""
+    from tether.models.tiny import TinyConfig
     from tether.world.baseline import BaselineRecipe, StageSettings, train_baseline
     from tether.world.build import build_world
     from tether.world.config import load_world_config
@@ -36,11 +37,25 @@ def tiny_world_model(out: Path) -> tuple[Path, Path]:
     if not (world / "world.json").is_file():
         build_world(
             load_world_config(
-                None, ["image_size=96", "n_train=800", "n_test=200", "n_val=10", "n_unlabeled=10"]
+                None, ["image_size=64", "n_train=800", "n_test=200", "n_val=10", "n_unlabeled=10"]
             ),
             world,
         )
+    # 64 px in 8-px patches: 64 visual tokens, so the image prefix dominates the prompt as in LLaVA-1.5
+    tiny = TinyConfig(
+        arch="llava",
+        image_size=64,
+        patch_size=8,
+        vision_hidden=64,
+        vision_layers=2,
+        vision_heads=4,
+        text_hidden=128,
+        text_layers=3,
+        text_heads=4,
+        max_positions=256,
+    )
     recipe = BaselineRecipe(
+        model=tiny,
         vision=StageSettings(steps=100, learning_rate=2e-3, batch_size=32),
         align=StageSettings(steps=60, learning_rate=2e-3, batch_size=32),
         sft=StageSettings(steps=200, learning_rate=1e-3, batch_size=16),
@@ -69,7 +84,7 @@ def main() -> None:
     bench = get_benchmark("pope")
     items = bench.load_items(questions)[: args.questions]
     timings = {}
-    for mode, batch_size in (("generate", 1), ("fast", 8)):
+    for mode, batch_size in (("generate", 1), ("fast", 32)):
         folder = out / f"run-{mode}"
         for stale in (folder / "samples.jsonl", folder / "results.json"):
             stale.unlink(missing_ok=True)

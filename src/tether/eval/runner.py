@@ -208,20 +208,29 @@ def fast_yes_no(vlm, image, prompts: list[str]) -> list[str]:
     return ["Yes" if margin > 0 else "No" for margin in yes_no_margins(vlm, image, prompts).tolist()]
 
 
-@torch.no_grad()
 def yes_no_margins(vlm, image, prompts: list[str]) -> torch.Tensor:
     """log P(yes-tokens) - log P(no-tokens) of the first answer token, per question about ``image``."""
+    return multi_image_margins(vlm, [image], [(0, p) for p in prompts])
+
+
+@torch.no_grad()
+def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> torch.Tensor:
+    """Yes/no margins for ``(image index, prompt)`` questions: one prefix forward for all ``images`` (they must
+    give the same number of visual tokens), the cache rows gathered per question, one suffix forward."""
     yes_ids = _answer_token_ids(vlm.tokenizer, YES_WORDS)
     no_ids = _answer_token_ids(vlm.tokenizer, NO_WORDS)
-    image_inputs = vlm.image_inputs([image])
-    (n_tokens,) = vlm.image_token_counts(image_inputs)
-    rows = [vlm._prompt_ids(p, n_tokens) for p in prompts]
+    image_inputs = vlm.image_inputs(images)
+    counts = vlm.image_token_counts(image_inputs)
+    if len(set(counts)) != 1:
+        raise TetherError("images of one fast-mode batch must give the same number of visual tokens")
+    rows = [vlm._prompt_ids(prompt, counts[0]) for _, prompt in questions]
     prefix_len = _shared_prefix_length(rows, vlm.image_token_id)
     model = vlm.model
     was_training = model.training
     model.eval()
     try:
-        prefix = torch.tensor([rows[0][:prefix_len]], device=vlm.device)
+        # the prefix ids are the same for every image (image tokens are placeholders); only pixels differ
+        prefix = torch.tensor([rows[0][:prefix_len]] * len(images), device=vlm.device)
         image_inputs = {k: v.to(vlm.device) for k, v in image_inputs.items()}
         out = model(
             input_ids=prefix,
@@ -232,7 +241,7 @@ def yes_no_margins(vlm, image, prompts: list[str]) -> torch.Tensor:
             logits_to_keep=1,
         )
         cache = out.past_key_values
-        cache.batch_repeat_interleave(len(rows))
+        cache.reorder_cache(torch.tensor([index for index, _ in questions], device=vlm.device))
         suffixes = [r[prefix_len:] for r in rows]
         width = max(len(s) for s in suffixes)
         suffix_ids = torch.full((len(rows), width), vlm.pad_token_id, dtype=torch.long)
@@ -272,13 +281,23 @@ def _shared_prefix_length(rows: list[list[int]], image_token_id: int) -> int:
 
 
 def _fast_answers(vlm, items, images_root, settings, batch_size, skip_invalid, skips, progress):
+    """``batch_size`` images per prefix forward (grouped by visual-token count), all their questions at once."""
     by_image = defaultdict(list)
     for item in items:
         by_image[item.image].append(item)
     with _progress(len(items), progress, "yes/no") as bar:
-        for group in by_image.values():
-            image = _open(group[0], images_root, skip_invalid, skips)
-            if image is not None:
-                for chunk in _batches(group, max(batch_size, 1) * 4):
-                    yield from zip(chunk, fast_yes_no(vlm, image, [it.prompt for it in chunk]))
-            bar.update(len(group))
+        for chunk in _batches(list(by_image.values()), max(batch_size, 1)):
+            opened = [(group, _open(group[0], images_root, skip_invalid, skips)) for group in chunk]
+            by_count = defaultdict(list)
+            for group, image in opened:
+                if image is not None:
+                    by_count[vlm.image_token_counts(vlm.image_inputs([image]))[0]].append((group, image))
+            for same in by_count.values():
+                questions = [(i, item) for i, (group, _) in enumerate(same) for item in group]
+                margins = multi_image_margins(
+                    vlm, [image for _, image in same], [(i, item.prompt) for i, item in questions]
+                )
+                yield from (
+                    (item, "Yes" if m > 0 else "No") for (_, item), m in zip(questions, margins.tolist())
+                )
+            bar.update(sum(len(group) for group in chunk))
