@@ -67,7 +67,13 @@ def test_several_images_in_one_forward_equal_one_image_at_a_time(tiny_vlm):
     from tether.eval.runner import multi_image_margins
 
     images = [Image.new("RGB", (32, 32), c) for c in ("red", "blue", "green")]
-    questions = [(0, QUESTIONS[0]), (1, QUESTIONS[0]), (1, QUESTIONS[1]), (2, QUESTIONS[2]), (0, QUESTIONS[2])]
+    questions = [
+        (0, QUESTIONS[0]),
+        (1, QUESTIONS[0]),
+        (1, QUESTIONS[1]),
+        (2, QUESTIONS[2]),
+        (0, QUESTIONS[2]),
+    ]
     together = multi_image_margins(tiny_vlm, images, questions)
     alone = torch.stack([yes_no_margins(tiny_vlm, images[i], [q])[0] for i, q in questions])
     torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)

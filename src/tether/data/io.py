@@ -138,3 +138,24 @@ def resolve_under(root, relative: str, *, path=None, line: int | None = None) ->
     if candidate != root and root not in candidate.parents:
         raise DataError(f"path '{relative}' escapes the data root {root}", path, line)
     return candidate
+
+
+def parse_records(path, parse, *, skip_invalid: bool = False, skips: SkipLog | None = None) -> list:
+    """``[parse(record, path, line) for each record of path]``; a DataError from ``parse`` stops the load,
+    or with ``skip_invalid`` is counted in ``skips`` and the record dropped. ``parse`` may return a list
+    (one file record giving several items, e.g. a multi-turn conversation)."""
+    out = []
+    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
+        try:
+            parsed = parse(raw, path, line)
+        except DataError as e:
+            if not skip_invalid:
+                raise
+            if skips is not None:
+                skips.add(str(e))
+            continue
+        if isinstance(parsed, list):
+            out.extend(parsed)
+        else:
+            out.append(parsed)
+    return out

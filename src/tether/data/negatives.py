@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import SkipLog, read_json, read_records
+from tether.data.io import SkipLog, parse_records, read_json, read_records
 from tether.errors import DataError, TetherError
 
 KINDS = ("object", "attribute", "count", "position")
@@ -298,16 +298,7 @@ def load_caption_records(
     path, *, skip_invalid: bool = False, skips: SkipLog | None = None
 ) -> list[CaptionRecord]:
     """Captions to rewrite: SFT-style records (``response``/``answer``) or ``{"image"|"image_id", "caption"}``."""
-    out = []
-    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
-        try:
-            out.append(_caption_record(raw, path, line))
-        except DataError as e:
-            if not skip_invalid:
-                raise
-            if skips is not None:
-                skips.add(str(e))
-    return out
+    return parse_records(path, _caption_record, skip_invalid=skip_invalid, skips=skips)
 
 
 def _caption_record(raw: dict, path, line) -> CaptionRecord:

@@ -21,7 +21,7 @@ LLaVA-RLHF's PPO trainer does).
 
 from dataclasses import dataclass, field
 
-from tether.data.io import SkipLog, read_json, read_records
+from tether.data.io import SkipLog, parse_records, read_json
 from tether.errors import DataError
 
 # LLaVA-RLHF's AnswerType enum (data_utils/constants.py) as ground-truth answers
@@ -78,16 +78,9 @@ def load_prompt_records(
 
 
 def _load(path, parse, captions, skip_invalid, skips):
-    records = []
-    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
-        try:
-            records.append(parse(raw, captions, path, line))
-        except DataError as e:
-            if not skip_invalid:
-                raise
-            if skips is not None:
-                skips.add(str(e))
-    return records
+    return parse_records(
+        path, lambda raw, path, line: parse(raw, captions, path, line), skip_invalid=skip_invalid, skips=skips
+    )
 
 
 def _text(raw: dict, key: str, path, line) -> str:

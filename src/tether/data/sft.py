@@ -8,7 +8,7 @@ because the chat template places the image); and ``{"text"}`` for text-only reco
 
 from dataclasses import dataclass
 
-from tether.data.io import SkipLog, read_records
+from tether.data.io import SkipLog, parse_records
 from tether.errors import DataError
 
 
@@ -20,16 +20,7 @@ class SFTRecord:
 
 
 def load_sft_records(path, *, skip_invalid: bool = False, skips: SkipLog | None = None) -> list[SFTRecord]:
-    records: list[SFTRecord] = []
-    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
-        try:
-            records.extend(_parse(raw, path, line))
-        except DataError as e:
-            if not skip_invalid:
-                raise
-            if skips is not None:
-                skips.add(str(e))
-    return records
+    return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips)
 
 
 def _text(raw: dict, key: str, path, line) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import SkipLog, read_records
+from tether.data.io import SkipLog, parse_records
 from tether.errors import DataError, TetherError
 from tether.eval.stats import bootstrap_intervals
 
@@ -101,17 +101,7 @@ def read_answer_lines(path, *, skip_invalid: bool = False, skips: SkipLog | None
     ``answer``, ``response``, ``caption``, ``model_answer``. A missing field or an empty answer is a
     DataError naming the line (or, with ``skip_invalid``, skipped and counted in ``skips``).
     """
-    path = Path(path)
-    out = []
-    for line, record in read_records(path, skip_invalid=skip_invalid, skips=skips):
-        try:
-            out.append(_answer_line(record, path, line))
-        except DataError as e:
-            if not skip_invalid:
-                raise
-            if skips is not None:
-                skips.add(str(e))
-    return out
+    return parse_records(Path(path), _answer_line, skip_invalid=skip_invalid, skips=skips)
 
 
 def _answer_line(record: dict, path, line: int) -> AnswerLine:

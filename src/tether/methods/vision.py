@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from tether.data.images import open_image
-from tether.data.io import SkipLog, read_records, require_fields
+from tether.data.io import SkipLog, parse_records, require_fields
 from tether.errors import DataError, TetherError
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import VisionLanguageModel
@@ -50,16 +50,7 @@ class LabelledImage:
 
 
 def load_labelled_images(path, skip_invalid=False, skips: SkipLog | None = None) -> list[LabelledImage]:
-    out = []
-    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
-        try:
-            out.append(_parse(raw, path, line))
-        except DataError as e:
-            if not skip_invalid:
-                raise
-            if skips is not None:
-                skips.add(str(e))
-    return out
+    return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips)
 
 
 def _parse(raw: dict, path, line: int) -> LabelledImage:
