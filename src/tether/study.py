@@ -114,11 +114,11 @@ class Stages:
             if done.get("fingerprint") == fingerprint:
                 self.timings[name] = done.get("timing", {})
                 return done["result"]
-        from tether.methods.run_record import peak_rss_mb
+        from tether.methods.run_record import peak_rss_mb, start_stage
 
         logger.info("stage %s", name)
         start = time.perf_counter()
-        folder.mkdir(parents=True, exist_ok=True)
+        start_stage(folder, fingerprint)
         result = fn(folder)
         timing = {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
         self.timings[name] = timing
@@ -160,7 +160,7 @@ def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) ->
         build_world(world_config, world, overwrite=True)
         return str(world)
 
-    stages.run("world", [dataclasses.asdict(world_config)], build)
+    stages.run("world_build", [dataclasses.asdict(world_config)], build)
 
     recipe = BaselineRecipe(seed=seed, progress_bar=progress)
     for stage, steps in preset.recipe.items():

@@ -40,3 +40,19 @@ def write_run_record(
     path = Path(out_dir) / "run.json"
     write_json(path, record)
     return path
+
+
+def start_stage(folder, fingerprint: str) -> None:
+    """Prepare a cached stage's folder: an interrupted run of the *same* settings keeps its checkpoints
+    (training resumes), one of other settings is removed so that it cannot be resumed by mistake."""
+    import json
+    import shutil
+
+    folder = Path(folder)
+    started = folder / "started.json"
+    if folder.exists() and (
+        not started.is_file() or json.loads(started.read_text()).get("fingerprint") != fingerprint
+    ):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(started, {"fingerprint": fingerprint})

@@ -141,6 +141,7 @@ def _fingerprint(stage: str, recipe: BaselineRecipe, model_path: Path, data_file
 
 def _run_stage(stage, recipe, model_path, data, world_dir, out_dir) -> Path:
     from tether.config import from_dict
+    from tether.methods.run_record import start_stage
     from tether.methods.settings import ModelSettings, TrainSettings
     from tether.methods.sft import SFTConfig, SFTData, train_sft
     from tether.methods.vision import VisionConfig, VisionData, train_vision
@@ -154,6 +155,7 @@ def _run_stage(stage, recipe, model_path, data, world_dir, out_dir) -> Path:
     if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
         logger.info("stage %s: done already (%s), skipping", stage, fingerprint)
         return stage_dir / "model"
+    start_stage(stage_dir, fingerprint)
     train = from_dict(
         TrainSettings,
         {
