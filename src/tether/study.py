@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import read_jsonl, write_json
+from tether.data.io import read_jsonl, write_json, write_jsonl
 from tether.errors import TetherError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ VARIANTS = ("baseline", "hacl", "noiseboost_sft", "ha_dpo", "noiseboost_dpo", "f
 BENCHMARKS = ("pope_random", "pope_popular", "pope_adversarial", "chair", "mmhal", "shr")
 # the world of configs/world/study.yaml: 96 px, so one grid cell is one 32-px patch of the tiny tower
 STUDY_WORLD = {"image_size": 96}
+# reward model and policy both adapt through LoRA; the reference is the policy with adapters off
+RLHF_LORA = {"r": 8, "alpha": 16, "dropout": 0.0}
 
 
 @dataclass
@@ -442,13 +444,13 @@ class _Context:
                 for p in read_jsonl(pairs)
             ]
             data = folder / "reward_pairs.jsonl"
-            data.write_text("".join(json.dumps(r) + "\n" for r in records))
+            write_jsonl(data, records)
             config = RewardConfig(
                 model=ModelSettings(
                     path=baseline,
                     freeze_vision=True,
                     freeze_projector=True,
-                    lora=LoraSettings(r=8, alpha=16, dropout=0.0),
+                    lora=LoraSettings(**RLHF_LORA),
                 ),
                 data=RewardData(train=[str(data)], images=str(self.world / "images")),
                 train=self._train(folder, self.preset.reward_steps, 2e-3, 16),
@@ -482,13 +484,13 @@ class _Context:
             ]
             rng.shuffle(prompts)
             data = folder / "prompts.jsonl"
-            data.write_text("".join(json.dumps(r) + "\n" for r in prompts))
+            write_jsonl(data, prompts)
             config = PPOConfig(
                 model=ModelSettings(
                     path=baseline,
                     freeze_vision=True,
                     freeze_projector=True,
-                    lora=LoraSettings(r=8, alpha=16, dropout=0.0),
+                    lora=LoraSettings(**RLHF_LORA),
                 ),
                 data=PPOData(train=[str(data)], images=str(self.world / "images")),
                 train=self._train(folder, self.preset.ppo_steps, 1e-3, 16),

@@ -104,6 +104,16 @@ def append_jsonl(path, record: dict) -> None:
         os.fsync(f.fileno())
 
 
+def write_jsonl(path, records) -> None:
+    """Write a whole JSONL file at once and atomically (``append_jsonl`` fsyncs per record: for logs)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    os.replace(tmp, path)
+
+
 def write_json(path, obj, indent: int = 2) -> None:
     """Write atomically: a reader never sees a half-written results file."""
     path = Path(path)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import SkipLog, parse_records, read_json, read_records
+from tether.data.io import SkipLog, parse_records, read_json, read_records, write_jsonl
 from tether.errors import DataError, TetherError
 
 KINDS = ("object", "attribute", "count", "position")
@@ -393,13 +393,5 @@ def load_negatives(path, *, skip_invalid: bool = False, skips: SkipLog | None = 
 
 
 def write_negatives(path: Path, rows: Sequence[dict]) -> None:
-    """Write a negatives JSONL atomically (a temporary file renamed into place)."""
-    import json
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    """Write a negatives JSONL atomically."""
+    write_jsonl(path, rows)

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import SkipLog, append_jsonl, read_json, read_records
+from tether.data.io import SkipLog, read_json, read_records, write_jsonl
 from tether.errors import DataError, TetherError
 
 FORMATS = ("tether", "hadpo_desc", "hadpo_pope", "llava_rlhf", "rlaif_v")
@@ -112,10 +112,7 @@ def load_preference_records(
 
 def write_preference_records(path, records: list[PreferenceRecord]) -> None:
     """Write canonical records as JSONL (replacing ``path``)."""
-    path = Path(path)
-    path.unlink(missing_ok=True)
-    for record in records:
-        append_jsonl(path, record.to_json())
+    write_jsonl(path, [record.to_json() for record in records])
 
 
 def detect_format(raw: dict, path, line: int) -> str:

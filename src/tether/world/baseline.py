@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import read_jsonl, write_json
+from tether.data.io import read_jsonl, write_json, write_jsonl
 from tether.models.tiny import TinyConfig
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def prepare_data(world_dir, out_dir) -> dict[str, Path]:
     paths = {}
     for name, records in files.items():
         paths[name] = out_dir / f"{name}.jsonl"
-        paths[name].write_text("".join(json.dumps(r) + "\n" for r in records))
+        write_jsonl(paths[name], records)
     return paths
 
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from tether.data.io import write_json
+from tether.data.io import write_json, write_jsonl
 from tether.errors import TetherError
 from tether.provenance import environment
 from tether.world import exports, texts
@@ -41,12 +41,12 @@ def build_world(config: WorldConfig, out, overwrite: bool = False) -> dict:
             render(scene, config.image_size, config.noise_std).save(images / scene.image)
 
     for split in LABELED_SPLITS:
-        _write_jsonl(out / "scenes" / f"{split}.jsonl", [s.to_dict() for s in scenes[split]])
-    _write_jsonl(
+        write_jsonl(out / "scenes" / f"{split}.jsonl", [s.to_dict() for s in scenes[split]])
+    write_jsonl(
         out / "scenes" / "unlabeled.jsonl",
         [{"image_id": s.image_id, "image": s.image} for s in scenes["unlabeled"]],
     )
-    _write_jsonl(out / "scenes" / "unlabeled_truth.jsonl", [s.to_dict() for s in scenes["unlabeled"]])
+    write_jsonl(out / "scenes" / "unlabeled_truth.jsonl", [s.to_dict() for s in scenes["unlabeled"]])
 
     counts = {f"{split}_images": len(scenes[split]) for split in SPLITS}
     for split in LABELED_SPLITS:
@@ -89,13 +89,6 @@ def _prepare(out: Path, overwrite: bool) -> None:
     (out / MARKER).write_text("a tether world folder: `tether world build --overwrite` may replace it\n")
 
 
-def _write_jsonl(path: Path, records: list[dict]) -> None:
-    # One write per file: append_jsonl's per-record fsync is for logs, far too slow for 10^4 records.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-
-
 def _write_texts(folder: Path, split: str, scenes: list[Scene], config: WorldConfig) -> dict:
     captions, descriptions, qa, conversations = [], [], [], []
     grid = config.grid_size
@@ -109,7 +102,7 @@ def _write_texts(folder: Path, split: str, scenes: list[Scene], config: WorldCon
         conversations.append({**ids, "conversations": texts.conversation(rng, scene, config.shapes, grid)})
     files = {"captions": captions, "descriptions": descriptions, "qa": qa, "conversations": conversations}
     for name, records in files.items():
-        _write_jsonl(folder / f"{split}_{name}.jsonl", records)
+        write_jsonl(folder / f"{split}_{name}.jsonl", records)
     return {f"{split}_{name}": len(records) for name, records in files.items()}
 
 
@@ -130,14 +123,14 @@ def _write_benchmarks(
     counts = {}
     for strategy in exports.POPE_STRATEGIES:
         records = exports.pope_questions(test, train, config, strategy)
-        _write_jsonl(bench / "pope" / f"world_pope_{strategy}.jsonl", records)
+        write_jsonl(bench / "pope" / f"world_pope_{strategy}.jsonl", records)
         counts[f"pope_{strategy}"] = len(records)
 
     write_json(bench / "chair" / "gt_objects.json", exports.chair_ground_truth(test, config.shapes))
     (bench / "chair" / "synonyms.txt").write_text(
         exports.chair_synonyms_text(config.shapes), encoding="utf-8"
     )
-    _write_jsonl(bench / "chair" / "questions.jsonl", exports.chair_questions(test))
+    write_jsonl(bench / "chair" / "questions.jsonl", exports.chair_questions(test))
     counts["chair_images"] = len(test)
 
     for subtask, items in exports.mme_items(test, config).items():
@@ -154,7 +147,7 @@ def _write_benchmarks(
     counts["mmhal_items"] = len(mmhal)
 
     shr = exports.shr_items(test, config.grid_size)
-    _write_jsonl(bench / "shr" / "shr_world.jsonl", shr)
+    write_jsonl(bench / "shr" / "shr_world.jsonl", shr)
     counts["shr_items"] = len(shr)
 
     amber = exports.amber_files(test, train, config)
