@@ -281,18 +281,19 @@ def _shared_prefix_length(rows: list[list[int]], image_token_id: int) -> int:
 
 
 def _fast_answers(vlm, items, images_root, settings, batch_size, skip_invalid, skips, progress):
-    """``batch_size`` images per prefix forward (grouped by visual-token count), all their questions at once."""
+    """``batch_size`` images per prefix forward, all their questions at once. Images are grouped by pixel size:
+    the visual-token count is a function of it, and grouping needs no extra pass of the image processor."""
     by_image = defaultdict(list)
     for item in items:
         by_image[item.image].append(item)
     with _progress(len(items), progress, "yes/no") as bar:
         for chunk in _batches(list(by_image.values()), max(batch_size, 1)):
             opened = [(group, _open(group[0], images_root, skip_invalid, skips)) for group in chunk]
-            by_count = defaultdict(list)
+            by_size = defaultdict(list)
             for group, image in opened:
                 if image is not None:
-                    by_count[vlm.image_token_counts(vlm.image_inputs([image]))[0]].append((group, image))
-            for same in by_count.values():
+                    by_size[image.size].append((group, image))
+            for same in by_size.values():
                 questions = [(i, item) for i, (group, _) in enumerate(same) for item in group]
                 margins = multi_image_margins(
                     vlm, [image for _, image in same], [(i, item.prompt) for i, item in questions]
