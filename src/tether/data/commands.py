@@ -44,6 +44,182 @@ def register(subparsers) -> None:
     negatives.add_argument("--judge", help="llm backend: judge recipe YAML (configs/judges/*.yaml)")
     negatives.add_argument("--skip-invalid", action="store_true", help="skip malformed input lines")
     negatives.set_defaults(handler=_negatives)
+    _register_pairs(verbs)
+
+
+def _register_pairs(verbs) -> None:
+    pairs = verbs.add_parser(
+        "pairs",
+        help="build HA-DPO preference pairs from a model's own descriptions",
+        description=(
+            "HA-DPO's pair pipeline: sample the model's detailed descriptions of each image, label every "
+            "sentence with a judge (the world's rule judge, or an LLM given each image's facts), correct the "
+            "hallucinated sentences (fix or drop), and write (chosen = corrected, rejected = original) "
+            "preference records with the judge's verdicts as provenance. --variants N rewrites each pair "
+            "into N pairs in one consistent style with the LLM of --judge-config. Output is appended per "
+            "image: a rerun with the same settings resumes. Writes OUT.run.json beside it."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    pairs.add_argument("model", help="checkpoint folder of the model whose descriptions are judged")
+    pairs.add_argument("--out", required=True, help="preference pairs JSONL to write (appended per image)")
+    pairs.add_argument("--judge", choices=["world", "llm"], required=True, help="sentence judge")
+    pairs.add_argument(
+        "--image-list",
+        help="JSONL/JSON of {image_id, image[, facts][, captions][, objects]}; "
+        "optional with --judge world (default: every scene of --split)",
+    )
+    pairs.add_argument(
+        "--images", help="folder the image paths are under (default with --judge world: WORLD/images)"
+    )
+    pairs.add_argument("--world", help="--judge world: the world folder (`tether world build`)")
+    pairs.add_argument("--split", default="train", help="--judge world: which split's scenes")
+    pairs.add_argument(
+        "--judge-config", help="LLM recipe YAML (configs/judges/*.yaml) for --judge llm and --variants"
+    )
+    pairs.add_argument("--samples-per-image", type=int, default=4, help="descriptions sampled per image")
+    pairs.add_argument("--temperature", type=float, default=1.0)
+    pairs.add_argument("--top-p", type=float, default=0.95)
+    pairs.add_argument("--max-new-tokens", type=int, default=64)
+    pairs.add_argument("--max-pairs-per-image", type=int, default=2, help="judged pairs kept per image")
+    pairs.add_argument(
+        "--variants", type=int, default=0, help="style-consistent LLM rewrites per pair (0: no rewriting)"
+    )
+    pairs.add_argument("--prompt", default="Describe this image in detail.", help="the description prompt")
+    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--limit", type=int, help="only the first N images of the list")
+    pairs.add_argument(
+        "--lenient",
+        action="store_true",
+        help="an unusable LLM judge reply counts as 'cannot judge' for each sentence, an unusable "
+        "correction drops the hallucinated sentences (default: stop with an error naming the image)",
+    )
+    pairs.add_argument("--skip-invalid", action="store_true", help="skip malformed image list lines")
+    pairs.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pairs.set_defaults(handler=_pairs)
+
+
+def _pairs(args) -> int:
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from tether.data.io import SkipLog, read_json, write_json
+    from tether.data.pairs import PairSettings, build_pairs, load_pair_images
+    from tether.provenance import environment
+
+    settings = PairSettings(
+        prompt=args.prompt,
+        samples_per_image=args.samples_per_image,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        max_pairs_per_image=args.max_pairs_per_image,
+        seed=args.seed,
+        variants=args.variants,
+    )
+    if min(settings.samples_per_image, settings.max_new_tokens, settings.max_pairs_per_image) < 1:
+        raise TetherError("--samples-per-image, --max-new-tokens and --max-pairs-per-image must be >= 1")
+    if settings.variants < 0 or (args.limit is not None and args.limit < 0):
+        raise TetherError("--variants and --limit must be >= 0")
+    skips = SkipLog()
+    images = load_pair_images(args.image_list, args.skip_invalid, skips) if args.image_list else None
+    client = _pairs_client(args)
+
+    if args.judge == "world":
+        from tether.world.pairs import WorldPairJudge
+
+        if not args.world:
+            raise TetherError("--judge world needs --world WORLD_DIR")
+        judge = WorldPairJudge(args.world, args.split, seed=args.seed)
+        if images is None:
+            from tether.data.pairs import PairImage
+
+            images = [PairImage(s.image_id, s.image, []) for s in judge.scenes.values()]
+        unknown = [i.image_id for i in images if i.image_id not in judge.scenes]
+        if unknown:
+            raise TetherError(
+                f"{len(unknown)} images are not '{args.split}' scenes of {args.world}: {unknown[:3]}"
+            )
+        images_root = args.images or Path(args.world) / "images"
+        judge_record = {"name": judge.name}
+    else:
+        from tether.data.pairs_llm import LLMPairJudge
+
+        if images is None:
+            raise TetherError("--judge llm needs --image-list with facts or captions for each image")
+        if not args.images:
+            raise TetherError("--judge llm needs --images DIR (the folder the image paths are under)")
+        images_root = args.images
+        judge = LLMPairJudge(client, {i.image_id: i.facts for i in images}, lenient=args.lenient)
+        judge_record = {"name": judge.name, "client": client.settings(), "lenient": args.lenient}
+    images = images[: args.limit] if args.limit is not None else images
+    if args.judge == "llm":
+        bare = [i.image_id for i in images if not i.facts]
+        if bare:
+            raise TetherError(f"{len(bare)} images have no facts or captions for the LLM judge: {bare[:3]}")
+
+    rewriter = None
+    if settings.variants:
+        from tether.data.pairs_llm import LLMStyleRewriter
+
+        rewriter = LLMStyleRewriter(client, {i.image_id: i.facts for i in images})
+        judge_record["rewriter"] = client.settings()
+
+    out = Path(args.out)
+    run_path = out.with_suffix(".run.json")
+    run = {"model": str(args.model), "judge": judge_record, "settings": asdict(settings)}
+    started = out.is_file() or out.with_suffix(".progress.jsonl").is_file()
+    if started and run_path.is_file():
+        earlier = read_json(run_path)
+        changed = [k for k in run if not isinstance(earlier, dict) or earlier.get(k) != run[k]]
+        if changed:
+            raise TetherError(
+                f"{out} was started with other {', '.join(changed)} (see {run_path}); "
+                "use another --out, or delete it to start over"
+            )
+    run["n_images"] = len(images)
+    write_json(run_path, {**run, "environment": environment(), "finished": False})
+
+    from tether.models import load
+
+    counts = build_pairs(
+        load(args.model),
+        [(i.image_id, i.image) for i in images],
+        images_root,
+        out,
+        judge,
+        judge.correct,
+        settings,
+        judge_name=judge.name,
+        progress=not args.no_progress,
+        rewriter=rewriter,
+    )
+    invalid = getattr(judge, "invalid_replies", [])
+    record = {**run, "counts": counts, "invalid_replies": invalid, "skipped_input": skips.reasons}
+    if client is not None:
+        record["judge_usage"] = client.usage.to_dict()
+    write_json(run_path, {**record, "environment": environment(), "finished": True})
+    print(
+        f"{counts['images']} images ({counts['resumed']} resumed), {counts['descriptions']} descriptions, "
+        f"{counts['hallucinated']} hallucinated, {counts['pairs']} pairs written to {out}"
+    )
+    if invalid or skips.skipped:
+        print(f"  {len(invalid)} unusable judge replies (lenient), {skips.skipped} input lines skipped")
+    if client is not None:
+        print(f"  {client.usage_report()}")
+    return 0
+
+
+def _pairs_client(args):
+    """The chat client of --judge-config, when the judge or the rewriter needs one."""
+    if args.judge != "llm" and not args.variants:
+        return None
+    if not args.judge_config:
+        raise TetherError("--judge llm and --variants need --judge-config RECIPE.yaml (configs/judges/)")
+    from tether.config import load_config
+    from tether.eval.judges import JudgeConfig, make_client
+
+    return make_client(load_config(JudgeConfig, args.judge_config, []))
 
 
 def _negatives(args) -> int:

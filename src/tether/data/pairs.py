@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tether.data.images import open_image
-from tether.data.io import append_jsonl
+from tether.data.io import SkipLog, append_jsonl, parse_records, require_fields
+from tether.errors import DataError
 from tether.eval.shr import split_sentences
 from tether.models.decoding import DecodingSettings
 
@@ -33,6 +34,8 @@ DETAIL_PROMPT = "Describe this image in detail."
 SentenceJudge = Callable[[str, list[str]], list[str]]
 # (image_id, sentences, labels) -> corrected sentences (hallucinated ones replaced or dropped)
 Corrector = Callable[[str, list[str], list[str]], list[str]]
+# (image_id, chosen, rejected, n) -> n (chosen, rejected) rewrites in one style (HA-DPO's rewriting step)
+StyleRewriter = Callable[[str, str, str, int], list[tuple[str, str]]]
 
 
 @dataclass
@@ -44,11 +47,50 @@ class PairSettings:
     max_new_tokens: int = 64
     max_pairs_per_image: int = 2
     seed: int = 0
+    variants: int = 0  # with a rewriter: each (chosen, rejected) becomes this many rewritten pairs
 
 
 def drop_hallucinated(image_id: str, sentences: list[str], labels: list[str]) -> list[str]:
     """The simplest corrector: keep what the judge did not call a hallucination."""
     return [s for s, label in zip(sentences, labels) if label != "hallucination"]
+
+
+@dataclass
+class PairImage:
+    """One line of a pair image list: the image, and what is true of it for a text-only LLM judge."""
+
+    image_id: str
+    image: str  # path under the images root
+    facts: list[str]
+
+
+def load_pair_images(path, skip_invalid: bool = False, skips: SkipLog | None = None) -> list[PairImage]:
+    """A JSONL/JSON list of ``{image_id, image[, facts][, captions][, objects]}`` (facts and captions: a
+    string or a list of strings; objects: a list, becoming one "Objects present: ..." fact)."""
+
+    def parse(record: dict, source, line: int) -> PairImage:
+        require_fields(record, {"image_id": (str, int), "image": str}, source, line)
+        facts = []
+        for name in ("facts", "captions"):
+            value = record.get(name, [])
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise DataError(f"field '{name}' must be a string or a list of strings", source, line)
+            facts += [v.strip() for v in value if v.strip()]
+        objects = record.get("objects")
+        if objects is not None:
+            if not isinstance(objects, list) or not all(isinstance(o, str) for o in objects):
+                raise DataError("field 'objects' must be a list of strings", source, line)
+            facts.append("Objects present: " + (", ".join(objects) if objects else "none") + ".")
+        return PairImage(str(record["image_id"]), record["image"], facts)
+
+    images = parse_records(path, parse, skip_invalid=skip_invalid, skips=skips)
+    seen: set[str] = set()
+    for item in images:
+        if item.image_id in seen:
+            raise DataError(f"image_id '{item.image_id}' appears twice", path)
+        seen.add(item.image_id)
+    return images
 
 
 def build_pairs(
@@ -61,11 +103,18 @@ def build_pairs(
     settings: PairSettings | None = None,
     judge_name: str = "",
     progress: bool = True,
+    rewriter: StyleRewriter | None = None,
 ) -> dict:
-    """Write preference pairs for ``images`` (``(image_id, image file)``) to ``out_path``; return counts."""
+    """Write preference pairs for ``images`` (``(image_id, image file)``) to ``out_path``; return counts.
+
+    With a ``rewriter``, each judged pair is rewritten into ``settings.variants`` pairs in one consistent
+    style; their provenance keeps the variant number and the pair before rewriting.
+    """
     from tqdm.auto import tqdm
 
     settings = settings or PairSettings()
+    if rewriter is not None and settings.variants < 1:
+        raise ValueError("a style rewriter needs settings.variants >= 1")
     out_path = Path(out_path)
     done = _finished_images(out_path)
     counts = {"images": 0, "descriptions": 0, "hallucinated": 0, "pairs": 0, "resumed": len(done)}
@@ -99,8 +148,8 @@ def build_pairs(
             pairs.append(
                 {
                     "prompt": settings.prompt,
-                    "chosen": " ".join(corrected),
-                    "rejected": " ".join(sentences),
+                    "chosen": join_sentences(corrected),
+                    "rejected": join_sentences(sentences),
                     "images": [image_file],
                     "image_id": image_id,
                     "provenance": {
@@ -112,6 +161,8 @@ def build_pairs(
                     },
                 }
             )
+        if rewriter is not None:
+            pairs = [variant for pair in pairs for variant in _rewritten(pair, rewriter, settings.variants)]
         for pair in pairs:
             append_jsonl(out_path, pair)
         # then one line per image, pairs or not: what was done is never redone
@@ -119,6 +170,25 @@ def build_pairs(
         counts["images"] += 1
         counts["pairs"] += len(pairs)
     return counts
+
+
+def join_sentences(sentences: list[str]) -> str:
+    """Sentences back into text, each ending in '.', '!' or '?' (the split removed the periods), so chosen
+    and rejected are punctuated alike whichever corrector wrote the chosen sentences."""
+    return " ".join(s if s.endswith((".", "!", "?")) else s + "." for s in sentences)
+
+
+def _rewritten(pair: dict, rewriter: StyleRewriter, variants: int) -> list[dict]:
+    rewrites = rewriter(pair["image_id"], pair["chosen"], pair["rejected"], variants)
+    out = []
+    for number, (chosen, rejected) in enumerate(rewrites):
+        provenance = {
+            **pair["provenance"],
+            "variant": number,
+            "before_rewrite": {"chosen": pair["chosen"], "rejected": pair["rejected"]},
+        }
+        out.append({**pair, "chosen": chosen, "rejected": rejected, "provenance": provenance})
+    return out
 
 
 def _finished_images(out_path: Path) -> set[str]:

@@ -3,7 +3,9 @@
 The judge labels each sentence of a description against the scene graph with the rule judge's claim
 checker; the corrector replaces each hallucinated sentence by a true sentence, in the world's own
 description style, about an object the description has not mentioned yet (dropping it when none is left),
-so chosen and rejected differ only where the hallucination was.
+so chosen and rejected differ only where the hallucination was. The wording is drawn from a generator
+seeded per image, so an image's correction does not depend on which images came before it (a resumed run
+writes what one uninterrupted run would).
 """
 
 import random
@@ -18,7 +20,7 @@ class WorldPairJudge:
     def __init__(self, world_dir, split: str = "train", seed: int = 0):
         self.rules = WorldRuleJudge(world_dir)
         self.scenes = {scene.image_id: scene for scene in load_scenes(world_dir, split)}
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.name = f"{self.rules.name} ({split} scenes)"
 
     def __call__(self, image_id: str, sentences: list[str]) -> list[str]:
@@ -29,12 +31,11 @@ class WorldPairJudge:
         kept = [s for s, label in zip(sentences, labels) if label != "hallucination"]
         mentioned = {shape for s in kept for shape in extract_objects(s)}
         unmentioned = [i for i, obj in enumerate(scene.objects) if obj.shape not in mentioned]
+        rng = random.Random(f"{self.seed}:{image_id}")
         corrected = []
         for sentence, label in zip(sentences, labels):
             if label != "hallucination":
                 corrected.append(sentence)
             elif unmentioned:
-                corrected.append(
-                    texts.object_sentence(self.rng, scene, unmentioned.pop(0), self.rules.grid_size)
-                )
+                corrected.append(texts.object_sentence(rng, scene, unmentioned.pop(0), self.rules.grid_size))
         return corrected
