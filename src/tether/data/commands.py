@@ -121,6 +121,12 @@ def _pairs(args) -> int:
         raise TetherError("--samples-per-image, --max-new-tokens and --max-pairs-per-image must be >= 1")
     if settings.variants < 0 or (args.limit is not None and args.limit < 0):
         raise TetherError("--variants and --limit must be >= 0")
+    if args.judge == "world" and not args.world:
+        raise TetherError("--judge world needs --world WORLD_DIR")
+    if args.judge == "llm" and not args.image_list:
+        raise TetherError("--judge llm needs --image-list with facts or captions for each image")
+    if args.judge == "llm" and not args.images:
+        raise TetherError("--judge llm needs --images DIR (the folder the image paths are under)")
     skips = SkipLog()
     images = load_pair_images(args.image_list, args.skip_invalid, skips) if args.image_list else None
     client = _pairs_client(args)
@@ -128,8 +134,6 @@ def _pairs(args) -> int:
     if args.judge == "world":
         from tether.world.pairs import WorldPairJudge
 
-        if not args.world:
-            raise TetherError("--judge world needs --world WORLD_DIR")
         judge = WorldPairJudge(args.world, args.split, seed=args.seed)
         if images is None:
             from tether.data.pairs import PairImage
@@ -145,10 +149,6 @@ def _pairs(args) -> int:
     else:
         from tether.data.pairs_llm import LLMPairJudge
 
-        if images is None:
-            raise TetherError("--judge llm needs --image-list with facts or captions for each image")
-        if not args.images:
-            raise TetherError("--judge llm needs --images DIR (the folder the image paths are under)")
         images_root = args.images
         judge = LLMPairJudge(client, {i.image_id: i.facts for i in images}, lenient=args.lenient)
         judge_record = {"name": judge.name, "client": client.settings(), "lenient": args.lenient}

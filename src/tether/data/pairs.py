@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -192,22 +193,33 @@ def _rewritten(pair: dict, rewriter: StyleRewriter, variants: int) -> list[dict]
 
 
 def _finished_images(out_path: Path) -> set[str]:
-    """Images finished by an earlier run; pairs of an image whose run was cut short are removed."""
+    """Images finished by an earlier run; pairs of an image whose run was cut short are removed, and so are
+    lines torn by the interruption (the next append would otherwise continue a torn line)."""
     progress = out_path.with_suffix(".progress.jsonl")
     done = set()
     if progress.is_file():
+        kept_progress = []
         for line in progress.read_text().splitlines():
             try:
                 done.add(json.loads(line)["image_id"])
-            except (ValueError, KeyError):
+                kept_progress.append(line)
+            except (ValueError, KeyError, TypeError):
                 logger.warning("%s: torn progress line ignored (interrupted run)", progress)
+        _rewrite_lines(progress, kept_progress)
     if out_path.is_file():
         kept = []
         for line in out_path.read_text().splitlines():
             try:
                 if json.loads(line)["image_id"] in done:
                     kept.append(line)
-            except (ValueError, KeyError):
+            except (ValueError, KeyError, TypeError):
                 continue  # a record torn by the interruption
-        out_path.write_text("".join(line + "\n" for line in kept))
+        _rewrite_lines(out_path, kept)
     return done
+
+
+def _rewrite_lines(path: Path, lines: list[str]) -> None:
+    """Atomically: a kill during the rewrite leaves the old file, never half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
