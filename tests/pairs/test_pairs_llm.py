@@ -159,3 +159,11 @@ def test_unusable_rewrite_is_an_error(reply, message):
 
 def test_join_sentences_puts_back_the_periods_the_split_removed():
     assert join_sentences(["There is a square", "Is it red?", "Yes."]) == "There is a square. Is it red? Yes."
+
+
+def test_docs_quote_every_prompt_word_for_word():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "pairs.md").read_text()
+    for prompt in (JUDGE_PROMPT, CORRECT_PROMPT, REWRITE_PROMPT):
+        assert f"```text\n{prompt}\n```" in docs
