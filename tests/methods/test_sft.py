@@ -71,6 +71,26 @@ def test_loss_is_mean_token_nll(tiny_vlm, sft_data):
     assert loss.item() == pytest.approx(-sums / counts, rel=1e-5)
 
 
+def test_sample_normalized_loss_weighs_each_response_equally(tiny_vlm, sft_data):
+    # the text row's response is 9 tokens, the image rows' 1 word: per-sample and per-token means differ
+    path, images = sft_data
+    batch = SFTCollator(tiny_vlm, images)(load_sft_records(path))
+    from tether.models import ModelBatch
+
+    with torch.no_grad():
+        loss = SFTModule(tiny_vlm, normalize="sample")(**batch)["loss"]
+        per_sample = []
+        for key in ("image_batch", "text_batch"):
+            r = tiny_vlm.response_logprobs(ModelBatch.from_dict(batch[key]))
+            for logp, mask in zip(r.per_token, r.mask):
+                per_sample.append(-logp[mask].sum().item() / mask.sum().item())
+        token_loss = SFTModule(tiny_vlm)(**batch)["loss"]
+    assert loss.item() == pytest.approx(sum(per_sample) / len(per_sample), rel=1e-5)
+    assert abs(loss.item() - token_loss.item()) > 1e-3
+    with pytest.raises(ValueError, match="normalize"):
+        SFTModule(tiny_vlm, normalize="batch")
+
+
 def test_train_sft_learns_and_resumes(tiny_checkpoint, sft_data, tmp_path):
     path, images = sft_data
     out = tmp_path / "run"

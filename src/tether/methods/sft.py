@@ -30,6 +30,9 @@ class SFTConfig:
     data: SFTData = field(default_factory=SFTData)
     train: TrainSettings = field(default_factory=TrainSettings)
     noiseboost: dict | None = None  # see tether.methods.noise (NoiseBoost settings)
+    # "token": mean NLL over every response token of the batch (LLaVA's); "sample": mean per response, then
+    # over responses, so one-word answers weigh as much as long descriptions in a mixed batch
+    normalize: str = "token"
 
 
 class SFTCollator:
@@ -59,16 +62,25 @@ class SFTCollator:
 
 
 class SFTModule(torch.nn.Module):
-    """Mean next-token NLL over all response tokens of the batch (image and text-only rows together)."""
+    """Mean next-token NLL of the batch's responses (image and text-only rows together), per token or per sample."""
 
-    def __init__(self, vlm: VisionLanguageModel, visual_perturbation: torch.nn.Module | None = None):
+    def __init__(
+        self,
+        vlm: VisionLanguageModel,
+        visual_perturbation: torch.nn.Module | None = None,
+        normalize: str = "token",
+    ):
         super().__init__()
+        if normalize not in ("token", "sample"):
+            raise ValueError(f"normalize must be 'token' or 'sample', not {normalize!r}")
         self.model = vlm.model
         self.vlm = vlm
         self.visual_perturbation = visual_perturbation
+        self.normalize = normalize
 
     def forward(self, image_batch=None, text_batch=None) -> dict:
         total_logp, total_tokens, correct = 0.0, 0, 0
+        sample_means = []
         for raw in (image_batch, text_batch):
             if raw is None:
                 continue
@@ -80,9 +92,13 @@ class SFTModule(torch.nn.Module):
                 result = self.vlm.response_logprobs(batch, return_logits=True)
             total_logp = total_logp + result.summed.sum()
             total_tokens += int(result.mask.sum())
+            sample_means.append(result.summed / result.mask.sum(-1).clamp(min=1))
             predicted = result.logits[:, :-1].argmax(-1)
             correct += int((predicted == batch.input_ids[:, 1:].to(predicted.device))[result.mask].sum())
-        loss = -total_logp / max(total_tokens, 1)
+        if self.normalize == "sample":
+            loss = -torch.cat(sample_means).mean()
+        else:
+            loss = -total_logp / max(total_tokens, 1)
         return {"loss": loss, "metrics": {"token_accuracy": torch.tensor(correct / max(total_tokens, 1))}}
 
 
@@ -113,7 +129,9 @@ def train_sft(config: SFTConfig):
 
         perturbation = noise_from_settings(config.noiseboost)
         callbacks.append(NoiseScheduleCallback(perturbation))
-    module = SFTModule(vlm, perturbation)
+    if config.normalize not in ("token", "sample"):
+        raise TetherError(f"normalize must be 'token' or 'sample', not {config.normalize!r}")
+    module = SFTModule(vlm, perturbation, config.normalize)
     trainer = run_training(
         module,
         SFTCollator(vlm, config.data.images, config.data.max_length),
