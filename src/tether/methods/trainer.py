@@ -90,10 +90,14 @@ class TetherTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = Path(output_dir or self.args.output_dir)
-        if not self.args.should_save:
+        module = self.accelerator.unwrap_model(self.model)
+        # gathering ZeRO-3 shards is a collective: every rank takes part, only the main one writes
+        if not self.args.should_save and not is_zero3_partitioned(module):
             return
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_file(trainable_state(self.accelerator.unwrap_model(self.model)), output_dir / TRAINABLE_WEIGHTS)
+        state = trainable_state(module)
+        if self.args.should_save:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            save_file(state, output_dir / TRAINABLE_WEIGHTS)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         load_trainable_state(model or self.model, Path(resume_from_checkpoint) / TRAINABLE_WEIGHTS)
@@ -108,9 +112,25 @@ def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     for name, param in module.named_parameters():
         if not param.requires_grad:
             continue
+        if hasattr(param, "ds_id"):  # DeepSpeed ZeRO-3: each rank holds a shard and `param` itself is empty
+            state[name] = _gathered_zero3(param)
+            continue
         tensor = param.full_tensor() if hasattr(param, "full_tensor") else param  # FSDP2 shards are DTensors
         state[name] = tensor.detach().cpu().clone().contiguous()
     return state
+
+
+def is_zero3_partitioned(module: torch.nn.Module) -> bool:
+    """Whether DeepSpeed ZeRO-3 has partitioned the module's parameters (it tags each with ``ds_id``)."""
+    return any(hasattr(param, "ds_id") for param in module.parameters())
+
+
+def _gathered_zero3(param: torch.nn.Parameter) -> torch.Tensor:
+    """The full value of a ZeRO-3 partitioned parameter (a collective: every rank must call it)."""
+    import deepspeed  # only reachable under DeepSpeed, which set `ds_id`
+
+    with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
+        return param.detach().cpu().clone().contiguous()
 
 
 def load_trainable_state(module: torch.nn.Module, path: Path) -> None:
