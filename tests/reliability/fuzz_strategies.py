@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from tether.errors import TetherError
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=8)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
@@ -21,7 +27,22 @@ json_values = st.recursive(
 )
 # values that have broken real loaders: empty, blank, path escapes, wrong labels, NUL bytes, huge numbers
 awkward_values = st.sampled_from(
-    ["", " ", "../../etc/passwd", "/etc/passwd", "maybe", "YES", "\x00", "a\x00b", "<image>", 10**30, -1, 1.5, [], {}]
+    [
+        "",
+        " ",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "maybe",
+        "YES",
+        "\x00",
+        "a\x00b",
+        "<image>",
+        10**30,
+        -1,
+        1.5,
+        [],
+        {},
+    ]
 )
 
 
@@ -63,7 +84,10 @@ def damaged_file(draw, templates: list[dict], extra_keys=()) -> tuple[bytes, str
         lines = [json.dumps(r).encode() for r in records]
         if draw(st.booleans()):
             position = draw(st.integers(0, len(lines)))
-            lines.insert(position, draw(st.binary(max_size=20) | st.sampled_from([b"[1, 2]", b'"x"', b"{", b"\xff\xfe"])))
+            lines.insert(
+                position,
+                draw(st.binary(max_size=20) | st.sampled_from([b"[1, 2]", b'"x"', b"{", b"\xff\xfe"])),
+            )
         data = b"\n".join(lines) + b"\n"
     if draw(st.integers(0, 4)) == 0:
         data = data[: draw(st.integers(0, len(data)))]  # a file cut short, e.g. by a full disk

@@ -9,7 +9,15 @@ from fuzz_strategies import check_clean_failure, damaged_file, json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.data.io import SkipLog, iter_jsonl, parse_records, read_json, read_records, require_fields, resolve_under
+from tether.data.io import (
+    SkipLog,
+    iter_jsonl,
+    parse_records,
+    read_json,
+    read_records,
+    require_fields,
+    resolve_under,
+)
 from tether.errors import DataError
 
 FUZZ = settings(max_examples=50, deadline=None)

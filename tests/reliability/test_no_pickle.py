@@ -60,7 +60,9 @@ def test_scanner_catches_what_it_should():
 def test_src_never_unpickles():
     files = sorted(SRC.rglob("*.py"))
     assert len(files) > 20  # the scan really looked at the package
-    found = [hit for path in files for hit in unsafe_loads(path.read_text(), str(path.relative_to(SRC.parent)))]
-    assert not found, "unpickling calls (use safetensors, or torch.load(..., weights_only=True)):\n" + "\n".join(
-        found
+    found = [
+        hit for path in files for hit in unsafe_loads(path.read_text(), str(path.relative_to(SRC.parent)))
+    ]
+    assert not found, (
+        "unpickling calls (use safetensors, or torch.load(..., weights_only=True)):\n" + "\n".join(found)
     )
