@@ -154,6 +154,8 @@ class Chair(Benchmark):
             raise DataError("expected {'objects': [names], 'images': {image_id: [indices]}}", path)
         self.vocabulary = Vocabulary.from_file(synonyms)
         objects = data["objects"]
+        if not all(isinstance(o, str) for o in objects):
+            raise DataError("'objects' must be a list of object names", path)
         unknown = [o for o in objects if o not in self.vocabulary.canonical]
         if unknown:
             raise DataError(f"objects not in the synonym list: {unknown[:5]}", path)
@@ -163,7 +165,9 @@ class Chair(Benchmark):
             if image_id not in data["images"]:
                 raise DataError(f"image id '{image_id}' has no ground truth", path)
             indices = data["images"][image_id]
-            if any(not isinstance(k, int) or not 0 <= k < len(objects) for k in indices):
+            if not isinstance(indices, list) or any(
+                type(k) is not int or not 0 <= k < len(objects) for k in indices
+            ):
                 raise DataError(f"image '{image_id}' has an object index out of range", path)
             image_key = int(image_id) if image_id.isdigit() else image_id
             items.append(
