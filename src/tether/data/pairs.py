@@ -44,6 +44,7 @@ class PairSettings:
     max_new_tokens: int = 64
     max_pairs_per_image: int = 2
     seed: int = 0
+    backend: str = "hf"  # how descriptions are sampled when build_pairs is given a checkpoint path: hf | vllm
 
 
 def drop_hallucinated(image_id: str, sentences: list[str], labels: list[str]) -> list[str]:
@@ -62,10 +63,16 @@ def build_pairs(
     judge_name: str = "",
     progress: bool = True,
 ) -> dict:
-    """Write preference pairs for ``images`` (``(image_id, image file)``) to ``out_path``; return counts."""
+    """Write preference pairs for ``images`` (``(image_id, image file)``) to ``out_path``; return counts.
+
+    ``vlm`` is a loaded model, or a checkpoint path loaded with ``settings.backend`` (hf or vllm)."""
     from tqdm.auto import tqdm
 
     settings = settings or PairSettings()
+    if isinstance(vlm, str | Path):
+        from tether.models.vllm_backend import generator
+
+        vlm = generator(vlm, settings.backend)
     out_path = Path(out_path)
     done = _finished_images(out_path)
     counts = {"images": 0, "descriptions": 0, "hallucinated": 0, "pairs": 0, "resumed": len(done)}

@@ -211,6 +211,13 @@ def _add_run_options(p) -> None:
         help="generate text, or (yes/no benchmarks) compare the yes/no next-token probabilities with each "
         "image's prefix encoded once",
     )
+    p.add_argument(
+        "--backend",
+        choices=("hf", "vllm"),
+        default="hf",
+        help="generation backend: Hugging Face transformers, or vLLM (pip install tether[vllm]; "
+        "generate mode, no beam search)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--num-beams", type=int, default=1)
@@ -377,6 +384,7 @@ def _run(args) -> int:
         out_dir=args.out,
         decoding=decoding,
         mode=args.mode,
+        backend=args.backend,
         data_file=getattr(args, "data", None),
         data_version=args.data_version,
         seed=args.seed,
