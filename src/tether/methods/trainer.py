@@ -10,6 +10,7 @@ Checkpoints hold only the parameters that train (LoRA adapters, projector, heads
 and safe to load.
 """
 
+import json
 import logging
 import math
 import os
@@ -19,7 +20,6 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from tether.errors import TetherError
 from tether.methods.settings import TrainSettings
@@ -164,11 +164,32 @@ def run_training(
     )
     resume = None
     if settings.resume and os.path.isdir(settings.output_dir):
-        resume = get_last_checkpoint(settings.output_dir)
+        resume = last_complete_checkpoint(settings.output_dir, "trainer_state.json")
         if resume:
             logger.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
     return trainer
+
+
+def last_complete_checkpoint(output_dir, last_file: str) -> str | None:
+    """The newest ``checkpoint-N`` folder that holds ``last_file`` (written last, so the save finished).
+
+    A run killed while writing a checkpoint leaves a folder without it; resuming from that folder would
+    fail (or load half a state), so it is skipped with a warning and the one before it is used.
+    """
+    from transformers.trainer_utils import sort_checkpoints
+
+    for folder in reversed(sort_checkpoints(str(output_dir))):
+        marker = Path(folder) / last_file
+        try:
+            if marker.suffix != ".json" or isinstance(json.loads(marker.read_text()), dict):
+                return folder
+        except (OSError, ValueError):
+            pass
+        logger.warning(
+            "%s: incomplete checkpoint (no valid %s; run killed while saving?), skipped", folder, last_file
+        )
+    return None
 
 
 def loss_history(trainer: Trainer) -> list[dict]:
