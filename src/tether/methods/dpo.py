@@ -461,6 +461,7 @@ def train_dpo(config: DPOConfig):
         if not config.data.sft_train:
             raise TetherError("dpo.sft_target is 'data' but data.sft_train lists no files")
         sft_records = [r for p in config.data.sft_train for r in load_sft_records(p, skips=skips)]
+    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     perturbation = None
     if config.noiseboost:
