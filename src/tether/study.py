@@ -112,12 +112,12 @@ class Stages:
         folder = self.root / name
         marker = folder / "stage.json"
         fingerprint = _fingerprint(*fingerprint_parts)
-        if marker.is_file():
-            done = json.loads(marker.read_text())
-            if done.get("fingerprint") == fingerprint:
-                self.timings[name] = done.get("timing", {})
-                return done["result"]
-        from tether.methods.run_record import peak_rss_mb, start_stage
+        from tether.methods.run_record import peak_rss_mb, read_marker, start_stage
+
+        done = read_marker(marker)
+        if done.get("fingerprint") == fingerprint and "result" in done:
+            self.timings[name] = done.get("timing", {})
+            return done["result"]
 
         logger.info("stage %s", name)
         start = time.perf_counter()

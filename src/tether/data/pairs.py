@@ -136,7 +136,7 @@ def _finished_images(out_path: Path) -> set[str]:
         for line in progress.read_text().splitlines():
             try:
                 done.add(json.loads(line)["image_id"])
-            except (ValueError, KeyError):
+            except (ValueError, KeyError, TypeError):
                 logger.warning("%s: torn progress line ignored (interrupted run)", progress)
     if out_path.is_file():
         kept = []
@@ -144,7 +144,11 @@ def _finished_images(out_path: Path) -> set[str]:
             try:
                 if json.loads(line)["image_id"] in done:
                     kept.append(line)
-            except (ValueError, KeyError):
-                continue  # a record torn by the interruption
+            except (
+                ValueError,
+                KeyError,
+                TypeError,
+            ):  # a record torn by the interruption: its image is redone
+                logger.warning("%s: damaged pair record dropped", out_path)
         out_path.write_text("".join(line + "\n" for line in kept))
     return done

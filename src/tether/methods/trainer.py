@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainingArguments
 
@@ -136,7 +137,12 @@ def _gathered_zero3(param: torch.nn.Parameter) -> torch.Tensor:
 def load_trainable_state(module: torch.nn.Module, path: Path) -> None:
     if not path.is_file():
         raise TetherError(f"{path}: checkpoint has no {TRAINABLE_WEIGHTS}")
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise TetherError(
+            f"{path}: damaged checkpoint weights ({e}); delete this checkpoint folder"
+        ) from None
     known = dict(module.named_parameters())
     unknown = sorted(set(state) - set(known))
     if unknown:
