@@ -1,5 +1,6 @@
 """Property tests of the training-data loaders (SFT, preference pairs, Fact-RLHF) on damaged files."""
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -153,3 +154,34 @@ def test_a_bad_image_pattern_is_a_data_error(tmp_path):
         with pytest.raises(DataError, match=f"{path}:1: image pattern"):
             preference.load_preference_records(path, image_pattern=pattern)
     assert preference.load_preference_records(path)[0].image == "abc.jpg"
+
+
+NEGATIVE_TEMPLATES = [
+    {"image": "1.png", "caption": "a red square", "negative": "a red circle", "kinds": ["object"]},
+    {"caption": "a dog left of a cat", "negative": "a dog right of a cat", "kinds": ["relation"]},
+]
+
+
+@FUZZ
+@given(damaged_file(NEGATIVE_TEMPLATES))
+def test_hacl_negatives(file):
+    from tether.data.negatives import load_negatives
+
+    with tempfile.TemporaryDirectory() as folder:
+        _, strict, lenient, _ = load_both_ways(folder, file[0], load_negatives)
+        for pair in (strict or []) + (lenient or []):
+            assert isinstance(pair.caption, str) and isinstance(pair.negative, str)
+            assert pair.image is None or isinstance(pair.image, str)
+
+
+def test_negatives_with_mistyped_kinds_or_image(tmp_path):
+    from tether.data.negatives import load_negatives
+
+    good = NEGATIVE_TEMPLATES[0]
+    for line, bad in enumerate(({**good, "kinds": [["object"]]}, {**good, "image": {"a": 1}}), start=2):
+        path = tmp_path / f"neg{line}.jsonl"
+        path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+        with pytest.raises(DataError, match=f"{path}:2: field"):
+            load_negatives(path)
+        skips = SkipLog()
+        assert len(load_negatives(path, skip_invalid=True, skips=skips)) == 1 and skips.skipped == 1

@@ -379,8 +379,10 @@ def load_negatives(path, *, skip_invalid: bool = False, skips: SkipLog | None = 
             problem = "field 'caption' must be a non-empty string"
         elif not isinstance(negative, str) or not negative.strip():
             problem = "field 'negative' must be a non-empty string"
-        elif not isinstance(kinds, list) or not set(kinds) <= set(KINDS):
+        elif not isinstance(kinds, list) or not all(isinstance(k, str) and k in KINDS for k in kinds):
             problem = f"field 'kinds' must list some of {list(KINDS)}"
+        elif raw.get("image") is not None and not isinstance(raw["image"], str | int):
+            problem = "field 'image' must be a file name"
         if problem:
             if not skip_invalid:
                 raise DataError(problem, path, line)
