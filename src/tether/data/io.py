@@ -41,6 +41,17 @@ def read_json(path) -> object:
         raise DataError("invalid JSON: nested too deeply", path) from None
 
 
+def read_text_lines(path) -> list[str]:
+    """The lines of a UTF-8 text file (synonym lists, word lists, MME's txt files)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text (byte {e.start})", path) from None
+
+
 def iter_jsonl(
     path, *, skip_invalid: bool = False, skips: SkipLog | None = None
 ) -> Iterator[tuple[int, dict]]:

@@ -17,7 +17,7 @@ official script also adds 0.001 to every denominator; tether reports the exact r
 
 from pathlib import Path
 
-from tether.data.io import read_json, read_records, require_fields
+from tether.data.io import read_json, read_records, read_text_lines, require_fields
 from tether.errors import DataError
 from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
 from tether.eval.text_norm import singularize, tokenize
@@ -116,11 +116,7 @@ class Amber(Benchmark):
             folder = annotations_path.parent
             self.association = read_json(association or folder / "relation.json")
             safe_path = Path(safe_words or folder / "safe_words.txt")
-            if not safe_path.is_file():
-                raise DataError("file not found", safe_path)
-            self.safe_words = {
-                w.strip() for w in safe_path.read_text(encoding="utf-8").splitlines() if w.strip()
-            }
+            self.safe_words = {w.strip() for w in read_text_lines(safe_path) if w.strip()}
         return items
 
     def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:

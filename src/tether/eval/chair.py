@@ -14,7 +14,7 @@ published captions is measured in docs/evaluation.md.
 
 from pathlib import Path
 
-from tether.data.io import read_json, read_records
+from tether.data.io import read_json, read_records, read_text_lines
 from tether.errors import DataError
 from tether.eval.benchmark import Benchmark, EvalItem, Score, require_answers, safe_div
 from tether.eval.text_norm import singularize, tokenize
@@ -92,14 +92,9 @@ class Vocabulary:
 
     @classmethod
     def from_file(cls, path) -> "Vocabulary":
-        path = Path(path)
-        if not path.is_file():
-            raise DataError("file not found", path)
         # Split stripped lines on ", " exactly like the reference: " motor bike" keeps its inner space
         # and never matches; "bison " at a line end becomes "bison".
-        lines = [
-            line.strip().split(", ") for line in path.read_text(encoding="utf-8").split("\n") if line.strip()
-        ]
+        lines = [line.strip().split(", ") for line in read_text_lines(path) if line.strip()]
         return cls(lines)
 
     def mentions(self, caption: str) -> list[tuple[str, str]]:

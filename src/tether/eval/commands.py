@@ -246,7 +246,9 @@ def _load_items(args, benchmark):
     if name == "chair":
         image_ids = None
         if getattr(args, "image_ids", None):
-            image_ids = [x.strip() for x in Path(args.image_ids).read_text().splitlines() if x.strip()]
+            from tether.data.io import read_text_lines
+
+            image_ids = [x.strip() for x in read_text_lines(args.image_ids) if x.strip()]
         return benchmark.load_items(
             args.gt, synonyms=args.synonyms, image_ids=image_ids, image_pattern=args.image_pattern
         )

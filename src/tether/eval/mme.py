@@ -14,7 +14,7 @@ built and reproduces LLaVA's published figures exactly).
 
 from pathlib import Path
 
-from tether.data.io import read_records, require_fields
+from tether.data.io import read_records, read_text_lines, require_fields
 from tether.errors import DataError
 from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
 
@@ -153,7 +153,7 @@ def load_eval_tool(folder) -> tuple[list[EvalItem], dict[str, str]]:
     for txt in sorted(folder.glob("*.txt")):
         subtask = txt.stem
         rows = []
-        for line_no, raw in enumerate(_text_lines(txt), start=1):
+        for line_no, raw in enumerate(read_text_lines(txt), start=1):
             if not raw.strip():
                 continue
             parts = raw.split("\t")
@@ -192,7 +192,7 @@ def _load_release(root: Path) -> list[EvalItem]:
             )
             if image is None:
                 raise DataError("no image with this name", txt)
-            for line_no, raw in enumerate(_text_lines(txt), start=1):
+            for line_no, raw in enumerate(read_text_lines(txt), start=1):
                 if not raw.strip():
                     continue
                 parts = raw.split("\t")
@@ -212,13 +212,6 @@ def _load_release(root: Path) -> list[EvalItem]:
         raise DataError("no MME subtask folders with question files found", root)
     check_unique_ids(items, root)
     return items
-
-
-def _text_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text (byte {e.start})", path) from None
 
 
 def _label(text: str, path, line: int) -> str:
