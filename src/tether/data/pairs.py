@@ -69,10 +69,6 @@ def build_pairs(
     from tqdm.auto import tqdm
 
     settings = settings or PairSettings()
-    if isinstance(vlm, str | Path):
-        from tether.models.vllm_backend import generator
-
-        vlm = generator(vlm, settings.backend)
     out_path = Path(out_path)
     done = _finished_images(out_path)
     counts = {"images": 0, "descriptions": 0, "hallucinated": 0, "pairs": 0, "resumed": len(done)}
@@ -86,6 +82,10 @@ def build_pairs(
         if image_id in done:
             continue
         image = open_image(images_root, image_file)
+        if isinstance(vlm, str | Path):  # loaded only when some image is left to do
+            from tether.models.vllm_backend import generator
+
+            vlm = generator(vlm, settings.backend)
         decoding.seed = settings.seed * 1_000_003 + index  # each image's samples are reproducible alone
         descriptions = vlm.generate(
             [image] * settings.samples_per_image, [settings.prompt] * settings.samples_per_image, decoding
@@ -144,11 +144,7 @@ def _finished_images(out_path: Path) -> set[str]:
             try:
                 if json.loads(line)["image_id"] in done:
                     kept.append(line)
-            except (
-                ValueError,
-                KeyError,
-                TypeError,
-            ):  # a record torn by the interruption: its image is redone
+            except (ValueError, KeyError, TypeError):  # torn by the interruption: its image is redone
                 logger.warning("%s: damaged pair record dropped", out_path)
         out_path.write_text("".join(line + "\n" for line in kept))
     return done

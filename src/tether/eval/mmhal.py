@@ -56,9 +56,10 @@ class MmhalBench(Benchmark):
                 if name not in record:
                     raise DataError(f"missing field '{name}'", data_path, line)
             require_fields(record, {"question": str, "gt_answer": str}, data_path, line)
-            source = record.get("image") or record.get("image_src")
-            image = source if record.get("image") else PurePosixPath(str(source)).name
-            if not isinstance(source, str) or not image:
+            image = record.get("image") or record.get("image_src")
+            if isinstance(image, str) and not record.get("image"):
+                image = PurePosixPath(image).name  # the template's image_src URL: its file name
+            if not isinstance(image, str) or not image:
                 raise DataError("missing 'image_src' or 'image'", data_path, line)
             items.append(
                 EvalItem(
