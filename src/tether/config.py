@@ -21,15 +21,28 @@ def load_config(cls, path=None, overrides: list[str] | None = None):
         path = Path(path)
         if not path.is_file():
             raise TetherError(f"config file not found: {path}")
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f) or {}
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            raise TetherError(f"{where}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
+        except UnicodeDecodeError:
+            raise TetherError(f"{path}: not UTF-8 text") from None
         if not isinstance(raw, dict):
             raise TetherError(f"{path}: a config must be a YAML mapping")
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise TetherError(f"--set expects key=value, got '{item}'")
-        _set_dotted(raw, key.strip(), yaml.safe_load(value))
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise TetherError(
+                f"--set {item}: invalid YAML value ({getattr(e, 'problem', None) or e})"
+            ) from None
+        _set_dotted(raw, key.strip(), value)
     return from_dict(cls, raw, where=str(path) if path else "config")
 
 

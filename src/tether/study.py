@@ -55,6 +55,7 @@ class StudyPreset:
     dpo_beta: float = 0.1
     dpo_learning_rate: float = 2e-4
     pair_images: int = 200
+    pair_backend: str = "hf"  # how the pair stage samples descriptions: hf | vllm (tether[vllm])
     reward_steps: int = 60
     ppo_steps: int = 15
     eval_limits: dict = field(default_factory=dict)  # benchmark -> max items
@@ -111,12 +112,12 @@ class Stages:
         folder = self.root / name
         marker = folder / "stage.json"
         fingerprint = _fingerprint(*fingerprint_parts)
-        if marker.is_file():
-            done = json.loads(marker.read_text())
-            if done.get("fingerprint") == fingerprint:
-                self.timings[name] = done.get("timing", {})
-                return done["result"]
-        from tether.methods.run_record import peak_rss_mb, start_stage
+        from tether.methods.run_record import peak_rss_mb, read_marker, start_stage
+
+        done = read_marker(marker)
+        if done.get("fingerprint") == fingerprint and "result" in done:
+            self.timings[name] = done.get("timing", {})
+            return done["result"]
 
         logger.info("stage %s", name)
         start = time.perf_counter()
@@ -340,7 +341,6 @@ class _Context:
 
     def _pairs(self) -> str:
         from tether.data.pairs import PairSettings, build_pairs
-        from tether.models import load
         from tether.world.pairs import WorldPairJudge
 
         baseline = self._stage_model("sft")
@@ -352,20 +352,23 @@ class _Context:
             judge = WorldPairJudge(self.world, "train", seed=self.seed)
             path = folder / "pairs.jsonl"
             counts = build_pairs(
-                load(baseline),
+                baseline,  # loaded with the settings' backend
                 [(s["image_id"], s["image"]) for s in chosen],
                 self.world / "images",
                 path,
                 judge,
                 judge.correct,
-                PairSettings(seed=self.seed),
+                PairSettings(seed=self.seed, backend=self.preset.pair_backend),
                 judge_name=judge.name,
                 progress=self.progress,
             )
             write_json(folder / "counts.json", counts)
             return str(path)
 
-        return self.stages.run("pairs", [baseline, _model_stamp(baseline), self.preset.pair_images], fn)
+        key = [baseline, _model_stamp(baseline), self.preset.pair_images]
+        if self.preset.pair_backend != "hf":  # other samples; hf keeps the key earlier runs cached under
+            key.append(self.preset.pair_backend)
+        return self.stages.run("pairs", key, fn)
 
     def _dpo(self, name: str, start_model: str, noise: bool) -> str:
         from tether.methods.dpo import DPOConfig, DPOData, DPOSettings, train_dpo

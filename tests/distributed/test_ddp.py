@@ -6,18 +6,12 @@ import subprocess
 import sys
 
 import torch
+from ddp_helpers import free_port
+from ddp_helpers import train as run_method
 from PIL import Image
 from safetensors.torch import load_file
 
 from tether.methods.trainer import TRAINABLE_WEIGHTS
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_data(tmp_path):
@@ -40,7 +34,6 @@ def train(checkpoint, data, images, out, processes, per_device_batch):
         f"model.path={checkpoint}",
         f"data.train=[{data}]",
         f"data.images={images}",
-        f"train.output_dir={out}",
         "train.max_steps=4",
         "train.save_steps=4",
         "train.learning_rate=1e-3",
@@ -48,20 +41,7 @@ def train(checkpoint, data, images, out, processes, per_device_batch):
         "train.progress_bar=false",
         "train.lr_scheduler_type=constant",
     ]
-    command = ["-m", "tether", "train", "sft"] + [x for s in settings for x in ("--set", s)]
-    if processes > 1:
-        command = [
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            str(processes),
-            "--master_port",
-            str(free_port()),
-        ] + command
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, 2 // processes))}
-    result = subprocess.run([sys.executable, *command], capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads((out / "run.json").read_text())
+    return run_method("sft", settings, out, processes)
 
 
 def test_two_processes_equal_one_with_same_global_batch(tmp_path):

@@ -21,5 +21,9 @@ def open_image(root, relative: str, *, source=None, line: int | None = None) -> 
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise DataError(f"{where} is {img.width}x{img.height}, over the size limit", source, line)
             return img.convert("RGB")
+    except Image.DecompressionBombError:  # PIL's own limit, past twice its MAX_IMAGE_PIXELS
+        raise DataError(
+            f"{where} declares a size over the limit (decompression bomb?)", source, line
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"{where} is not a readable image ({type(e).__name__}: {e})", source, line) from None

@@ -37,6 +37,19 @@ def read_json(path) -> object:
         raise DataError(f"invalid JSON: {e.msg} (column {e.colno})", path, e.lineno) from None
     except UnicodeDecodeError:
         raise DataError("not UTF-8 text", path) from None
+    except RecursionError:  # json's decoder recurses per nesting level
+        raise DataError("invalid JSON: nested too deeply", path) from None
+
+
+def read_text_lines(path) -> list[str]:
+    """The lines of a UTF-8 text file (synonym lists, word lists, MME's txt files)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text (byte {e.start})", path) from None
 
 
 def iter_jsonl(
@@ -54,7 +67,7 @@ def iter_jsonl(
                 record = json.loads(raw.decode("utf-8"))
                 if not isinstance(record, dict):
                     raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-            except (ValueError, UnicodeDecodeError) as e:
+            except (ValueError, UnicodeDecodeError, RecursionError) as e:
                 message = f"invalid JSONL record: {e}"
                 if not skip_invalid:
                     raise DataError(message, path, line_no) from None
@@ -130,9 +143,15 @@ def require_fields(record: dict, fields: dict[str, type | tuple], path, line: in
     for name, kind in fields.items():
         if name not in record:
             raise DataError(f"missing field '{name}'", path, line)
-        if not isinstance(record[name], kind) or (kind is int and isinstance(record[name], bool)):
+        if not isinstance(record[name], kind) or _is_unwanted_bool(record[name], kind):
             got = type(record[name]).__name__
             raise DataError(f"field '{name}' has type {got}, expected {_type_name(kind)}", path, line)
+
+
+def _is_unwanted_bool(value, kind) -> bool:
+    """JSON's true/false are Python ints; they count as int only where bool itself is asked for."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return isinstance(value, bool) and bool not in kinds
 
 
 def _type_name(kind) -> str:
@@ -144,6 +163,8 @@ def _type_name(kind) -> str:
 def resolve_under(root, relative: str, *, path=None, line: int | None = None) -> Path:
     """Resolve ``relative`` inside ``root``; refuse paths that escape it (``../``, absolute, symlinks out)."""
     root = Path(root).resolve()
+    if not isinstance(relative, str) or "\x00" in relative:
+        raise DataError(f"path {relative!r} is not a file name", path, line)
     candidate = (root / relative).resolve()
     if candidate != root and root not in candidate.parents:
         raise DataError(f"path '{relative}' escapes the data root {root}", path, line)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import SkipLog, parse_records, read_json, read_records, write_jsonl
+from tether.data.io import SkipLog, parse_records, read_json, read_records, read_text_lines, write_jsonl
 from tether.errors import DataError, TetherError
 
 KINDS = ("object", "attribute", "count", "position")
@@ -129,7 +129,7 @@ def coco_vocabulary(synonyms_path, co_occurrence_path=None) -> HallucinationVoca
     if not path.is_file():
         raise TetherError(f"{path}: synonyms file not found")
     objects: dict[str, list[str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text_lines(path):
         names = [" ".join(n.split()) for n in line.split(",") if n.strip()]
         if names:
             canonical = names[0]
@@ -379,8 +379,10 @@ def load_negatives(path, *, skip_invalid: bool = False, skips: SkipLog | None = 
             problem = "field 'caption' must be a non-empty string"
         elif not isinstance(negative, str) or not negative.strip():
             problem = "field 'negative' must be a non-empty string"
-        elif not isinstance(kinds, list) or not set(kinds) <= set(KINDS):
+        elif not isinstance(kinds, list) or not all(isinstance(k, str) and k in KINDS for k in kinds):
             problem = f"field 'kinds' must list some of {list(KINDS)}"
+        elif raw.get("image") is not None and not isinstance(raw["image"], str | int):
+            problem = "field 'image' must be a file name"
         if problem:
             if not skip_invalid:
                 raise DataError(problem, path, line)

@@ -49,6 +49,7 @@ class PairSettings:
     max_pairs_per_image: int = 2
     seed: int = 0
     variants: int = 0  # with a rewriter: each (chosen, rejected) becomes this many rewritten pairs
+    backend: str = "hf"  # how descriptions are sampled when build_pairs is given a checkpoint path: hf | vllm
 
 
 def drop_hallucinated(image_id: str, sentences: list[str], labels: list[str]) -> list[str]:
@@ -108,6 +109,7 @@ def build_pairs(
 ) -> dict:
     """Write preference pairs for ``images`` (``(image_id, image file)``) to ``out_path``; return counts.
 
+    ``vlm`` is a loaded model, or a checkpoint path loaded with ``settings.backend`` (hf or vllm).
     With a ``rewriter``, each judged pair is rewritten into ``settings.variants`` pairs in one consistent
     style; their provenance keeps the variant number and the pair before rewriting.
     """
@@ -129,6 +131,10 @@ def build_pairs(
         if image_id in done:
             continue
         image = open_image(images_root, image_file)
+        if isinstance(vlm, str | Path):  # loaded only when some image is left to do
+            from tether.models.vllm_backend import generator
+
+            vlm = generator(vlm, settings.backend)
         decoding.seed = settings.seed * 1_000_003 + index  # each image's samples are reproducible alone
         descriptions = vlm.generate(
             [image] * settings.samples_per_image, [settings.prompt] * settings.samples_per_image, decoding
@@ -212,8 +218,8 @@ def _finished_images(out_path: Path) -> set[str]:
             try:
                 if json.loads(line)["image_id"] in done:
                     kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue  # a record torn by the interruption
+            except (ValueError, KeyError, TypeError):  # torn by the interruption: its image is redone
+                logger.warning("%s: damaged pair record dropped", out_path)
         _rewrite_lines(out_path, kept)
     return done
 

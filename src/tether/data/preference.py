@@ -186,7 +186,12 @@ def _image_from_id(raw, path, line, image_pattern) -> tuple[str, str]:
     image_id = raw.get("image_id")
     if not isinstance(image_id, int | str) or isinstance(image_id, bool) or str(image_id) == "":
         raise DataError("field 'image_id' must be an id", path, line)
-    return str(image_id), image_pattern.format(image_id=image_id)
+    try:
+        return str(image_id), image_pattern.format(image_id=image_id)
+    except (KeyError, IndexError, ValueError) as e:  # a bad pattern, or `{image_id:012d}` given a str id
+        raise DataError(
+            f"image pattern {image_pattern!r} cannot format id {image_id!r} ({e})", path, line
+        ) from None
 
 
 def _parse_hadpo_desc(raw, path, line, image_pattern) -> list[PreferenceRecord]:

@@ -19,6 +19,7 @@ Facts come from the record (``facts`` or ``captions``) and/or from LLaVA-RLHF's 
 LLaVA-RLHF's PPO trainer does).
 """
 
+import math
 from dataclasses import dataclass, field
 
 from tether.data.io import SkipLog, parse_records, read_json
@@ -167,11 +168,15 @@ def _parse_preference(raw: dict, captions, path, line) -> PreferenceRecord:
 def _parse_prompt(raw: dict, captions, path, line) -> PromptRecord:
     image = _image(raw, path, line)
     length_bonus = raw.get("length_bonus", 1.0)
-    if not isinstance(length_bonus, int | float) or isinstance(length_bonus, bool):
+    if (
+        not isinstance(length_bonus, int | float)
+        or isinstance(length_bonus, bool)
+        or not math.isfinite(length_bonus)
+    ):
         raise DataError("field 'length_bonus' must be a number", path, line)
     if "conversations" in raw:
         caption_type = raw.get("caption_type", 1)
-        if caption_type not in CAPTION_TYPE_ANSWERS:
+        if type(caption_type) is not int or caption_type not in CAPTION_TYPE_ANSWERS:
             raise DataError(f"field 'caption_type' must be 1-7, got {caption_type!r}", path, line)
         answer = CAPTION_TYPE_ANSWERS[caption_type]
         multiple_choice = answer is not None and len(answer) == 1

@@ -17,9 +17,9 @@ official script also adds 0.001 to every denominator; tether reports the exact r
 
 from pathlib import Path
 
-from tether.data.io import read_json, read_records
+from tether.data.io import read_json, read_records, read_text_lines, require_fields
 from tether.errors import DataError
-from tether.eval.benchmark import Benchmark, EvalItem, Score, require_answers, safe_div
+from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
 from tether.eval.text_norm import singularize, tokenize
 
 DIMENSIONS = {
@@ -85,14 +85,13 @@ class Amber(Benchmark):
         annotations_path = Path(annotations)
         truth = {}
         for n, record in read_records(annotations_path):
-            if "id" not in record or "type" not in record or "truth" not in record:
-                raise DataError("missing field 'id', 'type' or 'truth'", annotations_path, n)
+            require_fields(record, {"id": (int, str), "type": str, "truth": (str, list)}, annotations_path, n)
+            if record["type"] == "generative" and not all(isinstance(t, str) for t in record["truth"]):
+                raise DataError("field 'truth' must be a list of object names", annotations_path, n)
             truth[record["id"]] = record
         items = []
         for line, record in read_records(data_path):
-            for name in ("id", "image", "query"):
-                if name not in record:
-                    raise DataError(f"missing field '{name}'", data_path, line)
+            require_fields(record, {"id": (int, str), "image": str, "query": str}, data_path, line)
             if record["id"] not in truth:
                 raise DataError(f"id {record['id']} is not in {annotations_path}", data_path, line)
             annotation = truth[record["id"]]
@@ -112,15 +111,12 @@ class Amber(Benchmark):
                     meta=dict(annotation),
                 )
             )
+        check_unique_ids(items, data_path)
         if any(item.kind == "free" for item in items):
             folder = annotations_path.parent
             self.association = read_json(association or folder / "relation.json")
             safe_path = Path(safe_words or folder / "safe_words.txt")
-            if not safe_path.is_file():
-                raise DataError("file not found", safe_path)
-            self.safe_words = {
-                w.strip() for w in safe_path.read_text(encoding="utf-8").splitlines() if w.strip()
-            }
+            self.safe_words = {w.strip() for w in read_text_lines(safe_path) if w.strip()}
         return items
 
     def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:

@@ -14,7 +14,7 @@ published captions is measured in docs/evaluation.md.
 
 from pathlib import Path
 
-from tether.data.io import read_json, read_records
+from tether.data.io import read_json, read_records, read_text_lines
 from tether.errors import DataError
 from tether.eval.benchmark import Benchmark, EvalItem, Score, require_answers, safe_div
 from tether.eval.text_norm import singularize, tokenize
@@ -92,14 +92,9 @@ class Vocabulary:
 
     @classmethod
     def from_file(cls, path) -> "Vocabulary":
-        path = Path(path)
-        if not path.is_file():
-            raise DataError("file not found", path)
         # Split stripped lines on ", " exactly like the reference: " motor bike" keeps its inner space
         # and never matches; "bison " at a line end becomes "bison".
-        lines = [
-            line.strip().split(", ") for line in path.read_text(encoding="utf-8").split("\n") if line.strip()
-        ]
+        lines = [line.strip().split(", ") for line in read_text_lines(path) if line.strip()]
         return cls(lines)
 
     def mentions(self, caption: str) -> list[tuple[str, str]]:
@@ -154,6 +149,8 @@ class Chair(Benchmark):
             raise DataError("expected {'objects': [names], 'images': {image_id: [indices]}}", path)
         self.vocabulary = Vocabulary.from_file(synonyms)
         objects = data["objects"]
+        if not all(isinstance(o, str) for o in objects):
+            raise DataError("'objects' must be a list of object names", path)
         unknown = [o for o in objects if o not in self.vocabulary.canonical]
         if unknown:
             raise DataError(f"objects not in the synonym list: {unknown[:5]}", path)
@@ -163,7 +160,9 @@ class Chair(Benchmark):
             if image_id not in data["images"]:
                 raise DataError(f"image id '{image_id}' has no ground truth", path)
             indices = data["images"][image_id]
-            if any(not isinstance(k, int) or not 0 <= k < len(objects) for k in indices):
+            if not isinstance(indices, list) or any(
+                type(k) is not int or not 0 <= k < len(objects) for k in indices
+            ):
                 raise DataError(f"image '{image_id}' has an object index out of range", path)
             image_key = int(image_id) if image_id.isdigit() else image_id
             items.append(

@@ -211,6 +211,13 @@ def _add_run_options(p) -> None:
         help="generate text, or (yes/no benchmarks) compare the yes/no next-token probabilities with each "
         "image's prefix encoded once",
     )
+    p.add_argument(
+        "--backend",
+        choices=("hf", "vllm"),
+        default="hf",
+        help="generation backend: Hugging Face transformers, or vLLM (pip install tether[vllm]; "
+        "generate mode, no beam search)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--num-beams", type=int, default=1)
@@ -239,7 +246,9 @@ def _load_items(args, benchmark):
     if name == "chair":
         image_ids = None
         if getattr(args, "image_ids", None):
-            image_ids = [x.strip() for x in Path(args.image_ids).read_text().splitlines() if x.strip()]
+            from tether.data.io import read_text_lines
+
+            image_ids = [x.strip() for x in read_text_lines(args.image_ids) if x.strip()]
         return benchmark.load_items(
             args.gt, synonyms=args.synonyms, image_ids=image_ids, image_pattern=args.image_pattern
         )
@@ -377,6 +386,7 @@ def _run(args) -> int:
         out_dir=args.out,
         decoding=decoding,
         mode=args.mode,
+        backend=args.backend,
         data_file=getattr(args, "data", None),
         data_version=args.data_version,
         seed=args.seed,

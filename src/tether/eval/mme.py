@@ -14,7 +14,7 @@ built and reproduces LLaVA's published figures exactly).
 
 from pathlib import Path
 
-from tether.data.io import read_records
+from tether.data.io import read_records, read_text_lines, require_fields
 from tether.errors import DataError
 from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
 
@@ -115,9 +115,9 @@ def occurrence_ids(raw_ids: list[str]) -> list[str]:
 def _load_llava_jsonl(path: Path) -> list[EvalItem]:
     lines = read_records(path)
     for line, record in lines:
-        for name in ("question_id", "image", "text", "category"):
-            if name not in record:
-                raise DataError(f"missing field '{name}'", path, line)
+        require_fields(
+            record, {"question_id": (str, int), "image": str, "text": str, "category": str}, path, line
+        )
     ids = occurrence_ids([str(record["question_id"]) for _, record in lines])
     items = []
     for item_id, (line, record) in zip(ids, lines):
@@ -153,7 +153,7 @@ def load_eval_tool(folder) -> tuple[list[EvalItem], dict[str, str]]:
     for txt in sorted(folder.glob("*.txt")):
         subtask = txt.stem
         rows = []
-        for line_no, raw in enumerate(txt.read_text(encoding="utf-8").splitlines(), start=1):
+        for line_no, raw in enumerate(read_text_lines(txt), start=1):
             if not raw.strip():
                 continue
             parts = raw.split("\t")
@@ -192,7 +192,7 @@ def _load_release(root: Path) -> list[EvalItem]:
             )
             if image is None:
                 raise DataError("no image with this name", txt)
-            for line_no, raw in enumerate(txt.read_text(encoding="utf-8").splitlines(), start=1):
+            for line_no, raw in enumerate(read_text_lines(txt), start=1):
                 if not raw.strip():
                     continue
                 parts = raw.split("\t")

@@ -8,7 +8,7 @@ the type of each question is the template's ``question_type`` (in the official t
 
 from pathlib import PurePosixPath
 
-from tether.data.io import read_json, read_records
+from tether.data.io import read_json, read_records, require_fields
 from tether.errors import DataError, TetherError
 from tether.eval.benchmark import Benchmark, EvalItem, Score, require_answers, safe_div
 
@@ -55,8 +55,11 @@ class MmhalBench(Benchmark):
             for name in ("question_type", "image_content", "question", "gt_answer"):
                 if name not in record:
                     raise DataError(f"missing field '{name}'", data_path, line)
-            image = record.get("image") or PurePosixPath(record.get("image_src", "")).name
-            if not image:
+            require_fields(record, {"question": str, "gt_answer": str}, data_path, line)
+            image = record.get("image") or record.get("image_src")
+            if isinstance(image, str) and not record.get("image"):
+                image = PurePosixPath(image).name  # the template's image_src URL: its file name
+            if not isinstance(image, str) or not image:
                 raise DataError("missing 'image_src' or 'image'", data_path, line)
             items.append(
                 EvalItem(

@@ -14,7 +14,7 @@ the wrong version fails loudly instead of scoring nonsense.
 
 from pathlib import Path
 
-from tether.data.io import read_records
+from tether.data.io import read_records, require_fields
 from tether.errors import DataError
 from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
 
@@ -85,9 +85,9 @@ class Pope(Benchmark):
         path = Path(data_path)
         items = []
         for line, record in read_records(path):
-            for name in ("question_id", "image", "text"):
-                if name not in record:
-                    raise DataError(f"missing field '{name}'", path, line)
+            require_fields(record, {"question_id": (str, int), "image": str, "text": str}, path, line)
+            if "category" in record:
+                require_fields(record, {"category": str}, path, line)
             split = record.get("category") or _split_from_name(path)
             if category is not None and split != category:
                 continue
@@ -169,8 +169,7 @@ def _attach_labels_by_line_order(items: list[EvalItem], labels: dict[str, str], 
                 label_path,
             )
         for item, (line, record) in zip(group, label_lines):
-            if "label" not in record or "text" not in record:
-                raise DataError("missing field 'label' or 'text'", label_path, line)
+            require_fields(record, {"label": str, "text": str}, label_path, line)
             # LLaVA appends an instruction to the question; the question itself must be the same.
             if not item.prompt.startswith(record["text"]):
                 raise DataError(

@@ -28,6 +28,7 @@ from tether.data.io import SkipLog, append_jsonl
 from tether.errors import DataError, TetherError
 from tether.eval.results import SAMPLES_FILE, write_results
 from tether.models.decoding import DecodingSettings
+from tether.models.vllm_backend import BACKENDS, generator
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,11 @@ def run_benchmark(
     skip_invalid: bool = False,
     progress: bool = True,
     batch_size: int | None = None,
+    backend: str = "hf",
 ):
-    """Answer ``items`` with the model, score them with ``benchmark`` and write results to ``out_dir``."""
+    """Answer ``items`` with the model, score them with ``benchmark`` and write results to ``out_dir``.
+
+    ``backend`` generates through Hugging Face (``hf``) or vLLM (``vllm``, generate mode only)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings, default_batch = _decoding(decoding)
@@ -93,6 +97,10 @@ def run_benchmark(
         raise TetherError(f"--mode fast needs yes/no questions; {benchmark.name} has free-form items")
     if mode not in ("generate", "fast"):
         raise TetherError(f"unknown mode '{mode}' (generate or fast)")
+    if backend not in BACKENDS:
+        raise TetherError(f"unknown generation backend '{backend}'; choose from {', '.join(BACKENDS)}")
+    if backend != "hf" and mode == "fast":
+        raise TetherError("--mode fast reads next-token logits from a forward pass: use --backend hf")
     if benchmark.needs_judge and judge is None:
         raise TetherError(f"{benchmark.name} needs a judge (see --judge-* options)")
 
@@ -102,9 +110,7 @@ def run_benchmark(
     skips = SkipLog()
     if todo:
         if vlm is None:
-            from tether.models import load
-
-            vlm = load(model_path)
+            vlm = generator(model_path, backend)
         logger.info(
             "%s: %d of %d items to answer (%d already done)",
             benchmark.name,
@@ -135,7 +141,7 @@ def run_benchmark(
         model=model_name,
         data_file=data_file,
         data_version=data_version,
-        decoding={**settings.to_dict(), "batch_size": batch_size, "mode": mode},
+        decoding={**settings.to_dict(), "batch_size": batch_size, "mode": mode, "backend": backend},
         judge=_judge_record(judge),
         seed=seed,
     )

@@ -394,14 +394,19 @@ def cached_reference_logprobs(
     fingerprint: str,
 ) -> tuple[torch.Tensor, torch.Tensor, Path, bool]:
     """Load ``cache_dir/ref_logps-<fingerprint>.safetensors`` or compute and write it; returns (c, r, path, hit)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
     path = Path(cache_dir) / f"ref_logps-{fingerprint[:16]}.safetensors"
     if path.is_file():
-        cached = load_file(str(path))
-        if cached["chosen"].shape[0] == len(pairs):
-            logger.info("reference log-probs from cache %s", path)
-            return cached["chosen"], cached["rejected"], path, True
+        try:
+            cached = load_file(str(path))
+            if cached["chosen"].shape == cached["rejected"].shape == (len(pairs),):
+                logger.info("reference log-probs from cache %s", path)
+                return cached["chosen"], cached["rejected"], path, True
+            logger.warning("%s: reference cache does not match these %d pairs; recomputing", path, len(pairs))
+        except (SafetensorError, OSError, KeyError) as e:
+            logger.warning("%s: damaged reference cache (%s); recomputing", path, e)
     logger.info("computing reference log-probs for %d pairs", len(pairs))
     chosen, rejected = compute_reference_logprobs(vlm, pairs, collator, batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -461,6 +466,7 @@ def train_dpo(config: DPOConfig):
         if not config.data.sft_train:
             raise TetherError("dpo.sft_target is 'data' but data.sft_train lists no files")
         sft_records = [r for p in config.data.sft_train for r in load_sft_records(p, skips=skips)]
+    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     perturbation = None
     if config.noiseboost:

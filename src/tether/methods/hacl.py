@@ -240,6 +240,7 @@ def train_hacl(config: HACLConfig):
         raise TetherError(
             "no training caption has a negative in data.negatives (captions must match exactly)"
         )
+    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     perturbation = None
     if config.noiseboost:

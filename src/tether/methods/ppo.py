@@ -484,12 +484,12 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     ``score_fn(records, responses)`` replaces the reward model's scores (rule-based rewards, tests); the
     reward model folder is still needed to initialise the value model.
     """
-    from transformers.trainer_utils import get_last_checkpoint
 
     from tether.data.io import SkipLog, append_jsonl
     from tether.data.rlhf import load_captions, load_prompt_records
     from tether.errors import TetherError
     from tether.methods.run_record import RunTimer, write_run_record
+    from tether.methods.trainer import last_complete_checkpoint
     from tether.methods.tuning import export_model
 
     timer = RunTimer()
@@ -511,7 +511,7 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     runner = PPORunner(config, score_fn)
     out_dir = Path(config.train.output_dir)
     start, history = 0, []
-    last = get_last_checkpoint(str(out_dir)) if config.train.resume and out_dir.is_dir() else None
+    last = last_complete_checkpoint(out_dir, PPO_STATE) if config.train.resume and out_dir.is_dir() else None
     if last:
         start, history = runner.load_checkpoint(Path(last))
         logger.info("resuming PPO from %s (step %d)", last, start)

@@ -122,6 +122,7 @@ def train_sft(config: SFTConfig):
         for path in config.data.train
         for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
     ]
+    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     perturbation, callbacks = None, []
     if config.noiseboost:

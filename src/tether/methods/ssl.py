@@ -183,6 +183,7 @@ def train_ssl(config: SSLConfig):
     del teacher  # the student never needs it; free its memory before training
     kept = [SFTRecord(r["image"], r["prompt"], r["response"]) for r in pseudo if r["kept"]]
 
+    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     noise, callbacks = None, []
     if config.noiseboost:

@@ -10,6 +10,7 @@ Checkpoints hold only the parameters that train (LoRA adapters, projector, heads
 and safe to load.
 """
 
+import json
 import logging
 import math
 import os
@@ -17,9 +18,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from tether.errors import TetherError
 from tether.methods.settings import TrainSettings
@@ -90,10 +91,14 @@ class TetherTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         output_dir = Path(output_dir or self.args.output_dir)
-        if not self.args.should_save:
+        module = self.accelerator.unwrap_model(self.model)
+        # gathering ZeRO-3 shards is a collective: every rank takes part, only the main one writes
+        if not self.args.should_save and not is_zero3_partitioned(module):
             return
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_file(trainable_state(self.accelerator.unwrap_model(self.model)), output_dir / TRAINABLE_WEIGHTS)
+        state = trainable_state(module)
+        if self.args.should_save:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            save_file(state, output_dir / TRAINABLE_WEIGHTS)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         load_trainable_state(model or self.model, Path(resume_from_checkpoint) / TRAINABLE_WEIGHTS)
@@ -108,15 +113,36 @@ def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     for name, param in module.named_parameters():
         if not param.requires_grad:
             continue
+        if hasattr(param, "ds_id"):  # DeepSpeed ZeRO-3: each rank holds a shard and `param` itself is empty
+            state[name] = _gathered_zero3(param)
+            continue
         tensor = param.full_tensor() if hasattr(param, "full_tensor") else param  # FSDP2 shards are DTensors
         state[name] = tensor.detach().cpu().clone().contiguous()
     return state
 
 
+def is_zero3_partitioned(module: torch.nn.Module) -> bool:
+    """Whether DeepSpeed ZeRO-3 has partitioned the module's parameters (it tags each with ``ds_id``)."""
+    return any(hasattr(param, "ds_id") for param in module.parameters())
+
+
+def _gathered_zero3(param: torch.nn.Parameter) -> torch.Tensor:
+    """The full value of a ZeRO-3 partitioned parameter (a collective: every rank must call it)."""
+    import deepspeed  # only reachable under DeepSpeed, which set `ds_id`
+
+    with deepspeed.zero.GatheredParameters([param], modifier_rank=None):
+        return param.detach().cpu().clone().contiguous()
+
+
 def load_trainable_state(module: torch.nn.Module, path: Path) -> None:
     if not path.is_file():
         raise TetherError(f"{path}: checkpoint has no {TRAINABLE_WEIGHTS}")
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise TetherError(
+            f"{path}: damaged checkpoint weights ({e}); delete this checkpoint folder"
+        ) from None
     known = dict(module.named_parameters())
     unknown = sorted(set(state) - set(known))
     if unknown:
@@ -144,11 +170,32 @@ def run_training(
     )
     resume = None
     if settings.resume and os.path.isdir(settings.output_dir):
-        resume = get_last_checkpoint(settings.output_dir)
+        resume = last_complete_checkpoint(settings.output_dir, "trainer_state.json")
         if resume:
             logger.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
     return trainer
+
+
+def last_complete_checkpoint(output_dir, last_file: str) -> str | None:
+    """The newest ``checkpoint-N`` folder that holds ``last_file`` (written last, so the save finished).
+
+    A run killed while writing a checkpoint leaves a folder without it; resuming from that folder would
+    fail (or load half a state), so it is skipped with a warning and the one before it is used.
+    """
+    from transformers.trainer_utils import sort_checkpoints
+
+    for folder in reversed(sort_checkpoints(str(output_dir))):
+        marker = Path(folder) / last_file
+        try:
+            if marker.suffix != ".json" or isinstance(json.loads(marker.read_text()), dict):
+                return folder
+        except (OSError, ValueError):
+            pass
+        logger.warning(
+            "%s: incomplete checkpoint (no valid %s; run killed while saving?), skipped", folder, last_file
+        )
+    return None
 
 
 def loss_history(trainer: Trainer) -> list[dict]:

@@ -167,6 +167,7 @@ def train_vision(config: VisionConfig):
         {label for r in records for label in r.labels}
         | {label for r in records for _, labels in r.regions for label in labels}
     )
+    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     module = VisionModule(vlm, len(label_names), config.objective)
     collator = VisionCollator(vlm, config.data.images, label_names, config.objective)

@@ -194,13 +194,7 @@ class VisionLanguageModel:
 
     def prompt_text(self, question: str, with_image: bool = True) -> str:
         """The user turn through the checkpoint's chat template, ending where the assistant answers."""
-        content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": question}]
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": content}],
-            chat_template=self.chat_template,
-            tokenize=False,
-            add_generation_prompt=True,
-        )
+        return chat_prompt(self.tokenizer, self.chat_template, question, with_image)
 
     def _prompt_ids(self, question: str, n_image_tokens: int | None) -> list[int]:
         ids = self.tokenizer(self.prompt_text(question, with_image=n_image_tokens is not None)).input_ids
@@ -394,6 +388,18 @@ class VisionLanguageModel:
         self.tokenizer.save_pretrained(out_dir)
         self.image_processor.save_pretrained(out_dir)
         (out_dir / "chat_template.jinja").write_text(self.chat_template)
+
+
+def chat_prompt(tokenizer, chat_template: str, question: str, with_image: bool = True) -> str:
+    """One user turn (an image, then the question) through ``chat_template``, ending where the assistant
+    answers. Shared by the HF adapters and the vLLM backend so both see the same prompt text."""
+    content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": question}]
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": content}],
+        chat_template=chat_template,
+        tokenize=False,
+        add_generation_prompt=True,
+    )
 
 
 def logprobs_from_logits(

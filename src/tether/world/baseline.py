@@ -141,7 +141,7 @@ def _fingerprint(stage: str, recipe: BaselineRecipe, model_path: Path, data_file
 
 def _run_stage(stage, recipe, model_path, data, world_dir, out_dir) -> Path:
     from tether.config import from_dict
-    from tether.methods.run_record import start_stage
+    from tether.methods.run_record import read_marker, start_stage
     from tether.methods.settings import ModelSettings, TrainSettings
     from tether.methods.sft import SFTConfig, SFTData, train_sft
     from tether.methods.vision import VisionConfig, VisionData, train_vision
@@ -152,7 +152,7 @@ def _run_stage(stage, recipe, model_path, data, world_dir, out_dir) -> Path:
     stage_dir = out_dir / stage
     fingerprint = _fingerprint(stage, recipe, model_path, data[stage])
     marker = stage_dir / "stage.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+    if read_marker(marker).get("fingerprint") == fingerprint:
         logger.info("stage %s: done already (%s), skipping", stage, fingerprint)
         return stage_dir / "model"
     start_stage(stage_dir, fingerprint)
