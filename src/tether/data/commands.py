@@ -87,6 +87,12 @@ def _register_pairs(verbs) -> None:
     )
     pairs.add_argument("--prompt", default="Describe this image in detail.", help="the description prompt")
     pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument(
+        "--backend",
+        choices=["hf", "vllm"],
+        default="hf",
+        help="how descriptions are sampled: transformers, or vLLM (pip install tether[vllm])",
+    )
     pairs.add_argument("--limit", type=int, help="only the first N images of the list")
     pairs.add_argument(
         "--lenient",
@@ -116,6 +122,7 @@ def _pairs(args) -> int:
         max_pairs_per_image=args.max_pairs_per_image,
         seed=args.seed,
         variants=args.variants,
+        backend=args.backend,
     )
     if min(settings.samples_per_image, settings.max_new_tokens, settings.max_pairs_per_image) < 1:
         raise TetherError("--samples-per-image, --max-new-tokens and --max-pairs-per-image must be >= 1")
@@ -180,10 +187,8 @@ def _pairs(args) -> int:
     run["n_images"] = len(images)
     write_json(run_path, {**run, "environment": environment(), "finished": False})
 
-    from tether.models import load
-
     counts = build_pairs(
-        load(args.model),
+        args.model,  # loaded with settings.backend once an image is left to do
         [(i.image_id, i.image) for i in images],
         images_root,
         out,
