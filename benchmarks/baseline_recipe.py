@@ -2,7 +2,7 @@
 
     python benchmarks/baseline_recipe.py [--out runs/bench-baseline] [--seed 0] [--threads 2]
 
-Builds the default world, trains the four stages (lm, vision, align, sft) and evaluates POPE (three
+Builds the study world, trains the recipe's stages (lm, vision, align, qa, sft) and evaluates POPE (three
 splits, fast yes/no mode) and CHAIR (generated descriptions). Prints one line per stage and the metrics.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from tether.methods.run_record import peak_rss_mb
-from tether.world.baseline import BaselineRecipe, train_baseline
+from tether.world.baseline import STAGES, BaselineRecipe, train_baseline
 from tether.world.build import build_world
 from tether.world.config import load_world_config
 from tether.world.evaluate import evaluate_world
@@ -42,7 +42,7 @@ def main() -> None:
     print(f"world       {time.perf_counter() - start:7.1f} s")
     train_start = time.perf_counter()
     model = train_baseline(world, out / "baseline", BaselineRecipe(seed=args.seed, progress_bar=False))
-    for stage in ("lm", "vision", "align", "sft"):
+    for stage in STAGES:
         if not (out / "baseline" / stage / "run.json").is_file():
             continue  # a stage with 0 steps
         record = json.loads((out / "baseline" / stage / "run.json").read_text())
