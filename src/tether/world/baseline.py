@@ -79,7 +79,7 @@ class BaselineRecipe:
         default_factory=lambda: StageSettings(steps=600, learning_rate=2e-3, batch_size=32)
     )
     qa: StageSettings = field(
-        default_factory=lambda: StageSettings(steps=800, learning_rate=1e-3, batch_size=16)
+        default_factory=lambda: StageSettings(steps=2000, learning_rate=1e-3, batch_size=16)
     )
     sft: StageSettings = field(
         default_factory=lambda: StageSettings(
