@@ -37,10 +37,25 @@ SECONDARY = [
     ("pope_popular/f1", "POPE popular F1", True),
     ("pope_adversarial/accuracy", "POPE adv. acc.", True),
     ("chair/recall", "CHAIR recall", True),
+    ("length/description_words", "description length (words)", None),
 ]
 BENCHMARK_METRICS = HEADLINE + SECONDARY
-# shown as they are (not as percentages of a fraction)
-RAW_METRICS = ("mmhal/average_score", "gap/", "ppo/", "ssl/", "/tokens", "reward/held_out_pairs")
+# shown as they are (not as percentages of a fraction), and those shown with more decimals
+RAW_METRICS = ("mmhal/average_score", "length/", "gap/", "ppo/", "ssl/", "/tokens", "reward/held_out_pairs")
+PRECISE_METRICS = {
+    "mmhal/average_score": 2,
+    "gap/": 3,
+    "ppo/kl": 3,
+    "ppo/reward": 3,
+    "ssl/mean_confidence": 3,
+}
+COUNT_METRICS = (
+    "/tokens",
+    "reward/held_out_pairs",
+    "ssl/unlabeled_items",
+    "ssl/pseudo_labels_kept",
+    "ppo/steps",
+)
 
 # two-sided 97.5% Student t quantiles by degrees of freedom
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -102,15 +117,17 @@ def verdict(diff_mean, diff_half, higher_better) -> str:
 
 
 def is_percent(key: str) -> bool:
-    return not any(part in key for part in RAW_METRICS)
+    return key.endswith("probe_accuracy") or not any(part in key for part in RAW_METRICS)
 
 
-def fmt(value, half=None, percent=True, signed=False) -> str:
-    """``61.2 ± 3.4`` (fractions as percent); raw values with 3 significant decimals."""
+def fmt(value, half=None, key: str = "", signed: bool = False) -> str:
+    """``61.2 ± 3.4``: a fraction as percent (``key`` says which metric), other values with their precision."""
     if value is None:
         return "–"
-    scale = 100 if percent else 1
-    digits = 1 if percent or abs(value) >= 10 else 3
+    scale = 100 if is_percent(key) else 1
+    digits = next((d for part, d in PRECISE_METRICS.items() if part in key and not is_percent(key)), 1)
+    if any(part in key for part in COUNT_METRICS):
+        digits = 0
     text = f"{value * scale:+.{digits}f}" if signed else f"{value * scale:.{digits}f}"
     return text + (f" ± {half * scale:.{digits}f}" if half is not None else "")
 
@@ -148,12 +165,18 @@ def metric_cell(cells: dict, key: str, better, variant: str) -> Cell:
     if key not in cells:
         return Cell("–")
     mean, half, diff, diff_half = cells[key]
-    cell = Cell(fmt(mean, half, is_percent(key)))
+    cell = Cell(fmt(mean, half, key))
     if variant != "baseline" and diff is not None:
-        cell.verdict = verdict(diff, diff_half, better)
-        cell.note = fmt(diff, diff_half, is_percent(key), signed=True) + (
-            f" {cell.verdict}" if cell.verdict else ""
-        )
+        difference(cell, (diff, diff_half), key, better)
+    return cell
+
+
+def difference(cell: Cell, diff: tuple, key: str, better) -> Cell:
+    """Add a paired difference and its verdict to ``cell`` (a single seed's verdict is left unsaid: the
+    report says once that one seed makes no claim)."""
+    word = verdict(*diff, better)
+    cell.verdict = "" if word == "one seed: no claim" else word
+    cell.note = fmt(*diff, key, signed=True) + (f" {cell.verdict}" if cell.verdict else "")
     return cell
 
 
@@ -166,9 +189,8 @@ def variant_table(summary: dict, metrics: list[tuple[str, str, bool | None]], va
 
 
 def _md_cell(cell: Cell | str) -> str:
-    if isinstance(cell, str):
-        return cell
-    return cell.text + (f" ({cell.note})" if cell.note else "")
+    text = cell if isinstance(cell, str) else cell.text + (f" ({cell.note})" if cell.note else "")
+    return text.replace("|", "\\|")
 
 
 def markdown_table(table: Table) -> str:
@@ -420,7 +442,7 @@ _STYLE = (
     "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;"
     "text-align:right;vertical-align:top}th{background:#f3f3f3}td:first-child{text-align:left;font-weight:600;"
     "white-space:nowrap}small{color:#555;white-space:nowrap}"
-    ".helps{color:#1a7f37;font-weight:600}.hurts{color:#c62828;font-weight:600}"
+    ".helps,.SSL-closer{color:#1a7f37;font-weight:600}.hurts,.SSL-further{color:#c62828;font-weight:600}"
     "img{max-width:100%}figure{margin:1em 0}figcaption{font-size:13px;color:#444;max-width:900px}"
     "pre{background:#f6f6f6;padding:0.8em;font-size:12px}"
 )

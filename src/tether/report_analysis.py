@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tether.report import HEADLINE, Cell, Section, Table, fmt, is_percent, mean_interval, paired, verdict
+from tether.report import HEADLINE, Cell, Section, Table, difference, fmt, mean_interval, paired, verdict
 
 GAP_ROWS = [  # (metric, label, HACL's claimed direction: True = higher)
     ("centroid_distance", "image–caption centroid distance", False),
@@ -44,13 +44,15 @@ def _values(metrics: dict, variant: str, key: str) -> tuple[float, float | None]
 def _cell(stat, key: str, diff=None, better=None) -> Cell:
     if stat is None:
         return Cell("–")
-    cell = Cell(fmt(*stat, percent=is_percent(key)))
-    if diff is not None:
-        cell.verdict = verdict(*diff, better)
-        cell.note = fmt(*diff, percent=is_percent(key), signed=True) + (
-            f" {cell.verdict}" if cell.verdict else ""
-        )
+    cell = Cell(fmt(*stat, key))
+    if diff is not None and diff[0] is not None:
+        difference(cell, diff, key, better)
     return cell
+
+
+def _or_none(stat):
+    """A missing statistic as (None, None), which ``fmt`` shows as "–" and ``verdict`` leaves unjudged."""
+    return stat if stat is not None else (None, None)
 
 
 def _figure(path: Path, name: str, caption: str):
@@ -68,7 +70,8 @@ def ssl_section(metrics: dict, out_dir: Path):
     variants = [v for v in ("sft_half", "noiseboost_ssl") if any(v in m for m in metrics.values())]
     if len(variants) < 2:
         return None
-    rows, closer, further = [], [], []
+    rows, closer, further, same = [], [], [], []
+    significant = {"SSL closer": [], "SSL further": []}
     for variant in variants:
         row = [variant]
         for key, _, better in HEADLINE:
@@ -76,10 +79,10 @@ def ssl_section(metrics: dict, out_dir: Path):
             if gap is None:
                 row.append(Cell("–"))
                 continue
-            word = verdict(*gap, better)
-            row.append(Cell(fmt(*gap, percent=is_percent(key), signed=True), word, word))
+            word = verdict(*gap, better).replace("one seed: no claim", "")
+            row.append(Cell(fmt(*gap, key, signed=True), word, word))
         rows.append(row)
-    comparison = ["|SSL gap| − |half gap|"]
+    comparison = ["SSL − half: distance to baseline"]
     for key, label, _ in HEADLINE:
         # per seed: how much closer to the baseline SSL is than 50%-label SFT (negative = closer)
         diffs = [
@@ -91,11 +94,14 @@ def ssl_section(metrics: dict, out_dir: Path):
             comparison.append(Cell("–"))
             continue
         stat = mean_interval(diffs)
-        cell = _cell(stat, key)
-        cell.verdict = verdict(*stat, False).replace("helps", "SSL closer").replace("hurts", "SSL further")
-        cell.note = cell.verdict
+        cell = Cell(fmt(*stat, key, signed=True))
+        word = verdict(*stat, False)
+        cell.verdict = {"helps": "SSL closer", "hurts": "SSL further"}.get(word, "")
+        cell.note = cell.verdict or ("" if stat[1] is None else word)
         comparison.append(cell)
-        (closer if stat[0] < 0 else further).append(label)
+        (closer if stat[0] < 0 else further if stat[0] > 0 else same).append(label)
+        if cell.verdict:
+            significant[cell.verdict].append(label)
     rows.append(comparison)
     run = _values(metrics, "noiseboost_ssl", "ssl/pseudo_labels_kept")
     items = _values(metrics, "noiseboost_ssl", "ssl/unlabeled_items")
@@ -115,8 +121,15 @@ def ssl_section(metrics: dict, out_dir: Path):
     )
     finding = (
         f"**noiseboost_ssl vs sft_half** (gap to the 100%-label baseline): SSL is closer on "
-        f"{len(closer)} of {len(closer) + len(further)} headline metrics ({', '.join(closer) or 'none'}) and "
-        f"further on {', '.join(further) or 'none'}."
+        f"{len(closer)} of {len(closer) + len(further) + len(same)} headline metrics "
+        f"({', '.join(closer) or 'none'}), further on {', '.join(further) or 'none'}"
+        + (f", as far on {', '.join(same)}" if same else "")
+        + (
+            f"; beyond the 95% interval: closer on {', '.join(significant['SSL closer']) or 'none'}, "
+            f"further on {', '.join(significant['SSL further']) or 'none'}."
+            if len(metrics) > 1
+            else " (one seed: no claim)."
+        )
     )
     table = Table(["gap to baseline"] + [label for _, label, _ in HEADLINE], rows)
     return Section("Semi-supervised NoiseBoost vs 50% labels", text, [table]), finding
@@ -155,8 +168,8 @@ def gap_section(metrics: dict, out_dir: Path):
     )
     probe = paired(metrics, ("hacl", "gap/final/probe_accuracy"), ("baseline", "gap/final/probe_accuracy"))
     finding = (
-        f"**HACL modality gap**: centroid distance hacl − baseline {fmt(*align, percent=False, signed=True)} "
-        f"after stage 1 ({verdict(*align, False) or 'no verdict'}) and {fmt(*final, percent=False, signed=True)} "
+        f"**HACL modality gap**: centroid distance hacl − baseline {fmt(*align, 'gap/', signed=True)} "
+        f"after stage 1 ({verdict(*align, False) or 'no verdict'}) and {fmt(*final, 'gap/', signed=True)} "
         f"for the final model ({verdict(*final, False) or 'no verdict'}); probe accuracy (final) "
         f"{fmt(*probe, signed=True)} points ({verdict(*probe, True) or 'no verdict'})."
     )
@@ -241,8 +254,10 @@ def reward_section(metrics: dict, out_dir: Path):
     if not any("reward/accuracy_facts" in m.get("fact_rlhf", {}) for m in metrics.values()):
         return None
     facts = _values(metrics, "fact_rlhf", "reward/accuracy_facts")
-    vanilla = _values(metrics, "fact_rlhf", "reward/accuracy_vanilla")
-    diff = paired(metrics, ("fact_rlhf", "reward/accuracy_facts"), ("fact_rlhf", "reward/accuracy_vanilla"))
+    vanilla = _values(metrics, "fact_rlhf", "reward/accuracy_vanilla") or (None, None)
+    diff = _or_none(
+        paired(metrics, ("fact_rlhf", "reward/accuracy_facts"), ("fact_rlhf", "reward/accuracy_vanilla"))
+    )
     pairs = _values(metrics, "fact_rlhf", "reward/held_out_pairs")
     reward_table = Table(
         ["reward model", "held-out pair accuracy (%)"],
@@ -258,9 +273,21 @@ def reward_section(metrics: dict, out_dir: Path):
         ("ppo/response_length_first", "response length, first step = baseline (tokens)"),
         ("ppo/response_length_last", "response length, last step (tokens)"),
     ]
+    words = "length/description_words"
     ppo_table = Table(
-        [label for _, label in ppo_columns],
-        [[_cell(_values(metrics, "fact_rlhf", key), key) for key, _ in ppo_columns]],
+        ["PPO (mean over seeds)", "value"],
+        [[label, _cell(_values(metrics, "fact_rlhf", key), key)] for key, label in ppo_columns]
+        + [
+            ["test description length, baseline (words)", _cell(_values(metrics, "baseline", words), words)],
+            [
+                "test description length, fact_rlhf (words)",
+                _cell(
+                    _values(metrics, "fact_rlhf", words),
+                    words,
+                    paired(metrics, ("fact_rlhf", words), ("baseline", words)),
+                ),
+            ],
+        ],
     )
     text = (
         "Fact-RLHF's claim: a reward model whose prompt carries the image's facts judges hallucination better "

@@ -97,6 +97,7 @@ PRESETS = {
         ppo_steps=3,
         reward_eval_images=20,
         ssl_images=40,
+        ssl_threshold=0.25,  # the short-trained teacher is unsure of everything; keep some pseudo-labels
         analysis_images=12,
         attention_max_new_tokens=32,
         eval_limits={
@@ -634,13 +635,18 @@ class _Context:
 
     def analyses(self, models: dict[str, str]) -> dict[str, dict]:
         """Metrics beside the benchmarks, per variant, for the variants in ``models`` that they compare."""
-        from tether.study_analysis import ppo_metrics
+        from tether.study_analysis import description_words, ppo_metrics
 
         extra: dict[str, dict] = {}
 
         def add(found: dict[str, dict]):
             for variant, values in found.items():
                 extra.setdefault(variant, {}).update(values)
+
+        for variant in models:
+            samples = self.stages.root / "eval" / variant / "chair" / "samples.jsonl"
+            if samples.is_file():
+                add({variant: {"length/description_words": description_words(samples)}})
 
         if "hacl" in models:
             add(self._gap_analysis(models))

@@ -122,14 +122,20 @@ def ssl_unlabeled_items(images: list[str], shapes: list[str], seed: int, questio
     from tether.world.texts import DETAIL_PROMPT, EXISTENCE_QUESTIONS, with_article
 
     rng = random.Random(seed)
-    items = []
-    for image in images:
-        items.append({"image": image, "prompt": DETAIL_PROMPT})
-        items += [
-            {"image": image, "prompt": EXISTENCE_QUESTIONS[0].format(a_name=with_article(shape))}
-            for shape in rng.sample(shapes, min(questions, len(shapes)))
-        ]
-    return items
+    descriptions = [{"image": image, "prompt": DETAIL_PROMPT} for image in images]
+    asked = [
+        {"image": image, "prompt": EXISTENCE_QUESTIONS[0].format(a_name=with_article(shape))}
+        for image in images
+        for shape in rng.sample(shapes, min(questions, len(shapes)))
+    ]
+    # descriptions first: a generation batch lasts as long as its longest answer, so short answers go together
+    return descriptions + asked
+
+
+def description_words(samples_path: Path) -> float:
+    """Mean words per answer of a benchmark's ``samples.jsonl`` (CHAIR's: the detailed descriptions)."""
+    answers = [r["answer"] for r in read_jsonl(samples_path)]
+    return sum(len(a.split()) for a in answers) / max(len(answers), 1)
 
 
 def ppo_metrics(run_dir: Path) -> dict[str, float]:
