@@ -42,7 +42,10 @@ def test_quick_study_writes_a_report(tmp_path):
         "## Reward model and PPO (Fact-RLHF)",
     ):
         assert heading in report
-    assert "**noiseboost_ssl vs sft_half** (gap to the 100%-label baseline): SSL is closer on" in report
+    assert (
+        "**noiseboost_ssl vs sft_half**, gap to the 100%-label baseline (sft_half → SSL): POPE adv. F1"
+        in report
+    )
     html = (out / "report.html").read_text()
     assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") == 4
     assert html.count("<figcaption>") == 4

@@ -188,8 +188,13 @@ def test_analysis_sections_state_the_measured_comparisons(tmp_path):
         "Reward model and PPO (Fact-RLHF)",
     ]
     ssl, gap, attention, reward = findings
-    # |SSL gap| − |half gap|: F1 |−0.08| − |−0.10| = −0.02, CHAIR_i 0.05 − 0.10 = −0.05, exactly on every seed
-    assert "SSL is closer on 2 of 2 headline metrics (POPE adv. F1, CHAIR_i)" in ssl
+    # gaps to the baseline: F1 −0.10 (half) and −0.08 (SSL), CHAIR_i +0.10 and +0.05, the same on every seed
+    assert "(sft_half → SSL): POPE adv. F1 -10.0 ± 0.0 → -8.0 ± 0.0; CHAIR_i +10.0 ± 0.0 → +5.0 ± 0.0." in ssl
+    assert (
+        "better than sft_half (nearer to, or past, the baseline) on 2 of 2 metrics (POPE adv. F1, CHAIR_i)"
+        in ssl
+    )
+    assert "beyond the 95% interval: better on POPE adv. F1, CHAIR_i, worse on none." in ssl
     assert (
         "-0.150 ± 0.000 after stage 1 (helps)" in gap and "-0.100 ± 0.000 for the final model (helps)" in gap
     )

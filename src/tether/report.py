@@ -17,6 +17,7 @@ import html
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,22 +203,25 @@ def markdown_table(table: Table) -> str:
 def html_table(table: Table) -> str:
     def td(cell):
         if isinstance(cell, str):
-            return f"<td>{html.escape(cell)}</td>"
+            return f"<td{_num(cell)}>{html.escape(cell)}</td>"
         note = (
             cell.note
             and f"<br><small class='{cell.verdict.replace(' ', '-')}'>{html.escape(cell.note)}</small>"
         )
-        return f"<td>{html.escape(cell.text)}{note}</td>"
+        return f"<td{_num(cell.text)}>{html.escape(cell.text)}{note}</td>"
 
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.head) + "</tr>"
     body = "".join("<tr>" + "".join(td(c) for c in row) + "</tr>" for row in table.rows)
     return f"<div class='scroll'><table>{head}{body}</table></div>"
 
 
+def _num(text: str) -> str:
+    """A class attribute that right-aligns a cell holding a number (or a dash for a missing one)."""
+    return " class='num'" if re.fullmatch(r"[-+–]?[\d.]*( ± [\d.]+)?", text.strip()) else ""
+
+
 def _md_inline(text: str) -> str:
     """The little Markdown the sections use (**bold**, `code`) as HTML."""
-    import re
-
     text = html.escape(text)
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
@@ -235,7 +239,7 @@ def render_markdown(section: Section) -> str:
 
 
 def render_html(section: Section) -> str:
-    parts = [f"<h{section.level}>{html.escape(section.title)}</h{section.level}>"]
+    parts = [f"<h{section.level}>{_md_inline(section.title)}</h{section.level}>"]
     parts += [f"<p>{_md_inline(section.text)}</p>"] if section.text else []
     parts += [html_table(t) for t in section.tables]
     if section.notes:
@@ -254,11 +258,21 @@ def render_html(section: Section) -> str:
 
 
 def findings(summary: dict, metrics=BENCHMARK_METRICS) -> list[str]:
-    """One honest sentence per method: where it helps, hurts, or makes no significant difference."""
+    """One honest sentence per method: where it helps, hurts, or makes no significant difference.
+
+    With a single seed there is no interval, so no method gets a verdict: one sentence says so.
+    """
+    methods = {v: cells for v, cells in summary.items() if v != "baseline"}
+    single_seed = any(
+        cells[k][2] is not None and cells[k][3] is None for cells in methods.values() for k in cells
+    )
+    if single_seed:
+        return [
+            "One seed: no interval exists, so no method's difference against the baseline is a claim "
+            "(the differences are in the tables); run the `full` preset for verdicts."
+        ]
     lines = []
-    for variant, cells in summary.items():
-        if variant == "baseline":
-            continue
+    for variant, cells in methods.items():
         helps, hurts = [], []
         for key, label, better in metrics:
             if key in cells:
@@ -268,10 +282,6 @@ def findings(summary: dict, metrics=BENCHMARK_METRICS) -> list[str]:
             text = (
                 f"**{variant}**: helps on {', '.join(helps) or 'nothing'}; "
                 f"hurts on {', '.join(hurts) or 'nothing'}; does not help on the other benchmark metrics."
-            )
-        elif any(cells[k][3] is None for k, _, _ in metrics if k in cells and cells[k][2] is not None):
-            text = (
-                f"**{variant}**: one seed, so no claim either way (the differences are listed in the tables)."
             )
         else:
             text = f"**{variant}**: does not help: no benchmark metric changed beyond its 95% interval."
@@ -287,23 +297,22 @@ def _bar_figure(summary: dict) -> bytes:
 
     keys = [(k, label) for k, label, _ in HEADLINE if any(k in cells for cells in summary.values())]
     variants = list(summary)
-    columns = math.ceil(len(keys) / 2)
-    fig, axes = plt.subplots(2, columns, figsize=(3.0 * columns, 6.4))
+    columns = 4
+    rows = math.ceil(len(keys) / columns)
+    height = 0.28 * len(variants) + 1.2
+    fig, axes = plt.subplots(rows, columns, figsize=(12, height * rows), sharey=True, squeeze=False)
+    positions = range(len(variants))[::-1]  # the baseline on top
     for ax, (key, label) in zip(axes.flat, keys):
         scale = 100 if is_percent(key) else 1
         means = [summary[v].get(key, (math.nan, None))[0] * scale for v in variants]
         errors = [(summary[v].get(key, (0, None))[1] or 0) * scale for v in variants]
-        ax.bar(
-            range(len(variants)),
-            means,
-            yerr=errors,
-            capsize=3,
-            color=["#888888"] + ["#3b75af"] * (len(variants) - 1),
-        )
-        ax.axhline(means[0], color="#888888", linewidth=0.8, linestyle="--")
-        ax.set_xticks(range(len(variants)), variants, rotation=60, ha="right", fontsize=7)
+        colours = ["#888888"] + ["#3b75af"] * (len(variants) - 1)
+        ax.barh(positions, means, xerr=errors, capsize=2, color=colours)
+        ax.axvline(means[0], color="#555555", linewidth=0.8, linestyle="--")
+        ax.set_yticks(positions, variants, fontsize=8)
         ax.set_title(label + (" (%)" if scale == 100 else ""), fontsize=9)
-        ax.tick_params(axis="y", labelsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
@@ -328,8 +337,11 @@ def _curves_figure(out_dir: Path) -> bytes | None:
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    for name, history in curves:
-        ax.plot([r["step"] for r in history], [r["loss"] for r in history], label=name, linewidth=1)
+    colours = plt.get_cmap("tab20").colors
+    for i, (name, history) in enumerate(curves):
+        steps, losses = [r["step"] for r in history], [r["loss"] for r in history]
+        style = "-" if i < len(colours) else "--"
+        ax.plot(steps, losses, style, color=colours[i % len(colours)], label=name, linewidth=1.2)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (log scale)")
     ax.set_yscale("log")
@@ -351,7 +363,8 @@ def _png(fig) -> bytes:
 def timings_table(out_dir: Path) -> Table:
     rows = []
     for path in sorted(out_dir.glob("seed*/timings.json")):
-        for stage, timing in json.loads(path.read_text()).items():
+        timings = json.loads(path.read_text())
+        for stage, timing in timings.items():
             rss = timing.get("peak_rss_mb")
             rows.append(
                 [
@@ -361,6 +374,8 @@ def timings_table(out_dir: Path) -> Table:
                     "" if rss is None else f"{rss:.0f}",
                 ]
             )
+        total = sum(t.get("seconds", 0) for t in timings.values())
+        rows.append([path.parent.name, Cell("total"), Cell(f"{total:.1f}"), ""])
     return Table(["seed", "stage", "seconds", "peak RSS (MB)"], rows)
 
 
@@ -372,6 +387,7 @@ def write_report(out_dir) -> Path:
     metrics = json.loads((out_dir / "metrics.json").read_text())
     preset = json.loads((out_dir / "preset.json").read_text())
     summary = summarise(metrics, [k for k, _, _ in BENCHMARK_METRICS])
+    settings = "\n".join(f"{name}: {json.dumps(value)}" for name, value in preset.items())
     reading = (
         "Each cell: mean over seeds ± 95% interval (percent, except the MMHal score on 0–6); for a method, "
         "below (in brackets in Markdown): its paired difference against the baseline on the same seed and "
@@ -418,7 +434,7 @@ def write_report(out_dir) -> Path:
         )
     sections += [
         Section("Time and memory per stage", tables=[timings_table(out_dir)]),
-        Section("Settings", f"```json\n{json.dumps(preset, indent=2)}\n```"),
+        Section("Settings", f"```\n{settings}\n```"),
     ]
     figures = out_dir / "figures"
     figures.mkdir(exist_ok=True)
@@ -427,7 +443,7 @@ def write_report(out_dir) -> Path:
             (figures / section.figure[0]).write_bytes(section.figure[2])
     (out_dir / "report.md").write_text("\n\n".join(render_markdown(s) for s in sections) + "\n")
     body = "".join(render_html(s) for s in sections[:-1])
-    body += f"<h2>Settings</h2><pre>{html.escape(json.dumps(preset, indent=2))}</pre>"
+    body += f"<h2>Settings</h2><pre>{html.escape(settings)}</pre>"
     (out_dir / "report.html").write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>tether study</title><style>{_STYLE}</style>"
         f"</head><body>{body}</body></html>\n"
@@ -440,9 +456,9 @@ _STYLE = (
     "line-height:1.4}"
     ".scroll{overflow-x:auto;margin:0.6em 0}"
     "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;"
-    "text-align:right;vertical-align:top}th{background:#f3f3f3}td:first-child{text-align:left;font-weight:600;"
-    "white-space:nowrap}small{color:#555;white-space:nowrap}"
-    ".helps,.SSL-closer{color:#1a7f37;font-weight:600}.hurts,.SSL-further{color:#c62828;font-weight:600}"
+    "text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right}"
+    "td:first-child{font-weight:600;white-space:nowrap}small{color:#555;white-space:nowrap}"
+    ".helps,.SSL-better{color:#1a7f37;font-weight:600}.hurts,.SSL-worse{color:#c62828;font-weight:600}"
     "img{max-width:100%}figure{margin:1em 0}figcaption{font-size:13px;color:#444;max-width:900px}"
     "pre{background:#f6f6f6;padding:0.8em;font-size:12px}"
 )

@@ -67,66 +67,67 @@ def _seeds_note(metrics: dict) -> str:
 
 
 def ssl_section(metrics: dict, out_dir: Path):
-    variants = [v for v in ("sft_half", "noiseboost_ssl") if any(v in m for m in metrics.values())]
-    if len(variants) < 2:
+    variants = ("sft_half", "noiseboost_ssl")
+    if not all(any(v in m for m in metrics.values()) for v in variants):
         return None
-    rows, closer, further, same = [], [], [], []
-    significant = {"SSL closer": [], "SSL further": []}
+    gaps = {
+        v: {key: paired(metrics, (v, key), ("baseline", key)) for key, _, _ in HEADLINE} for v in variants
+    }
+    rows = []
     for variant in variants:
         row = [variant]
         for key, _, better in HEADLINE:
-            gap = paired(metrics, (variant, key), ("baseline", key))
-            if gap is None:
-                row.append(Cell("–"))
-                continue
-            word = verdict(*gap, better).replace("one seed: no claim", "")
-            row.append(Cell(fmt(*gap, key, signed=True), word, word))
+            gap = gaps[variant][key]
+            word = "" if gap is None else verdict(*gap, better).replace("one seed: no claim", "")
+            row.append(Cell("–") if gap is None else Cell(fmt(*gap, key, signed=True), word, word))
         rows.append(row)
-    comparison = ["SSL − half: distance to baseline"]
-    for key, label, _ in HEADLINE:
-        # per seed: how much closer to the baseline SSL is than 50%-label SFT (negative = closer)
-        diffs = [
-            abs(m["noiseboost_ssl"][key] - m["baseline"][key]) - abs(m["sft_half"][key] - m["baseline"][key])
-            for m in metrics.values()
-            if all(key in m.get(v, {}) for v in ("baseline", "sft_half", "noiseboost_ssl"))
-        ]
-        if not diffs:
+    comparison, better_on, worse_on, same_on = ["noiseboost_ssl − sft_half"], [], [], []
+    significant = {"SSL better": [], "SSL worse": []}
+    for key, label, better in HEADLINE:
+        stat = paired(metrics, ("noiseboost_ssl", key), ("sft_half", key))
+        if stat is None:
             comparison.append(Cell("–"))
             continue
-        stat = mean_interval(diffs)
-        cell = Cell(fmt(*stat, key, signed=True))
-        word = verdict(*stat, False)
-        cell.verdict = {"helps": "SSL closer", "hurts": "SSL further"}.get(word, "")
-        cell.note = cell.verdict or ("" if stat[1] is None else word)
-        comparison.append(cell)
-        (closer if stat[0] < 0 else further if stat[0] > 0 else same).append(label)
-        if cell.verdict:
-            significant[cell.verdict].append(label)
+        word = {"helps": "SSL better", "hurts": "SSL worse"}.get(verdict(*stat, better), "")
+        comparison.append(Cell(fmt(*stat, key, signed=True), word, word))
+        if better is not None:
+            gain = stat[0] if better else -stat[0]
+            (better_on if gain > 0 else worse_on if gain < 0 else same_on).append(label)
+        if word:
+            significant[word].append(label)
     rows.append(comparison)
-    run = _values(metrics, "noiseboost_ssl", "ssl/pseudo_labels_kept")
+    kept = _values(metrics, "noiseboost_ssl", "ssl/pseudo_labels_kept")
     items = _values(metrics, "noiseboost_ssl", "ssl/unlabeled_items")
     confidence = _values(metrics, "noiseboost_ssl", "ssl/mean_confidence")
     pseudo = (
-        f" The teacher pseudo-labelled {items[0]:.0f} items per seed on average and kept {run[0]:.0f} "
+        f" The teacher pseudo-labelled {items[0]:.0f} items per seed on average and kept {kept[0]:.0f} "
         f"(mean confidence {confidence[0]:.3f})."
-        if run and items and confidence
+        if kept and items and confidence
         else ""
     )
     text = (
         "NoiseBoost's semi-supervised claim: with labels for half of the training images, a noised student "
         "learning from the teacher's pseudo-labels of the other half (and of the unlabeled split) gets closer "
-        "to the 100%-label baseline than SFT on the labeled half alone. Cells: gap to the baseline (method − "
-        "baseline, paired by seed, percentage points); last row: |SSL gap| − |sft_half gap| per seed, negative "
-        "where SSL is closer." + pseudo + _seeds_note(metrics)
+        "to the 100%-label baseline than SFT on the labeled half alone. Rows 1–2: each model's gap to the "
+        "baseline (model − baseline, paired by seed; percentage points, MMHal score in points); last row: "
+        "SSL − sft_half, with 'SSL better' where SSL is better beyond the 95% interval."
+        + pseudo
+        + _seeds_note(metrics)
     )
+    listed = "; ".join(
+        f"{label} {fmt(*gaps['sft_half'][key], key, signed=True)} → {fmt(*gaps['noiseboost_ssl'][key], key, signed=True)}"
+        for key, label, _ in HEADLINE
+        if gaps["sft_half"][key] and gaps["noiseboost_ssl"][key]
+    )
+    counted = len(better_on) + len(worse_on) + len(same_on)
     finding = (
-        f"**noiseboost_ssl vs sft_half** (gap to the 100%-label baseline): SSL is closer on "
-        f"{len(closer)} of {len(closer) + len(further) + len(same)} headline metrics "
-        f"({', '.join(closer) or 'none'}), further on {', '.join(further) or 'none'}"
-        + (f", as far on {', '.join(same)}" if same else "")
+        f"**noiseboost_ssl vs sft_half**, gap to the 100%-label baseline (sft_half → SSL): {listed}. SSL is "
+        f"better than sft_half (nearer to, or past, the baseline) on {len(better_on)} of {counted} metrics "
+        f"({', '.join(better_on) or 'none'}), worse on {', '.join(worse_on) or 'none'}"
+        + (f", equal on {', '.join(same_on)}" if same_on else "")
         + (
-            f"; beyond the 95% interval: closer on {', '.join(significant['SSL closer']) or 'none'}, "
-            f"further on {', '.join(significant['SSL further']) or 'none'}."
+            f"; beyond the 95% interval: better on {', '.join(significant['SSL better']) or 'none'}, "
+            f"worse on {', '.join(significant['SSL worse']) or 'none'}."
             if len(metrics) > 1
             else " (one seed: no claim)."
         )

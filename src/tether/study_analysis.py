@@ -84,7 +84,9 @@ def gap_stage(
     """
     from tether.analysis.gap import analyze_gap
 
-    report = analyze_gap(list(models.items()), negatives, world / "images", folder, limit=images, seed=seed)
+    report = analyze_gap(
+        list(models.items()), negatives, world / "images", folder, limit=images, seed=seed, columns=2
+    )
     out: dict[str, dict] = {}
     for row in report["models"]:
         stage, variant = row["label"].split("/")
