@@ -1,4 +1,4 @@
-"""The study's analysis pieces on hand-made inputs: reward accuracy with and without facts, the SSL split,
+"""The study's analysis pieces on hand-made inputs: reward accuracy with and without facts, the SSL prompts,
 the world's word map, attention and PPO metrics, and the report's analysis sections."""
 
 import json
@@ -13,7 +13,6 @@ from tether.report_analysis import analysis_sections
 from tether.study_analysis import (
     attention_metrics,
     ppo_metrics,
-    split_by_image,
     ssl_unlabeled_items,
     world_word_map,
 )
@@ -70,15 +69,6 @@ def test_reward_accuracy_with_and_without_facts():
     # the vanilla model never sees the facts: every pair ties, and a tie is not a correct ranking
     vanilla = evaluate_reward_model(_reward_model(False), pairs, images_root=".")
     assert vanilla["accuracy"] == 0.0 and vanilla["mean_margin"] == 0.0
-
-
-def test_split_by_image_keeps_each_image_on_one_side():
-    records = [{"image": f"{i % 5}.png", "n": i} for i in range(20)]
-    train, held = split_by_image(records, lambda r: r["image"], 0.2, seed=3)
-    assert len(train) + len(held) == 20
-    assert len({r["image"] for r in held}) == 1 and len(held) == 4
-    assert not {r["image"] for r in train} & {r["image"] for r in held}
-    assert split_by_image(records, lambda r: r["image"], 0.2, seed=3) == (train, held)
 
 
 def test_ssl_items_ask_a_description_and_random_existence_questions():

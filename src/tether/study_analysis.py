@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 from tether.data.io import read_jsonl, write_jsonl
@@ -92,14 +91,6 @@ def gap_stage(
         stage, variant = row["label"].split("/")
         out.setdefault(variant, {}).update({f"gap/{stage}/{k}": row[k] for k in GAP_METRICS})
     return out
-
-
-def split_by_image(records: list[dict], image_of: Callable[[dict], str], fraction: float, seed: int):
-    """Split records into (train, held_out) so that no image is in both; about ``fraction`` of images held out."""
-    images = sorted({image_of(r) for r in records})
-    random.Random(seed).shuffle(images)
-    held = set(images[: round(len(images) * fraction)])
-    return [r for r in records if image_of(r) not in held], [r for r in records if image_of(r) in held]
 
 
 def reward_pairs(pairs_path, facts: dict[str, list[str]], out_path: Path) -> Path:
