@@ -185,13 +185,13 @@ def test_analysis_sections_state_the_measured_comparisons(tmp_path):
         in ssl
     )
     assert "beyond the 95% interval: better on POPE adv. F1, CHAIR_i, worse on none." in ssl
-    assert (
-        "-0.150 ± 0.000 after stage 1 (helps)" in gap and "-0.100 ± 0.000 for the final model (helps)" in gap
-    )
-    assert "probe accuracy (final) +10.0 ± 0.0 points (helps)" in gap
+    claimed = "the claimed direction; beyond its 95% interval"
+    assert f"-0.150 ± 0.000 after stage 1 ({claimed})" in gap
+    assert f"-0.100 ± 0.000 for the final model ({claimed})" in gap
+    assert f"probe accuracy (final) +10.0 ± 0.0 points ({claimed})" in gap
     # diffs 0.05, 0.06, 0.04: half-width 4.303 · 0.01 / √3 = 0.0248, so the interval clears zero
-    assert "all tokens +5.0 ± 2.5 points (helps)" in attention
-    assert "90.0 ± 2.5 with facts vs 60.0 ± 0.0 without (difference +30.0 ± 2.5 points, helps)" in reward
+    assert f"all tokens +5.0 ± 2.5 points ({claimed})" in attention
+    assert f"90.0 ± 2.5 with facts vs 60.0 ± 0.0 without (difference +30.0 ± 2.5 points: {claimed})" in reward
 
 
 def test_report_has_every_section_and_its_figures(tmp_path):
@@ -215,3 +215,13 @@ def test_report_has_every_section_and_its_figures(tmp_path):
     assert (tmp_path / "figures" / "metrics.png").stat().st_size > 1000
     html = (tmp_path / "report.html").read_text()
     assert html.count("<figcaption>") == 1 and "class='helps'" in html and "class='hurts'" in html
+
+
+def test_claim_wording_says_direction_and_significance():
+    from tether.report_analysis import _claim
+
+    assert _claim((-0.02, None), True) == "against the claim; one seed: no claim"
+    assert _claim((0.05, 0.1), True) == "the claimed direction; no significant change"
+    assert _claim((-0.3, 0.1), False) == "the claimed direction; beyond its 95% interval"
+    assert _claim((0.3, 0.1), False) == "against the claim; beyond its 95% interval"
+    assert _claim((None, None), True) == "not measured"

@@ -55,6 +55,20 @@ def _or_none(stat):
     return stat if stat is not None else (None, None)
 
 
+def _claim(diff, claimed_higher: bool) -> str:
+    """Whether a measured difference goes the way the paper claims, and whether that is beyond the interval."""
+    mean, half = diff
+    if mean is None:
+        return "not measured"
+    if mean == 0:
+        direction = "no change"
+    else:
+        direction = "the claimed direction" if (mean > 0) == claimed_higher else "against the claim"
+    word = verdict(mean, half, claimed_higher)
+    significance = {"helps": "beyond its 95% interval", "hurts": "beyond its 95% interval"}.get(word, word)
+    return f"{direction}; {significance}"
+
+
 def _figure(path: Path, name: str, caption: str):
     return (name, caption, path.read_bytes()) if path.is_file() else None
 
@@ -163,16 +177,18 @@ def gap_section(metrics: dict, out_dir: Path):
         "Under HACL: its value, then its paired difference against the baseline." + _seeds_note(metrics)
     )
     key = "gap/final/centroid_distance"
-    final = paired(metrics, ("hacl", key), ("baseline", key))
-    align = paired(
-        metrics, ("hacl", "gap/align/centroid_distance"), ("baseline", "gap/align/centroid_distance")
+    final = _or_none(paired(metrics, ("hacl", key), ("baseline", key)))
+    align = _or_none(
+        paired(metrics, ("hacl", "gap/align/centroid_distance"), ("baseline", "gap/align/centroid_distance"))
     )
-    probe = paired(metrics, ("hacl", "gap/final/probe_accuracy"), ("baseline", "gap/final/probe_accuracy"))
+    probe = _or_none(
+        paired(metrics, ("hacl", "gap/final/probe_accuracy"), ("baseline", "gap/final/probe_accuracy"))
+    )
     finding = (
         f"**HACL modality gap**: centroid distance hacl − baseline {fmt(*align, 'gap/', signed=True)} "
-        f"after stage 1 ({verdict(*align, False) or 'no verdict'}) and {fmt(*final, 'gap/', signed=True)} "
-        f"for the final model ({verdict(*final, False) or 'no verdict'}); probe accuracy (final) "
-        f"{fmt(*probe, signed=True)} points ({verdict(*probe, True) or 'no verdict'})."
+        f"after stage 1 ({_claim(align, False)}) and {fmt(*final, 'gap/', signed=True)} for the final model "
+        f"({_claim(final, False)}); probe accuracy (final) {fmt(*probe, signed=True)} points "
+        f"({_claim(probe, True)})."
     )
     figure = _figure(
         out_dir / "seed0" / "analysis" / "gap" / "gap.png",
@@ -227,7 +243,7 @@ def attention_section(metrics: dict, out_dir: Path):
         key = f"attention/{group}/mean"
         diff = paired(metrics, ("noiseboost_sft", key), ("baseline", key))
         if diff:
-            parts.append(f"{label} {fmt(*diff, signed=True)} points ({verdict(*diff, True) or 'no verdict'})")
+            parts.append(f"{label} {fmt(*diff, signed=True)} points ({_claim(diff, True)})")
     finding = (
         "**NoiseBoost attention share** on visual tokens (mean over layers, noiseboost_sft − baseline): "
         + ("; ".join(parts) or "no object words were generated")
@@ -302,6 +318,6 @@ def reward_section(metrics: dict, out_dir: Path):
     )
     finding = (
         f"**Fact-RLHF reward model**: held-out accuracy {fmt(*facts)} with facts vs {fmt(*vanilla)} without "
-        f"(difference {fmt(*diff, signed=True)} points, {verdict(*diff, True) or 'no verdict'})."
+        f"(difference {fmt(*diff, signed=True)} points: {_claim(diff, True)})."
     )
     return Section("Reward model and PPO (Fact-RLHF)", text, [reward_table, ppo_table]), finding
