@@ -173,7 +173,7 @@ def gap_section(metrics: dict, out_dir: Path):
         "narrows the gap between image and text representations and pushes hallucinated captions away from "
         "true ones. Measured on held-out test images (their captions and rule-written hallucinated rewrites), "
         "on L2-normalised last-token representations; centroid distance is in units of the unit sphere "
-        "(0–2), cosines in −1…1, probe accuracy is the held-out accuracy of a linear probe (0.5 = chance). "
+        "(0–2), cosines in −1…1, probe accuracy is the held-out accuracy (percent; 50 = chance) of a linear probe telling captions from hallucinated ones. "
         "Under HACL: its value, then its paired difference against the baseline." + _seeds_note(metrics)
     )
     key = "gap/final/centroid_distance"
