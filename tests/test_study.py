@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from tether.report import HEADLINE, mean_interval, summarise, verdict
+from tether.report import BENCHMARK_METRICS, mean_interval, summarise, verdict
 from tether.study import VARIANTS
 
 
@@ -21,11 +21,34 @@ def test_quick_study_writes_a_report(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["0"]) == set(VARIANTS)
     for values in metrics["0"].values():
-        assert {key for key, _, _ in HEADLINE} <= set(values)
+        assert {key for key, _, _ in BENCHMARK_METRICS} <= set(values)
+    # the analysis stages' metrics sit beside the benchmarks, on the variants they compare
+    seed0 = metrics["0"]
+    for variant in ("baseline", "hacl"):
+        assert {f"gap/{stage}/probe_accuracy" for stage in ("align", "final")} <= set(seed0[variant])
+    for variant in ("baseline", "noiseboost_sft"):
+        assert {"attention/all/mean", "attention/all/layer0", "attention/correct/tokens"} <= set(
+            seed0[variant]
+        )
+    assert {"reward/accuracy_facts", "reward/accuracy_vanilla", "ppo/kl_last"} <= set(seed0["fact_rlhf"])
+    assert 0 <= seed0["fact_rlhf"]["reward/accuracy_vanilla"] <= 1
+    assert seed0["noiseboost_ssl"]["ssl/unlabeled_items"] == 3 * 40  # a description + 2 questions per image
     report = (out / "report.md").read_text()
     assert all(f"| {variant} |" in report for variant in VARIANTS)
+    for heading in (
+        "## Semi-supervised NoiseBoost vs 50% labels",
+        "## Modality gap (HACL)",
+        "## Attention share on visual tokens (NoiseBoost)",
+        "## Reward model and PPO (Fact-RLHF)",
+    ):
+        assert heading in report
+    assert (
+        "**noiseboost_ssl vs sft_half**, gap to the 100%-label baseline (sft_half → SSL): POPE adv. F1"
+        in report
+    )
     html = (out / "report.html").read_text()
-    assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") >= 2
+    assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") == 4
+    assert html.count("<figcaption>") == 4
     # a rerun finds every stage done and only rewrites the report
     again = subprocess.run(
         [sys.executable, "-m", "tether", "study", "--preset", "quick", "--out", str(out), "--no-progress"],

@@ -1,9 +1,13 @@
-"""The study report: ``report.md`` and a self-contained ``report.html`` (figures embedded).
+"""The study report: ``report.md`` (figures beside it in ``figures/``) and a self-contained ``report.html``.
 
 For each variant and metric: the mean over seeds with its 95% interval (Student t over seeds; with one seed,
 no interval is claimed), and the paired difference against the baseline (same seed, same world) with its
 interval. A method "helps" on a metric only when the whole interval of its paired difference lies on the
 good side of zero; the report says so in words, and says so too when it does not help.
+
+The report is built as a list of ``Section``s (a paragraph, tables, a figure, bullet notes) rendered twice,
+to Markdown and to HTML; the analysis sections (modality gap, attention share, SSL, reward model) live in
+``report_analysis.py``.
 """
 
 from __future__ import annotations
@@ -13,21 +17,46 @@ import html
 import io
 import json
 import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# (metric key, label, True if higher is better)
+# (metric key, label, True if higher is better / False if lower / None if neither)
 HEADLINE = [
-    ("pope_random/accuracy", "POPE random acc", True),
-    ("pope_random/f1", "POPE random F1", True),
-    ("pope_popular/f1", "POPE popular F1", True),
-    ("pope_adversarial/f1", "POPE adversarial F1", True),
+    ("pope_adversarial/f1", "POPE adv. F1", True),
     ("pope_adversarial/yes_ratio", "POPE adv. yes-ratio", None),
     ("chair/chair_i", "CHAIR_i", False),
     ("chair/chair_s", "CHAIR_s", False),
-    ("mmhal/average_score", "MMHal score", True),
+    ("mmhal/average_score", "MMHal score (0–6)", True),
     ("mmhal/hallucination_rate", "MMHal halluc. rate", False),
     ("shr/shr", "SHR", False),
 ]
+SECONDARY = [
+    ("pope_random/accuracy", "POPE random acc.", True),
+    ("pope_random/f1", "POPE random F1", True),
+    ("pope_popular/accuracy", "POPE popular acc.", True),
+    ("pope_popular/f1", "POPE popular F1", True),
+    ("pope_adversarial/accuracy", "POPE adv. acc.", True),
+    ("chair/recall", "CHAIR recall", True),
+    ("length/description_words", "description length (words)", None),
+]
+BENCHMARK_METRICS = HEADLINE + SECONDARY
+# shown as they are (not as percentages of a fraction), and those shown with more decimals
+RAW_METRICS = ("mmhal/average_score", "length/", "gap/", "ppo/", "ssl/", "/tokens", "reward/held_out_pairs")
+PRECISE_METRICS = {
+    "mmhal/average_score": 2,
+    "gap/": 3,
+    "ppo/kl": 3,
+    "ppo/reward": 3,
+    "ssl/mean_confidence": 3,
+}
+COUNT_METRICS = (
+    "/tokens",
+    "reward/held_out_pairs",
+    "ssl/unlabeled_items",
+    "ssl/pseudo_labels_kept",
+    "ppo/steps",
+)
 
 # two-sided 97.5% Student t quantiles by degrees of freedom
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
@@ -43,25 +72,36 @@ def mean_interval(values: list[float]) -> tuple[float, float | None]:
     return mean, _T975.get(n - 1, 1.96) * sd / math.sqrt(n)
 
 
-def summarise(metrics: dict) -> dict:
-    """{variant: {metric: (mean, half, diff_mean, diff_half)}} from {seed: {variant: {metric: value}}}."""
+def paired(metrics: dict, a: tuple[str, str], b: tuple[str, str]) -> tuple[float, float | None] | None:
+    """Mean ± interval of ``a − b`` over the seeds having both, each a ``(variant, metric key)``."""
+    diffs = [
+        metrics[s][a[0]][a[1]] - metrics[s][b[0]][b[1]]
+        for s in sorted(metrics)
+        if a[1] in metrics[s].get(a[0], {}) and b[1] in metrics[s].get(b[0], {})
+    ]
+    return mean_interval(diffs) if diffs else None
+
+
+def summarise(metrics: dict, keys: list[str] | None = None) -> dict:
+    """{variant: {metric: (mean, half, diff_mean, diff_half)}} from {seed: {variant: {metric: value}}}.
+
+    ``keys``: the metrics to summarise (default: every metric any variant has); the difference is against
+    the baseline's same metric on the same seed (None where the baseline lacks it).
+    """
     seeds = sorted(metrics)
-    variants = list(next(iter(metrics.values())))
+    variants = list(dict.fromkeys(v for s in seeds for v in metrics[s]))
+    if keys is None:
+        keys = list(dict.fromkeys(k for s in seeds for v in variants for k in metrics[s].get(v, {})))
     out = {}
     for variant in variants:
         out[variant] = {}
-        for key, _, _ in HEADLINE:
+        for key in keys:
             values = [metrics[s][variant][key] for s in seeds if key in metrics[s].get(variant, {})]
             if not values:
                 continue
-            diffs = [
-                metrics[s][variant][key] - metrics[s]["baseline"][key]
-                for s in seeds
-                if key in metrics[s].get(variant, {}) and key in metrics[s].get("baseline", {})
-            ]
             mean, half = mean_interval(values)
-            diff_mean, diff_half = mean_interval(diffs) if diffs else (None, None)
-            out[variant][key] = (mean, half, diff_mean, diff_half)
+            diff = paired(metrics, (variant, key), ("baseline", key)) or (None, None)
+            out[variant][key] = (mean, half, *diff)
     return out
 
 
@@ -77,59 +117,179 @@ def verdict(diff_mean, diff_half, higher_better) -> str:
     return "no significant change"
 
 
-def _fmt(value, half=None, percent=True) -> str:
+def is_percent(key: str) -> bool:
+    return key.endswith("probe_accuracy") or not any(part in key for part in RAW_METRICS)
+
+
+def fmt(value, half=None, key: str = "", signed: bool = False) -> str:
+    """``61.2 ± 3.4``: a fraction as percent (``key`` says which metric), other values with their precision."""
     if value is None:
         return "–"
-    scale = 100 if percent else 1
-    text = f"{value * scale:.1f}"
-    return text + (f" ± {half * scale:.1f}" if half is not None else "")
+    scale = 100 if is_percent(key) else 1
+    digits = next((d for part, d in PRECISE_METRICS.items() if part in key and not is_percent(key)), 1)
+    if any(part in key for part in COUNT_METRICS):
+        digits = 0
+    text = f"{value * scale:+.{digits}f}" if signed else f"{value * scale:.{digits}f}"
+    return text + (f" ± {half * scale:.{digits}f}" if half is not None else "")
 
 
-def _is_percent(key: str) -> bool:
-    return not key.startswith("mmhal/average")
+# ---- sections and their two renderings ----------------------------------------------------------------
 
 
-def markdown_table(summary: dict) -> str:
-    head = "| variant | " + " | ".join(label for _, label, _ in HEADLINE) + " |"
-    rule = "|---" * (len(HEADLINE) + 1) + "|"
-    rows = [head, rule]
-    for variant, cells in summary.items():
-        row = [variant]
-        for key, _, better in HEADLINE:
-            if key not in cells:
-                row.append("–")
-                continue
-            mean, half, diff, diff_half = cells[key]
-            text = _fmt(mean, half, _is_percent(key))
-            if variant != "baseline" and diff is not None:
-                sign = "+" if diff >= 0 else ""
-                word = verdict(diff, diff_half, better)
-                text += f" ({sign}{_fmt(diff, diff_half, _is_percent(key))}{'; ' + word if word else ''})"
-            row.append(text)
-        rows.append("| " + " | ".join(row) + " |")
+@dataclass
+class Cell:
+    """One table cell: its value, an optional second line (a difference) and its verdict (a CSS class)."""
+
+    text: str
+    note: str = ""
+    verdict: str = ""
+
+
+@dataclass
+class Table:
+    head: list[str]
+    rows: list[list[Cell | str]]
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    figure: tuple[str, str, bytes] | None = None  # (file name, caption, PNG bytes)
+    level: int = 2
+
+
+def metric_cell(cells: dict, key: str, better, variant: str) -> Cell:
+    """A variant's mean ± interval, and for a method its paired difference against the baseline."""
+    if key not in cells:
+        return Cell("–")
+    mean, half, diff, diff_half = cells[key]
+    cell = Cell(fmt(mean, half, key))
+    if variant != "baseline" and diff is not None:
+        difference(cell, (diff, diff_half), key, better)
+    return cell
+
+
+def difference(cell: Cell, diff: tuple, key: str, better) -> Cell:
+    """Add a paired difference and its verdict to ``cell`` (a single seed's verdict is left unsaid: the
+    report says once that one seed makes no claim)."""
+    word = verdict(*diff, better)
+    cell.verdict = "" if word == "one seed: no claim" else word
+    cell.note = fmt(*diff, key, signed=True) + (f" {cell.verdict}" if cell.verdict else "")
+    return cell
+
+
+def variant_table(summary: dict, metrics: list[tuple[str, str, bool | None]], variants=None) -> Table:
+    variants = [v for v in (variants or summary) if v in summary]
+    return Table(
+        ["variant"] + [label for _, label, _ in metrics],
+        [[v] + [metric_cell(summary[v], key, better, v) for key, _, better in metrics] for v in variants],
+    )
+
+
+def _md_cell(cell: Cell | str) -> str:
+    text = cell if isinstance(cell, str) else cell.text + (f" ({cell.note})" if cell.note else "")
+    return text.replace("|", "\\|")
+
+
+def markdown_table(table: Table) -> str:
+    rows = ["| " + " | ".join(table.head) + " |", "|---" * len(table.head) + "|"]
+    rows += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in table.rows]
     return "\n".join(rows)
 
 
-def findings(summary: dict) -> list[str]:
-    """One honest sentence per method: where it helps, hurts, or makes no significant difference."""
+def html_table(table: Table) -> str:
+    def td(cell):
+        if isinstance(cell, str):
+            return f"<td{_num(cell)}>{html.escape(cell)}</td>"
+        note = (
+            cell.note
+            and f"<br><small class='{cell.verdict.replace(' ', '-')}'>{html.escape(cell.note)}</small>"
+        )
+        return f"<td{_num(cell.text)}>{html.escape(cell.text)}{note}</td>"
+
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.head) + "</tr>"
+    body = "".join("<tr>" + "".join(td(c) for c in row) + "</tr>" for row in table.rows)
+    return f"<div class='scroll'><table>{head}{body}</table></div>"
+
+
+def _num(text: str) -> str:
+    """A class attribute that right-aligns a cell holding a number (or a dash for a missing one)."""
+    return " class='num'" if re.fullmatch(r"[-+–]?[\d.]*( ± [\d.]+)?", text.strip()) else ""
+
+
+def _md_inline(text: str) -> str:
+    """The little Markdown the sections use (**bold**, `code`) as HTML."""
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def render_markdown(section: Section) -> str:
+    parts = [f"{'#' * section.level} {section.title}"]
+    parts += [section.text] if section.text else []
+    parts += [markdown_table(t) for t in section.tables]
+    parts += ["\n".join(f"- {n}" for n in section.notes)] if section.notes else []
+    if section.figure:
+        name, caption, _ = section.figure
+        parts.append(f"![{caption}](figures/{name})\n\n*{caption}*")
+    return "\n\n".join(parts)
+
+
+def render_html(section: Section) -> str:
+    parts = [f"<h{section.level}>{_md_inline(section.title)}</h{section.level}>"]
+    parts += [f"<p>{_md_inline(section.text)}</p>"] if section.text else []
+    parts += [html_table(t) for t in section.tables]
+    if section.notes:
+        parts.append("<ul>" + "".join(f"<li>{_md_inline(n)}</li>" for n in section.notes) + "</ul>")
+    if section.figure:
+        _, caption, png = section.figure
+        data = base64.b64encode(png).decode()
+        parts.append(
+            f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{_md_inline(caption)}</figcaption></figure>"
+        )
+    return "".join(parts)
+
+
+# ---- the benchmark sections ---------------------------------------------------------------------------
+
+
+def findings(summary: dict, metrics=BENCHMARK_METRICS) -> list[str]:
+    """One honest sentence per method: where it helps, hurts, or makes no significant difference.
+
+    With a single seed there is no interval, so no method gets a verdict: one sentence says so.
+    """
+    methods = {v: cells for v, cells in summary.items() if v != "baseline"}
+    single_seed = any(
+        cells[k][2] is not None and cells[k][3] is None for cells in methods.values() for k in cells
+    )
+    if single_seed:
+        return [
+            "One seed: no interval exists, so no method's difference against the baseline is a claim "
+            "(the differences are in the tables); run the `full` preset for verdicts."
+        ]
     lines = []
-    for variant, cells in summary.items():
-        if variant == "baseline":
-            continue
+    for variant, cells in methods.items():
         helps, hurts = [], []
-        for key, label, better in HEADLINE:
+        for key, label, better in metrics:
             if key in cells:
                 word = verdict(cells[key][2], cells[key][3], better)
                 (helps if word == "helps" else hurts if word == "hurts" else []).append(label)
         if helps or hurts:
-            text = f"**{variant}**: helps on {', '.join(helps) or 'nothing'}; hurts on {', '.join(hurts) or 'nothing'}."
+            text = (
+                f"**{variant}**: helps on {', '.join(helps) or 'nothing'}; "
+                f"hurts on {', '.join(hurts) or 'nothing'}; does not help on the other benchmark metrics."
+            )
         else:
-            text = f"**{variant}**: no metric changed beyond its 95% interval (or a single seed: no claim)."
+            text = f"**{variant}**: does not help: no benchmark metric changed beyond its 95% interval."
         lines.append(text)
     return lines
 
 
-def _bar_figure(summary: dict) -> str:
+def _bar_figure(summary: dict) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,168 +297,168 @@ def _bar_figure(summary: dict) -> str:
 
     keys = [(k, label) for k, label, _ in HEADLINE if any(k in cells for cells in summary.values())]
     variants = list(summary)
-    fig, axes = plt.subplots(2, math.ceil(len(keys) / 2), figsize=(3.2 * math.ceil(len(keys) / 2), 6))
+    columns = 4
+    rows = math.ceil(len(keys) / columns)
+    height = 0.28 * len(variants) + 1.2
+    fig, axes = plt.subplots(rows, columns, figsize=(12, height * rows), sharey=True, squeeze=False)
+    positions = range(len(variants))[::-1]  # the baseline on top
     for ax, (key, label) in zip(axes.flat, keys):
-        means = [summary[v].get(key, (math.nan, None))[0] for v in variants]
-        errors = [summary[v].get(key, (0, None))[1] or 0 for v in variants]
-        ax.bar(
-            range(len(variants)),
-            means,
-            yerr=errors,
-            capsize=3,
-            color=["#888888"] + ["#3b75af"] * (len(variants) - 1),
-        )
-        ax.set_xticks(range(len(variants)), variants, rotation=60, ha="right", fontsize=7)
-        ax.set_title(label, fontsize=9)
+        scale = 100 if is_percent(key) else 1
+        means = [summary[v].get(key, (math.nan, None))[0] * scale for v in variants]
+        errors = [(summary[v].get(key, (0, None))[1] or 0) * scale for v in variants]
+        colours = ["#888888"] + ["#3b75af"] * (len(variants) - 1)
+        ax.barh(positions, means, xerr=errors, capsize=2, color=colours)
+        ax.axvline(means[0], color="#555555", linewidth=0.8, linestyle="--")
+        ax.set_yticks(positions, variants, fontsize=8)
+        ax.set_title(label + (" (%)" if scale == 100 else ""), fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
     return _png(fig)
 
 
-def _curves_figure(out_dir: Path) -> str | None:
+def _curves_figure(out_dir: Path) -> bytes | None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = sorted((out_dir / "seed0").rglob("run.json")) if (out_dir / "seed0").is_dir() else []
+    seed0 = out_dir / "seed0"
+    runs = sorted(seed0.rglob("run.json")) if seed0.is_dir() else []
     curves = []
     for path in runs:
         history = [
             r for r in json.loads(path.read_text()).get("log_history", []) if "loss" in r and "step" in r
         ]
         if history:
-            curves.append((str(path.parent.relative_to(out_dir / "seed0")), history))
+            curves.append((str(path.parent.relative_to(seed0)), history))
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for name, history in curves:
-        ax.plot([r["step"] for r in history], [r["loss"] for r in history], label=name, linewidth=1)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    colours = plt.get_cmap("tab20").colors
+    for i, (name, history) in enumerate(curves):
+        steps, losses = [r["step"] for r in history], [r["loss"] for r in history]
+        style = "-" if i < len(colours) else "--"
+        ax.plot(steps, losses, style, color=colours[i % len(colours)], label=name, linewidth=1.2)
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("training loss (log scale)")
     ax.set_yscale("log")
-    ax.legend(fontsize=6, ncol=2)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return _png(fig)
 
 
-def _png(fig) -> str:
+def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return buffer.getvalue()
 
 
-def timings_table(out_dir: Path) -> str:
-    rows = ["| seed | stage | seconds | peak RSS (MB) |", "|---|---|---|---|"]
+def timings_table(out_dir: Path) -> Table:
+    rows = []
     for path in sorted(out_dir.glob("seed*/timings.json")):
-        for stage, timing in json.loads(path.read_text()).items():
+        timings = json.loads(path.read_text())
+        for stage, timing in timings.items():
             rss = timing.get("peak_rss_mb")
             rows.append(
-                f"| {path.parent.name} | {stage} | {timing.get('seconds', 0):.1f} | "
-                f"{'' if rss is None else f'{rss:.0f}'} |"
+                [
+                    path.parent.name,
+                    stage,
+                    f"{timing.get('seconds', 0):.1f}",
+                    "" if rss is None else f"{rss:.0f}",
+                ]
             )
-    return "\n".join(rows)
+        total = sum(t.get("seconds", 0) for t in timings.values())
+        rows.append([path.parent.name, Cell("total"), Cell(f"{total:.1f}"), ""])
+    return Table(["seed", "stage", "seconds", "peak RSS (MB)"], rows)
 
 
 def write_report(out_dir) -> Path:
+    """Write report.md, figures/*.png and report.html from a study folder; returns the path of report.md."""
+    from tether.report_analysis import analysis_sections
+
     out_dir = Path(out_dir)
     metrics = json.loads((out_dir / "metrics.json").read_text())
     preset = json.loads((out_dir / "preset.json").read_text())
-    summary = summarise(metrics)
-    table = markdown_table(summary)
-    notes = findings(summary)
-    timings = timings_table(out_dir)
-    settings = json.dumps(preset, indent=2)
-    md = (
-        "\n\n".join(
-            [
-                f"# tether study: preset `{preset['name']}`, seeds {preset['seeds']}",
-                "Each cell: mean over seeds ± 95% interval (percent, except the MMHal score 0–6); for methods, in "
-                "brackets, the paired difference against the baseline on the same seed and world, with its interval "
-                "and a verdict. Higher is better except CHAIR, MMHal hallucination rate and SHR.",
-                table,
-                "## Findings",
-                "\n".join(f"- {line}" for line in notes),
-                "## Time and memory per stage",
-                timings,
-                "## Settings",
-                f"```json\n{settings}\n```",
-            ]
+    summary = summarise(metrics, [k for k, _, _ in BENCHMARK_METRICS])
+    settings = "\n".join(f"{name}: {json.dumps(value)}" for name, value in preset.items())
+    reading = (
+        "Each cell: mean over seeds ± 95% interval (percent, except the MMHal score on 0–6); for a method, "
+        "below (in brackets in Markdown): its paired difference against the baseline on the same seed and "
+        "world, with its interval and a verdict. Higher is better except CHAIR_i/CHAIR_s, the MMHal "
+        "hallucination rate and SHR; the POPE yes-ratio is best near 50%."
+    )
+    analyses, analysis_findings = analysis_sections(metrics, out_dir)
+    sections = [
+        Section(
+            f"tether study: preset `{preset['name']}`, seeds {preset['seeds']}",
+            reading,
+            [variant_table(summary, HEADLINE)],
+            level=1,
+        ),
+        Section("More benchmark metrics", tables=[variant_table(summary, SECONDARY)]),
+        Section(
+            "Findings",
+            notes=findings(summary) + analysis_findings,
+        ),
+        *analyses,
+        Section(
+            "Benchmark metrics per variant",
+            figure=(
+                "metrics.png",
+                "Means over seeds with 95% error bars (none with one seed); the dashed line is the baseline. "
+                "Look for bars on the good side of the line whose error bars clear it.",
+                _bar_figure(summary),
+            ),
+        ),
+    ]
+    curves = _curves_figure(out_dir)
+    if curves:
+        sections.append(
+            Section(
+                "Training curves (seed 0)",
+                figure=(
+                    "curves.png",
+                    "Training loss of every stage of seed 0 (log scale; the losses of different objectives "
+                    "are not comparable with each other). Look for curves that still fall at their last "
+                    "step (too few steps) or that rise (a learning rate too high).",
+                    curves,
+                ),
+            )
         )
-        + "\n"
-    )
-    (out_dir / "report.md").write_text(md)
-    figures = [
-        ("Metrics per variant (error bars: 95% interval over seeds)", _bar_figure(summary)),
-        ("Training curves (seed 0)", _curves_figure(out_dir)),
+    sections += [
+        Section("Time and memory per stage", tables=[timings_table(out_dir)]),
+        Section("Settings", f"```\n{settings}\n```"),
     ]
-    body = [
-        f"<h1>tether study: preset <code>{html.escape(preset['name'])}</code>, seeds {preset['seeds']}</h1>",
-        "<p>Mean over seeds ± 95% interval; for methods, the paired difference against the baseline and a "
-        "verdict. Higher is better except CHAIR, MMHal hallucination rate and SHR.</p>",
-        _html_table(summary),
-        "<h2>Findings</h2><ul>"
-        + "".join(f"<li>{html.escape(n).replace('**', '')}</li>" for n in notes)
-        + "</ul>",
-    ]
-    for title, png in figures:
-        if png:
-            body.append(f"<h2>{title}</h2><img alt='{title}' src='data:image/png;base64,{png}'>")
-    body.append("<h2>Time and memory per stage</h2>" + _md_table_to_html(timings))
-    body.append(f"<h2>Settings</h2><pre>{html.escape(settings)}</pre>")
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left;font-weight:600}"
-        ".helps{color:#1a7f37}.hurts{color:#c62828}img{max-width:100%}"
-    )
+    figures = out_dir / "figures"
+    figures.mkdir(exist_ok=True)
+    for section in sections:
+        if section.figure:
+            (figures / section.figure[0]).write_bytes(section.figure[2])
+    (out_dir / "report.md").write_text("\n\n".join(render_markdown(s) for s in sections) + "\n")
+    body = "".join(render_html(s) for s in sections[:-1])
+    body += f"<h2>Settings</h2><pre>{html.escape(settings)}</pre>"
     (out_dir / "report.html").write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>tether study</title><style>{style}</style>"
-        f"</head><body>{''.join(body)}</body></html>\n"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>tether study</title><style>{_STYLE}</style>"
+        f"</head><body>{body}</body></html>\n"
     )
     return out_dir / "report.md"
 
 
-def _html_table(summary: dict) -> str:
-    head = (
-        "<tr><th>variant</th>"
-        + "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in HEADLINE)
-        + "</tr>"
-    )
-    rows = [head]
-    for variant, cells in summary.items():
-        tds = [f"<td>{html.escape(variant)}</td>"]
-        for key, _, better in HEADLINE:
-            if key not in cells:
-                tds.append("<td>–</td>")
-                continue
-            mean, half, diff, diff_half = cells[key]
-            text = _fmt(mean, half, _is_percent(key))
-            if variant != "baseline" and diff is not None:
-                word = verdict(diff, diff_half, better)
-                sign = "+" if diff >= 0 else ""
-                text += (
-                    f"<br><small class='{word}'>{sign}{_fmt(diff, diff_half, _is_percent(key))} "
-                    f"{html.escape(word)}</small>"
-                )
-            tds.append(f"<td>{text}</td>")
-        rows.append("<tr>" + "".join(tds) + "</tr>")
-    return "<table>" + "".join(rows) + "</table>"
-
-
-def _md_table_to_html(table: str) -> str:
-    lines = [line.strip("|").split("|") for line in table.splitlines() if not line.startswith("|---")]
-    head, body = lines[0], lines[1:]
-    return (
-        "<table><tr>"
-        + "".join(f"<th>{html.escape(c.strip())}</th>" for c in head)
-        + "</tr>"
-        + "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in row) + "</tr>" for row in body
-        )
-        + "</table>"
-    )
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;"
+    "line-height:1.4}"
+    ".scroll{overflow-x:auto;margin:0.6em 0}"
+    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 8px;"
+    "text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right}"
+    "td:first-child{font-weight:600;white-space:nowrap}small{color:#555;white-space:nowrap}"
+    ".helps,.SSL-better{color:#1a7f37;font-weight:600}.hurts,.SSL-worse{color:#c62828;font-weight:600}"
+    "img{max-width:100%}figure{margin:1em 0}figcaption{font-size:13px;color:#444;max-width:900px}"
+    "pre{background:#f6f6f6;padding:0.8em;font-size:12px}"
+)

@@ -16,7 +16,15 @@ Variants (each a complete model evaluated alone):
 - ``noiseboost_dpo``: the same DPO with noise on the chosen branch;
 - ``fact_rlhf``: a reward model with facts (the scene's fact sentences) trained on the same pairs, then PPO
   from the baseline against it, with the yes/no symbolic bonus on existence questions;
-- ``combo``: HACL stage 1 + NoiseBoost SFT + HA-DPO.
+- ``combo``: HACL stage 1 + NoiseBoost SFT + HA-DPO;
+- ``sft_half``: the same SFT on the records of a random half of the training images (the 50%-label model);
+- ``noiseboost_ssl``: semi-supervised NoiseBoost: ``sft_half`` as the frozen teacher pseudo-labels the other
+  half of the training images and the world's unlabeled split (confidence-filtered), and a noised student
+  trains from the align model on labeled + pseudo-labeled records, same steps.
+
+Beside the benchmarks, analysis stages measure what the papers claim about mechanisms (``study_analysis``):
+the modality gap of the stage-1 and final models (baseline vs HACL), the attention share on visual tokens
+(baseline vs NoiseBoost SFT), and the held-out accuracy of the reward model with and without facts.
 """
 
 from __future__ import annotations
@@ -35,7 +43,17 @@ from tether.errors import TetherError
 
 logger = logging.getLogger(__name__)
 
-VARIANTS = ("baseline", "hacl", "noiseboost_sft", "ha_dpo", "noiseboost_dpo", "fact_rlhf", "combo")
+VARIANTS = (
+    "baseline",
+    "hacl",
+    "noiseboost_sft",
+    "ha_dpo",
+    "noiseboost_dpo",
+    "fact_rlhf",
+    "combo",
+    "sft_half",
+    "noiseboost_ssl",
+)
 BENCHMARKS = ("pope_random", "pope_popular", "pope_adversarial", "chair", "mmhal", "shr")
 # the world of configs/world/study.yaml: 96 px, so one grid cell is one 32-px patch of the tiny tower
 STUDY_WORLD = {"image_size": 96}
@@ -58,6 +76,11 @@ class StudyPreset:
     pair_backend: str = "hf"  # how the pair stage samples descriptions: hf | vllm (tether[vllm])
     reward_steps: int = 60
     ppo_steps: int = 15
+    reward_eval_images: int = 100  # val-split images whose pairs measure reward-model accuracy
+    ssl_images: int = 600  # unlabeled images pseudo-labelled (other half of train + unlabeled split)
+    ssl_threshold: float = 0.7  # keep pseudo-labels whose mean token probability is at least this
+    analysis_images: int = 40  # test images for the modality gap and the attention share
+    attention_max_new_tokens: int = 48
     eval_limits: dict = field(default_factory=dict)  # benchmark -> max items
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
 
@@ -73,6 +96,11 @@ PRESETS = {
         pair_images=24,
         reward_steps=10,
         ppo_steps=3,
+        reward_eval_images=20,
+        ssl_images=40,
+        ssl_threshold=0.25,  # the short-trained teacher is unsure of everything; keep some pseudo-labels
+        analysis_images=12,
+        attention_max_new_tokens=32,
         eval_limits={
             "pope_random": 60,
             "pope_popular": 60,
@@ -169,9 +197,10 @@ def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) ->
     for stage, steps in preset.recipe.items():
         setattr(recipe, stage, dataclasses.replace(getattr(recipe, stage), steps=steps))
     baseline_dir = seed_dir / "baseline"
-    start = time.perf_counter()
     baseline = str(train_baseline(world, baseline_dir, recipe))
-    stages.timings["baseline"] = {"seconds": time.perf_counter() - start}
+    # the recipe's own stages record their training time; a rerun that skips them still reports it
+    runs = [json.loads(p.read_text()) for p in sorted(baseline_dir.glob("*/run.json"))]
+    stages.timings["baseline"] = {"seconds": sum(r.get("wall_seconds") or 0 for r in runs)}
     models = {"baseline": baseline}
     ctx = _Context(preset, seed, world, baseline_dir, recipe, stages, progress)
     for variant in preset.variants:
@@ -184,6 +213,8 @@ def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) ->
             [model, preset.eval_limits, _model_stamp(model)],
             lambda folder, model=model: _evaluate(model, world, folder, preset, progress),
         )
+    for variant, extra in ctx.analyses(models).items():
+        metrics[variant].update(extra)
     write_json(seed_dir / "timings.json", stages.timings)
     return metrics
 
@@ -255,13 +286,16 @@ class _Context:
     def _stage_model(self, stage: str) -> str:
         return str(self.baseline_dir / stage / "model")
 
-    def _sft(self, name: str, start_model: str, noise: bool) -> str:
+    def _noiseboost(self, noise: bool) -> dict | None:
+        return {"scale": self.preset.noise_scale, "relative": True} if noise else None
+
+    def _sft(self, name: str, start_model: str, noise: bool, data: Path | None = None) -> str:
         from tether.methods.settings import ModelSettings
         from tether.methods.sft import SFTConfig, SFTData, train_sft
 
         settings = self.recipe.sft
-        data = self.baseline_dir / "data" / "sft.jsonl"
-        noiseboost = {"scale": self.preset.noise_scale, "relative": True} if noise else None
+        data = data or self.baseline_dir / "data" / "sft.jsonl"
+        noiseboost = self._noiseboost(noise)
 
         def fn(folder):
             config = SFTConfig(
@@ -278,7 +312,8 @@ class _Context:
             name, [start_model, _model_stamp(start_model), dataclasses.asdict(settings), noiseboost, data], fn
         )
 
-    def _negatives(self) -> str:
+    def _negatives(self, split: str = "train") -> str:
+        """Rule-written hallucinated rewrites of ``split``'s captions (train: HACL's data; test: the gap's)."""
         from tether.data.negatives import (
             HallucinationVocabulary,
             RuleRewriter,
@@ -288,7 +323,10 @@ class _Context:
         )
         from tether.world import vocab
 
-        captions = self.baseline_dir / "data" / "align.jsonl"
+        if split == "train":
+            captions = self.baseline_dir / "data" / "align.jsonl"
+        else:
+            captions = self.world / "text" / f"{split}_captions.jsonl"
 
         def fn(folder):
             vocabulary = HallucinationVocabulary(
@@ -303,7 +341,7 @@ class _Context:
             write_negatives(path, rows)
             return str(path)
 
-        return self.stages.run("negatives", [captions], fn)
+        return self.stages.run("negatives" if split == "train" else f"negatives_{split}", [captions], fn)
 
     def _hacl_align(self) -> str:
         from tether.methods.hacl import HACLConfig, HACLData, HACLSettings, Stage1ModelSettings, train_hacl
@@ -339,17 +377,19 @@ class _Context:
             fn,
         )
 
-    def _pairs(self) -> str:
+    def _pairs(self, split: str = "train") -> str:
+        """HA-DPO pairs from the baseline's descriptions of ``split`` images (val: held-out reward pairs)."""
         from tether.data.pairs import PairSettings, build_pairs
         from tether.world.pairs import WorldPairJudge
 
         baseline = self._stage_model("sft")
-        scenes = read_jsonl(self.world / "scenes" / "train.jsonl")
+        scenes = read_jsonl(self.world / "scenes" / f"{split}.jsonl")
+        count = self.preset.pair_images if split == "train" else self.preset.reward_eval_images
         rng = random.Random(self.seed)
-        chosen = rng.sample(scenes, min(self.preset.pair_images, len(scenes)))
+        chosen = rng.sample(scenes, min(count, len(scenes)))
 
         def fn(folder):
-            judge = WorldPairJudge(self.world, "train", seed=self.seed)
+            judge = WorldPairJudge(self.world, split, seed=self.seed)
             path = folder / "pairs.jsonl"
             counts = build_pairs(
                 baseline,  # loaded with the settings' backend
@@ -365,10 +405,11 @@ class _Context:
             write_json(folder / "counts.json", counts)
             return str(path)
 
-        key = [baseline, _model_stamp(baseline), self.preset.pair_images]
+        name = "pairs" if split == "train" else f"pairs_{split}"
+        key = [baseline, _model_stamp(baseline), count]
         if self.preset.pair_backend != "hf":  # other samples; hf keeps the key earlier runs cached under
             key.append(self.preset.pair_backend)
-        return self.stages.run("pairs", key, fn)
+        return self.stages.run(name, key, fn)
 
     def _dpo(self, name: str, start_model: str, noise: bool) -> str:
         from tether.methods.dpo import DPOConfig, DPOData, DPOSettings, train_dpo
@@ -378,7 +419,7 @@ class _Context:
         if not read_jsonl(pairs):
             logger.warning("%s: no hallucinated descriptions to pair; the model is the starting model", name)
             return start_model
-        noiseboost = {"scale": self.preset.noise_scale, "relative": True} if noise else None
+        noiseboost = self._noiseboost(noise)
 
         def fn(folder):
             config = DPOConfig(
@@ -423,31 +464,27 @@ class _Context:
     def combo(self) -> str:
         return self._dpo("combo_dpo", self._sft("combo_sft", self._hacl_align(), noise=True), noise=True)
 
-    def fact_rlhf(self) -> str:
-        from tether.methods.ppo import PPOConfig, PPOData, PPOSettings, train_ppo
-        from tether.methods.reward import RewardConfig, RewardData, RewardSettings, train_reward
-        from tether.methods.settings import LoraSettings, ModelSettings
+    def _facts(self, split: str) -> dict[str, list[str]]:
         from tether.world.show import load_scenes
         from tether.world.texts import fact_sentences
 
-        pairs = self._pairs()
-        baseline = self._stage_model("sft")
         grid = json.loads((self.world / "world.json").read_text())["config"]["grid_size"]
-        facts = {s.image: fact_sentences(s, grid) for s in load_scenes(self.world, "train")}
+        return {s.image: fact_sentences(s, grid) for s in load_scenes(self.world, split)}
 
-        def reward_fn(folder):
-            records = [
-                {
-                    "image": p["images"][0],
-                    "prompt": p["prompt"],
-                    "chosen": p["chosen"],
-                    "rejected": p["rejected"],
-                    "facts": facts[p["images"][0]],
-                }
-                for p in read_jsonl(pairs)
-            ]
-            data = folder / "reward_pairs.jsonl"
-            write_jsonl(data, records)
+    def _reward(self, name: str, use_facts: bool) -> str | None:
+        """A reward model on the train pairs (None without pairs), its accuracy measured on the val pairs."""
+        from tether.methods.reward import RewardConfig, RewardData, RewardSettings, train_reward
+        from tether.methods.settings import LoraSettings, ModelSettings
+        from tether.study_analysis import reward_pairs
+
+        pairs, held_out = self._pairs("train"), self._pairs("val")
+        if not read_jsonl(pairs):
+            return None
+        baseline = self._stage_model("sft")
+
+        def fn(folder):
+            train = reward_pairs(pairs, self._facts("train"), folder / "reward_pairs.jsonl")
+            evaluation = reward_pairs(held_out, self._facts("val"), folder / "held_out_pairs.jsonl")
             config = RewardConfig(
                 model=ModelSettings(
                     path=baseline,
@@ -455,17 +492,38 @@ class _Context:
                     freeze_projector=True,
                     lora=LoraSettings(**RLHF_LORA),
                 ),
-                data=RewardData(train=[str(data)], images=str(self.world / "images")),
+                data=RewardData(
+                    train=[str(train)],
+                    eval=[str(evaluation)] if read_jsonl(evaluation) else [],
+                    images=str(self.world / "images"),
+                ),
                 train=self._train(folder, self.preset.reward_steps, 2e-3, 16),
-                reward=RewardSettings(use_facts=True),
+                reward=RewardSettings(use_facts=use_facts),
             )
             return str(train_reward(config))
 
-        if not read_jsonl(pairs):
-            return baseline
-        reward_model = self.stages.run(
-            "reward", [baseline, _model_stamp(baseline), Path(pairs), self.preset.reward_steps], reward_fn
+        return self.stages.run(
+            name,
+            [
+                baseline,
+                _model_stamp(baseline),
+                Path(pairs),
+                Path(held_out),
+                self.preset.reward_steps,
+                use_facts,
+            ],
+            fn,
         )
+
+    def fact_rlhf(self) -> str:
+        from tether.methods.ppo import PPOConfig, PPOData, PPOSettings, train_ppo
+        from tether.methods.settings import LoraSettings, ModelSettings
+
+        baseline = self._stage_model("sft")
+        reward_model = self._reward("reward", use_facts=True)
+        if reward_model is None:
+            return baseline
+        facts = self._facts("train")
 
         def ppo_fn(folder):
             qa = [
@@ -509,4 +567,157 @@ class _Context:
             )
             return str(train_ppo(config))
 
-        return self.stages.run("ppo", [baseline, reward_model, self.preset.ppo_steps], ppo_fn)
+        return self.stages.run(
+            "ppo", [baseline, reward_model, _model_stamp(reward_model), self.preset.ppo_steps], ppo_fn
+        )
+
+    def _half_split(self) -> tuple[list[str], list[str]]:
+        """Train images split in two halves (seeded): the labeled half and the half whose labels are dropped."""
+        images = sorted(s["image"] for s in read_jsonl(self.world / "scenes" / "train.jsonl"))
+        random.Random(f"{self.seed}:half").shuffle(images)
+        return sorted(images[: len(images) // 2]), sorted(images[len(images) // 2 :])
+
+    def _half_sft_data(self) -> Path:
+        labeled = set(self._half_split()[0])
+        records = [r for r in read_jsonl(self.baseline_dir / "data" / "sft.jsonl") if r["image"] in labeled]
+        path = self.stages.root / "ssl_data" / "sft_half.jsonl"
+        write_jsonl(path, records)  # rewritten every run, byte-identical: stage fingerprints read it
+        return path
+
+    def sft_half(self) -> str:
+        return self._sft("sft_half", self._stage_model("align"), noise=False, data=self._half_sft_data())
+
+    def noiseboost_ssl(self) -> str:
+        from tether.methods.noise import NoiseSettings
+        from tether.methods.settings import ModelSettings
+        from tether.methods.ssl import PseudoLabelSettings, SSLConfig, SSLData, train_ssl
+        from tether.study_analysis import ssl_unlabeled_items
+        from tether.world.vocab import SHAPES
+
+        teacher, labeled = self.sft_half(), self._half_sft_data()
+        start = self._stage_model("align")
+        unlabeled = self._half_split()[1] + [
+            s["image"] for s in read_jsonl(self.world / "scenes" / "unlabeled.jsonl")
+        ]
+        unlabeled = random.Random(self.seed).sample(unlabeled, min(self.preset.ssl_images, len(unlabeled)))
+        items = self.stages.root / "ssl_data" / "unlabeled.jsonl"
+        write_jsonl(items, ssl_unlabeled_items(sorted(unlabeled), SHAPES, self.seed))
+        settings = self.recipe.sft
+        noiseboost = self._noiseboost(True)
+
+        def fn(folder):
+            config = SSLConfig(
+                model=ModelSettings(path=start, freeze_vision=True, freeze_projector=False, freeze_llm=False),
+                data=SSLData(
+                    labeled=[str(labeled)], unlabeled=[str(items)], images=str(self.world / "images")
+                ),
+                pseudo=PseudoLabelSettings(
+                    teacher=teacher, threshold=self.preset.ssl_threshold, batch_size=32, max_new_tokens=64
+                ),
+                train=self._train(folder, settings.steps, settings.learning_rate, settings.batch_size),
+                noiseboost=NoiseSettings(**noiseboost),
+            )
+            return str(train_ssl(config))
+
+        return self.stages.run(
+            "noiseboost_ssl",
+            [
+                start,
+                _model_stamp(start),
+                teacher,
+                _model_stamp(teacher),
+                labeled,
+                items,
+                dataclasses.asdict(settings),
+                noiseboost,
+                self.preset.ssl_threshold,
+            ],
+            fn,
+        )
+
+    # ---- the analyses ------------------------------------------------------------------------------
+
+    def analyses(self, models: dict[str, str]) -> dict[str, dict]:
+        """Metrics beside the benchmarks, per variant, for the variants in ``models`` that they compare."""
+        from tether.study_analysis import description_words, ppo_metrics
+
+        extra: dict[str, dict] = {}
+
+        def add(found: dict[str, dict]):
+            for variant, values in found.items():
+                extra.setdefault(variant, {}).update(values)
+
+        for variant in models:
+            samples = self.stages.root / "eval" / variant / "chair" / "samples.jsonl"
+            if samples.is_file():
+                add({variant: {"length/description_words": description_words(samples)}})
+
+        if "hacl" in models:
+            add(self._gap_analysis(models))
+        if "noiseboost_sft" in models:
+            add(self._attention_analysis(models))
+        if "fact_rlhf" in models and models["fact_rlhf"] != models["baseline"]:
+            accuracy = {}
+            for key, name, use_facts in [("facts", "reward", True), ("vanilla", "reward_vanilla", False)]:
+                run = json.loads((Path(self._reward(name, use_facts)).parent / "run.json").read_text())
+                if run["eval"]["accuracy"] is not None:
+                    accuracy[f"reward/accuracy_{key}"] = run["eval"]["accuracy"]
+                    accuracy["reward/held_out_pairs"] = run["eval"]["pairs"]
+            add({"fact_rlhf": {**accuracy, **ppo_metrics(Path(models["fact_rlhf"]).parent)}})
+        if "noiseboost_ssl" in models:
+            run = json.loads((Path(models["noiseboost_ssl"]).parent / "run.json").read_text())
+            add(
+                {
+                    "noiseboost_ssl": {
+                        "ssl/unlabeled_items": run["unlabeled_items"],
+                        "ssl/pseudo_labels_kept": run["pseudo_labels_kept"],
+                        "ssl/mean_confidence": run["mean_confidence"],
+                    }
+                }
+            )
+        return extra
+
+    def _gap_analysis(self, models: dict[str, str]) -> dict[str, dict]:
+        from tether.study_analysis import gap_stage
+
+        negatives = self._negatives("test")
+        measured = {
+            "align/baseline": self._stage_model("align"),
+            "align/hacl": self._hacl_align(),
+            "final/baseline": models["baseline"],
+            "final/hacl": models["hacl"],
+        }
+        return self.stages.run(
+            "analysis/gap",
+            [
+                measured,
+                [_model_stamp(m) for m in measured.values()],
+                Path(negatives),
+                self.preset.analysis_images,
+            ],
+            lambda folder: gap_stage(
+                measured, negatives, self.world, folder, images=self.preset.analysis_images, seed=self.seed
+            ),
+        )
+
+    def _attention_analysis(self, models: dict[str, str]) -> dict[str, dict]:
+        from tether.study_analysis import attention_stage
+
+        measured = {v: models[v] for v in ("baseline", "noiseboost_sft")}
+        return self.stages.run(
+            "analysis/attention",
+            [
+                measured,
+                [_model_stamp(m) for m in measured.values()],
+                self.preset.analysis_images,
+                self.preset.attention_max_new_tokens,
+            ],
+            lambda folder: attention_stage(
+                measured,
+                self.world,
+                folder,
+                images=self.preset.analysis_images,
+                max_new_tokens=self.preset.attention_max_new_tokens,
+                seed=self.seed,
+            ),
+        )

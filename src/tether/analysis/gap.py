@@ -118,19 +118,24 @@ def project_2d(points: torch.Tensor, method: str = "pca", seed: int = 0) -> torc
     return (centered @ v[:2].T).float()
 
 
-def plot_gap(panels: Sequence[dict], out_png, method: str = "pca") -> None:
+def plot_gap(panels: Sequence[dict], out_png, method: str = "pca", columns: int | None = None) -> None:
     """One scatter panel per model of its image / caption / hallucinated-caption representations.
 
-    Each panel is ``{"label", "image", "caption", "negative", "metrics"}`` (tensors ``[N, hidden]``).
+    Each panel is ``{"label", "image", "caption", "negative", "metrics"}`` (tensors ``[N, hidden]``);
+    ``columns`` panels per row (default: all in one row).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6), squeeze=False)
+    columns = columns or len(panels)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4.6 * rows), squeeze=False)
     styles = {"image": ("tab:blue", "o"), "caption": ("tab:green", "^"), "negative": ("tab:red", "x")}
-    for ax, panel in zip(axes[0], panels):
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, panel in zip(axes.flat, panels):
         groups = [F.normalize(panel[k].float(), dim=-1) for k in styles]
         xy = project_2d(torch.cat(groups), method)
         start = 0
@@ -164,6 +169,7 @@ def analyze_gap(
     projection: str = "pca",
     batch_size: int = 16,
     seed: int = 0,
+    columns: int | None = None,
 ) -> dict:
     """Measure every ``(label, checkpoint)`` on the same pairs; write ``gap.json`` and ``gap.png`` to ``out_dir``."""
     from pathlib import Path
@@ -193,7 +199,7 @@ def analyze_gap(
         )
         results.append({"label": label, "model": str(path), **metrics})
         del vlm
-    plot_gap(panels, out_dir / "gap.png", projection)
+    plot_gap(panels, out_dir / "gap.png", projection, columns)
     report = {
         "negatives": str(negatives_path),
         "pairs": len(pairs),
