@@ -91,7 +91,7 @@ PRESETS = {
         name="quick",
         seeds=[0],
         world={"n_train": 400, "n_val": 20, "n_test": 60, "n_unlabeled": 20},
-        recipe={"vision": 60, "align": 40, "sft": 80},
+        recipe={"vision": 60, "align": 40, "qa": 40, "sft": 80},
         dpo_steps=10,
         pair_images=24,
         reward_steps=10,
@@ -289,12 +289,15 @@ class _Context:
     def _noiseboost(self, noise: bool) -> dict | None:
         return {"scale": self.preset.noise_scale, "relative": True} if noise else None
 
-    def _sft(self, name: str, start_model: str, noise: bool, data: Path | None = None) -> str:
+    def _sft(
+        self, name: str, start_model: str, noise: bool, data: Path | None = None, stage: str = "sft"
+    ) -> str:
+        """One of the recipe's text stages (``qa`` or ``sft``) from ``start_model``, with or without noise."""
         from tether.methods.settings import ModelSettings
         from tether.methods.sft import SFTConfig, SFTData, train_sft
 
-        settings = self.recipe.sft
-        data = data or self.baseline_dir / "data" / "sft.jsonl"
+        settings = getattr(self.recipe, stage)
+        data = data or self.baseline_dir / "data" / f"{stage}.jsonl"
         noiseboost = self._noiseboost(noise)
 
         def fn(folder):
@@ -305,6 +308,7 @@ class _Context:
                 data=SFTData(train=[str(data)], images=str(self.world / "images")),
                 train=self._train(folder, settings.steps, settings.learning_rate, settings.batch_size),
                 noiseboost=noiseboost,
+                normalize=settings.normalize,
             )
             return str(train_sft(config))
 
@@ -449,11 +453,16 @@ class _Context:
 
     # ---- the variants ------------------------------------------------------------------------------
 
-    def hacl(self) -> str:
-        return self._sft("hacl_sft", self._hacl_align(), noise=False)
+    def _hacl_qa(self) -> str:
+        return self._sft("hacl_qa", self._hacl_align(), noise=False, stage="qa")
 
+    def hacl(self) -> str:
+        return self._sft("hacl_sft", self._hacl_qa(), noise=False)
+
+    # NoiseBoost and the SSL comparison act on the instruction-tuning stage (sft), from the baseline's
+    # qa model: the qa stage is a curriculum step of the tiny recipe, shared by the variants it does not change
     def noiseboost_sft(self) -> str:
-        return self._sft("noiseboost_sft", self._stage_model("align"), noise=True)
+        return self._sft("noiseboost_sft", self._stage_model("qa"), noise=True)
 
     def ha_dpo(self) -> str:
         return self._dpo("ha_dpo", self._stage_model("sft"), noise=False)
@@ -462,7 +471,7 @@ class _Context:
         return self._dpo("noiseboost_dpo", self._stage_model("sft"), noise=True)
 
     def combo(self) -> str:
-        return self._dpo("combo_dpo", self._sft("combo_sft", self._hacl_align(), noise=True), noise=True)
+        return self._dpo("combo_dpo", self._sft("combo_sft", self._hacl_qa(), noise=True), noise=True)
 
     def _facts(self, split: str) -> dict[str, list[str]]:
         from tether.world.show import load_scenes
@@ -585,7 +594,7 @@ class _Context:
         return path
 
     def sft_half(self) -> str:
-        return self._sft("sft_half", self._stage_model("align"), noise=False, data=self._half_sft_data())
+        return self._sft("sft_half", self._stage_model("qa"), noise=False, data=self._half_sft_data())
 
     def noiseboost_ssl(self) -> str:
         from tether.methods.noise import NoiseSettings
@@ -595,7 +604,7 @@ class _Context:
         from tether.world.vocab import SHAPES
 
         teacher, labeled = self.sft_half(), self._half_sft_data()
-        start = self._stage_model("align")
+        start = self._stage_model("qa")
         unlabeled = self._half_split()[1] + [
             s["image"] for s in read_jsonl(self.world / "scenes" / "unlabeled.jsonl")
         ]
@@ -616,6 +625,7 @@ class _Context:
                 ),
                 train=self._train(folder, settings.steps, settings.learning_rate, settings.batch_size),
                 noiseboost=NoiseSettings(**noiseboost),
+                normalize=settings.normalize,
             )
             return str(train_ssl(config))
 

@@ -15,7 +15,7 @@ SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "world" / "smok
 
 def short_recipe(seed: int) -> BaselineRecipe:
     recipe = BaselineRecipe(seed=seed, progress_bar=False)
-    for stage in ("vision", "align", "sft"):
+    for stage in ("vision", "align", "qa", "sft"):
         setattr(recipe, stage, dataclasses.replace(getattr(recipe, stage), steps=3, batch_size=4))
     return recipe
 
@@ -35,15 +35,19 @@ def test_same_seed_same_baseline_and_rerun_skips(tmp_path):
     assert all((a[k] == b[k]).all() for k in a)
     assert any(not (a[k] == c[k]).all() for k in a)
     # a rerun finds every stage's fingerprint and trains nothing
-    stamps = {s: (tmp_path / "a" / s / "stage.json").stat().st_mtime_ns for s in ("vision", "align", "sft")}
+    stamps = {
+        s: (tmp_path / "a" / s / "stage.json").stat().st_mtime_ns for s in ("vision", "align", "qa", "sft")
+    }
     assert train_baseline(world, tmp_path / "a", short_recipe(0)) == first
     assert stamps == {
-        s: (tmp_path / "a" / s / "stage.json").stat().st_mtime_ns for s in ("vision", "align", "sft")
+        s: (tmp_path / "a" / s / "stage.json").stat().st_mtime_ns for s in ("vision", "align", "qa", "sft")
     }
 
 
 def test_recipe_data_come_from_the_world(tmp_path, smoke_world):
     files = prepare_data(smoke_world, tmp_path)
+    qa = [json.loads(line) for line in files["qa"].read_text().splitlines()]
+    assert qa and {r["response"] for r in qa} == {"Yes", "No"}  # the curriculum stage: existence only
     sft = [json.loads(line) for line in files["sft"].read_text().splitlines()]
     qa = [json.loads(line) for line in (smoke_world / "text" / "train_qa.jsonl").read_text().splitlines()]
     descriptions = (smoke_world / "text" / "train_descriptions.jsonl").read_text().splitlines()

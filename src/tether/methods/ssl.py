@@ -53,6 +53,7 @@ class SSLConfig:
     pseudo: PseudoLabelSettings = field(default_factory=PseudoLabelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     noiseboost: NoiseSettings | None = field(default_factory=NoiseSettings)  # null turns NoiseBoost off
+    normalize: str = "token"  # loss mean per token or per sample, as tether.methods.sft
 
 
 @dataclass
@@ -190,7 +191,7 @@ def train_ssl(config: SSLConfig):
         noise = VisualNoise(config.noiseboost)
         callbacks.append(NoiseScheduleCallback(noise))
     trainer = run_training(
-        SFTModule(vlm, noise),
+        SFTModule(vlm, noise, config.normalize),
         SFTCollator(vlm, config.data.images, config.data.max_length),
         labeled + kept,
         config.train,

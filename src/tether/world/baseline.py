@@ -86,12 +86,15 @@ class BaselineRecipe:
             steps=1000, learning_rate=1e-3, batch_size=16, normalize="sample"
         )
     )
+    # existence questions appear this many times in the sft stage's data, so instruction tuning keeps what
+    # the qa stage taught (measured: once, POPE-random accuracy falls from 83% to 79% during sft)
+    existence_repeats: int = 3
     # train the tower in stages 1-2 too (LLaVA freezes it; a tuned tiny tower collapses to a constant)
     tune_tower: bool = False
     progress_bar: bool = True
 
 
-def prepare_data(world_dir, out_dir) -> dict[str, Path]:
+def prepare_data(world_dir, out_dir, existence_repeats: int = 1) -> dict[str, Path]:
     """Write the recipe's training files (tether's SFT / label formats) from a world folder."""
     world_dir, out_dir = Path(world_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,6 +117,7 @@ def prepare_data(world_dir, out_dir) -> dict[str, Path]:
         "sft": [
             {"image": r["image"], "prompt": r["question"], "response": r["answer"]}
             for r in read_jsonl(text / "train_qa.jsonl")
+            for _ in range(existence_repeats if r["qa_type"] == "existence" else 1)
         ]
         + [
             {"image": r["image"], "prompt": DETAIL_PROMPT, "response": r["description"]}
@@ -139,7 +143,7 @@ def train_baseline(world_dir, out_dir, recipe: BaselineRecipe | None = None) -> 
 
     recipe = recipe or BaselineRecipe()
     world_dir, out_dir = Path(world_dir), Path(out_dir)
-    data = prepare_data(world_dir, out_dir / "data")
+    data = prepare_data(world_dir, out_dir / "data", recipe.existence_repeats)
     initial = out_dir / "init"
     model_config = dataclasses.replace(recipe.model, seed=recipe.seed)
     if not (initial / "config.json").is_file():
