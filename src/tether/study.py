@@ -55,8 +55,9 @@ VARIANTS = (
     "noiseboost_ssl",
 )
 BENCHMARKS = ("pope_random", "pope_popular", "pope_adversarial", "chair", "mmhal", "shr")
-# the world of configs/world/study.yaml: 96 px, so one grid cell is one 32-px patch of the tiny tower
-STUDY_WORLD = {"image_size": 96}
+# the world of configs/world/study.yaml: 96 px, so one grid cell is one 32-px patch of the tiny tower, and
+# pairs that co-occur 95% of the time in training scenes
+STUDY_WORLD = {"image_size": 96, "cooccurrence_prob": 0.95}
 # reward model and policy both adapt through LoRA; the reference is the policy with adapters off
 RLHF_LORA = {"r": 8, "alpha": 16, "dropout": 0.0}
 
