@@ -54,6 +54,8 @@ def test_world_run_writes_judged_pairs_whose_chosen_side_the_rule_judge_accepts(
         assert labels == judge(record["image_id"], split_sentences(record["rejected"]))
         assert "hallucination" in labels
         assert "hallucination" not in judge(record["image_id"], split_sentences(record["chosen"]))
+        # corrected, never shortened: DPO must not learn "be brief" from the pairs
+        assert len(split_sentences(record["chosen"])) == len(split_sentences(record["rejected"]))
     run = json.loads(world_run.with_suffix(".run.json").read_text())
     assert run["finished"] and run["n_images"] == 4
     assert run["counts"]["pairs"] == len(records) and run["counts"]["resumed"] == 0
@@ -180,3 +182,26 @@ def test_image_list_errors_name_the_line(tmp_path, capsys):
     args = ["data", "pairs", "model", "--judge", "world", "--world", "w", "--out", str(tmp_path / "p.jsonl")]
     assert main(args + ["--image-list", str(image_list)]) == 2
     assert f"{image_list}:2: missing field 'image'" in capsys.readouterr().err
+
+
+def test_world_corrector_replaces_rather_than_drops(pair_world):
+    # a description that already names every object, plus a hallucinated one: nothing unmentioned is left
+    # to describe, and the correction must still keep the sentence count (else chosen is always shorter)
+    import random
+
+    from tether.world import texts, vocab
+
+    judge = WorldPairJudge(pair_world, "train")
+    checked = 0
+    for image_id, scene in judge.scenes.items():
+        absent = [s for s in vocab.SHAPES if s not in scene.shapes()]
+        own = split_sentences(texts.description(random.Random(0), scene, judge.rules.grid_size))
+        sentences = own + [f"There is a {absent[0]} in the center."]
+        labels = judge(image_id, sentences)
+        if labels[-1] != "hallucination" or "hallucination" in labels[:-1]:
+            continue
+        corrected = judge.correct(image_id, sentences, labels)
+        assert len(corrected) == len(sentences) and corrected[:-1] == sentences[:-1]
+        assert "hallucination" not in judge(image_id, corrected)
+        checked += 1
+    assert checked >= 20

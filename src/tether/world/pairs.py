@@ -1,9 +1,12 @@
 """The world's judge and corrector for HA-DPO's pair pipeline (``tether.data.pairs``).
 
 The judge labels each sentence of a description against the scene graph with the rule judge's claim
-checker; the corrector replaces each hallucinated sentence by a true sentence, in the world's own
-description style, about an object the description has not mentioned yet (dropping it when none is left),
-so chosen and rejected differ only where the hallucination was. The wording is drawn from a generator
+checker; the corrector replaces each hallucinated sentence by a true sentence in the world's own
+description style: about an object the description has not mentioned yet, else a true relation, else
+another true sentence about a present object. It never drops a sentence, so chosen and rejected have the
+same number of sentences and differ only where the hallucination was (measured: dropping sentences made
+chosen responses shorter than rejected ones, and DPO then shortened descriptions from 19 to 8.5 words
+instead of removing hallucinations). The wording is drawn from a generator
 seeded per image, so an image's correction does not depend on which images came before it (a resumed run
 writes what one uninterrupted run would).
 """
@@ -32,10 +35,16 @@ class WorldPairJudge:
         mentioned = {shape for s in kept for shape in extract_objects(s)}
         unmentioned = [i for i, obj in enumerate(scene.objects) if obj.shape not in mentioned]
         rng = random.Random(f"{self.seed}:{image_id}")
+        relations = rng.sample(scene.relations, len(scene.relations))
+        grid = self.rules.grid_size
         corrected = []
         for sentence, label in zip(sentences, labels):
             if label != "hallucination":
                 corrected.append(sentence)
             elif unmentioned:
-                corrected.append(texts.object_sentence(rng, scene, unmentioned.pop(0), self.rules.grid_size))
+                corrected.append(texts.object_sentence(rng, scene, unmentioned.pop(0), grid))
+            elif relations:
+                corrected.append(texts.relation_sentence(rng, scene, relations.pop(), grid))
+            else:
+                corrected.append(texts.object_sentence(rng, scene, rng.randrange(len(scene.objects)), grid))
         return corrected
