@@ -194,5 +194,5 @@ def test_pair_pipeline_samples_through_the_chosen_backend(fake_vllm, tiny_checkp
     assert len(requests) == 3 and [p.kwargs["seed"] for p in params] == [2_000_006, 2_000_007, 2_000_008]
     assert counts["descriptions"] == 1 and counts["pairs"] == 1  # three identical samples make one candidate
     pair = json.loads(out.read_text())
-    assert (pair["chosen"], pair["rejected"]) == ("No", "No There is none")  # split_sentences drops the dots
+    assert (pair["chosen"], pair["rejected"]) == ("No.", "No. There is none.")  # joined with their periods
     assert pair["provenance"]["settings"]["backend"] == "vllm"
