@@ -38,7 +38,8 @@ def test_same_seed_same_baseline_and_rerun_skips(tmp_path):
     stamps = {
         s: (tmp_path / "a" / s / "stage.json").stat().st_mtime_ns for s in ("vision", "align", "qa", "sft")
     }
-    assert train_baseline(world, tmp_path / "a", short_recipe(0)) == first
+    shown = dataclasses.replace(short_recipe(0), progress_bar=True)  # a display setting changes nothing
+    assert train_baseline(world, tmp_path / "a", shown) == first
     assert stamps == {
         s: (tmp_path / "a" / s / "stage.json").stat().st_mtime_ns for s in ("vision", "align", "qa", "sft")
     }

@@ -156,7 +156,9 @@ def train_baseline(world_dir, out_dir, recipe: BaselineRecipe | None = None) -> 
 
 def _fingerprint(stage: str, recipe: BaselineRecipe, model_path: Path, data_file: Path) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([stage, dataclasses.asdict(recipe), str(model_path)], sort_keys=True).encode())
+    settings = dataclasses.asdict(recipe)
+    settings.pop("progress_bar")  # how a run is shown is not what it trains
+    digest.update(json.dumps([stage, settings, str(model_path)], sort_keys=True).encode())
     digest.update(data_file.read_bytes())
     return digest.hexdigest()[:16]
 
