@@ -6,7 +6,7 @@ from PIL import Image
 
 from tether.config import load_config
 from tether.data.sft import load_sft_records
-from tether.errors import DataError
+from tether.errors import DataError, TetherError
 from tether.methods.sft import SFTCollator, SFTConfig, SFTModule, train_sft
 from tether.methods.trainer import TRAINABLE_WEIGHTS
 
@@ -87,7 +87,7 @@ def test_sample_normalized_loss_weighs_each_response_equally(tiny_vlm, sft_data)
         token_loss = SFTModule(tiny_vlm)(**batch)["loss"]
     assert loss.item() == pytest.approx(sum(per_sample) / len(per_sample), rel=1e-5)
     assert abs(loss.item() - token_loss.item()) > 1e-3
-    with pytest.raises(ValueError, match="normalize"):
+    with pytest.raises(TetherError, match="normalize"):
         SFTModule(tiny_vlm, normalize="batch")
 
 

@@ -11,6 +11,7 @@ import torch
 
 from tether.data.images import open_image
 from tether.data.sft import SFTRecord
+from tether.errors import TetherError
 from tether.methods.noise import noise_hook
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
@@ -72,7 +73,7 @@ class SFTModule(torch.nn.Module):
     ):
         super().__init__()
         if normalize not in ("token", "sample"):
-            raise ValueError(f"normalize must be 'token' or 'sample', not {normalize!r}")
+            raise TetherError(f"normalize must be 'token' or 'sample', not {normalize!r}")
         self.model = vlm.model
         self.vlm = vlm
         self.visual_perturbation = visual_perturbation
@@ -108,7 +109,6 @@ def train_sft(config: SFTConfig):
 
     from tether.data.io import SkipLog
     from tether.data.sft import load_sft_records
-    from tether.errors import TetherError
     from tether.methods.run_record import RunTimer, write_run_record
     from tether.methods.trainer import run_training
     from tether.methods.tuning import export_model, load_for_training
@@ -130,8 +130,6 @@ def train_sft(config: SFTConfig):
 
         perturbation = noise_from_settings(config.noiseboost)
         callbacks.append(NoiseScheduleCallback(perturbation))
-    if config.normalize not in ("token", "sample"):
-        raise TetherError(f"normalize must be 'token' or 'sample', not {config.normalize!r}")
     module = SFTModule(vlm, perturbation, config.normalize)
     trainer = run_training(
         module,

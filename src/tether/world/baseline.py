@@ -99,6 +99,10 @@ def prepare_data(world_dir, out_dir, existence_repeats: int = 1) -> dict[str, Pa
     world_dir, out_dir = Path(world_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = world_dir / "text"
+    qa = [
+        (r["qa_type"], {"image": r["image"], "prompt": r["question"], "response": r["answer"]})
+        for r in read_jsonl(text / "train_qa.jsonl")
+    ]
     files = {
         "lm": [{"text": line} for line in (text / "lm_corpus.txt").read_text().splitlines() if line.strip()],
         "vision": [
@@ -109,16 +113,8 @@ def prepare_data(world_dir, out_dir, existence_repeats: int = 1) -> dict[str, Pa
             {"image": r["image"], "prompt": CAPTION_PROMPT, "response": r["caption"]}
             for r in read_jsonl(text / "train_captions.jsonl")
         ],
-        "qa": [
-            {"image": r["image"], "prompt": r["question"], "response": r["answer"]}
-            for r in read_jsonl(text / "train_qa.jsonl")
-            if r["qa_type"] == "existence"
-        ],
-        "sft": [
-            {"image": r["image"], "prompt": r["question"], "response": r["answer"]}
-            for r in read_jsonl(text / "train_qa.jsonl")
-            for _ in range(existence_repeats if r["qa_type"] == "existence" else 1)
-        ]
+        "qa": [record for kind, record in qa if kind == "existence"],
+        "sft": [record for kind, record in qa for _ in range(existence_repeats if kind == "existence" else 1)]
         + [
             {"image": r["image"], "prompt": DETAIL_PROMPT, "response": r["description"]}
             for r in read_jsonl(text / "train_descriptions.jsonl")
