@@ -6,6 +6,7 @@ from PIL import Image, UnidentifiedImageError
 
 from tether.data.io import resolve_under
 from tether.errors import DataError
+from tether.models.image_cache import FILE_TAG
 
 MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs rather than exhausting memory
 
@@ -20,7 +21,10 @@ def open_image(root, relative: str, *, source=None, line: int | None = None) -> 
         with Image.open(path) as img:
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise DataError(f"{where} is {img.width}x{img.height}, over the size limit", source, line)
-            return img.convert("RGB")
+            image = img.convert("RGB")
+        stat = Path(path).stat()
+        image.info[FILE_TAG] = (str(path), stat.st_mtime_ns, stat.st_size)  # the processed-input cache's key
+        return image
     except Image.DecompressionBombError:  # PIL's own limit, past twice its MAX_IMAGE_PIXELS
         raise DataError(
             f"{where} declares a size over the limit (decompression bomb?)", source, line

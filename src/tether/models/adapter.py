@@ -5,7 +5,8 @@ and chat template. Subclasses (one per architecture: ``llava.py``, ``qwen2_vl.py
 between architectures:
 
 - ``image_token``: the placeholder token that the model replaces with projected visual features;
-- ``image_inputs(images)``: pixel tensors (and grids) for a list of PIL images;
+- ``process_images(images)``: pixel tensors (and grids) for a list of PIL images (``image_inputs`` calls it,
+  through the cache of images already processed, ``image_cache.py``);
 - ``image_token_counts(image_inputs)``: how many visual tokens each image becomes;
 - ``image_span(n)``: token ids of a visual sequence of ``n`` tokens, with its delimiters (HACL's image-alone input);
 - ``projector``: the module whose output is the projected visual tokens (NoiseBoost's hook point);
@@ -40,6 +41,7 @@ import torch.nn.functional as F
 
 from tether.errors import TetherError
 from tether.models.decoding import DecodingSettings
+from tether.models.image_cache import ImageInputCache, concatenate, file_tag
 
 
 class ImageTokenMismatch(TetherError):
@@ -133,10 +135,11 @@ class VisionLanguageModel:
         self.pad_token_id = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_id
         )
+        self.image_cache = ImageInputCache()
 
     # ---- architecture-specific (overridden) -------------------------------------------------------------
 
-    def image_inputs(self, images: Sequence) -> dict:
+    def process_images(self, images: Sequence) -> dict:
         raise NotImplementedError
 
     def image_token_counts(self, image_inputs: dict) -> list[int]:
@@ -165,6 +168,22 @@ class VisionLanguageModel:
         sequences into one row (shared-prefix DPO) start from these and shift a segment's positions.
         """
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+    # ---- shared -------------------------------------------------------------------------------------------
+
+    def image_inputs(self, images: Sequence) -> dict:
+        """Pixel tensors (and grids) for ``images``; images opened from files are processed once and cached."""
+        tags = [file_tag(image) for image in images]
+        if not images or None in tags:
+            return self.process_images(images)
+        parts = []
+        for image, tag in zip(images, tags):
+            inputs = self.image_cache.get(tag)
+            if inputs is None:
+                inputs = self.process_images([image])
+                self.image_cache.put(tag, inputs)
+            parts.append(inputs)
+        return concatenate(parts)
 
     # ---- properties -----------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ class LlavaAdapter(VisionLanguageModel):
         self.image_token = getattr(tokenizer, "image_token", None) or "<image>"
         super().__init__(model, tokenizer, image_processor, chat_template, path)
 
-    def image_inputs(self, images) -> dict:
+    def process_images(self, images) -> dict:
         pixel_values = self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
         return {"pixel_values": pixel_values.to(self.base_model.dtype)}
 

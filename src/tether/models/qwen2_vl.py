@@ -14,7 +14,7 @@ class Qwen2VLAdapter(VisionLanguageModel):
         self.vision_start_id = model.config.vision_start_token_id
         self.vision_end_id = model.config.vision_end_token_id
 
-    def image_inputs(self, images) -> dict:
+    def process_images(self, images) -> dict:
         out = self.image_processor(images=list(images), return_tensors="pt")
         return {
             "pixel_values": out["pixel_values"].to(self.base_model.dtype),
