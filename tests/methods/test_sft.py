@@ -7,7 +7,7 @@ from PIL import Image
 from tether.config import load_config
 from tether.data.sft import load_sft_records
 from tether.errors import DataError, TetherError
-from tether.methods.sft import SFTCollator, SFTConfig, SFTModule, train_sft
+from tether.methods.sft import SFTCollator, SFTConfig, SFTModule, length_chunks, train_sft
 from tether.methods.trainer import TRAINABLE_WEIGHTS
 
 
@@ -57,7 +57,7 @@ def test_records_formats_and_errors(tmp_path):
 def test_loss_is_mean_token_nll(tiny_vlm, sft_data):
     path, images = sft_data
     records = load_sft_records(path)
-    batch = SFTCollator(tiny_vlm, images)(records)
+    batch = SFTCollator(tiny_vlm, images, split_by_length=False)(records)
     module = SFTModule(tiny_vlm)
     with torch.no_grad():
         loss = module(**batch)["loss"]
@@ -74,7 +74,7 @@ def test_loss_is_mean_token_nll(tiny_vlm, sft_data):
 def test_sample_normalized_loss_weighs_each_response_equally(tiny_vlm, sft_data):
     # the text row's response is 9 tokens, the image rows' 1 word: per-sample and per-token means differ
     path, images = sft_data
-    batch = SFTCollator(tiny_vlm, images)(load_sft_records(path))
+    batch = SFTCollator(tiny_vlm, images, split_by_length=False)(load_sft_records(path))
     from tether.models import ModelBatch
 
     with torch.no_grad():
@@ -89,6 +89,52 @@ def test_sample_normalized_loss_weighs_each_response_equally(tiny_vlm, sft_data)
     assert abs(loss.item() - token_loss.item()) > 1e-3
     with pytest.raises(TetherError, match="normalize"):
         SFTModule(tiny_vlm, normalize="batch")
+
+
+def test_length_chunks_partition_rows_at_the_cheapest_split_points():
+    # 3 short rows and 2 long ones: two forwards (3 x 5 + 2 x 40 + 2 x 10) beat one (5 x 40 + 10)
+    assert length_chunks([40, 5, 5, 38, 4], overhead=10) == [[4, 1, 2], [3, 0]]
+    # a forward costing more than the padding it saves: one batch
+    assert length_chunks([40, 5, 5, 38, 4], overhead=1000) == [[4, 1, 2, 3, 0]]
+    assert length_chunks([7, 7, 7], overhead=0) in (
+        [[0], [1], [2]],
+        [[0, 1, 2]],
+        [[0], [1, 2]],
+        [[0, 1], [2]],
+    )
+
+
+@pytest.mark.parametrize("normalize", ["token", "sample"])
+def test_length_split_batches_give_the_same_loss_and_gradients(tiny_vlm, tmp_path, normalize):
+    images = tmp_path / "images"
+    images.mkdir()
+    records = []
+    for i, colour in enumerate(["red", "blue", "green", "red", "blue", "green"]):
+        Image.new("RGB", (32, 32), colour).save(images / f"{i}.png")
+        # long enough that three short rows padded to it waste more than a forward costs
+        answer = colour if i % 2 else " ".join([f"a {colour} square left of a {colour} circle"] * 8)
+        records.append({"image": f"{i}.png", "prompt": "what is it ?", "response": answer})
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    records = load_sft_records(path)
+    module = SFTModule(tiny_vlm, normalize=normalize)
+    results = []
+    for split in (False, True):
+        batch = SFTCollator(tiny_vlm, images, split_by_length=split)(records)
+        tiny_vlm.model.zero_grad()
+        loss = module(**batch)["loss"]
+        loss.backward()
+        grads = [p.grad.clone() for p in tiny_vlm.model.parameters() if p.grad is not None]
+        results.append((loss.detach(), grads, batch["image_batch"]))
+    (loss_one, grads_one, one), (loss_split, grads_split, split_batches) = results
+    assert isinstance(one, dict) and len(split_batches) == 2  # short answers apart from long ones
+    assert sum(len(b["input_ids"]) for b in split_batches) == len(one["input_ids"])
+    padded = sum(b["input_ids"].numel() for b in split_batches)
+    assert padded < one["input_ids"].numel()
+    torch.testing.assert_close(loss_split, loss_one, rtol=1e-5, atol=1e-6)
+    for a, b in zip(grads_split, grads_one):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    tiny_vlm.model.zero_grad()
 
 
 def test_train_sft_learns_and_resumes(tiny_checkpoint, sft_data, tmp_path):

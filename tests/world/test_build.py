@@ -38,6 +38,10 @@ def test_layout_counts_and_card(smoke_world, smoke_config):
     card = json.loads((smoke_world / "world.json").read_text())
     assert card["version"] == 1 and card["config"]["seed"] == smoke_config.seed
     for split, n in smoke_config.split_sizes().items():
+        if split == "pref" and n == 0:  # a world without a preference split reads as before there was one
+            assert "pref_images" not in card["counts"] and "pref" not in card["statistics"]
+            assert not (smoke_world / "scenes" / "pref.jsonl").exists()
+            continue
         assert card["counts"][f"{split}_images"] == n
         assert len(list((smoke_world / "images").glob(f"{split}_*.png"))) == n
     assert card["statistics"]["test"]["biased"] is False
@@ -87,3 +91,36 @@ def test_overwrite_replaces_a_world_and_drops_stale_images(tmp_path):
         overwrite=True,
     )
     assert len(list((tmp_path / "images").glob("train_*.png"))) == 5
+
+
+def test_preference_split_is_unbiased_with_yes_no_questions_true_to_its_scenes(tmp_path):
+    config = load_world_config(
+        None, ["n_train=200", "n_val=2", "n_test=2", "n_unlabeled=2", "n_pref=200", "cooccurrence_prob=1.0"]
+    )
+    build_world(config, tmp_path)
+    card = json.loads((tmp_path / "world.json").read_text())
+    assert card["counts"]["pref_images"] == 200 and card["statistics"]["pref"]["biased"] is False
+    pref = [
+        Scene.from_dict(json.loads(x)) for x in (tmp_path / "scenes" / "pref.jsonl").read_text().splitlines()
+    ]
+    train = [
+        Scene.from_dict(json.loads(x)) for x in (tmp_path / "scenes" / "train.jsonl").read_text().splitlines()
+    ]
+    # the bias holds in train (always together) and is broken in pref, as in test
+    assert ShapeStats.of(train).conditional("circle", "square") == 1.0
+    assert ShapeStats.of(pref).conditional("circle", "square") < 0.6
+    assert not list((tmp_path / "text").glob("pref_qa*"))  # never in instruction data
+
+    shapes = {s.image: s.shapes() for s in pref}
+    questions = [json.loads(x) for x in (tmp_path / "text" / "pref_questions.jsonl").read_text().splitlines()]
+    assert [q["question_id"] for q in questions] == list(range(1, len(questions) + 1))
+    assert len({(q["image"], q["text"]) for q in questions}) == len(questions)
+    for q in questions:
+        asked = q["text"].removeprefix("Is there a ").removesuffix(" in the image?")
+        assert q["label"] == ("yes" if asked in shapes[q["image"]] else "no")
+    # the adversarial absent shapes are there: partners of present shapes asked about and absent
+    partner = config.partner_of()
+    assert any(
+        q["label"] == "no" and any(partner.get(s) == q["text"].split()[3] for s in shapes[q["image"]])
+        for q in questions
+    )

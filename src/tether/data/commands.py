@@ -45,6 +45,74 @@ def register(subparsers) -> None:
     negatives.add_argument("--skip-invalid", action="store_true", help="skip malformed input lines")
     negatives.set_defaults(handler=_negatives)
     _register_pairs(verbs)
+    _register_answer_pairs(verbs)
+
+
+def _register_answer_pairs(verbs) -> None:
+    parser = verbs.add_parser(
+        "answer-pairs",
+        help="build HA-DPO preference pairs from a model's wrong answers to yes/no questions",
+        description=(
+            "The model answers each yes/no question (greedy); each wrong answer becomes a pair (true "
+            "answer, model's answer), HA-DPO's pope_data. With balancing (default), correctly answered "
+            "questions are added from the short side until as many pairs prefer Yes as prefer No: wrong "
+            "answers alone nearly all prefer No and teach DPO to say no, not to look. Questions: POPE's "
+            "fields (image, text, label) or tether's (image, question, answer). Writes OUT and "
+            "OUT.run.json (model, settings, counts, library versions)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("model", help="checkpoint folder of the model whose answers are judged")
+    parser.add_argument("--questions", required=True, help="JSONL/JSON of yes/no questions with answers")
+    parser.add_argument("--images", required=True, help="folder the questions' image paths are under")
+    parser.add_argument("--out", required=True, help="preference pairs JSONL to write")
+    parser.add_argument("--no-balance", action="store_true", help="wrong answers only")
+    parser.add_argument(
+        "--mode",
+        choices=["fast", "generate"],
+        default="fast",
+        help="fast: the first answer token's yes/no logits; generate: decode and parse as POPE does",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="which correct answers balancing draws")
+    parser.add_argument("--skip-invalid", action="store_true", help="skip malformed question lines")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_answer_pairs)
+
+
+def _answer_pairs(args) -> int:
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from tether.data.answer_pairs import AnswerPairSettings, build_answer_pairs, load_yes_no_questions
+    from tether.data.io import SkipLog, write_json
+    from tether.models import load
+    from tether.provenance import environment
+
+    settings = AnswerPairSettings(balance=not args.no_balance, seed=args.seed, mode=args.mode)
+    skips = SkipLog()
+    questions = load_yes_no_questions(args.questions, args.skip_invalid, skips)
+    if not questions:
+        raise TetherError(f"{args.questions}: no questions")
+    counts = build_answer_pairs(
+        load(args.model), questions, args.images, args.out, settings, progress=not args.no_progress
+    )
+    run = {
+        "model": str(args.model),
+        "questions": str(args.questions),
+        "settings": asdict(settings),
+        "counts": counts,
+        "skipped_input": skips.reasons,
+        "environment": environment(),
+    }
+    write_json(Path(args.out).with_suffix(".run.json"), run)
+    print(
+        f"{counts['questions']} questions, {counts['wrong']} answered wrong ({counts['wrong_chosen_yes']} "
+        f"of them should be yes), {counts['balancing']} balancing: {counts['pairs']} pairs written to "
+        f"{args.out}"
+    )
+    if skips.skipped:
+        print(f"  {skips.skipped} input lines skipped")
+    return 0
 
 
 def _register_pairs(verbs) -> None:

@@ -326,11 +326,12 @@ class DPOModule(torch.nn.Module):
 def sft_nll(vlm: VisionLanguageModel, sft_batch: dict) -> torch.Tensor:
     """Mean next-token NLL over the response tokens of an ``SFTCollator`` batch."""
     total, tokens = 0.0, 0
-    for raw in (sft_batch.get("image_batch"), sft_batch.get("text_batch")):
-        if raw is not None:
-            result = vlm.response_logprobs(ModelBatch.from_dict(raw))
-            total = total + result.summed.sum()
-            tokens += int(result.mask.sum())
+    from tether.methods.sft import batch_parts
+
+    for raw in batch_parts(sft_batch.get("image_batch")) + batch_parts(sft_batch.get("text_batch")):
+        result = vlm.response_logprobs(ModelBatch.from_dict(raw))
+        total = total + result.summed.sum()
+        tokens += int(result.mask.sum())
     return -total / max(tokens, 1)
 
 

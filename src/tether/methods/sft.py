@@ -36,13 +36,59 @@ class SFTConfig:
     normalize: str = "token"
 
 
-class SFTCollator:
-    """Records → ``{"image_batch": ..., "text_batch": ...}`` (either may be None)."""
+# What one more forward costs, in padded token positions (tiny LLaVA on CPU: a forward of 16 rows x 50
+# positions takes 34 ms, and splitting it stops paying below about this many saved positions).
+FORWARD_OVERHEAD_TOKENS = 128
 
-    def __init__(self, vlm: VisionLanguageModel, images_root, max_length: int | None = None):
+
+def length_chunks(lengths: Sequence[int], overhead: int = FORWARD_OVERHEAD_TOKENS) -> list[list[int]]:
+    """Row indices in sub-batches of similar length, minimising Σ (rows × longest row + ``overhead``).
+
+    An SFT batch mixes one-word answers and long descriptions: padded to its longest row, half of its
+    positions were padding (measured on the study's SFT data: 49% real tokens). Sorted by length, the best
+    split points are found exactly by dynamic programming over the (small) batch.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    best = [0.0] + [float("inf")] * len(order)  # best[k]: cost of the k shortest rows
+    start_of = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        longest = lengths[order[end - 1]]
+        for start in range(end):
+            cost = best[start] + (end - start) * longest + overhead
+            if cost < best[end]:
+                best[end], start_of[end] = cost, start
+    chunks, end = [], len(order)
+    while end:
+        chunks.append(order[start_of[end] : end])
+        end = start_of[end]
+    return chunks[::-1]
+
+
+def batch_parts(raw) -> list:
+    """An SFTCollator entry as a list of batches (it is None, one batch, or length-sorted sub-batches)."""
+    if raw is None:
+        return []
+    return list(raw) if isinstance(raw, list | tuple) else [raw]
+
+
+class SFTCollator:
+    """Records → ``{"image_batch": ..., "text_batch": ...}`` (either may be None).
+
+    With ``split_by_length`` (default), ``image_batch`` is a list of sub-batches of similar length: the loss
+    is the same sum over the same rows, with less padding computed (``length_chunks``).
+    """
+
+    def __init__(
+        self,
+        vlm: VisionLanguageModel,
+        images_root,
+        max_length: int | None = None,
+        split_by_length: bool = True,
+    ):
         self.vlm = vlm
         self.images_root = images_root
         self.max_length = max_length
+        self.split_by_length = split_by_length
 
     def __call__(self, records: Sequence[SFTRecord]) -> dict:
         with_image = [r for r in records if r.image is not None]
@@ -56,7 +102,13 @@ class SFTCollator:
                 [r.response for r in with_image],
                 max_length=self.max_length,
             )
-            out["image_batch"] = batch.as_dict()
+            if self.split_by_length:
+                lengths = batch.attention_mask.sum(dim=1).tolist()
+                out["image_batch"] = [
+                    self.vlm.select_rows(batch, images, rows).as_dict() for rows in length_chunks(lengths)
+                ]
+            else:
+                out["image_batch"] = batch.as_dict()
         if text_only:
             out["text_batch"] = self.vlm.encode_text([r.response for r in text_only]).as_dict()
         return out
@@ -82,11 +134,12 @@ class SFTModule(torch.nn.Module):
     def forward(self, image_batch=None, text_batch=None) -> dict:
         total_logp, total_tokens, correct = 0.0, 0, 0
         sample_means = []
-        for raw in (image_batch, text_batch):
-            if raw is None:
-                continue
+        parts = [(raw, True) for raw in batch_parts(image_batch)] + [
+            (raw, False) for raw in batch_parts(text_batch)
+        ]
+        for raw, has_image in parts:
             batch = ModelBatch.from_dict(raw)
-            if self.visual_perturbation is not None and self.training and raw is image_batch:
+            if self.visual_perturbation is not None and self.training and has_image:
                 with noise_hook(self.vlm, self.visual_perturbation):
                     result = self.vlm.response_logprobs(batch, return_logits=True)
             else:

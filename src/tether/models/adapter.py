@@ -270,6 +270,19 @@ class VisionLanguageModel:
             input_ids, attention_mask, response_mask, image_inputs, self.extra_inputs(input_ids)
         )
 
+    def select_rows(self, batch: ModelBatch, images: Sequence, rows: Sequence[int]) -> ModelBatch:
+        """The ``rows`` of a right-padded ``batch`` of ``images`` as a batch of its own, trimmed to its longest row."""
+        rows = list(rows)
+        width = int(batch.attention_mask[rows].sum(dim=1).max())
+        input_ids = batch.input_ids[rows, :width]
+        return ModelBatch(
+            input_ids,
+            batch.attention_mask[rows, :width],
+            batch.response_mask[rows, :width],
+            self.image_inputs([images[i] for i in rows]),
+            self.extra_inputs(input_ids),
+        )
+
     def encode_text(
         self, texts: Sequence[str], *, add_eos: bool = True, padding_side: str = "right"
     ) -> ModelBatch:

@@ -48,15 +48,20 @@ def build_world(config: WorldConfig, out, overwrite: bool = False) -> dict:
     )
     write_jsonl(out / "scenes" / "unlabeled_truth.jsonl", [s.to_dict() for s in scenes["unlabeled"]])
 
-    counts = {f"{split}_images": len(scenes[split]) for split in SPLITS}
+    used = [
+        split for split in SPLITS if split != "pref" or config.n_pref
+    ]  # worlds without pref read as before
+    counts = {f"{split}_images": len(scenes[split]) for split in used}
     for split in LABELED_SPLITS:
         counts.update(_write_texts(out / "text", split, scenes[split], config))
     counts["lm_corpus_sentences"] = _write_lm_corpus(out / "text" / "lm_corpus.txt", out / "text")
 
     train_stats = exports.ShapeStats.of(scenes["train"])
     counts.update(_write_benchmarks(out / "bench", scenes["test"], train_stats, config, images))
+    if config.n_pref:
+        counts["pref_questions"] = _write_pref(out, scenes["pref"], train_stats, config)
 
-    statistics = {split: _split_statistics(scenes[split], config, split) for split in SPLITS}
+    statistics = {split: _split_statistics(scenes[split], config, split) for split in used}
     card = {
         "version": WORLD_FORMAT_VERSION,
         "config": asdict(config),
@@ -104,6 +109,19 @@ def _write_texts(folder: Path, split: str, scenes: list[Scene], config: WorldCon
     for name, records in files.items():
         write_jsonl(folder / f"{split}_{name}.jsonl", records)
     return {f"{split}_{name}": len(records) for name, records in files.items()}
+
+
+def _write_pref(out: Path, scenes: list[Scene], train: exports.ShapeStats, config: WorldConfig) -> int:
+    """The preference split: its scene graphs (the pair judge's ground truth) and yes/no questions about
+    its images in POPE's fields (random and adversarial absent shapes), from which answer pairs are mined."""
+    write_jsonl(out / "scenes" / "pref.jsonl", [s.to_dict() for s in scenes])
+    questions = {}
+    for strategy in ("random", "adversarial"):  # the same "yes" questions in both: kept once
+        for q in exports.pope_questions(scenes, train, config, strategy):
+            questions.setdefault((q["image"], q["text"]), q)
+    records = [{**q, "question_id": i + 1} for i, q in enumerate(questions.values())]
+    write_jsonl(out / "text" / "pref_questions.jsonl", records)
+    return len(records)
 
 
 def _write_lm_corpus(path: Path, text_folder: Path) -> int:

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     show.add_argument(
         "--split",
         default="train",
-        choices=["train", "val", "test", "unlabeled"],
+        choices=["train", "val", "test", "unlabeled", "pref"],
         help="split (default train)",
     )
     show.set_defaults(handler=_show)
@@ -37,12 +37,12 @@ def register(subparsers) -> None:
 
 def _build(args) -> int:
     from tether.world.build import build_world
-    from tether.world.config import load_world_config
+    from tether.world.config import SPLITS, load_world_config
 
     config = load_world_config(args.config, args.overrides)
     counts = build_world(config, args.out, overwrite=args.overwrite)
     seconds = counts.pop("build_seconds")
-    scenes = sum(counts[f"{split}_images"] for split in ("train", "val", "test", "unlabeled"))
+    scenes = sum(counts.get(f"{split}_images", 0) for split in SPLITS)
     print(f"built {scenes} scenes into {args.out} in {seconds:.1f} s")
     for name, value in counts.items():
         print(f"  {name:>24}: {value}")

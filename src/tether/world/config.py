@@ -6,7 +6,7 @@ from tether.config import load_config
 from tether.errors import TetherError
 from tether.world import vocab
 
-SPLITS = ("train", "val", "test", "unlabeled")
+SPLITS = ("train", "val", "test", "unlabeled", "pref")
 
 
 @dataclass
@@ -18,6 +18,9 @@ class WorldConfig:
     n_val: int = 200
     n_test: int = 500
     n_unlabeled: int = 500
+    # Annotated images drawn like test (bias broken), never in instruction data: where preference pairs
+    # and RLHF prompts come from (HA-DPO's and LLaVA-RLHF's annotated images beyond the SFT set).
+    n_pref: int = 0
     min_objects: int = 1
     max_objects: int = 3
     # Shape order is popularity order: with frequency_skew > 0 the first shapes are the most frequent.
@@ -43,10 +46,16 @@ class WorldConfig:
     amber_hallu_objects: int = 3
 
     def split_sizes(self) -> dict[str, int]:
-        return {"train": self.n_train, "val": self.n_val, "test": self.n_test, "unlabeled": self.n_unlabeled}
+        return {
+            "train": self.n_train,
+            "val": self.n_val,
+            "test": self.n_test,
+            "unlabeled": self.n_unlabeled,
+            "pref": self.n_pref,
+        }
 
     def is_biased(self, split: str) -> bool:
-        return split != "test" or self.test_bias
+        return split not in ("test", "pref") or self.test_bias
 
     def partner_of(self) -> dict[str, str]:
         partners = {}

@@ -1,0 +1,153 @@
+"""Preference pairs from yes/no questions with known answers: the second half of HA-DPO's data.
+
+HA-DPO released two pair files: ``desc_data`` (corrected detailed descriptions, ``tether.data.pairs``) and
+``pope_data`` (POPE-style existence questions). This builds the second kind from the model itself: it
+answers every question (greedy); a wrong answer is a hallucination the model actually makes, and becomes
+the pair (true answer, the model's answer).
+
+A model that hallucinates errs one way (it says "yes" to absent objects that usually come with present
+ones), so the wrong answers alone nearly all prefer "No": measured in the synthetic world, 471 of 507
+pairs. DPO on those teaches the prior ("say no more often"), not to look: POPE-random recall fell from 95%
+to 35%. ``balance`` (default) adds pairs for questions the model answered correctly, from the short side,
+until as many pairs prefer "Yes" as prefer "No"; with them, POPE-adversarial accuracy rose 65 -> 70-77%
+with the random split within about a point (docs/dpo.md).
+
+Questions: a JSONL/JSON list in POPE's fields (``image``, ``text``, ``label`` yes|no) or tether's
+(``image``, ``question``, ``answer``), an ``image_id`` or ``question_id`` optional.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+
+from tether.data.images import open_image
+from tether.data.io import SkipLog, parse_records, require_fields, write_jsonl
+from tether.errors import DataError
+from tether.eval.pope import parse_pope_answer
+from tether.models.decoding import DecodingSettings
+
+SOURCE = "tether data answer-pairs"
+
+
+@dataclass
+class YesNoQuestion:
+    image: str  # path under the images root
+    question: str
+    answer: str  # "yes" | "no"
+    source: str  # the questions file and line, for errors about the image
+    line: int
+
+
+@dataclass
+class AnswerPairSettings:
+    balance: bool = True  # add correctly answered questions until chosen "Yes" == chosen "No"
+    seed: int = 0  # which correct answers balance draws
+    mode: str = "fast"  # fast: yes/no from the first answer token's logits (hf); generate: decode and parse
+    max_new_tokens: int = 8  # generate mode
+
+
+def load_yes_no_questions(path, skip_invalid: bool = False, skips: SkipLog | None = None):
+    """Questions with their true yes/no answers (POPE's fields or tether's), errors naming file and line."""
+
+    def parse(record: dict, source, line: int) -> YesNoQuestion:
+        if "text" in record:
+            require_fields(record, {"image": str, "text": str, "label": str}, source, line)
+            question, answer = record["text"], record["label"]
+        else:
+            require_fields(record, {"image": str, "question": str, "answer": str}, source, line)
+            question, answer = record["question"], record["answer"]
+        answer = answer.strip().lower().rstrip(".")
+        if answer not in ("yes", "no"):
+            raise DataError(f"answer must be yes or no, got {answer!r}", source, line)
+        if not question.strip():
+            raise DataError("empty question", source, line)
+        return YesNoQuestion(record["image"], question, answer, str(source), line)
+
+    return parse_records(path, parse, skip_invalid=skip_invalid, skips=skips)
+
+
+def model_answers(
+    vlm, questions: list[YesNoQuestion], images_root, settings: AnswerPairSettings, progress: bool = True
+) -> list[str]:
+    """The model's answer text to each question, the questions of one image asked together."""
+    from tqdm.auto import tqdm
+
+    by_image: dict[str, list[int]] = {}
+    for index, q in enumerate(questions):
+        by_image.setdefault(q.image, []).append(index)
+    answers: list[str] = [""] * len(questions)
+    decoding = DecodingSettings(max_new_tokens=settings.max_new_tokens, do_sample=False)
+    for image_file, indices in tqdm(by_image.items(), desc="answers", disable=not progress):
+        first = questions[indices[0]]
+        image = open_image(images_root, image_file, source=first.source, line=first.line)
+        prompts = [questions[i].question for i in indices]
+        if settings.mode == "fast":
+            from tether.eval.runner import fast_yes_no
+
+            texts = fast_yes_no(vlm, image, prompts)
+        elif settings.mode == "generate":
+            texts = vlm.generate([image] * len(prompts), prompts, decoding)
+        else:
+            raise DataError(f"unknown answer mode '{settings.mode}' (fast or generate)")
+        for i, text in zip(indices, texts):
+            answers[i] = text
+    return answers
+
+
+def answer_pairs(
+    questions: list[YesNoQuestion], answers: list[str], settings: AnswerPairSettings, model: str | None = None
+) -> tuple[list[dict], dict]:
+    """Pairs (wrong answers, plus balancing correct ones) and their counts."""
+    wrong, right = [], []
+    for q, text in zip(questions, answers):
+        (right if parse_pope_answer(text) == q.answer else wrong).append((q, text))
+    chosen_yes = sum(q.answer == "yes" for q, _ in wrong)
+    extra = []
+    if settings.balance:
+        short_side = "yes" if chosen_yes < len(wrong) - chosen_yes else "no"
+        needed = abs(len(wrong) - 2 * chosen_yes)
+        pool = [(q, text) for q, text in right if q.answer == short_side]
+        extra = random.Random(settings.seed).sample(pool, min(needed, len(pool)))
+
+    def pair(q: YesNoQuestion, text: str, correct: bool) -> dict:
+        truth = q.answer.capitalize()
+        return {
+            "prompt": q.question,
+            "chosen": truth,
+            # a correct answer has no wrong text of the model's: the other answer is the rejected one
+            "rejected": ("No" if q.answer == "yes" else "Yes") if correct else text,
+            "images": [q.image],
+            "provenance": {
+                "source": SOURCE,
+                "model": model,
+                "model_answer": text,
+                "model_correct": correct,
+                "settings": asdict(settings),
+            },
+        }
+
+    pairs = [pair(q, text, False) for q, text in wrong] + [pair(q, text, True) for q, text in extra]
+    pairs.sort(key=lambda p: (p["images"][0], p["prompt"]))
+    counts = {
+        "questions": len(questions),
+        "wrong": len(wrong),
+        "wrong_chosen_yes": chosen_yes,
+        "balancing": len(extra),
+        "pairs": len(pairs),
+    }
+    return pairs, counts
+
+
+def build_answer_pairs(
+    vlm, questions, images_root, out_path, settings: AnswerPairSettings | None = None, progress: bool = True
+) -> dict:
+    """Answer ``questions`` with ``vlm``, write the pairs to ``out_path`` (atomically), return the counts.
+
+    One forward per image in fast mode, so the file is written whole at the end rather than resumed.
+    """
+    settings = settings or AnswerPairSettings()
+    answers = model_answers(vlm, questions, images_root, settings, progress)
+    pairs, counts = answer_pairs(questions, answers, settings, model=getattr(vlm, "path", None))
+    write_jsonl(out_path, pairs)
+    return counts

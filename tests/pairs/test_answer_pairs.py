@@ -1,0 +1,101 @@
+"""HA-DPO's yes/no pairs (`tether data answer-pairs`): wrong answers paired with the truth, balanced."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tether.cli import main
+from tether.data.answer_pairs import (
+    AnswerPairSettings,
+    YesNoQuestion,
+    answer_pairs,
+    load_yes_no_questions,
+)
+from tether.data.io import read_jsonl
+from tether.errors import DataError
+
+SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "world" / "smoke.yaml"
+
+
+def question(image: str, text: str, answer: str) -> YesNoQuestion:
+    return YesNoQuestion(image, text, answer, "q.jsonl", 1)
+
+
+def test_questions_load_in_pope_and_tether_fields_with_errors_naming_the_line(tmp_path):
+    path = tmp_path / "q.jsonl"
+    rows = [
+        {"question_id": 1, "image": "a.png", "text": "Is there a star in the image?", "label": "yes"},
+        {"image": "b.png", "question": "Is there a cross?", "answer": "No."},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = load_yes_no_questions(path)
+    assert [(q.image, q.question, q.answer, q.line) for q in loaded] == [
+        ("a.png", "Is there a star in the image?", "yes", 1),
+        ("b.png", "Is there a cross?", "no", 2),
+    ]
+    path.write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], "answer": "maybe"}) + "\n")
+    with pytest.raises(DataError, match=r"q\.jsonl:2: answer must be yes or no"):
+        load_yes_no_questions(path)
+    path.write_text(json.dumps({"image": "a.png", "text": "Is there?"}) + "\n")
+    with pytest.raises(DataError, match=r"q\.jsonl:1: missing field 'label'"):
+        load_yes_no_questions(path)
+
+
+def test_wrong_answers_become_pairs_and_balancing_evens_the_preferred_answers():
+    # a model that says yes to everything: wrong on the three absent objects, right on the two present
+    questions = [question(f"{i}.png", f"Is there a shape {i}?", "no") for i in range(3)]
+    questions += [question(f"{i}.png", f"Is there a shape {i}?", "yes") for i in range(3, 5)]
+    answers = ["Yes, there is."] * 5
+
+    unbalanced, counts = answer_pairs(questions, answers, AnswerPairSettings(balance=False))
+    assert counts == {"questions": 5, "wrong": 3, "wrong_chosen_yes": 0, "balancing": 0, "pairs": 3}
+    assert {(p["chosen"], p["rejected"]) for p in unbalanced} == {("No", "Yes, there is.")}
+    assert all(p["provenance"]["model_correct"] is False for p in unbalanced)
+
+    balanced, counts = answer_pairs(questions, answers, AnswerPairSettings(balance=True))
+    assert counts["balancing"] == 2 and counts["pairs"] == 5  # all the model got right, 2 < 3 needed
+    added = [p for p in balanced if p["provenance"]["model_correct"]]
+    # a correct answer's pair rejects the other answer, since the model wrote no wrong text
+    assert {(p["chosen"], p["rejected"]) for p in added} == {("Yes", "No")}
+
+    more_right = questions + [question(f"{i}.png", f"Is there a shape {i}?", "yes") for i in range(5, 9)]
+    balanced, counts = answer_pairs(more_right, ["Yes"] * 9, AnswerPairSettings(balance=True, seed=1))
+    chosen = [p["chosen"] for p in balanced]
+    assert counts["balancing"] == 3 and chosen.count("Yes") == chosen.count("No") == 3
+
+
+def test_answer_pairs_cli_on_the_world_preference_split(world_checkpoint, tmp_path):
+    from tether.data.images import open_image
+    from tether.eval.runner import fast_yes_no
+    from tether.models import load
+    from tether.world.build import build_world
+    from tether.world.config import load_world_config
+
+    world = tmp_path / "world"
+    build_world(load_world_config(SMOKE_CONFIG, ["n_pref=6"]), world)
+    questions_file = world / "text" / "pref_questions.jsonl"
+    out = tmp_path / "answer_pairs.jsonl"
+    args = ["data", "answer-pairs", str(world_checkpoint), "--questions", str(questions_file)]
+    assert main(args + ["--images", str(world / "images"), "--out", str(out), "--no-progress"]) == 0
+
+    # the pairs are exactly the questions the model gets wrong, plus balancing ones it gets right
+    vlm = load(world_checkpoint)
+    questions = load_yes_no_questions(questions_file)
+    wrong = set()
+    for image in {q.image for q in questions}:
+        asked = [q for q in questions if q.image == image]
+        answers = fast_yes_no(vlm, open_image(world / "images", image), [q.question for q in asked])
+        wrong |= {(q.image, q.question) for q, a in zip(asked, answers) if a.lower() != q.answer}
+    pairs = read_jsonl(out)
+    assert {(p["images"][0], p["prompt"]) for p in pairs if not p["provenance"]["model_correct"]} == wrong
+    run = json.loads(out.with_suffix(".run.json").read_text())
+    assert run["counts"]["wrong"] == len(wrong) and run["counts"]["pairs"] == len(pairs)
+    chosen = [p["chosen"].lower() for p in pairs]
+    short = min(("yes", "no"), key=chosen.count)
+    right_on_short_side = [q for q in questions if q.answer == short and (q.image, q.question) not in wrong]
+    # as even as the correct answers allow: equal, or every correct answer on the short side used
+    assert chosen.count("yes") == chosen.count("no") or chosen.count(short) == len(
+        [w for w in wrong if any(q.answer == short and (q.image, q.question) == w for q in questions)]
+    ) + len(right_on_short_side)
+    assert "versions" in run["environment"]
