@@ -13,6 +13,41 @@ def test_top_level_help_lists_verbs():
     assert "models" in out
 
 
+def test_top_level_help_does_not_import_torch():
+    code = (
+        "import sys\nfrom tether.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False False"
+
+
+SPEW = """
+import argparse, sys
+import tether.cli as cli
+build = cli.build_parser
+def with_spew():
+    parser = build()
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    verbs.add_parser("spew").set_defaults(handler=lambda args: [print("x" * 99) for _ in range(100_000)])
+    return parser
+cli.build_parser = with_spew
+sys.exit(cli.main(["spew"]))
+"""
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    # `tether ... | head -1`: 10 MB of output into a pipe whose reader stops after one line
+    process = subprocess.Popen(
+        [sys.executable, "-c", SPEW], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().startswith("x")
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait() == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
 def test_every_verb_has_help():
     for verb in (["models"], ["models", "info"], ["models", "tiny"]):
         assert "usage: tether" in run_cli(*verb, "--help").stdout

@@ -8,6 +8,7 @@ Each area registers its own verbs from a ``commands`` module (``tether/<area>/co
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from tether import __version__
@@ -40,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # the reader went away (`tether ... | head`): stop quietly, as other Unix tools do; stdout goes to
+        # devnull so that the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -1,15 +1,25 @@
-"""Loading local Hugging Face vision-language checkpoints behind one adapter interface."""
+"""Loading local Hugging Face vision-language checkpoints behind one adapter interface.
 
-from tether.models.adapter import ImageTokenMismatch, ModelBatch, ResponseLogProbs, VisionLanguageModel
-from tether.models.decoding import DecodingSettings
-from tether.models.loading import ADAPTERS, load
+The names below are imported on first use (PEP 562), so importing a submodule that needs no torch
+(``tether.models.commands`` when the CLI builds its ``--help``) does not pull torch in.
+"""
 
-__all__ = [
-    "ADAPTERS",
-    "DecodingSettings",
-    "ImageTokenMismatch",
-    "ModelBatch",
-    "ResponseLogProbs",
-    "VisionLanguageModel",
-    "load",
-]
+import importlib
+
+_EXPORTS = {
+    "ADAPTERS": "tether.models.loading",
+    "DecodingSettings": "tether.models.decoding",
+    "ImageTokenMismatch": "tether.models.adapter",
+    "ModelBatch": "tether.models.adapter",
+    "ResponseLogProbs": "tether.models.adapter",
+    "VisionLanguageModel": "tether.models.adapter",
+    "load": "tether.models.loading",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tether.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
