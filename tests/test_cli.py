@@ -48,6 +48,13 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr
 
 
+def test_a_broken_pipe_that_is_not_stdout_is_still_an_error(tmp_path):
+    code = SPEW.replace('print("x" * 99) for _ in range(100_000)', "(_ for _ in ()).throw(BrokenPipeError())")
+    with open(tmp_path / "out.txt", "w") as out:  # stdout readable to the end: the pipe was another one
+        result = subprocess.run([sys.executable, "-c", code], stdout=out, stderr=subprocess.PIPE, text=True)
+    assert result.returncode == 1 and "BrokenPipeError" in result.stderr
+
+
 def test_every_verb_has_help():
     for verb in (["models"], ["models", "info"], ["models", "tiny"]):
         assert "usage: tether" in run_cli(*verb, "--help").stdout

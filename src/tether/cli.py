@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import os
+import select
 import sys
 
 from tether import __version__
@@ -44,10 +45,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(argv)
     except BrokenPipeError:
-        # the reader went away (`tether ... | head`): stop quietly, as other Unix tools do; stdout goes to
-        # devnull so that the interpreter's final flush does not raise again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if not _stdout_closed():
+            raise  # some other pipe (a worker, a server): a real error
+        # the reader of stdout went away (`tether ... | head`): stop quietly, as other Unix tools do, with
+        # stdout on devnull so that the interpreter's final flush does not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
         return 0
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe with no reader left (poll reports an error on its write end)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # replaced by an object without a descriptor
+        return False
+    if not hasattr(select, "poll"):
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
 
 
 def _run(argv: list[str] | None) -> int:

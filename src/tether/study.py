@@ -60,6 +60,8 @@ BENCHMARKS = ("pope_random", "pope_popular", "pope_adversarial", "chair", "mmhal
 # the world of configs/world/study.yaml: 96 px, so one grid cell is one 32-px patch of the tiny tower, and
 # pairs that co-occur 95% of the time in training scenes
 STUDY_WORLD = {"image_size": 96, "cooccurrence_prob": 0.95, "n_pref": 500}
+# the variants whose data come from the world's preference split (answer pairs, PPO prompts)
+PREFERENCE_VARIANTS = {"ha_dpo", "noiseboost_dpo", "combo", "fact_rlhf"}
 # reward model and policy both adapt through LoRA; the reference is the policy with adapters off
 RLHF_LORA = {"r": 8, "alpha": 16, "dropout": 0.0}
 
@@ -169,6 +171,9 @@ def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
     unknown = set(preset.variants) - set(VARIANTS)
     if unknown:
         raise TetherError(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+    needs_pref = sorted(set(preset.variants) & PREFERENCE_VARIANTS)
+    if needs_pref and not {**STUDY_WORLD, **preset.world}.get("n_pref"):
+        raise TetherError(f"variants {needs_pref} need the world's preference split: set world n_pref > 0")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "preset.json", dataclasses.asdict(preset))
@@ -426,6 +431,7 @@ class _Context:
 
         baseline = self._stage_model("sft")
         questions = self.world / "text" / "pref_questions.jsonl"
+        settings = AnswerPairSettings(seed=self.seed)
 
         def fn(folder):
             path = folder / "pairs.jsonl"
@@ -434,13 +440,14 @@ class _Context:
                 load_yes_no_questions(questions),
                 self.world / "images",
                 path,
-                AnswerPairSettings(seed=self.seed),
+                settings,
                 progress=self.progress,
             )
             write_json(folder / "counts.json", counts)
             return str(path)
 
-        return self.stages.run("answer_pairs", [baseline, _model_stamp(baseline), questions], fn)
+        key = [baseline, _model_stamp(baseline), questions, dataclasses.asdict(settings)]
+        return self.stages.run("answer_pairs", key, fn)
 
     def _dpo(self, name: str, start_model: str, noise: bool) -> str:
         from tether.methods.dpo import DPOConfig, DPOData, DPOSettings, train_dpo

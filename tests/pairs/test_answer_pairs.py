@@ -50,13 +50,13 @@ def test_wrong_answers_become_pairs_and_balancing_evens_the_preferred_answers():
 
     unbalanced, counts = answer_pairs(questions, answers, AnswerPairSettings(balance=False))
     assert counts == {"questions": 5, "wrong": 3, "wrong_chosen_yes": 0, "balancing": 0, "pairs": 3}
-    assert {(p["chosen"], p["rejected"]) for p in unbalanced} == {("No", "Yes, there is.")}
+    assert {(p["chosen"], p["rejected"]) for p in unbalanced} == {("No", "Yes")}  # bare words both
     assert all(p["provenance"]["model_correct"] is False for p in unbalanced)
+    assert {p["provenance"]["model_answer"] for p in unbalanced} == {"Yes, there is."}
 
     balanced, counts = answer_pairs(questions, answers, AnswerPairSettings(balance=True))
     assert counts["balancing"] == 2 and counts["pairs"] == 5  # all the model got right, 2 < 3 needed
     added = [p for p in balanced if p["provenance"]["model_correct"]]
-    # a correct answer's pair rejects the other answer, since the model wrote no wrong text
     assert {(p["chosen"], p["rejected"]) for p in added} == {("Yes", "No")}
 
     more_right = questions + [question(f"{i}.png", f"Is there a shape {i}?", "yes") for i in range(5, 9)]

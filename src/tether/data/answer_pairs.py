@@ -3,7 +3,7 @@
 HA-DPO released two pair files: ``desc_data`` (corrected detailed descriptions, ``tether.data.pairs``) and
 ``pope_data`` (POPE-style existence questions). This builds the second kind from the model itself: it
 answers every question (greedy); a wrong answer is a hallucination the model actually makes, and becomes
-the pair (true answer, the model's answer).
+the pair (true answer, the other answer), both as the bare words "Yes"/"No".
 
 A model that hallucinates errs one way (it says "yes" to absent objects that usually come with present
 ones), so the wrong answers alone nearly all prefer "No": measured in the synthetic world, 471 of 507
@@ -115,8 +115,9 @@ def answer_pairs(
         return {
             "prompt": q.question,
             "chosen": truth,
-            # a correct answer has no wrong text of the model's: the other answer is the rejected one
-            "rejected": ("No" if q.answer == "yes" else "Yes") if correct else text,
+            # the other answer, as a bare word like the chosen one (a generated sentence against a bare word
+            # would teach length and style too); the model's own text is in the provenance
+            "rejected": "No" if q.answer == "yes" else "Yes",
             "images": [q.image],
             "provenance": {
                 "source": SOURCE,

@@ -54,11 +54,11 @@ def _register_answer_pairs(verbs) -> None:
         help="build HA-DPO preference pairs from a model's wrong answers to yes/no questions",
         description=(
             "The model answers each yes/no question (greedy); each wrong answer becomes a pair (true "
-            "answer, model's answer), HA-DPO's pope_data. With balancing (default), correctly answered "
+            "answer, the other answer, as bare Yes/No), HA-DPO's pope_data. With balancing (default), correctly answered "
             "questions are added from the short side until as many pairs prefer Yes as prefer No: wrong "
             "answers alone nearly all prefer No and teach DPO to say no, not to look. Questions: POPE's "
-            "fields (image, text, label) or tether's (image, question, answer). Writes OUT and "
-            "OUT.run.json (model, settings, counts, library versions)."
+            "fields (image, text, label) or tether's (image, question, answer). Writes OUT and a .run.json "
+            "beside it (model, settings, counts, library versions)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -6,9 +6,11 @@ from PIL import Image, UnidentifiedImageError
 
 from tether.data.io import resolve_under
 from tether.errors import DataError
-from tether.models.image_cache import FILE_TAG
 
 MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs rather than exhausting memory
+# key in PIL's ``Image.info`` naming the file an image was read from (the processed-input cache's key,
+# tether.models.image_cache); images from open_image are not to be modified in place
+FILE_TAG = "tether.file"
 
 
 def open_image(root, relative: str, *, source=None, line: int | None = None) -> Image.Image:
@@ -17,13 +19,13 @@ def open_image(root, relative: str, *, source=None, line: int | None = None) -> 
     where = f"image '{relative}'"
     if not Path(path).is_file():
         raise DataError(f"{where} not found under {root}", source, line)
+    stat = Path(path).stat()  # before reading: a file replaced meanwhile gets a key of its own
     try:
         with Image.open(path) as img:
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise DataError(f"{where} is {img.width}x{img.height}, over the size limit", source, line)
             image = img.convert("RGB")
-        stat = Path(path).stat()
-        image.info[FILE_TAG] = (str(path), stat.st_mtime_ns, stat.st_size)  # the processed-input cache's key
+        image.info[FILE_TAG] = (str(path), stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size)
         return image
     except Image.DecompressionBombError:  # PIL's own limit, past twice its MAX_IMAGE_PIXELS
         raise DataError(

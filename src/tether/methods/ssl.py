@@ -54,6 +54,7 @@ class SSLConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
     noiseboost: NoiseSettings | None = field(default_factory=NoiseSettings)  # null turns NoiseBoost off
     normalize: str = "token"  # loss mean per token or per sample, as tether.methods.sft
+    split_by_length: bool = True  # sub-batches of similar length, as tether.methods.sft
 
 
 @dataclass
@@ -192,7 +193,7 @@ def train_ssl(config: SSLConfig):
         callbacks.append(NoiseScheduleCallback(noise))
     trainer = run_training(
         SFTModule(vlm, noise, config.normalize),
-        SFTCollator(vlm, config.data.images, config.data.max_length),
+        SFTCollator(vlm, config.data.images, config.data.max_length, config.split_by_length),
         labeled + kept,
         config.train,
         callbacks=callbacks,

@@ -273,6 +273,8 @@ class VisionLanguageModel:
     def select_rows(self, batch: ModelBatch, images: Sequence, rows: Sequence[int]) -> ModelBatch:
         """The ``rows`` of a right-padded ``batch`` of ``images`` as a batch of its own, trimmed to its longest row."""
         rows = list(rows)
+        if not bool(batch.attention_mask[:, 0].all()):
+            raise ValueError("select_rows needs a right-padded batch")
         width = int(batch.attention_mask[rows].sum(dim=1).max())
         input_ids = batch.input_ids[rows, :width]
         return ModelBatch(

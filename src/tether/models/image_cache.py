@@ -3,9 +3,11 @@
 Training runs over the same images every epoch (the world's 2000 training images, an SFT set's images
 under several prompts), and each batch re-ran the image processor on them: measured 5 of ~100 ms of a
 tiny-model SFT step on CPU, and HACL processes every image twice per step. ``open_image`` tags each image
-with its file (path, modification time, size); the adapter looks the tag up here and processes only
+with its file (path, inode, modification and change times, size); the adapter looks the tag up here
+(with the image's size and mode) and processes only
 images it has not seen. Untagged images (built in memory) are always processed. Entries are evicted
 least-recently-used past a byte budget, so a dataset larger than the budget costs what it did before.
+Each DataLoader worker process holds a cache of its own (workers restart every epoch unless persistent).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections import OrderedDict
 
 import torch
 
-FILE_TAG = "tether.file"  # key in PIL's ``Image.info``: (path, mtime_ns, size) of the file it was read from
+from tether.data.images import FILE_TAG
+
 DEFAULT_MAX_BYTES = 512 * 2**20
 
 
@@ -46,7 +49,10 @@ class ImageInputCache:
 
 
 def file_tag(image) -> tuple | None:
-    return getattr(image, "info", {}).get(FILE_TAG)
+    """The cache key of an image read by ``open_image``, else None. PIL copies ``info`` to images derived
+    from it (resize, crop, convert), so the key includes the image's size and mode as well."""
+    tag = getattr(image, "info", {}).get(FILE_TAG)
+    return None if tag is None else (*tag, image.size, image.mode)
 
 
 def concatenate(parts: list[dict]) -> dict:
