@@ -172,7 +172,7 @@ def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
     if unknown:
         raise TetherError(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
     needs_pref = sorted(set(preset.variants) & PREFERENCE_VARIANTS)
-    if needs_pref and not {**STUDY_WORLD, **preset.world}.get("n_pref"):
+    if needs_pref and not _world_settings(preset).get("n_pref"):
         raise TetherError(f"variants {needs_pref} need the world's preference split: set world n_pref > 0")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -185,13 +185,18 @@ def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
     return write_report(out_dir)
 
 
+def _world_settings(preset: StudyPreset) -> dict:
+    """The study world's settings: configs/world/study.yaml's (``STUDY_WORLD``) with the preset's overrides."""
+    return {**STUDY_WORLD, **preset.world}
+
+
 def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) -> dict:
     from tether.world.baseline import BaselineRecipe, train_baseline
     from tether.world.build import build_world
     from tether.world.config import load_world_config
 
     stages = Stages(seed_dir)
-    settings = {**STUDY_WORLD, **preset.world, "seed": seed}
+    settings = {**_world_settings(preset), "seed": seed}
     world_config = load_world_config(None, [f"{k}={json.dumps(v)}" for k, v in settings.items()])
     world = seed_dir / "world"
 
@@ -290,6 +295,11 @@ class _Context:
                 "progress_bar": self.progress,
             },
         )
+
+    @property
+    def _pref_questions(self) -> Path:
+        """The preference split's yes/no questions (answer pairs, PPO prompts)."""
+        return self.world / "text" / "pref_questions.jsonl"
 
     def _stage_model(self, stage: str) -> str:
         return str(self.baseline_dir / stage / "model")
@@ -430,7 +440,7 @@ class _Context:
         from tether.models import load
 
         baseline = self._stage_model("sft")
-        questions = self.world / "text" / "pref_questions.jsonl"
+        questions = self._pref_questions
         settings = AnswerPairSettings(seed=self.seed)
 
         def fn(folder):
@@ -455,8 +465,8 @@ class _Context:
 
         # HA-DPO's yes/no answer pairs. Its description pairs (``_pairs``, the reward model's data) are left
         # out: measured on seed 0, adding them raised CHAIR_i by 12 points, and they triple a DPO step's cost
-        pairs = [p for p in [self._answer_pairs()] if read_jsonl(p)]
-        if not pairs:
+        pairs = self._answer_pairs()
+        if not read_jsonl(pairs):
             logger.warning("%s: no hallucinations to pair; the model is the starting model", name)
             return start_model
         noiseboost = self._noiseboost(noise)
@@ -466,7 +476,7 @@ class _Context:
                 model=ModelSettings(
                     path=start_model, freeze_vision=True, freeze_projector=False, freeze_llm=False
                 ),
-                data=DPOData(train=pairs, images=str(self.world / "images")),
+                data=DPOData(train=[pairs], images=str(self.world / "images")),
                 train=self._train(folder, self.preset.dpo_steps, self.preset.dpo_learning_rate, 16),
                 # chosen-only noise (the paper's) needs the two-sequence path
                 dpo=DPOSettings(beta=self.preset.dpo_beta, shared_prefix=not noise),
@@ -479,7 +489,7 @@ class _Context:
             [
                 start_model,
                 _model_stamp(start_model),
-                *[Path(p) for p in pairs],  # each file's bytes
+                Path(pairs),
                 noiseboost,
                 self.preset.dpo_steps,
                 self.preset.dpo_beta,
@@ -574,7 +584,7 @@ class _Context:
             # prompts from the preference split (images beyond the instruction data, as LLaVA-RLHF's): its
             # yes/no questions carry the answer for the symbolic bonus; the training images would give the
             # bonus nothing to correct (measured: the baseline answers 94% of their questions right)
-            questions = read_jsonl(self.world / "text" / "pref_questions.jsonl")
+            questions = read_jsonl(self._pref_questions)
             facts = self._facts("pref")
             rng = random.Random(self.seed)
             prompts = [
@@ -616,7 +626,7 @@ class _Context:
                 reward_model,
                 _model_stamp(reward_model),
                 self.preset.ppo_steps,
-                self.world / "text" / "pref_questions.jsonl",
+                self._pref_questions,
             ],
             ppo_fn,
         )

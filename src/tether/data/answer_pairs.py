@@ -73,6 +73,8 @@ def model_answers(
     """The model's answer text to each question, the questions of one image asked together."""
     from tqdm.auto import tqdm
 
+    if settings.mode not in ("fast", "generate"):
+        raise DataError(f"unknown answer mode '{settings.mode}' (fast or generate)")
     by_image: dict[str, list[int]] = {}
     for index, q in enumerate(questions):
         by_image.setdefault(q.image, []).append(index)
@@ -86,10 +88,8 @@ def model_answers(
             from tether.eval.runner import fast_yes_no
 
             texts = fast_yes_no(vlm, image, prompts)
-        elif settings.mode == "generate":
-            texts = vlm.generate([image] * len(prompts), prompts, decoding)
         else:
-            raise DataError(f"unknown answer mode '{settings.mode}' (fast or generate)")
+            texts = vlm.generate([image] * len(prompts), prompts, decoding)
         for i, text in zip(indices, texts):
             answers[i] = text
     return answers

@@ -26,18 +26,14 @@ class ImageInputCache:
         self.max_bytes = max_bytes
         self.entries: OrderedDict[tuple, dict] = OrderedDict()
         self.bytes = 0
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: tuple) -> dict | None:
         inputs = self.entries.get(key)
         if inputs is not None:
             self.entries.move_to_end(key)
-            self.hits += 1
         return inputs
 
     def put(self, key: tuple, inputs: dict) -> None:
-        self.misses += 1
         size = _nbytes(inputs)
         if size > self.max_bytes:
             return

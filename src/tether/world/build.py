@@ -48,9 +48,8 @@ def build_world(config: WorldConfig, out, overwrite: bool = False) -> dict:
     )
     write_jsonl(out / "scenes" / "unlabeled_truth.jsonl", [s.to_dict() for s in scenes["unlabeled"]])
 
-    used = [
-        split for split in SPLITS if split != "pref" or config.n_pref
-    ]  # worlds without pref read as before
+    # a world without a preference split is written as before there was one
+    used = [split for split in SPLITS if split != "pref" or config.n_pref]
     counts = {f"{split}_images": len(scenes[split]) for split in used}
     for split in LABELED_SPLITS:
         counts.update(_write_texts(out / "text", split, scenes[split], config))
