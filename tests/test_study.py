@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from tether.report import BENCHMARK_METRICS, mean_interval, summarise, verdict
-from tether.study import VARIANTS
+from tether.study import PRESETS, VARIANTS, run_study
 
 
 def test_quick_study_writes_a_report(tmp_path):
@@ -76,3 +76,16 @@ def test_intervals_and_verdicts_by_hand():
     }
     cells = summarise(metrics)["hacl"]["pope_adversarial/f1"]
     assert abs(cells[2] - (0.06 + 0.05 + 0.06) / 3) < 1e-12 and verdict(cells[2], cells[3], True) == "helps"
+
+
+def test_preference_variants_without_a_preference_split_stop_before_any_stage(tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from tether.errors import TetherError
+
+    preset = dataclasses.replace(PRESETS["quick"], world={**PRESETS["quick"].world, "n_pref": 0})
+    with pytest.raises(TetherError, match=r"\['combo', 'fact_rlhf', 'ha_dpo', 'noiseboost_dpo'\] need"):
+        run_study(preset, tmp_path / "study", progress=False)
+    assert not (tmp_path / "study").exists()  # nothing built, nothing trained

@@ -137,6 +137,16 @@ def test_length_split_batches_give_the_same_loss_and_gradients(tiny_vlm, tmp_pat
     tiny_vlm.model.zero_grad()
 
 
+def test_select_rows_refuses_a_left_padded_batch(tiny_vlm):
+    images = [Image.new("RGB", (32, 32), c) for c in ("red", "blue")]
+    batch = tiny_vlm.encode(images, ["what ?", "what is it ?"], ["red", "a blue one"], padding_side="left")
+    with pytest.raises(ValueError, match="right-padded"):
+        tiny_vlm.select_rows(batch, images, [0])
+    right = tiny_vlm.encode(images, ["what ?", "what is it ?"], ["red", "a blue one"])
+    one = tiny_vlm.select_rows(right, images, [0])
+    assert one.input_ids.shape[0] == 1 and one.attention_mask.all()  # trimmed to its own length
+
+
 def test_train_sft_learns_and_resumes(tiny_checkpoint, sft_data, tmp_path):
     path, images = sft_data
     out = tmp_path / "run"

@@ -99,3 +99,11 @@ def test_answer_pairs_cli_on_the_world_preference_split(world_checkpoint, tmp_pa
         [w for w in wrong if any(q.answer == short and (q.image, q.question) == w for q in questions)]
     ) + len(right_on_short_side)
     assert "versions" in run["environment"]
+
+
+def test_an_unknown_answer_mode_is_refused_before_any_image_is_read(tmp_path):
+    from tether.data.answer_pairs import model_answers
+
+    questions = [question("missing.png", "Is there a star?", "yes")]
+    with pytest.raises(DataError, match="unknown answer mode 'sample'"):
+        model_answers(None, questions, tmp_path, AnswerPairSettings(mode="sample"), progress=False)
