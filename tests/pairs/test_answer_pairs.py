@@ -49,7 +49,15 @@ def test_wrong_answers_become_pairs_and_balancing_evens_the_preferred_answers():
     answers = ["Yes, there is."] * 5
 
     unbalanced, counts = answer_pairs(questions, answers, AnswerPairSettings(balance=False))
-    assert counts == {"questions": 5, "wrong": 3, "wrong_chosen_yes": 0, "balancing": 0, "pairs": 3}
+    assert counts == {
+        "questions": 5,
+        "wrong": 3,
+        "wrong_chosen_yes": 0,
+        "selected": 3,
+        "balancing": 0,
+        "pairs": 3,
+        "chosen_yes": 0,
+    }
     assert {(p["chosen"], p["rejected"]) for p in unbalanced} == {("No", "Yes")}  # bare words both
     assert all(p["provenance"]["model_correct"] is False for p in unbalanced)
     assert {p["provenance"]["model_answer"] for p in unbalanced} == {"Yes, there is."}
@@ -63,6 +71,29 @@ def test_wrong_answers_become_pairs_and_balancing_evens_the_preferred_answers():
     balanced, counts = answer_pairs(more_right, ["Yes"] * 9, AnswerPairSettings(balance=True, seed=1))
     chosen = [p["chosen"] for p in balanced]
     assert counts["balancing"] == 3 and chosen.count("Yes") == chosen.count("No") == 3
+
+
+def test_select_all_pairs_every_question_and_repeats_the_short_side():
+    # 7 absent objects, 2 present; the model is right on 4 absent and 1 present
+    questions = [question(f"{i}.png", f"Is there a shape {i}?", "no") for i in range(7)]
+    questions += [question(f"{i}.png", f"Is there a shape {i}?", "yes") for i in range(7, 9)]
+    answers = ["No"] * 4 + ["Yes"] * 3 + ["Yes", "No"]
+
+    pairs, counts = answer_pairs(questions, answers, AnswerPairSettings(select="all", balance=False))
+    assert counts["selected"] == counts["pairs"] == 9 and counts["wrong"] == 4
+    assert sorted(p["prompt"] for p in pairs) == sorted(q.question for q in questions)
+    assert sum(p["provenance"]["model_correct"] for p in pairs) == 5
+    assert all({p["chosen"], p["rejected"]} == {"Yes", "No"} for p in pairs)
+
+    pairs, counts = answer_pairs(questions, answers, AnswerPairSettings(select="all", seed=3))
+    # 7 prefer No, 2 prefer Yes: the two yes questions drawn again until 7 (rounds without replacement)
+    assert counts["balancing"] == 5 and counts["chosen_yes"] == 7 and counts["pairs"] == 14
+    yes_prompts = [p["prompt"] for p in pairs if p["chosen"] == "Yes"]
+    assert sorted(set(yes_prompts)) == ["Is there a shape 7?", "Is there a shape 8?"]
+    assert sorted(yes_prompts.count(x) for x in set(yes_prompts)) == [3, 4]
+
+    with pytest.raises(DataError, match="unknown answer-pair selection 'most'"):
+        answer_pairs(questions, answers, AnswerPairSettings(select="most"))
 
 
 def test_answer_pairs_cli_on_the_world_preference_split(world_checkpoint, tmp_path):

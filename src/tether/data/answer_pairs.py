@@ -10,7 +10,11 @@ ones), so the wrong answers alone nearly all prefer "No": measured in the synthe
 pairs. DPO on those teaches the prior ("say no more often"), not to look: POPE-random recall fell from 95%
 to 35%. ``balance`` (default) adds pairs for questions the model answered correctly, from the short side,
 until as many pairs prefer "Yes" as prefer "No"; with them, POPE-adversarial accuracy rose 65 -> 70-77%
-with the random split within about a point (docs/dpo.md).
+from one baseline, but from others DPO moved the yes/no bias and POPE-random fell 1-15 points: the wrong
+answers are the hard "no" questions, the balancing ones easy "yes" questions, and DPO learns the difference.
+``select: all`` pairs every question (the true answer against the other; the short side repeated when
+balancing); in the world study it raised POPE-random and POPE-adversarial on each of 3 baselines
+(docs/pairs.md). ``wrong`` stays the default: it is HA-DPO's data.
 
 Questions: a JSONL/JSON list in POPE's fields (``image``, ``text``, ``label`` yes|no) or tether's
 (``image``, ``question``, ``answer``), an ``image_id`` or ``question_id`` optional.
@@ -41,7 +45,10 @@ class YesNoQuestion:
 
 @dataclass
 class AnswerPairSettings:
-    balance: bool = True  # add correctly answered questions until chosen "Yes" == chosen "No"
+    select: str = "wrong"  # "wrong": the questions answered wrongly (HA-DPO's); "all": every question
+    balance: bool = (
+        True  # until chosen "Yes" == chosen "No": wrong, add correct ones; all, repeat the short side
+    )
     seed: int = 0  # which correct answers balance draws
     mode: str = "fast"  # fast: yes/no from the first answer token's logits (hf); generate: decode and parse
     max_new_tokens: int = 8  # generate mode
@@ -98,17 +105,16 @@ def model_answers(
 def answer_pairs(
     questions: list[YesNoQuestion], answers: list[str], settings: AnswerPairSettings, model: str | None = None
 ) -> tuple[list[dict], dict]:
-    """Pairs (wrong answers, plus balancing correct ones) and their counts."""
+    """Pairs (the selected questions, plus the balancing ones) and their counts."""
+    if settings.select not in ("wrong", "all"):
+        raise DataError(f"unknown answer-pair selection '{settings.select}' (wrong or all)")
     wrong, right = [], []
     for q, text in zip(questions, answers):
         (right if parse_pope_answer(text) == q.answer else wrong).append((q, text))
-    chosen_yes = sum(q.answer == "yes" for q, _ in wrong)
-    extra = []
-    if settings.balance:
-        short_side = "yes" if chosen_yes < len(wrong) - chosen_yes else "no"
-        needed = abs(len(wrong) - 2 * chosen_yes)
-        pool = [(q, text) for q, text in right if q.answer == short_side]
-        extra = random.Random(settings.seed).sample(pool, min(needed, len(pool)))
+    selected = [(q, text, False) for q, text in wrong]
+    if settings.select == "all":
+        selected += [(q, text, True) for q, text in right]
+    extra = _balancing(selected, right, settings) if settings.balance else []
 
     def pair(q: YesNoQuestion, text: str, correct: bool) -> dict:
         truth = q.answer.capitalize()
@@ -128,16 +134,38 @@ def answer_pairs(
             },
         }
 
-    pairs = [pair(q, text, False) for q, text in wrong] + [pair(q, text, True) for q, text in extra]
+    pairs = [pair(q, text, correct) for q, text, correct in selected + extra]
     pairs.sort(key=lambda p: (p["images"][0], p["prompt"]))
     counts = {
         "questions": len(questions),
         "wrong": len(wrong),
-        "wrong_chosen_yes": chosen_yes,
+        "wrong_chosen_yes": sum(q.answer == "yes" for q, _ in wrong),
+        "selected": len(selected),
         "balancing": len(extra),
         "pairs": len(pairs),
+        "chosen_yes": sum(p["chosen"] == "Yes" for p in pairs),
     }
     return pairs, counts
+
+
+def _balancing(selected: list, right: list, settings: AnswerPairSettings) -> list:
+    """Extra pairs from the short side (chosen "Yes" or "No") until both sides are equal.
+
+    For ``wrong``, correctly answered questions of the short side (as many as there are); for ``all`` every
+    question is already in, so the short side's questions are drawn again (without replacement per round).
+    """
+    chosen_yes = sum(q.answer == "yes" for q, _, _ in selected)
+    needed = abs(len(selected) - 2 * chosen_yes)
+    short_side = "yes" if 2 * chosen_yes < len(selected) else "no"
+    rng = random.Random(settings.seed)
+    if settings.select == "wrong":
+        pool = [(q, text, True) for q, text in right if q.answer == short_side]
+        return rng.sample(pool, min(needed, len(pool)))
+    pool = [item for item in selected if item[0].answer == short_side]
+    extra = []
+    while pool and len(extra) < needed:
+        extra += rng.sample(pool, min(needed - len(extra), len(pool)))
+    return extra
 
 
 def build_answer_pairs(

@@ -54,8 +54,9 @@ def _register_answer_pairs(verbs) -> None:
         help="build HA-DPO preference pairs from a model's wrong answers to yes/no questions",
         description=(
             "The model answers each yes/no question (greedy); each wrong answer becomes a pair (true "
-            "answer, the other answer, as bare Yes/No), HA-DPO's pope_data. With balancing (default), correctly answered "
-            "questions are added from the short side until as many pairs prefer Yes as prefer No: wrong "
+            "answer, the other answer, as bare Yes/No), HA-DPO's pope_data; --select all pairs every question. "
+            "With balancing (default), pairs from the short side are added (correctly answered questions; "
+            "with --select all, its questions again) until as many pairs prefer Yes as prefer No: wrong "
             "answers alone nearly all prefer No and teach DPO to say no, not to look. Questions: POPE's "
             "fields (image, text, label) or tether's (image, question, answer). Writes OUT and a .run.json "
             "beside it (model, settings, counts, library versions)."
@@ -66,7 +67,17 @@ def _register_answer_pairs(verbs) -> None:
     parser.add_argument("--questions", required=True, help="JSONL/JSON of yes/no questions with answers")
     parser.add_argument("--images", required=True, help="folder the questions' image paths are under")
     parser.add_argument("--out", required=True, help="preference pairs JSONL to write")
-    parser.add_argument("--no-balance", action="store_true", help="wrong answers only")
+    parser.add_argument(
+        "--select",
+        choices=["wrong", "all"],
+        default="wrong",
+        help="questions to pair: the wrongly answered ones (HA-DPO's, default) or all",
+    )
+    parser.add_argument(
+        "--no-balance",
+        action="store_true",
+        help="no balancing pairs (by default pairs are added until as many prefer Yes as No)",
+    )
     parser.add_argument(
         "--mode",
         choices=["fast", "generate"],
@@ -88,7 +99,9 @@ def _answer_pairs(args) -> int:
     from tether.models import load
     from tether.provenance import environment
 
-    settings = AnswerPairSettings(balance=not args.no_balance, seed=args.seed, mode=args.mode)
+    settings = AnswerPairSettings(
+        select=args.select, balance=not args.no_balance, seed=args.seed, mode=args.mode
+    )
     skips = SkipLog()
     questions = load_yes_no_questions(args.questions, args.skip_invalid, skips)
     if not questions:

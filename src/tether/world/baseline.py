@@ -33,10 +33,10 @@ from pathlib import Path
 
 from tether.data.io import read_jsonl, write_json, write_jsonl
 from tether.models.tiny import TinyConfig
+from tether.world.texts import DETAIL_PROMPT
 
 logger = logging.getLogger(__name__)
 
-DETAIL_PROMPT = "Describe this image in detail."
 CAPTION_PROMPT = "Describe this image briefly."
 STAGES = ("lm", "vision", "align", "qa", "sft")
 

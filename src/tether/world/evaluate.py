@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tether.models.decoding import DecodingSettings
+from tether.world.texts import DETAIL_PROMPT
 
-DETAIL_PROMPT = "Describe this image in detail."
 POPE_SPLITS = ("random", "popular", "adversarial")
 
 
