@@ -131,6 +131,14 @@ def test_answer_pairs_cli_on_the_world_preference_split(world_checkpoint, tmp_pa
     ) + len(right_on_short_side)
     assert "versions" in run["environment"]
 
+    # --select all: every question once, the short side's questions again until both sides are equal
+    everything = tmp_path / "all_pairs.jsonl"
+    assert main(args + ["--images", str(world / "images"), "--out", str(everything), "--select", "all"]) == 0
+    pairs = read_jsonl(everything)
+    assert {(p["images"][0], p["prompt"]) for p in pairs} == {(q.image, q.question) for q in questions}
+    assert sum(p["chosen"] == "Yes" for p in pairs) == sum(p["chosen"] == "No" for p in pairs)
+    assert json.loads(everything.with_suffix(".run.json").read_text())["settings"]["select"] == "all"
+
 
 def test_an_unknown_answer_mode_is_refused_before_any_image_is_read(tmp_path):
     from tether.data.answer_pairs import model_answers
