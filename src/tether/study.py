@@ -74,9 +74,12 @@ class StudyPreset:
     recipe: dict = field(default_factory=dict)  # steps per baseline stage: {"vision": 150, ...}
     hacl_weight: float = 1.0
     noise_scale: float = 0.5
-    dpo_steps: int = 400
+    dpo_steps: int = 200
     dpo_beta: float = 0.1
-    dpo_learning_rate: float = 1e-4
+    dpo_learning_rate: float = 2e-4
+    # γ of HA-DPO's auxiliary SFT loss, on the preference images' true descriptions (0 = off)
+    dpo_sft_weight: float = 2.0
+    answer_pairs_select: str = "all"  # which questions become HA-DPO's yes/no pairs: all | wrong
     pair_images: int = 200
     pair_backend: str = "hf"  # how the pair stage samples descriptions: hf | vllm (tether[vllm])
     reward_steps: int = 60
@@ -441,7 +444,7 @@ class _Context:
 
         baseline = self._stage_model("sft")
         questions = self._pref_questions
-        settings = AnswerPairSettings(seed=self.seed)
+        settings = AnswerPairSettings(select=self.preset.answer_pairs_select, seed=self.seed)
 
         def fn(folder):
             path = folder / "pairs.jsonl"
@@ -459,27 +462,60 @@ class _Context:
         key = [baseline, _model_stamp(baseline), questions, dataclasses.asdict(settings)]
         return self.stages.run("answer_pairs", key, fn)
 
+    def _pref_descriptions(self) -> str:
+        """True detailed descriptions of the preference split's images (the world's generator, 2 per image)."""
+        from tether.world.show import load_scenes
+        from tether.world.texts import DETAIL_PROMPT, description
+
+        def fn(folder):
+            grid = json.loads((self.world / "world.json").read_text())["config"]["grid_size"]
+            rng = random.Random(f"{self.seed}:pref_descriptions")
+            records = [
+                {"image": scene.image, "prompt": DETAIL_PROMPT, "response": description(rng, scene, grid)}
+                for scene in load_scenes(self.world, "pref")
+                for _ in range(2)
+            ]
+            path = folder / "descriptions.jsonl"
+            write_jsonl(path, records)
+            return str(path)
+
+        return self.stages.run("pref_descriptions", [self.world / "scenes" / "pref.jsonl"], fn)
+
     def _dpo(self, name: str, start_model: str, noise: bool) -> str:
         from tether.methods.dpo import DPOConfig, DPOData, DPOSettings, train_dpo
         from tether.methods.settings import ModelSettings
 
         # HA-DPO's yes/no answer pairs. Its description pairs (``_pairs``, the reward model's data) are left
-        # out: measured on seed 0, adding them raised CHAIR_i by 12 points, and they triple a DPO step's cost
+        # out: measured on seed 0, adding them raised CHAIR_i by 12 points, and they triple a DPO step's cost.
+        # HA-DPO's auxiliary SFT loss runs on the preference images' true descriptions (what its corrected
+        # descriptions stand for): yes/no DPO alone made descriptions 4x longer (CHAIR_i +12-21 points on each
+        # of 3 seeds); anchored on the baseline's own training descriptions they kept their length but CHAIR_i
+        # did not fall; on the preference images' descriptions it fell on each seed (docs/pairs.md)
         pairs = self._answer_pairs()
         if not read_jsonl(pairs):
             logger.warning("%s: no hallucinations to pair; the model is the starting model", name)
             return start_model
         noiseboost = self._noiseboost(noise)
+        anchor = self._pref_descriptions() if self.preset.dpo_sft_weight else None
 
         def fn(folder):
             config = DPOConfig(
                 model=ModelSettings(
                     path=start_model, freeze_vision=True, freeze_projector=False, freeze_llm=False
                 ),
-                data=DPOData(train=[pairs], images=str(self.world / "images")),
+                data=DPOData(
+                    train=[pairs],
+                    images=str(self.world / "images"),
+                    sft_train=[anchor] if anchor else [],
+                ),
                 train=self._train(folder, self.preset.dpo_steps, self.preset.dpo_learning_rate, 16),
                 # chosen-only noise (the paper's) needs the two-sequence path
-                dpo=DPOSettings(beta=self.preset.dpo_beta, shared_prefix=not noise),
+                dpo=DPOSettings(
+                    beta=self.preset.dpo_beta,
+                    sft_weight=self.preset.dpo_sft_weight,
+                    sft_target="data",
+                    shared_prefix=not noise,
+                ),
                 noiseboost=noiseboost,
             )
             return str(train_dpo(config))
@@ -494,6 +530,8 @@ class _Context:
                 self.preset.dpo_steps,
                 self.preset.dpo_beta,
                 self.preset.dpo_learning_rate,
+                self.preset.dpo_sft_weight,
+                anchor and Path(anchor),
             ],
             fn,
         )
