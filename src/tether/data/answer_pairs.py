@@ -13,8 +13,8 @@ until as many pairs prefer "Yes" as prefer "No"; with them, POPE-adversarial acc
 from one baseline, but from others DPO moved the yes/no bias and POPE-random fell 1-15 points: the wrong
 answers are the hard "no" questions, the balancing ones easy "yes" questions, and DPO learns the difference.
 ``select: all`` pairs every question (the true answer against the other; the short side repeated when
-balancing); in the world study it raised POPE-random and POPE-adversarial on each of 3 baselines
-(docs/pairs.md). ``wrong`` stays the default: it is HA-DPO's data.
+balancing); in the world study (with HA-DPO's SFT term) it raised POPE-random and POPE-adversarial F1 on
+each of six baselines (docs/pairs.md, docs/results). ``wrong`` stays the default: it is HA-DPO's data.
 
 Questions: a JSONL/JSON list in POPE's fields (``image``, ``text``, ``label`` yes|no) or tether's
 (``image``, ``question``, ``answer``), an ``image_id`` or ``question_id`` optional.
