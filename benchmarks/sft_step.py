@@ -14,6 +14,7 @@ Measured 2026-11-23, 2-core CPU, 1 thread: padded 125.7 ms, tether 67.3 ms, rati
 """
 
 import argparse
+import dataclasses
 import random
 import statistics
 import tempfile
@@ -29,7 +30,8 @@ from tether.methods.settings import ModelSettings
 from tether.methods.sft import SFTCollator, SFTModule
 from tether.methods.tuning import configure_trainable
 from tether.models import load
-from tether.models.tiny import TinyConfig, build_tiny_checkpoint
+from tether.models.tiny import build_tiny_checkpoint
+from tether.world.baseline import BaselineRecipe
 
 COLOURS = ["red", "blue", "green", "yellow", "white", "purple", "orange", "pink"]
 SHAPES = ["square", "circle", "triangle", "star", "heart", "cross"]
@@ -81,18 +83,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = TinyConfig(
-        arch="llava",
-        image_size=96,
-        patch_size=32,
-        vision_hidden=96,
-        vision_layers=3,
-        vision_heads=4,
-        text_hidden=args.hidden,
-        text_layers=args.layers,
-        text_heads=4,
-        max_positions=256,
-    )
+    # the study recipe's model, LLM size from the command line
+    config = dataclasses.replace(BaselineRecipe().model, text_hidden=args.hidden, text_layers=args.layers)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         vlm = load(build_tiny_checkpoint(config, tmp / "model", WORDS))

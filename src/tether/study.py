@@ -304,6 +304,10 @@ class _Context:
         """The preference split's yes/no questions (answer pairs, PPO prompts)."""
         return self.world / "text" / "pref_questions.jsonl"
 
+    @property
+    def _grid_size(self) -> int:
+        return json.loads((self.world / "world.json").read_text())["config"]["grid_size"]
+
     def _stage_model(self, stage: str) -> str:
         return str(self.baseline_dir / stage / "model")
 
@@ -468,10 +472,13 @@ class _Context:
         from tether.world.texts import DETAIL_PROMPT, description
 
         def fn(folder):
-            grid = json.loads((self.world / "world.json").read_text())["config"]["grid_size"]
             rng = random.Random(f"{self.seed}:pref_descriptions")
             records = [
-                {"image": scene.image, "prompt": DETAIL_PROMPT, "response": description(rng, scene, grid)}
+                {
+                    "image": scene.image,
+                    "prompt": DETAIL_PROMPT,
+                    "response": description(rng, scene, self._grid_size),
+                }
                 for scene in load_scenes(self.world, "pref")
                 for _ in range(2)
             ]
@@ -562,8 +569,7 @@ class _Context:
         from tether.world.show import load_scenes
         from tether.world.texts import fact_sentences
 
-        grid = json.loads((self.world / "world.json").read_text())["config"]["grid_size"]
-        return {s.image: fact_sentences(s, grid) for s in load_scenes(self.world, split)}
+        return {s.image: fact_sentences(s, self._grid_size) for s in load_scenes(self.world, split)}
 
     def _reward(self, name: str, use_facts: bool) -> str | None:
         """A reward model on the train pairs (None without pairs), its accuracy measured on the val pairs."""

@@ -46,9 +46,9 @@ class YesNoQuestion:
 @dataclass
 class AnswerPairSettings:
     select: str = "wrong"  # "wrong": the questions answered wrongly (HA-DPO's); "all": every question
-    balance: bool = (
-        True  # until chosen "Yes" == chosen "No": wrong, add correct ones; all, repeat the short side
-    )
+    # until chosen "Yes" == chosen "No": with "wrong", add correctly answered questions; with "all", repeat
+    # the short side's questions
+    balance: bool = True
     seed: int = 0  # which correct answers balance draws
     mode: str = "fast"  # fast: yes/no from the first answer token's logits (hf); generate: decode and parse
     max_new_tokens: int = 8  # generate mode
