@@ -33,6 +33,13 @@ def test_quick_study_writes_a_report(tmp_path):
     assert {"reward/accuracy_facts", "reward/accuracy_vanilla", "ppo/kl_last"} <= set(seed0["fact_rlhf"])
     assert 0 <= seed0["fact_rlhf"]["reward/accuracy_vanilla"] <= 1
     assert seed0["noiseboost_ssl"]["ssl/unlabeled_items"] == 3 * 40  # a description + 2 questions per image
+    # HA-DPO: a pair for every preference question (balanced), and the SFT term on two true descriptions of
+    # each of the 40 preference images
+    counts = json.loads((out / "seed0" / "answer_pairs" / "counts.json").read_text())
+    assert counts["selected"] == counts["questions"] and 2 * counts["chosen_yes"] == counts["pairs"]
+    for stage in ("ha_dpo", "noiseboost_dpo", "combo_dpo"):
+        run = json.loads((out / "seed0" / stage / "run.json").read_text())
+        assert run["pairs"] == counts["pairs"] and run["sft_records"] == 2 * 40
     report = (out / "report.md").read_text()
     assert all(f"| {variant} |" in report for variant in VARIANTS)
     for heading in (
