@@ -1,11 +1,14 @@
 """Cost of HACL's contrastive term: one HACL training step vs one plain stage-1 step, same model and batch.
 
     PYTHONPATH=src python benchmarks/hacl_step.py [--arch llava] [--hidden 256] [--layers 4] [--batch 16]
+        [--template plain|chat] [--train-llm]
 
-Both steps train the projector (LLM and vision tower frozen, stage-1 alignment). The plain step is the
-caption next-token loss alone (``SFTModule``); the HACL step adds the two batched representation forwards
-(visual tokens alone; captions + hallucinated captions together), the heads and the InfoNCE loss. Prints
-steps/s and peak memory of both and the ratio; the issue asks for the contrastive term to cost well under 2x.
+Both steps train the projector (LLM and vision tower frozen, stage-1 alignment) on the same rows. The plain
+step is the caption next-token loss alone (``SFTModule``); the HACL step adds the image representations, one
+batched forward of captions + hallucinated captions, the heads and the InfoNCE loss. Under ``--template plain``
+(LLaVA's stage-1 format, the default) the image representations come from the L_G forward itself (shared
+visual prefix); under ``--template chat`` from a separate batched visual-only forward. Prints steps/s and peak
+memory of both and the ratio; the issue asks for the contrastive term to cost well under 2x.
 """
 
 import argparse
@@ -50,8 +53,8 @@ def make_examples(n: int, image_size: int):
 class InMemoryCollator(HACLCollator):
     """HACLCollator with images already in memory (the benchmark times model work, not PNG decoding)."""
 
-    def __init__(self, vlm, images):
-        super().__init__(vlm, None)
+    def __init__(self, vlm, images, template):
+        super().__init__(vlm, None, template=template)
         self.images = images
 
     def __call__(self, examples):
@@ -103,6 +106,7 @@ def main() -> None:
     parser.add_argument("--patch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="alternate the two steps; report medians")
     parser.add_argument("--train-llm", action="store_true", help="HACL in SFT: LLM trains too")
+    parser.add_argument("--template", default="plain", choices=["plain", "chat"], help="L_G rows' format")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -121,15 +125,23 @@ def main() -> None:
     vlm.model.to(device)
     configure_trainable(vlm, ModelSettings(freeze_llm=not args.train_llm))  # stage 1: projector trains
     examples, images = make_examples(args.batch, args.image_size)
-    batch = to_device(InMemoryCollator(vlm, images)(examples), device)
-    visual_tokens = int(vlm.visual_token_mask(batch["image_batch"]["input_ids"]).sum(1)[0])
+    batch = to_device(InMemoryCollator(vlm, images, args.template)(examples), device)
+    lm_batch = vlm.encode(
+        images,
+        [e.record.prompt for e in examples],
+        [e.record.response for e in examples],
+        template=args.template,
+    )
+    plain_batch = to_device({"image_batch": lm_batch.as_dict()}, device)
+    visual_tokens = int(vlm.visual_token_mask(lm_batch.input_ids).sum(1)[0])
+    path = "shared visual prefix" if "packed" in batch else "separate visual-only forward"
     print(
         f"device {device}, {args.arch} hidden {args.hidden} x {args.layers} layers, batch {args.batch}, "
-        f"{visual_tokens} visual tokens per image, lm sequence {batch['image_batch']['input_ids'].shape[1]} tokens"
+        f"{visual_tokens} visual tokens per image, {args.template} template: lm sequence "
+        f"{lm_batch.input_ids.shape[1]} tokens; HACL images: {path}"
     )
 
     plain = SFTModule(vlm)
-    plain_batch = {"image_batch": batch["image_batch"]}
     hacl = HACLModule(vlm)
     optimizers = {
         name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)

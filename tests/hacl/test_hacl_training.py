@@ -20,42 +20,6 @@ from tether.methods.sft import SFTModule
 from tether.methods.trainer import TRAINABLE_WEIGHTS
 from tether.models import ModelBatch
 
-COLOURS = ["red", "blue", "green", "red", "blue", "green"]
-SHAPES = ["square", "circle", "triangle", "circle", "triangle", "square"]
-
-
-@pytest.fixture
-def hacl_data(tmp_path):
-    """Six one-colour images captioned with colour + shape; negatives swap the shape (object kind)."""
-    images = tmp_path / "images"
-    images.mkdir()
-    sft, negatives = [], []
-    for i, (colour, shape) in enumerate(zip(COLOURS, SHAPES)):
-        Image.new("RGB", (32, 32), colour).save(images / f"{i}.png")
-        caption = f"a {colour} {shape}"
-        sft.append({"image": f"{i}.png", "prompt": "describe", "response": caption})
-        if i != 5:  # one caption without a negative
-            wrong = SHAPES[(i + 1) % 6] if SHAPES[(i + 1) % 6] != shape else "circle"
-            negatives.append(
-                {
-                    "image": f"{i}.png",
-                    "caption": caption,
-                    "negative": f"a {colour} {wrong}",
-                    "kinds": ["object"],
-                }
-            )
-    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in sft) + "\n")
-    (tmp_path / "neg.jsonl").write_text("\n".join(json.dumps(r) for r in negatives) + "\n")
-    return tmp_path / "train.jsonl", tmp_path / "neg.jsonl", images
-
-
-def _examples(hacl_data):
-    from tether.data.negatives import load_negatives
-    from tether.data.sft import load_sft_records
-
-    train, neg, images = hacl_data
-    return attach_negatives(load_sft_records(train), load_negatives(neg)), images
-
 
 def test_attach_negatives_matches_image_and_caption():
     records = [
@@ -72,8 +36,8 @@ def test_attach_negatives_matches_image_and_caption():
     assert [e.negative for e in examples] == ["a red circle", "a red circle", None]
 
 
-def test_collator_batches_captions_and_negatives_together(tiny_vlm, hacl_data):
-    examples, images = _examples(hacl_data)
+def test_collator_batches_captions_and_negatives_together(tiny_vlm, hacl_examples):
+    examples, images = hacl_examples
     batch = HACLCollator(tiny_vlm, images)(examples)
     # 6 captions then 5 negatives in one text batch; sample 5 has none
     assert batch["negative_index"].tolist() == [6, 7, 8, 9, 10, -1]
@@ -83,8 +47,8 @@ def test_collator_batches_captions_and_negatives_together(tiny_vlm, hacl_data):
     assert text.split() == examples[1].negative.split()
 
 
-def test_loss_is_lm_plus_weighted_contrastive_with_three_forwards(tiny_vlm, hacl_data):
-    examples, images = _examples(hacl_data)
+def test_loss_is_lm_plus_weighted_contrastive_with_three_forwards(tiny_vlm, hacl_examples):
+    examples, images = hacl_examples
     batch = HACLCollator(tiny_vlm, images)(examples)
     torch.manual_seed(0)
     module = HACLModule(tiny_vlm, HACLSettings(weight=0.5, negatives_both_sides=True))
@@ -176,3 +140,4 @@ def test_shipped_recipes_load_as_stage1(recipe):
     config = load_config(HACLConfig, Path(__file__).resolve().parents[2] / "configs" / "hacl" / recipe)
     assert config.model.freeze_llm and config.model.freeze_vision and not config.model.freeze_projector
     assert config.data.negatives and config.hacl.weight == 1.0 and config.hacl.temperature_init == 0.07
+    assert config.data.template == "plain"  # LLaVA's stage-1 format: the shared visual prefix applies

@@ -10,6 +10,16 @@ image→text / text→image InfoNCE terms of ``tether.methods.hacl_loss``. Globa
 hidden state at an EOS appended to the visual tokens alone (image) and to the text alone (caption, negative),
 each through its own linear head (hidden → hidden/4) and L2-normalised. Per step the extra forwards are two
 batched ones: all visual-only sequences together, and all captions *and* negatives together.
+
+Shared visual prefix. Under an image-first template (``data.template: plain``, LLaVA's stage-1 format) the
+visual-only sequence ``[BOS?, image span]`` is a prefix of the L_G row ``[BOS?, image span, caption, EOS]``, and
+causal attention gives those positions the same hidden states in both. The visual-only forward is then folded
+into L_G's: each row gains one token, a representation EOS right after its last token that attends only to the
+prefix and itself and takes the position the EOS has in the visual-only sequence (DPO's block mask and position
+shift, segments ``prefix | rest of the row | EOS``). Representations, loss and gradients are those of the
+separate forward (tests check it to 1e-5); the image costs one token instead of ``|V| + 1``. Chat templates put
+tokens before the image, NoiseBoost perturbs L_G's visual tokens only, and flash attention takes no 4-D mask:
+those run the separate forward.
 """
 
 from collections.abc import Sequence
@@ -20,10 +30,13 @@ import torch.nn.functional as F
 
 from tether.data.images import open_image
 from tether.data.sft import SFTRecord
+from tether.errors import TetherError
+from tether.methods.dpo import block_causal_mask, packed_position_ids, supports_packing
 from tether.methods.hacl_loss import TEMPERATURE_INIT, LearnableTemperature, hacl_contrastive_loss
 from tether.methods.settings import ModelSettings, TrainSettings
-from tether.methods.sft import SFTData, SFTModule
-from tether.models import ModelBatch, VisionLanguageModel
+from tether.methods.sft import SFTData, SFTModule, next_token_loss
+from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
+from tether.models.adapter import logprobs_from_logits
 
 
 @dataclass
@@ -80,13 +93,83 @@ def attach_negatives(records: Sequence[SFTRecord], pairs) -> list[HACLExample]:
     return examples
 
 
-class HACLCollator:
-    """Examples → the L_G batch plus the two representation batches (visual-only; captions + negatives)."""
+def encode_shared_visual_prefix(
+    vlm: VisionLanguageModel, lm_batch: ModelBatch, visual_batch: ModelBatch
+) -> dict | None:
+    """The right-padded L_G batch with each row's representation EOS appended, or None if some row does not
+    start with its visual-only sequence (the image is not first under the template).
 
-    def __init__(self, vlm: VisionLanguageModel, images_root, max_length: int | None = None):
+    ``segment_ids``: 0 = the visual prefix, 1 = the rest of the L_G row, 2 = the representation EOS, -1 =
+    padding; ``representation_index[b]`` is where row b's representation EOS sits.
+    """
+    lengths = lm_batch.attention_mask.sum(dim=1).tolist()
+    prefix_lengths = (visual_batch.attention_mask.sum(dim=1) - 1).tolist()
+    for i, (length, prefix) in enumerate(zip(lengths, prefix_lengths)):
+        if length <= prefix or not torch.equal(
+            lm_batch.input_ids[i, :prefix], visual_batch.input_ids[i, :prefix]
+        ):
+            return None
+    rows, width = len(lengths), max(lengths) + 1
+    input_ids = torch.full((rows, width), vlm.pad_token_id, dtype=torch.long)
+    segment_ids = torch.full((rows, width), -1, dtype=torch.long)
+    response_mask = torch.zeros((rows, width), dtype=torch.bool)
+    input_ids[:, : width - 1] = lm_batch.input_ids
+    response_mask[:, : width - 1] = lm_batch.response_mask
+    for i, (length, prefix) in enumerate(zip(lengths, prefix_lengths)):
+        input_ids[i, length] = vlm.eos_token_id
+        segment_ids[i, :prefix] = 0
+        segment_ids[i, prefix:length] = 1
+        segment_ids[i, length] = 2
+    return {
+        "input_ids": input_ids,
+        "segment_ids": segment_ids,
+        "response_mask": response_mask,
+        "image_inputs": lm_batch.image_inputs,
+        "representation_index": torch.tensor(lengths, dtype=torch.long),
+    }
+
+
+def shared_prefix_forward(vlm: VisionLanguageModel, packed: dict) -> tuple[ResponseLogProbs, torch.Tensor]:
+    """One forward of a ``encode_shared_visual_prefix`` batch: the caption log-probs (with logits) of L_G and
+    the image representations ``[batch, hidden]`` read at the representation EOS."""
+    base, device = vlm.base_model, vlm.device
+    input_ids = packed["input_ids"].to(device)
+    segment_ids = packed["segment_ids"].to(device)
+    response_mask = packed["response_mask"].to(device)
+    image_inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in packed["image_inputs"].items()}
+    vlm.check_image_tokens(ModelBatch(input_ids, (segment_ids >= 0).long(), response_mask, image_inputs))
+    hidden = base.model(
+        input_ids=input_ids,
+        attention_mask=block_causal_mask(segment_ids, base.dtype),
+        position_ids=packed_position_ids(vlm, {**packed, "input_ids": input_ids, "segment_ids": segment_ids}),
+        **image_inputs,
+        **vlm.extra_inputs(input_ids),
+    ).last_hidden_state
+    lm = logprobs_from_logits(base.lm_head(hidden), input_ids, response_mask, return_logits=True)
+    rows = torch.arange(hidden.shape[0], device=device)
+    return lm, hidden[rows, packed["representation_index"].to(device)]
+
+
+class HACLCollator:
+    """Examples → the L_G batch plus the two representation batches (visual-only; captions + negatives).
+
+    With ``share_visual_prefix`` and an image-first ``template``, the L_G and visual-only batches come as one
+    ``packed`` batch (``encode_shared_visual_prefix``).
+    """
+
+    def __init__(
+        self,
+        vlm: VisionLanguageModel,
+        images_root,
+        max_length: int | None = None,
+        template: str = "chat",
+        share_visual_prefix: bool = True,
+    ):
         self.vlm = vlm
         self.images_root = images_root
         self.max_length = max_length
+        self.template = template
+        self.share_visual_prefix = share_visual_prefix
 
     def __call__(self, examples: Sequence[HACLExample]) -> dict:
         images = [open_image(self.images_root, e.record.image) for e in examples]
@@ -95,7 +178,9 @@ class HACLCollator:
             [e.record.prompt for e in examples],
             [e.record.response for e in examples],
             max_length=self.max_length,
+            template=self.template,
         )
+        visual_batch = self.vlm.visual_only_batch(images)
         negatives = [e.negative for e in examples if e.negative is not None]
         # captions first, then negatives: one text batch, one forward
         texts = [e.record.response for e in examples] + negatives
@@ -103,12 +188,20 @@ class HACLCollator:
         for e in examples:
             negative_index.append(row if e.negative is not None else -1)
             row += e.negative is not None
-        return {
-            "image_batch": lm_batch.as_dict(),
-            "visual_batch": self.vlm.visual_only_batch(images).as_dict(),
+        out = {
             "text_batch": self.vlm.encode_text(texts, add_eos=True).as_dict(),
             "negative_index": torch.tensor(negative_index, dtype=torch.long),
         }
+        packed = (
+            encode_shared_visual_prefix(self.vlm, lm_batch, visual_batch)
+            if self.share_visual_prefix
+            else None
+        )
+        if packed is not None:
+            out["packed"] = packed
+        else:
+            out["image_batch"], out["visual_batch"] = lm_batch.as_dict(), visual_batch.as_dict()
+        return out
 
 
 class HACLModule(torch.nn.Module):
@@ -133,9 +226,20 @@ class HACLModule(torch.nn.Module):
         self.text_head.to(vlm.device)
         self.temperature.to(vlm.device)
 
-    def embeddings(self, visual_batch: dict, text_batch: dict, negative_index: torch.Tensor):
+    def language_modelling_and_images(self, image_batch, visual_batch, packed) -> tuple[dict, torch.Tensor]:
+        """L_G's loss and metrics, and the image representations ``[B, hidden]`` (one forward when packed)."""
+        if packed is None:
+            lm = self.language_modelling(image_batch=image_batch)
+            return lm, self.vlm.eos_representation(ModelBatch.from_dict(visual_batch))
+        if self.training and self.language_modelling.visual_perturbation is not None:
+            raise TetherError(
+                "NoiseBoost perturbs L_G's visual tokens only: use the separate visual-only forward"
+            )
+        result, image_hidden = shared_prefix_forward(self.vlm, packed)
+        return next_token_loss([(result, packed["input_ids"])]), image_hidden
+
+    def embeddings(self, image_hidden: torch.Tensor, text_batch: dict, negative_index: torch.Tensor):
         """Normalised image, caption and negative embeddings ``[B, d]`` and the ``has_negative`` mask."""
-        image_hidden = self.vlm.eos_representation(ModelBatch.from_dict(visual_batch))
         text_hidden = self.vlm.eos_representation(ModelBatch.from_dict(text_batch))
         n = image_hidden.shape[0]
         head_dtype = self.image_head.weight.dtype
@@ -147,9 +251,9 @@ class HACLModule(torch.nn.Module):
         negatives = texts[torch.where(has_negative, negative_index, torch.arange(n, device=texts.device))]
         return image, texts[:n], negatives, has_negative
 
-    def forward(self, image_batch, visual_batch, text_batch, negative_index) -> dict:
-        lm = self.language_modelling(image_batch=image_batch)
-        image, captions, negatives, has_negative = self.embeddings(visual_batch, text_batch, negative_index)
+    def forward(self, text_batch, negative_index, image_batch=None, visual_batch=None, packed=None) -> dict:
+        lm, image_hidden = self.language_modelling_and_images(image_batch, visual_batch, packed)
+        image, captions, negatives, has_negative = self.embeddings(image_hidden, text_batch, negative_index)
         if self.settings.gather_across_processes:
             image, captions, negatives, has_negative = gather_across_processes(
                 image, captions, negatives, has_negative
@@ -213,7 +317,6 @@ def train_hacl(config: HACLConfig):
     from tether.data.io import SkipLog
     from tether.data.negatives import load_negatives
     from tether.data.sft import load_sft_records
-    from tether.errors import TetherError
     from tether.methods.run_record import RunTimer, write_run_record
     from tether.methods.trainer import run_training
     from tether.methods.tuning import export_model, load_for_training
@@ -248,9 +351,11 @@ def train_hacl(config: HACLConfig):
 
         perturbation = noise_from_settings(config.noiseboost)
     module = HACLModule(vlm, config.hacl, perturbation)
-    trainer = run_training(
-        module, HACLCollator(vlm, config.data.images, config.data.max_length), examples, config.train
-    )
+    # one forward for L_G and the images where the template puts the image first (see the module docstring)
+    share = supports_packing(vlm) and perturbation is None
+    collator = HACLCollator(vlm, config.data.images, config.data.max_length, config.data.template, share)
+    visual_prefix = "shared" if examples and "packed" in collator(examples[:1]) else "separate forward"
+    trainer = run_training(module, collator, examples, config.train)
     out = Path(config.train.output_dir) / "model"
     if trainer.args.should_save:
         export_model(vlm, out)
@@ -270,6 +375,7 @@ def train_hacl(config: HACLConfig):
             extra={
                 "examples": len(examples),
                 "with_negative": with_negative,
+                "visual_prefix": visual_prefix,
                 "text_only_records_dropped": text_only,
                 "skipped": skips.skipped,
                 "skip_reasons": skips.reasons,

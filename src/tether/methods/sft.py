@@ -14,7 +14,7 @@ from tether.data.sft import SFTRecord
 from tether.errors import TetherError
 from tether.methods.noise import noise_hook
 from tether.methods.settings import ModelSettings, TrainSettings
-from tether.models import ModelBatch, VisionLanguageModel
+from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
 
 
 @dataclass
@@ -23,6 +23,9 @@ class SFTData:
     images: str = "."  # root that image paths are relative to
     max_length: int | None = None  # cuts responses only; prompts never lose visual tokens
     skip_invalid: bool = False
+    # "chat": prompts through the checkpoint's chat template; "plain": LLaVA's stage-1 alignment format, the
+    # image alone then the response (the prompt text is dropped, as LLaVA's pretraining does)
+    template: str = "chat"
 
 
 @dataclass
@@ -90,11 +93,13 @@ class SFTCollator:
         images_root,
         max_length: int | None = None,
         split_by_length: bool = True,
+        template: str = "chat",
     ):
         self.vlm = vlm
         self.images_root = images_root
         self.max_length = max_length
         self.split_by_length = split_by_length
+        self.template = template
 
     def __call__(self, records: Sequence[SFTRecord]) -> dict:
         with_image = [r for r in records if r.image is not None]
@@ -107,6 +112,7 @@ class SFTCollator:
                 [r.prompt for r in with_image],
                 [r.response for r in with_image],
                 max_length=self.max_length,
+                template=self.template,
             )
             chunks = length_chunks(batch.attention_mask.sum(dim=1).tolist()) if self.split_by_length else []
             if len(chunks) > 1:
@@ -136,11 +142,10 @@ class SFTModule(torch.nn.Module):
         self.normalize = normalize
 
     def forward(self, image_batch=None, text_batch=None) -> dict:
-        total_logp, total_tokens, correct = 0.0, 0, 0
-        sample_means = []
         parts = [(raw, True) for raw in batch_parts(image_batch)] + [
             (raw, False) for raw in batch_parts(text_batch)
         ]
+        results = []
         for raw, has_image in parts:
             batch = ModelBatch.from_dict(raw)
             if self.visual_perturbation is not None and self.training and has_image:
@@ -148,16 +153,30 @@ class SFTModule(torch.nn.Module):
                     result = self.vlm.response_logprobs(batch, return_logits=True)
             else:
                 result = self.vlm.response_logprobs(batch, return_logits=True)
-            total_logp = total_logp + result.summed.sum()
-            total_tokens += int(result.mask.sum())
-            sample_means.append(result.summed / result.mask.sum(-1).clamp(min=1))
-            predicted = result.logits[:, :-1].argmax(-1)
-            correct += int((predicted == batch.input_ids[:, 1:].to(predicted.device))[result.mask].sum())
-        if self.normalize == "sample":
-            loss = -torch.cat(sample_means).mean()
-        else:
-            loss = -total_logp / max(total_tokens, 1)
-        return {"loss": loss, "metrics": {"token_accuracy": torch.tensor(correct / max(total_tokens, 1))}}
+            results.append((result, batch.input_ids))
+        return next_token_loss(results, self.normalize)
+
+
+def next_token_loss(
+    results: Sequence[tuple[ResponseLogProbs, torch.Tensor]], normalize: str = "token"
+) -> dict:
+    """Mean NLL of the response tokens of one or more forwards (each ``(log-probs with logits, input_ids)``).
+
+    ``normalize``: "token" (over all response tokens) or "sample" (per response, then over responses).
+    """
+    total_logp, total_tokens, correct = 0.0, 0, 0
+    sample_means = []
+    for result, input_ids in results:
+        total_logp = total_logp + result.summed.sum()
+        total_tokens += int(result.mask.sum())
+        sample_means.append(result.summed / result.mask.sum(-1).clamp(min=1))
+        predicted = result.logits[:, :-1].argmax(-1)
+        correct += int((predicted == input_ids[:, 1:].to(predicted.device))[result.mask].sum())
+    if normalize == "sample":
+        loss = -torch.cat(sample_means).mean()
+    else:
+        loss = -total_logp / max(total_tokens, 1)
+    return {"loss": loss, "metrics": {"token_accuracy": torch.tensor(correct / max(total_tokens, 1))}}
 
 
 def train_sft(config: SFTConfig):
@@ -190,7 +209,9 @@ def train_sft(config: SFTConfig):
     module = SFTModule(vlm, perturbation, config.normalize)
     trainer = run_training(
         module,
-        SFTCollator(vlm, config.data.images, config.data.max_length, config.split_by_length),
+        SFTCollator(
+            vlm, config.data.images, config.data.max_length, config.split_by_length, config.data.template
+        ),
         records,
         config.train,
         callbacks=callbacks,

@@ -14,9 +14,9 @@ between architectures:
 
 Everything else is shared, and is what the rest of tether calls:
 
-- ``encode(images, prompts, responses)`` → ``ModelBatch``: prompt through the chat template, the image
-  placeholder expanded to its visual tokens, the response (+ EOS) appended, padding on either side, and a
-  ``response_mask`` that marks the response tokens;
+- ``encode(images, prompts, responses)`` → ``ModelBatch``: prompt through the chat template (or LLaVA's
+  stage-1 ``plain`` template: the image alone), the image placeholder expanded to its visual tokens, the
+  response (+ EOS) appended, padding on either side, and a ``response_mask`` that marks the response tokens;
 - ``check_image_tokens(batch)``: the guard against "image features and image tokens do not match";
 - ``response_logprobs(batch)``: per-token and summed log-probs of the response tokens (DPO, reward, PPO);
 - ``visual_token_mask(input_ids)`` and ``projector_hook(fn)`` (NoiseBoost, attention analysis);
@@ -42,6 +42,8 @@ import torch.nn.functional as F
 from tether.errors import TetherError
 from tether.models.decoding import DecodingSettings
 from tether.models.image_cache import ImageInputCache, concatenate, file_tag
+
+TEMPLATES = ("chat", "plain")
 
 
 class ImageTokenMismatch(TetherError):
@@ -136,6 +138,11 @@ class VisionLanguageModel:
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_id
         )
         self.image_cache = ImageInputCache()
+        # what the tokenizer puts before any text (BOS for Llama-family LLMs, nothing for Qwen2): sequences
+        # built without the chat template (the image alone, a text alone) start with it too, like every
+        # sequence the LLM was trained on
+        bos = tokenizer.bos_token_id
+        self.start_ids = [bos] if bos is not None and tokenizer("").input_ids[:1] == [bos] else []
 
     # ---- architecture-specific (overridden) -------------------------------------------------------------
 
@@ -227,6 +234,12 @@ class VisionLanguageModel:
         i = positions[0]
         return ids[:i] + [self.image_token_id] * n_image_tokens + ids[i + 1 :]
 
+    def _plain_prompt_ids(self, n_image_tokens: int | None) -> list[int]:
+        """LLaVA's stage-1 ``plain`` template: the image alone, then the response; the question is dropped."""
+        if n_image_tokens is None:
+            raise TetherError("the plain template needs an image in every sample")
+        return self.start_ids + self.image_span(n_image_tokens)
+
     def _response_ids(self, response: str, add_eos: bool) -> list[int]:
         ids = self.tokenizer(response, add_special_tokens=False).input_ids
         return ids + [self.eos_token_id] if add_eos else ids
@@ -242,19 +255,27 @@ class VisionLanguageModel:
         padding_side: str = "right",
         add_eos: bool = True,
         max_length: int | None = None,
+        template: str = "chat",
     ) -> ModelBatch:
         """Tokenize (image, prompt[, response]) samples into one padded batch.
 
-        With ``max_length``, only response tokens are cut; a prompt (with its visual tokens) that does not fit
-        is an error, never silently truncated inside the image span.
+        ``template``: ``"chat"`` (the checkpoint's chat template) or ``"plain"`` (LLaVA's stage-1 alignment
+        format: the image alone, then the response; the image-alone sequence of HACL is then a prefix of the
+        row). With ``max_length``, only response tokens are cut; a prompt (with its visual tokens) that does
+        not fit is an error, never silently truncated inside the image span.
         """
+        if template not in TEMPLATES:
+            raise TetherError(f"template must be one of {', '.join(TEMPLATES)}, not {template!r}")
         if images is not None and len(images) != len(prompts):
             raise TetherError(f"{len(images)} images for {len(prompts)} prompts")
         image_inputs = self.image_inputs(images) if images is not None else {}
         counts = self.image_token_counts(image_inputs) if images is not None else [None] * len(prompts)
         rows, masks = [], []
         for i, prompt in enumerate(prompts):
-            prompt_ids = self._prompt_ids(prompt, counts[i])
+            if template == "plain":
+                prompt_ids = self._plain_prompt_ids(counts[i])
+            else:
+                prompt_ids = self._prompt_ids(prompt, counts[i])
             response_ids = self._response_ids(responses[i], add_eos) if responses is not None else []
             if max_length is not None:
                 if len(prompt_ids) >= max_length:
@@ -288,9 +309,13 @@ class VisionLanguageModel:
     def encode_text(
         self, texts: Sequence[str], *, add_eos: bool = True, padding_side: str = "right"
     ) -> ModelBatch:
-        """Text-only sequences (LM pretraining, HACL text representations); every token counts as response."""
-        rows = [self._response_ids(t, add_eos) for t in texts]
-        masks = [[True] * len(r) for r in rows]
+        """Text-only sequences (LM pretraining, HACL text representations); every text token counts as response.
+
+        Each row starts like any tokenized text (BOS where the tokenizer adds one; it is not a response token).
+        """
+        start = self.start_ids
+        rows = [start + self._response_ids(t, add_eos) for t in texts]
+        masks = [[False] * len(start) + [True] * (len(r) - len(start)) for r in rows]
         input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, padding_side)
         return ModelBatch(input_ids, attention_mask, response_mask, {}, self.extra_inputs(input_ids))
 
@@ -343,9 +368,13 @@ class VisionLanguageModel:
         return self.base_model.model(**batch.to(self.device).model_inputs()).last_hidden_state
 
     def visual_only_batch(self, images: Sequence) -> ModelBatch:
-        """Each image's visual tokens alone (with the architecture's delimiters) followed by EOS."""
+        """Each image's visual tokens alone (with the architecture's delimiters, after BOS where the tokenizer
+        adds one) followed by EOS."""
         image_inputs = self.image_inputs(images)
-        rows = [self.image_span(n) + [self.eos_token_id] for n in self.image_token_counts(image_inputs)]
+        start = self.start_ids
+        rows = [
+            start + self.image_span(n) + [self.eos_token_id] for n in self.image_token_counts(image_inputs)
+        ]
         masks = [[False] * len(r) for r in rows]
         input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, "right")
         return ModelBatch(

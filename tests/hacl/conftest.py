@@ -1,0 +1,44 @@
+import json
+
+import pytest
+from PIL import Image
+
+from tether.methods.hacl import attach_negatives
+
+COLOURS = ["red", "blue", "green", "red", "blue", "green"]
+SHAPES = ["square", "circle", "triangle", "circle", "triangle", "square"]
+
+
+@pytest.fixture
+def hacl_data(tmp_path):
+    """Six one-colour images captioned with colour + shape; negatives swap the shape (object kind)."""
+    images = tmp_path / "images"
+    images.mkdir()
+    sft, negatives = [], []
+    for i, (colour, shape) in enumerate(zip(COLOURS, SHAPES)):
+        Image.new("RGB", (32, 32), colour).save(images / f"{i}.png")
+        caption = f"a {colour} {shape}"
+        sft.append({"image": f"{i}.png", "prompt": "describe", "response": caption})
+        if i != 5:  # one caption without a negative
+            wrong = SHAPES[(i + 1) % 6] if SHAPES[(i + 1) % 6] != shape else "circle"
+            negatives.append(
+                {
+                    "image": f"{i}.png",
+                    "caption": caption,
+                    "negative": f"a {colour} {wrong}",
+                    "kinds": ["object"],
+                }
+            )
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in sft) + "\n")
+    (tmp_path / "neg.jsonl").write_text("\n".join(json.dumps(r) for r in negatives) + "\n")
+    return tmp_path / "train.jsonl", tmp_path / "neg.jsonl", images
+
+
+@pytest.fixture
+def hacl_examples(hacl_data):
+    """(HACL examples with their negatives attached, images folder)."""
+    from tether.data.negatives import load_negatives
+    from tether.data.sft import load_sft_records
+
+    train, neg, images = hacl_data
+    return attach_negatives(load_sft_records(train), load_negatives(neg)), images
