@@ -168,23 +168,29 @@ def packed_position_ids(vlm: VisionLanguageModel, packed: dict) -> torch.Tensor:
     return positions - (segment_ids == 2).long() * chosen_length.to(positions.device)
 
 
-def packed_pair_logprobs(
-    vlm: VisionLanguageModel, packed: dict
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Summed log-probs of chosen and rejected responses from one packed forward; also chosen token counts."""
-    base = vlm.base_model
-    device = vlm.device
+def packed_hidden_states(vlm: VisionLanguageModel, packed: dict) -> torch.Tensor:
+    """Last-layer hidden states of a packed batch (``input_ids``, ``segment_ids``, ``image_inputs``) under its
+    block mask and shifted positions; shared by DPO's pairs and HACL's shared visual prefix."""
+    base, device = vlm.base_model, vlm.device
     input_ids = packed["input_ids"].to(device)
     segment_ids = packed["segment_ids"].to(device)
     image_inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in packed["image_inputs"].items()}
     vlm.check_image_tokens(ModelBatch(input_ids, (segment_ids >= 0).long(), segment_ids > 0, image_inputs))
-    hidden = base.model(
+    return base.model(
         input_ids=input_ids,
         attention_mask=block_causal_mask(segment_ids, base.dtype),
         position_ids=packed_position_ids(vlm, {**packed, "input_ids": input_ids, "segment_ids": segment_ids}),
         **image_inputs,
         **vlm.extra_inputs(input_ids),
     ).last_hidden_state
+
+
+def packed_pair_logprobs(
+    vlm: VisionLanguageModel, packed: dict
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed log-probs of chosen and rejected responses from one packed forward; also chosen token counts."""
+    base, device = vlm.base_model, vlm.device
+    hidden = packed_hidden_states(vlm, packed)
     sums = []
     for name in ("chosen", "rejected"):
         source, target, mask = (packed[f"{name}_{k}"].to(device) for k in ("source", "target", "mask"))

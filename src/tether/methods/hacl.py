@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from tether.data.images import open_image
 from tether.data.sft import SFTRecord
 from tether.errors import TetherError
-from tether.methods.dpo import block_causal_mask, packed_position_ids, supports_packing
+from tether.methods.dpo import packed_hidden_states, supports_packing
 from tether.methods.hacl_loss import TEMPERATURE_INIT, LearnableTemperature, hacl_contrastive_loss
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.methods.sft import SFTData, SFTModule, next_token_loss
@@ -133,18 +133,9 @@ def shared_prefix_forward(vlm: VisionLanguageModel, packed: dict) -> tuple[Respo
     """One forward of a ``encode_shared_visual_prefix`` batch: the caption log-probs (with logits) of L_G and
     the image representations ``[batch, hidden]`` read at the representation EOS."""
     base, device = vlm.base_model, vlm.device
+    hidden = packed_hidden_states(vlm, packed)
     input_ids = packed["input_ids"].to(device)
-    segment_ids = packed["segment_ids"].to(device)
     response_mask = packed["response_mask"].to(device)
-    image_inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in packed["image_inputs"].items()}
-    vlm.check_image_tokens(ModelBatch(input_ids, (segment_ids >= 0).long(), response_mask, image_inputs))
-    hidden = base.model(
-        input_ids=input_ids,
-        attention_mask=block_causal_mask(segment_ids, base.dtype),
-        position_ids=packed_position_ids(vlm, {**packed, "input_ids": input_ids, "segment_ids": segment_ids}),
-        **image_inputs,
-        **vlm.extra_inputs(input_ids),
-    ).last_hidden_state
     lm = logprobs_from_logits(base.lm_head(hidden), input_ids, response_mask, return_logits=True)
     rows = torch.arange(hidden.shape[0], device=device)
     return lm, hidden[rows, packed["representation_index"].to(device)]
