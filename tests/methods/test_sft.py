@@ -71,6 +71,20 @@ def test_loss_is_mean_token_nll(tiny_vlm, sft_data):
     assert loss.item() == pytest.approx(-sums / counts, rel=1e-5)
 
 
+def test_plain_template_collates_the_image_then_the_response(tiny_vlm, sft_data):
+    # data.template: plain reaches the encoding: the question is dropped, the response follows the image
+    path, images = sft_data
+    records = [r for r in load_sft_records(path) if r.image is not None]
+    plain = SFTCollator(tiny_vlm, images, split_by_length=False, template="plain")(records)
+    chat = SFTCollator(tiny_vlm, images, split_by_length=False)(records)
+    pictures = [Image.open(images / r.image).convert("RGB") for r in records]
+    expected = tiny_vlm.encode(
+        pictures, [r.prompt for r in records], [r.response for r in records], template="plain"
+    )
+    assert torch.equal(plain["image_batch"]["input_ids"], expected.input_ids)
+    assert plain["image_batch"]["input_ids"].shape[1] < chat["image_batch"]["input_ids"].shape[1]
+
+
 def test_sample_normalized_loss_weighs_each_response_equally(tiny_vlm, sft_data):
     # the text row's response is 9 tokens, the image rows' 1 word: per-sample and per-token means differ
     path, images = sft_data

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from tether.config import load_config
-from tether.errors import DataError
+from tether.errors import DataError, TetherError
 from tether.methods.ssl import (
     PseudoLabelSettings,
     SSLConfig,
@@ -129,6 +129,60 @@ def test_train_ssl_end_to_end(tiny_checkpoint, images, tmp_path):
     from tether.models import load
 
     assert load(exported).generate([Image.new("RGB", (32, 32), "red")], ["what ?"], DecodingSettings(3))
+
+
+def test_train_ssl_plain_template_is_the_students_only(tiny_checkpoint, images, tmp_path, monkeypatch):
+    # under data.template: plain the student trains on LLaVA's stage-1 format; the teacher is still asked
+    # its question through the chat template (generation and scoring)
+    from tether.models.adapter import VisionLanguageModel
+
+    calls = []
+    encode = VisionLanguageModel.encode
+
+    def spy(self, images, prompts, responses=None, **kwargs):
+        student = responses is not None and kwargs.get("add_eos", True)
+        calls.append(("student" if student else "teacher", kwargs.get("template", "chat")))
+        return encode(self, images, prompts, responses, **kwargs)
+
+    monkeypatch.setattr(VisionLanguageModel, "encode", spy)
+    labeled = tmp_path / "labeled.jsonl"
+    labeled.write_text(json.dumps({"image": "0.png", "prompt": "describe .", "response": "red"}) + "\n")
+    unlabeled = tmp_path / "unlabeled.jsonl"
+    unlabeled.write_text('{"image": "1.png", "prompt": "describe ."}\n')
+    config = load_config(
+        SSLConfig,
+        None,
+        [
+            f"model.path={tiny_checkpoint}",
+            f"pseudo.teacher={tiny_checkpoint}",
+            "pseudo.threshold=0.0",
+            "pseudo.max_new_tokens=3",
+            f"data.labeled=[{labeled}]",
+            f"data.unlabeled=[{unlabeled}]",
+            f"data.images={images}",
+            "data.template=plain",
+            f"train.output_dir={tmp_path / 'run'}",
+            "train.max_steps=2",
+            "train.per_device_train_batch_size=2",
+            "train.progress_bar=false",
+        ],
+    )
+    train_ssl(config)
+    assert {t for who, t in calls if who == "student"} == {"plain"}
+    assert {t for who, t in calls if who == "teacher"} == {"chat"}
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["config"]["data"]["template"] == "plain"
+
+
+def test_train_ssl_rejects_an_unknown_template_before_the_teacher_runs(tmp_path):
+    unlabeled = tmp_path / "u.jsonl"
+    unlabeled.write_text('{"image": "a.png", "prompt": "what ?"}\n')
+    config = SSLConfig()
+    config.pseudo.teacher = str(tmp_path / "no-such-teacher")  # loading it would fail differently
+    config.data.unlabeled = [str(unlabeled)]
+    config.data.template = "llava_v1"
+    with pytest.raises(TetherError, match="data.template must be one of chat, plain, not 'llava_v1'"):
+        train_ssl(config)
 
 
 def test_cli_reports_a_missing_teacher_as_a_user_error(tmp_path, capsys):

@@ -33,6 +33,9 @@ class SSLData:
     images: str = "."  # root that image paths (labeled and unlabeled) are relative to
     max_length: int | None = None
     skip_invalid: bool = False
+    # the student's format, as tether.methods.sft: "chat" or "plain" (LLaVA's stage-1 format: image, then
+    # response). The teacher always answers through its chat template: it is asked a question either way.
+    template: str = "chat"
 
 
 @dataclass
@@ -160,10 +163,15 @@ def train_ssl(config: SSLConfig):
     from tether.methods.trainer import run_training
     from tether.methods.tuning import export_model, load_for_training
     from tether.models import load
+    from tether.models.adapter import TEMPLATES
 
     timer = RunTimer()
     if not config.pseudo.teacher:
         raise TetherError("pseudo.teacher names no checkpoint")
+    if config.data.template not in TEMPLATES:  # before the teacher's pass, not at the student's first batch
+        raise TetherError(
+            f"data.template must be one of {', '.join(TEMPLATES)}, not {config.data.template!r}"
+        )
     if not config.data.unlabeled:
         raise TetherError("data.unlabeled lists no files")
     skips = SkipLog()
@@ -193,7 +201,9 @@ def train_ssl(config: SSLConfig):
         callbacks.append(NoiseScheduleCallback(noise))
     trainer = run_training(
         SFTModule(vlm, noise, config.normalize),
-        SFTCollator(vlm, config.data.images, config.data.max_length, config.split_by_length),
+        SFTCollator(
+            vlm, config.data.images, config.data.max_length, config.split_by_length, config.data.template
+        ),
         labeled + kept,
         config.train,
         callbacks=callbacks,
