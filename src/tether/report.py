@@ -394,6 +394,10 @@ def write_report(out_dir) -> Path:
         "world, with its interval and a verdict. Higher is better except CHAIR_i/CHAIR_s, the MMHal "
         "hallucination rate and SHR; the POPE yes-ratio is best near 50%."
     )
+    pooled = out_dir / "pooled_from.json"
+    if pooled.is_file():
+        runs = "; ".join(f"{r['run']} (seeds {r['seeds']})" for r in json.loads(pooled.read_text()))
+        reading += f" Pooled from {runs} (`tether study --pool`)."
     analyses, analysis_findings = analysis_sections(metrics, out_dir)
     sections = [
         Section(
@@ -432,10 +436,10 @@ def write_report(out_dir) -> Path:
                 ),
             )
         )
-    sections += [
-        Section("Time and memory per stage", tables=[timings_table(out_dir)]),
-        Section("Settings", f"```\n{settings}\n```"),
-    ]
+    timings = timings_table(out_dir)
+    if timings.rows:  # a pooled folder has them only for runs that kept seed<N>/timings.json
+        sections.append(Section("Time and memory per stage", tables=[timings]))
+    sections.append(Section("Settings", f"```\n{settings}\n```"))
     figures = out_dir / "figures"
     figures.mkdir(exist_ok=True)
     for section in sections:

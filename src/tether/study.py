@@ -169,6 +169,7 @@ def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
     """Run every seed and variant of ``preset`` under ``out_dir``; returns the path of report.md."""
     import torch
 
+    from tether.provenance import environment
     from tether.report import write_report
 
     unknown = set(preset.variants) - set(VARIANTS)
@@ -180,6 +181,7 @@ def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "preset.json", dataclasses.asdict(preset))
+    write_json(out_dir / "environment.json", environment())  # library versions, platform, time
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results = {}
     for seed in preset.seeds:

@@ -29,6 +29,13 @@ def register(subparsers) -> None:
         help="run the seeds in this many processes at once (CPU threads split between them), then write "
         "the report; on 2 cores the full preset's 3 seeds take 28 min with --jobs 3",
     )
+    parser.add_argument(
+        "--pool",
+        nargs="+",
+        metavar="RUN",
+        help="train nothing: write one report over the seeds of these finished study folders (same preset "
+        "apart from the seeds) into --out",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -37,6 +44,16 @@ def _run(args) -> int:
 
     from tether.study import PRESETS, run_study
 
+    if args.pool:
+        from tether.study_pool import pool_studies
+
+        if args.seeds or args.variants or not args.out:
+            raise TetherError(
+                "--pool takes the runs' own seeds and variants; give it --out and no --seeds/--variants"
+            )
+        report = pool_studies(args.pool, args.out)
+        print(f"report: {report} (and {report.with_suffix('.html')})")
+        return 0
     preset = PRESETS[args.preset]
     if args.variants:
         preset = dataclasses.replace(
