@@ -46,6 +46,7 @@ def test_quick_study_writes_a_report(tmp_path):
     report = (out / "report.md").read_text()
     assert all(f"| {variant} |" in report for variant in VARIANTS)
     for heading in (
+        "## The papers' claims",
         "## Semi-supervised NoiseBoost vs 50% labels",
         "## Modality gap (HACL)",
         "## Attention share on visual tokens (NoiseBoost)",

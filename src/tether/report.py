@@ -382,6 +382,7 @@ def timings_table(out_dir: Path) -> Table:
 def write_report(out_dir) -> Path:
     """Write report.md, figures/*.png and report.html from a study folder; returns the path of report.md."""
     from tether.report_analysis import analysis_sections
+    from tether.report_claims import claims_section
 
     out_dir = Path(out_dir)
     metrics = json.loads((out_dir / "metrics.json").read_text())
@@ -399,6 +400,7 @@ def write_report(out_dir) -> Path:
         runs = "; ".join(f"{r['run']} (seeds {r['seeds']})" for r in json.loads(pooled.read_text()))
         reading += f" Pooled from {runs} (`tether study --pool`)."
     analyses, analysis_findings = analysis_sections(metrics, out_dir)
+    claims = claims_section(metrics)
     sections = [
         Section(
             f"tether study: preset `{preset['name']}`, seeds {preset['seeds']}",
@@ -406,6 +408,7 @@ def write_report(out_dir) -> Path:
             [variant_table(summary, HEADLINE)],
             level=1,
         ),
+        *([claims] if claims else []),
         Section("More benchmark metrics", tables=[variant_table(summary, SECONDARY)]),
         Section(
             "Findings",
