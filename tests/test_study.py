@@ -100,3 +100,27 @@ def test_preference_variants_without_a_preference_split_stop_before_any_stage(tm
     with pytest.raises(TetherError, match=r"\['combo', 'fact_rlhf', 'ha_dpo', 'noiseboost_dpo'\] need"):
         run_study(preset, tmp_path / "study", progress=False)
     assert not (tmp_path / "study").exists()  # nothing built, nothing trained
+
+
+def test_noise_schedule_reaches_the_noiseboost_stages(tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from tether.errors import TetherError
+    from tether.methods.noise import noise_from_settings
+    from tether.study import _Context
+
+    def noise_settings(schedule):
+        preset = dataclasses.replace(PRESETS["full"], noise_schedule=schedule)
+        return _Context(preset, 0, tmp_path, tmp_path, None, None, False)._noiseboost(True)
+
+    # the default keeps the settings (and so the stage fingerprints) of runs made before the option existed
+    assert noise_settings("constant") == {"scale": 0.5, "relative": True}
+    cosine = noise_from_settings(noise_settings("cosine"))
+    cosine.progress = 0.5
+    assert abs(cosine.current_scale - 0.25) < 1e-12  # halfway down from 0.5 to 0
+    preset = dataclasses.replace(PRESETS["quick"], noise_schedule="sine")
+    with pytest.raises(TetherError, match=r"noise_schedule 'sine' unknown; choose from \['constant'"):
+        run_study(preset, tmp_path / "study", progress=False)
+    assert not (tmp_path / "study").exists()

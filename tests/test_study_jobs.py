@@ -24,8 +24,8 @@ class FakeProcess:
         return 1 if self.command[-1] == "7" else 0  # seed 7 fails
 
 
-def args(jobs, variants=None):
-    return argparse.Namespace(preset="full", jobs=jobs, variants=variants)
+def args(jobs, variants=None, overrides=()):
+    return argparse.Namespace(preset="full", jobs=jobs, variants=variants, overrides=list(overrides))
 
 
 def test_seeds_run_in_parallel_processes(tmp_path, monkeypatch):
@@ -60,3 +60,30 @@ def test_a_failed_seed_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr("subprocess.Popen", FakeProcess)
     with pytest.raises(TetherError, match=r"seeds \[7\] failed"):
         study_commands._run_seeds_in_parallel(args(3), [6, 7, 8], str(tmp_path))
+
+
+def test_set_changes_the_preset_and_reaches_every_seed_process(tmp_path, monkeypatch):
+    from tether.cli import main
+
+    presets = []
+    monkeypatch.setattr(
+        "tether.study.run_study", lambda p, out, progress: presets.append(p) or tmp_path / "r.md"
+    )
+    monkeypatch.setattr("subprocess.Popen", FakeProcess)
+    FakeProcess.started = []
+    overrides = [
+        "--set",
+        "noise_schedule=cosine",
+        "--set",
+        "world.n_train=800",
+        "--set",
+        "eval_limits.chair=50",
+    ]
+    command = ["study", "--preset", "full", "--seeds", "0", "1", "--jobs", "2", "--out", str(tmp_path)]
+    assert main(command + overrides) == 0
+    (preset,) = presets
+    assert preset.noise_schedule == "cosine" and preset.seeds == [0, 1] and preset.dpo_steps == 200
+    assert preset.world == {"n_train": 800} and preset.eval_limits == {"chair": 50, "shr": 150}
+    assert [p.command[-8:] for p in FakeProcess.started] == [overrides + ["--seeds", s] for s in "01"]
+    assert main(command + ["--set", "noise_shedule=cosine"]) == 2  # a typo is an error naming the key
+    assert main(["study", "--pool", "a", "--out", str(tmp_path / "p"), "--set", "dpo_steps=1"]) == 2

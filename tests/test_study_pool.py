@@ -85,6 +85,20 @@ def test_runs_of_other_settings_or_folders_without_a_preset_are_refused(tmp_path
         pool_studies([a], a)
 
 
+def test_a_setting_missing_from_an_older_preset_reads_as_its_default(tmp_path):
+    # the shipped runs predate noise_schedule; a new run writes it
+    a = _copy(RUNS[0], tmp_path / "a")
+    b = _copy(RUNS[1], tmp_path / "b")
+    assert "noise_schedule" not in json.loads((a / "preset.json").read_text())
+    preset = json.loads((b / "preset.json").read_text())
+    (b / "preset.json").write_text(json.dumps({**preset, "noise_schedule": "constant"}))
+    pool_studies([a, b], tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "preset.json").read_text())["noise_schedule"] == "constant"
+    (b / "preset.json").write_text(json.dumps({**preset, "noise_schedule": "cosine"}))
+    with pytest.raises(TetherError, match=r"b/preset.json: settings \['noise_schedule'\] differ"):
+        pool_studies([a, b], tmp_path / "cosine")
+
+
 def test_cli_pool(tmp_path, capsys):
     assert main(["study", "--pool", *map(str, RUNS), "--out", str(tmp_path / "p")]) == 0
     assert "report:" in capsys.readouterr().out

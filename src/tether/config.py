@@ -32,6 +32,12 @@ def load_config(cls, path=None, overrides: list[str] | None = None):
             raise TetherError(f"{path}: not UTF-8 text") from None
         if not isinstance(raw, dict):
             raise TetherError(f"{path}: a config must be a YAML mapping")
+    apply_overrides(raw, overrides)
+    return from_dict(cls, raw, where=str(path) if path else "config")
+
+
+def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
+    """``--set key.sub=value`` items (values read as YAML) written into ``raw``, which is returned."""
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -43,7 +49,7 @@ def load_config(cls, path=None, overrides: list[str] | None = None):
                 f"--set {item}: invalid YAML value ({getattr(e, 'problem', None) or e})"
             ) from None
         _set_dotted(raw, key.strip(), value)
-    return from_dict(cls, raw, where=str(path) if path else "config")
+    return raw
 
 
 def _set_dotted(tree: dict, dotted: str, value) -> None:

@@ -74,6 +74,8 @@ class StudyPreset:
     recipe: dict = field(default_factory=dict)  # steps per baseline stage: {"vision": 150, ...}
     hacl_weight: float = 1.0
     noise_scale: float = 0.5
+    # NoiseBoost's scale over a stage: constant, or linear / cosine decay to 0 (tether.methods.noise)
+    noise_schedule: str = "constant"
     dpo_steps: int = 200
     dpo_beta: float = 0.1
     dpo_learning_rate: float = 2e-4
@@ -169,12 +171,15 @@ def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
     """Run every seed and variant of ``preset`` under ``out_dir``; returns the path of report.md."""
     import torch
 
+    from tether.methods.noise import SCHEDULES
     from tether.provenance import environment
     from tether.report import write_report
 
     unknown = set(preset.variants) - set(VARIANTS)
     if unknown:
         raise TetherError(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+    if preset.noise_schedule not in SCHEDULES:
+        raise TetherError(f"noise_schedule '{preset.noise_schedule}' unknown; choose from {list(SCHEDULES)}")
     needs_pref = sorted(set(preset.variants) & PREFERENCE_VARIANTS)
     if needs_pref and not _world_settings(preset).get("n_pref"):
         raise TetherError(f"variants {needs_pref} need the world's preference split: set world n_pref > 0")
@@ -314,7 +319,12 @@ class _Context:
         return str(self.baseline_dir / stage / "model")
 
     def _noiseboost(self, noise: bool) -> dict | None:
-        return {"scale": self.preset.noise_scale, "relative": True} if noise else None
+        if not noise:
+            return None
+        settings = {"scale": self.preset.noise_scale, "relative": True}
+        if self.preset.noise_schedule != "constant":  # constant runs keep the fingerprints they had
+            settings.update(schedule=self.preset.noise_schedule, final_scale=0.0)
+        return settings
 
     def _sft(
         self, name: str, start_model: str, noise: bool, data: Path | None = None, stage: str = "sft"
@@ -345,13 +355,7 @@ class _Context:
 
     def _negatives(self, split: str = "train") -> str:
         """Rule-written hallucinated rewrites of ``split``'s captions (train: HACL's data; test: the gap's)."""
-        from tether.data.negatives import (
-            HallucinationVocabulary,
-            RuleRewriter,
-            load_caption_records,
-            make_negatives,
-            write_negatives,
-        )
+        from tether.data.negatives import RuleRewriter, load_caption_records, make_negatives, write_negatives
         from tether.world import vocab
 
         if split == "train":
@@ -360,14 +364,8 @@ class _Context:
             captions = self.world / "text" / f"{split}_captions.jsonl"
 
         def fn(folder):
-            vocabulary = HallucinationVocabulary(
-                objects={shape: list(vocab.SHAPE_SYNONYMS.get(shape, [])) for shape in vocab.SHAPES},
-                colors=list(vocab.COLORS),
-                sizes={"small": "large", "large": "small"},
-                numbers=list(vocab.NUMBER_WORDS[2:]),
-                relations={"left of": "right of", "right of": "left of", "above": "below", "below": "above"},
-            )
-            rows = make_negatives(load_caption_records(captions), RuleRewriter(vocabulary), seed=self.seed)
+            rewriter = RuleRewriter(vocab.hallucination_vocabulary())
+            rows = make_negatives(load_caption_records(captions), rewriter, seed=self.seed)
             path = folder / "negatives.jsonl"
             write_negatives(path, rows)
             return str(path)

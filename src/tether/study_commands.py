@@ -21,6 +21,15 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="output folder (default runs/study-<preset>)")
     parser.add_argument("--variants", nargs="+", help="only these variants (baseline is always included)")
     parser.add_argument("--seeds", nargs="+", type=int, help="override the preset's seeds")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a preset setting (tether.study.StudyPreset; repeatable, dotted inside a mapping), e.g. "
+        "--set noise_schedule=cosine --set world.n_train=800; preset.json records the result",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--jobs",
@@ -47,9 +56,10 @@ def _run(args) -> int:
     if args.pool:
         from tether.study_pool import pool_studies
 
-        if args.seeds or args.variants or not args.out:
+        if args.seeds or args.variants or args.overrides or not args.out:
             raise TetherError(
-                "--pool takes the runs' own seeds and variants; give it --out and no --seeds/--variants"
+                "--pool takes the runs' own seeds, variants and settings; give it --out and no "
+                "--seeds/--variants/--set"
             )
         report = pool_studies(args.pool, args.out)
         print(f"report: {report} (and {report.with_suffix('.html')})")
@@ -61,6 +71,11 @@ def _run(args) -> int:
         )
     if args.seeds:
         preset = dataclasses.replace(preset, seeds=args.seeds)
+    if args.overrides:
+        from tether.config import apply_overrides, from_dict
+        from tether.study import StudyPreset
+
+        preset = from_dict(StudyPreset, apply_overrides(dataclasses.asdict(preset), args.overrides), "--set")
     out = args.out or f"runs/study-{args.preset}"
     if args.jobs < 1:
         raise TetherError("--jobs must be >= 1")
@@ -83,6 +98,8 @@ def _run_seeds_in_parallel(args, seeds: list[int], out: str) -> None:
     base = [sys.executable, "-m", "tether", "study", "--preset", args.preset, "--out", out, "--no-progress"]
     if args.variants:
         base += ["--variants", *args.variants]
+    for override in args.overrides:
+        base += ["--set", override]
     Path(out).mkdir(parents=True, exist_ok=True)
     pending, running, failed = list(seeds), [], []
     while pending or running:

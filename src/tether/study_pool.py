@@ -7,12 +7,16 @@ and the usual report, with intervals over all seeds. Nothing is trained or evalu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 from tether.data.io import write_json
 from tether.errors import TetherError
+from tether.study import StudyPreset
+
+PRESET_DEFAULTS = dataclasses.asdict(StudyPreset())
 
 
 def _read_json(path: Path) -> dict:
@@ -39,7 +43,8 @@ def pool_studies(runs: list, out_dir) -> Path:
         raise TetherError(f"{out_dir}: the pooled folder must not be one of the runs it pools")
     metrics, sources, reference = {}, [], None
     for run in map(Path, runs):
-        preset = _read_json(run / "preset.json")
+        # a preset.json written before a setting existed ran with that setting's default
+        preset = {**PRESET_DEFAULTS, **_read_json(run / "preset.json")}
         run_metrics = _read_json(run / "metrics.json")
         settings = {k: v for k, v in preset.items() if k != "seeds"}
         if reference is None:

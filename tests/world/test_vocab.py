@@ -37,3 +37,19 @@ def test_position_names_on_a_3x3_grid():
     names = [position_name(r, c, 3) for r in range(3) for c in range(3)]
     assert names == vocab.POSITIONS
     assert position_name(0, 1, 2) == "top right"
+
+
+def test_hallucination_vocabulary_reads_and_rewrites_world_texts():
+    import random
+
+    from tether.data.negatives import RuleRewriter
+
+    vocabulary = vocab.hallucination_vocabulary()
+    text = "I can see a small pink wedge in the top left. The star is right of two hollow circles."
+    assert [m.canonical for m in vocabulary.mentions(text)] == ["triangle", "star", "ring"]
+    for kind, changed in [("attribute", {"small", "pink"}), ("count", {"two"}), ("position", {"right of"})]:
+        rewrite = RuleRewriter(vocabulary, kinds=[kind], max_kinds=1).rewrite(text, rng=random.Random(0))
+        assert rewrite.kinds == [kind] and rewrite.negative != text
+        assert {c["from"] for c in rewrite.changes} <= changed
+    position = RuleRewriter(vocabulary, kinds=["position"]).rewrite(text, rng=random.Random(0))
+    assert "left of two hollow circles" in position.negative  # a relation becomes its inverse

@@ -124,3 +124,17 @@ POSITIONS = [
     "bottom",
     "bottom right",
 ]
+
+
+def hallucination_vocabulary():
+    """The world's words as a rule rewriter's vocabulary (``tether.data.negatives``): shapes with their
+    synonyms, colours, the two sizes, counts from two up, and each relation with its inverse."""
+    from tether.data.negatives import HallucinationVocabulary
+
+    return HallucinationVocabulary(
+        objects={shape: list(SHAPE_SYNONYMS[shape]) for shape in SHAPES},
+        colors=list(COLORS),
+        sizes={"small": "large", "large": "small"},
+        numbers=NUMBER_WORDS[2:],
+        relations={"left of": "right of", "right of": "left of", "above": "below", "below": "above"},
+    )
