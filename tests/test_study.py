@@ -123,4 +123,45 @@ def test_noise_schedule_reaches_the_noiseboost_stages(tmp_path):
     preset = dataclasses.replace(PRESETS["quick"], noise_schedule="sine")
     with pytest.raises(TetherError, match=r"noise_schedule 'sine' unknown; choose from \['constant'"):
         run_study(preset, tmp_path / "study", progress=False)
+    preset = dataclasses.replace(PRESETS["quick"], reward_pairs="llm")
+    with pytest.raises(
+        TetherError, match=r"reward_pairs 'llm' unknown; choose from \['descriptions', 'rule'\]"
+    ):
+        run_study(preset, tmp_path / "study", progress=False)
     assert not (tmp_path / "study").exists()
+
+
+def test_reward_settings_join_the_fingerprint_only_off_their_defaults(tmp_path):
+    import dataclasses
+
+    from tether.study import _Context
+
+    class RecordingStages:
+        root = tmp_path
+
+        def __init__(self):
+            self.calls = []
+
+        def run(self, name, parts, fn):
+            self.calls.append((name, parts))
+            return str(pairs)
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"images": ["a.png"], "prompt": "p", "chosen": "c", "rejected": "r"}\n')
+    (tmp_path / "scenes").mkdir()
+    (tmp_path / "scenes" / "train.jsonl").write_text("")
+    (tmp_path / "scenes" / "val.jsonl").write_text("")
+
+    def reward_stages(**settings):
+        stages = RecordingStages()
+        preset = dataclasses.replace(PRESETS["full"], **settings)
+        _Context(preset, 0, tmp_path, tmp_path, None, stages, False)._reward("reward", use_facts=True)
+        return stages.calls
+
+    default = reward_stages()
+    assert [name for name, _ in default] == ["pairs", "pairs_val", "reward"]
+    baseline = str(tmp_path / "sft" / "model")  # the key stage folders of earlier runs were written under:
+    assert default[-1][1] == [baseline, baseline, pairs, pairs, 60, True]
+    rule = reward_stages(reward_pairs="rule", reward_lora=False, reward_learning_rate=3e-4)
+    assert [name for name, _ in rule] == ["rule_reward_pairs", "pairs_val", "reward"]
+    assert rule[-1][1][6] == {"reward_pairs": "rule", "reward_lora": False, "reward_learning_rate": 3e-4}

@@ -13,7 +13,9 @@ from tether.report_analysis import analysis_sections
 from tether.study_analysis import (
     attention_metrics,
     ppo_metrics,
+    rule_reward_pairs,
     ssl_unlabeled_items,
+    world_negatives,
     world_word_map,
 )
 
@@ -78,6 +80,31 @@ def test_ssl_items_ask_a_description_and_random_existence_questions():
     questions = [i["prompt"] for i in items[2:]]
     assert all(re.fullmatch(r"Is there an? (circle|square|triangle) in the image\?", q) for q in questions)
     assert len(set(questions[:2])) == 2 and len(set(questions[2:])) == 2  # two different shapes per image
+
+
+def test_rule_reward_pairs_set_each_description_against_its_rewrite(tmp_path):
+    from tether.data.io import read_jsonl, write_jsonl
+
+    prompt = "Describe this image in detail."
+    descriptions = [
+        {"image": "a.png", "prompt": prompt, "response": "There is a small red square at the top."},
+        {"image": "b.png", "prompt": prompt, "response": "Nothing to see."},  # nothing to rewrite: left out
+        {"image": "b.png", "prompt": prompt, "response": "Two blue circles are left of a star."},
+    ]
+    facts = {"a.png": ["a small red square at the top"], "b.png": ["two blue circles", "a star"]}
+    write_jsonl(tmp_path / "descriptions.jsonl", descriptions)
+    negatives = world_negatives(tmp_path / "descriptions.jsonl", seed=0)
+    pairs = read_jsonl(rule_reward_pairs(negatives, facts, tmp_path / "pairs.jsonl"))
+    assert [(p["image"], p["chosen"]) for p in pairs] == [
+        (d["image"], d["response"]) for d in descriptions[::2]
+    ]
+    for pair in pairs:
+        assert pair["prompt"] == prompt and pair["facts"] == facts[pair["image"]]
+        assert pair["rejected"] != pair["chosen"]
+        # word substitutions only: the same length and style, the hallucination is in the words swapped
+        chosen, rejected = pair["chosen"].split(), pair["rejected"].split()
+        assert len(rejected) == len(chosen) and sum(a != b for a, b in zip(chosen, rejected)) >= 1
+    assert world_negatives(tmp_path / "descriptions.jsonl", seed=0) == negatives  # seeded
 
 
 def test_world_word_map_covers_synonyms_and_plurals():

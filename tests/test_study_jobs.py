@@ -85,5 +85,18 @@ def test_set_changes_the_preset_and_reaches_every_seed_process(tmp_path, monkeyp
     assert preset.noise_schedule == "cosine" and preset.seeds == [0, 1] and preset.dpo_steps == 200
     assert preset.world == {"n_train": 800} and preset.eval_limits == {"chair": 50, "shr": 150}
     assert [p.command[-8:] for p in FakeProcess.started] == [overrides + ["--seeds", s] for s in "01"]
+    # each process re-reads the settings: --set first, then its own --seeds, even against a --set seeds
+    presets.clear()
+    FakeProcess.started = []
+    assert (
+        main(["study", "--preset", "full", "--jobs", "2", "--out", str(tmp_path), "--set", "seeds=[4,5]"])
+        == 0
+    )
+    for process in FakeProcess.started:
+        assert main(process.command[3:]) == 0
+    assert [p.seeds for p in presets] == [[4, 5], [4], [5]]
+    FakeProcess.started = []
     assert main(command + ["--set", "noise_shedule=cosine"]) == 2  # a typo is an error naming the key
+    assert main(command + ["--set", "noise_schedule=sine"]) == 2  # a bad value, before any process starts
+    assert FakeProcess.started == []
     assert main(["study", "--pool", "a", "--out", str(tmp_path / "p"), "--set", "dpo_steps=1"]) == 2

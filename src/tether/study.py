@@ -62,6 +62,7 @@ BENCHMARKS = ("pope_random", "pope_popular", "pope_adversarial", "chair", "mmhal
 STUDY_WORLD = {"image_size": 96, "cooccurrence_prob": 0.95, "n_pref": 500}
 # the variants whose data come from the world's preference split (answer pairs, PPO prompts)
 PREFERENCE_VARIANTS = {"ha_dpo", "noiseboost_dpo", "combo", "fact_rlhf"}
+REWARD_PAIRS = ("descriptions", "rule")
 # reward model and policy both adapt through LoRA; the reference is the policy with adapters off
 RLHF_LORA = {"r": 8, "alpha": 16, "dropout": 0.0}
 
@@ -85,6 +86,12 @@ class StudyPreset:
     pair_images: int = 200
     pair_backend: str = "hf"  # how the pair stage samples descriptions: hf | vllm (tether[vllm])
     reward_steps: int = 60
+    # the reward models' training pairs: "descriptions" (the baseline's descriptions of pair_images train
+    # images against their corrected versions) or "rule" (every training description of the SFT data
+    # against its rule-written rewrite); held-out pairs are the first kind, of val images, either way
+    reward_pairs: str = "descriptions"
+    reward_lora: bool = True  # false: the reward models fine-tune the whole LLM
+    reward_learning_rate: float = 2e-3
     ppo_steps: int = 15
     reward_eval_images: int = 100  # val-split images whose pairs measure reward-model accuracy
     ssl_images: int = 600  # unlabeled images pseudo-labelled (other half of train + unlabeled split)
@@ -167,22 +174,30 @@ class Stages:
         return result
 
 
-def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
-    """Run every seed and variant of ``preset`` under ``out_dir``; returns the path of report.md."""
-    import torch
-
+def check_preset(preset: StudyPreset) -> None:
+    """Settings no stage can run with, found before anything is built or trained."""
     from tether.methods.noise import SCHEDULES
-    from tether.provenance import environment
-    from tether.report import write_report
 
     unknown = set(preset.variants) - set(VARIANTS)
     if unknown:
         raise TetherError(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
     if preset.noise_schedule not in SCHEDULES:
         raise TetherError(f"noise_schedule '{preset.noise_schedule}' unknown; choose from {list(SCHEDULES)}")
+    if preset.reward_pairs not in REWARD_PAIRS:
+        raise TetherError(f"reward_pairs '{preset.reward_pairs}' unknown; choose from {list(REWARD_PAIRS)}")
     needs_pref = sorted(set(preset.variants) & PREFERENCE_VARIANTS)
     if needs_pref and not _world_settings(preset).get("n_pref"):
         raise TetherError(f"variants {needs_pref} need the world's preference split: set world n_pref > 0")
+
+
+def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
+    """Run every seed and variant of ``preset`` under ``out_dir``; returns the path of report.md."""
+    import torch
+
+    from tether.provenance import environment
+    from tether.report import write_report
+
+    check_preset(preset)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "preset.json", dataclasses.asdict(preset))
@@ -355,8 +370,8 @@ class _Context:
 
     def _negatives(self, split: str = "train") -> str:
         """Rule-written hallucinated rewrites of ``split``'s captions (train: HACL's data; test: the gap's)."""
-        from tether.data.negatives import RuleRewriter, load_caption_records, make_negatives, write_negatives
-        from tether.world import vocab
+        from tether.data.negatives import write_negatives
+        from tether.study_analysis import world_negatives
 
         if split == "train":
             captions = self.baseline_dir / "data" / "align.jsonl"
@@ -364,10 +379,8 @@ class _Context:
             captions = self.world / "text" / f"{split}_captions.jsonl"
 
         def fn(folder):
-            rewriter = RuleRewriter(vocab.hallucination_vocabulary())
-            rows = make_negatives(load_caption_records(captions), rewriter, seed=self.seed)
             path = folder / "negatives.jsonl"
-            write_negatives(path, rows)
+            write_negatives(path, world_negatives(captions, self.seed))
             return str(path)
 
         return self.stages.run("negatives" if split == "train" else f"negatives_{split}", [captions], fn)
@@ -572,48 +585,69 @@ class _Context:
         return {s.image: fact_sentences(s, self._grid_size) for s in load_scenes(self.world, split)}
 
     def _reward(self, name: str, use_facts: bool) -> str | None:
-        """A reward model on the train pairs (None without pairs), its accuracy measured on the val pairs."""
+        """A reward model on train pairs (None without pairs), its accuracy measured on the val pairs."""
         from tether.methods.reward import RewardConfig, RewardData, RewardSettings, train_reward
         from tether.methods.settings import LoraSettings, ModelSettings
         from tether.study_analysis import reward_pairs
 
-        pairs, held_out = self._pairs("train"), self._pairs("val")
+        rule = self.preset.reward_pairs == "rule"
+        pairs, held_out = self._rule_reward_pairs() if rule else self._pairs("train"), self._pairs("val")
         if not read_jsonl(pairs):
             return None
         baseline = self._stage_model("sft")
 
         def fn(folder):
-            train = reward_pairs(pairs, self._facts("train"), folder / "reward_pairs.jsonl")
+            train = (
+                pairs if rule else reward_pairs(pairs, self._facts("train"), folder / "reward_pairs.jsonl")
+            )
             evaluation = reward_pairs(held_out, self._facts("val"), folder / "held_out_pairs.jsonl")
             config = RewardConfig(
                 model=ModelSettings(
                     path=baseline,
                     freeze_vision=True,
                     freeze_projector=True,
-                    lora=LoraSettings(**RLHF_LORA),
+                    lora=LoraSettings(**RLHF_LORA) if self.preset.reward_lora else None,
                 ),
                 data=RewardData(
                     train=[str(train)],
                     eval=[str(evaluation)] if read_jsonl(evaluation) else [],
                     images=str(self.world / "images"),
                 ),
-                train=self._train(folder, self.preset.reward_steps, 2e-3, 16),
+                train=self._train(folder, self.preset.reward_steps, self.preset.reward_learning_rate, 16),
                 reward=RewardSettings(use_facts=use_facts),
             )
             return str(train_reward(config))
 
-        return self.stages.run(
-            name,
-            [
-                baseline,
-                _model_stamp(baseline),
-                Path(pairs),
-                Path(held_out),
-                self.preset.reward_steps,
-                use_facts,
-            ],
-            fn,
-        )
+        defaults = StudyPreset()
+        changed = {  # only settings off their default join the fingerprint: older stages stay valid
+            key: getattr(self.preset, key)
+            for key in ("reward_pairs", "reward_lora", "reward_learning_rate")
+            if getattr(self.preset, key) != getattr(defaults, key)
+        }
+        key = [
+            baseline,
+            _model_stamp(baseline),
+            Path(pairs),
+            Path(held_out),
+            self.preset.reward_steps,
+            use_facts,
+        ]
+        return self.stages.run(name, key + ([changed] if changed else []), fn)
+
+    def _rule_reward_pairs(self) -> str:
+        """Every training description of the SFT data against its rule-written rewrite, with the facts."""
+        from tether.study_analysis import rule_reward_pairs, world_negatives
+        from tether.world.texts import DETAIL_PROMPT
+
+        sft_data = self.baseline_dir / "data" / "sft.jsonl"
+
+        def fn(folder):
+            descriptions = folder / "descriptions.jsonl"
+            write_jsonl(descriptions, [r for r in read_jsonl(sft_data) if r["prompt"] == DETAIL_PROMPT])
+            negatives = world_negatives(descriptions, self.seed)
+            return str(rule_reward_pairs(negatives, self._facts("train"), folder / "reward_pairs.jsonl"))
+
+        return self.stages.run("rule_reward_pairs", [sft_data, self.seed], fn)
 
     def fact_rlhf(self) -> str:
         from tether.methods.ppo import PPOConfig, PPOData, PPOSettings, train_ppo

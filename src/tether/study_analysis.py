@@ -109,6 +109,32 @@ def reward_pairs(pairs_path, facts: dict[str, list[str]], out_path: Path) -> Pat
     return out_path
 
 
+def world_negatives(captions_path, seed: int) -> list[dict]:
+    """Rule-written hallucinated rewrites (``tether.data.negatives`` rows) of a caption or SFT file, over the
+    world's vocabulary; captions nothing can be rewritten in are left out."""
+    from tether.data.negatives import RuleRewriter, load_caption_records, make_negatives
+    from tether.world.vocab import hallucination_vocabulary
+
+    rewriter = RuleRewriter(hallucination_vocabulary())
+    return make_negatives(load_caption_records(captions_path), rewriter, seed=seed)
+
+
+def rule_reward_pairs(negatives: list[dict], facts: dict[str, list[str]], out_path: Path) -> Path:
+    """Reward-model pairs from negatives rows: the true caption chosen, its rewrite rejected, with the facts."""
+    pairs = [
+        {
+            "image": r["image"],
+            "prompt": r["prompt"],
+            "chosen": r["caption"],
+            "rejected": r["negative"],
+            "facts": facts[r["image"]],
+        }
+        for r in negatives
+    ]
+    write_jsonl(out_path, pairs)
+    return out_path
+
+
 def ssl_unlabeled_items(images: list[str], shapes: list[str], seed: int, questions: int = 2) -> list[dict]:
     """What the SSL teacher is asked of each unlabeled image: a detailed description and ``questions``
     existence questions about shapes drawn at random (not from the image's labels: it has none)."""

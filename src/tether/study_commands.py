@@ -51,7 +51,7 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     import dataclasses
 
-    from tether.study import PRESETS, run_study
+    from tether.study import PRESETS, check_preset, run_study
 
     if args.pool:
         from tether.study_pool import pool_studies
@@ -65,17 +65,18 @@ def _run(args) -> int:
         print(f"report: {report} (and {report.with_suffix('.html')})")
         return 0
     preset = PRESETS[args.preset]
+    if args.overrides:  # first, so that --variants and --seeds (which each --jobs process gets) win
+        from tether.config import apply_overrides, from_dict
+        from tether.study import StudyPreset
+
+        preset = from_dict(StudyPreset, apply_overrides(dataclasses.asdict(preset), args.overrides), "--set")
     if args.variants:
         preset = dataclasses.replace(
             preset, variants=["baseline"] + [v for v in args.variants if v != "baseline"]
         )
     if args.seeds:
         preset = dataclasses.replace(preset, seeds=args.seeds)
-    if args.overrides:
-        from tether.config import apply_overrides, from_dict
-        from tether.study import StudyPreset
-
-        preset = from_dict(StudyPreset, apply_overrides(dataclasses.asdict(preset), args.overrides), "--set")
+    check_preset(preset)  # before any process starts
     out = args.out or f"runs/study-{args.preset}"
     if args.jobs < 1:
         raise TetherError("--jobs must be >= 1")

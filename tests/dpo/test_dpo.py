@@ -214,3 +214,29 @@ def test_cli_reports_user_errors_in_one_line(capsys, tmp_path):
     assert "data.train lists no preference files" in capsys.readouterr().err
     assert main(["train", "dpo", "--set", "dpo.sft_target=everything"]) == 2
     assert "dpo.sft_target must be 'chosen' or 'data'" in capsys.readouterr().err
+
+
+def test_train_dpo_follows_the_noise_schedule(tiny_checkpoint, pair_data, tmp_path, monkeypatch):
+    path, images = pair_data
+    scales = []
+    forward = VisualNoise.forward
+
+    def recording_forward(self, features):
+        scales.append(round(self.current_scale, 6))
+        return forward(self, features)
+
+    monkeypatch.setattr(VisualNoise, "forward", recording_forward)
+    overrides = [
+        f"model.path={tiny_checkpoint}",
+        f"data.train=[{path}]",
+        f"data.images={images}",
+        f"train.output_dir={tmp_path / 'run'}",
+        "train.max_steps=3",
+        "train.save_steps=100",
+        "train.per_device_train_batch_size=6",
+        "train.progress_bar=false",
+        "noiseboost={scale: 0.5, schedule: linear, final_scale: 0.1}",
+    ]
+    train_dpo(load_config(DPOConfig, None, overrides))
+    assert sorted(set(scales), reverse=True) == [0.5, 0.3, 0.1]  # one scale per step, down to the last
+    assert scales == sorted(scales, reverse=True)

@@ -126,3 +126,29 @@ def test_train_hacl_plain_template_shares_the_prefix(tiny_checkpoint, hacl_data,
     assert records["noise"]["visual_prefix"] == "separate forward"  # noise on L_G's visual tokens only
     logs = [r for r in records["plain"]["log_history"] if "loss" in r]
     assert logs[-1]["loss"] < logs[0]["loss"]
+
+
+def test_train_hacl_follows_the_noise_schedule(tiny_checkpoint, hacl_data, tmp_path, monkeypatch):
+    train, neg, images = hacl_data
+    scales = []
+    forward = VisualNoise.forward
+
+    def recording_forward(self, features):
+        scales.append(round(self.current_scale, 6))
+        return forward(self, features)
+
+    monkeypatch.setattr(VisualNoise, "forward", recording_forward)
+    overrides = [
+        f"model.path={tiny_checkpoint}",
+        f"data.train=[{train}]",
+        f"data.negatives=[{neg}]",
+        f"data.images={images}",
+        f"train.output_dir={tmp_path / 'run'}",
+        "train.max_steps=3",
+        "train.save_steps=100",
+        "train.per_device_train_batch_size=6",
+        "train.progress_bar=false",
+        "noiseboost={scale: 0.5, schedule: cosine, final_scale: 0.0}",
+    ]
+    train_hacl(load_config(HACLConfig, None, overrides))
+    assert sorted(set(scales), reverse=True) == [0.5, 0.25, 0.0]

@@ -42,9 +42,26 @@ def test_position_names_on_a_3x3_grid():
 def test_hallucination_vocabulary_reads_and_rewrites_world_texts():
     import random
 
-    from tether.data.negatives import RuleRewriter
+    from tether.data.negatives import HallucinationVocabulary, RuleRewriter
 
     vocabulary = vocab.hallucination_vocabulary()
+    # the vocabulary the study's HACL negatives were written with: a change re-draws every HACL stage
+    assert vocabulary == HallucinationVocabulary(
+        objects={
+            "circle": ["ball", "disc"],
+            "square": ["box", "block"],
+            "triangle": ["wedge"],
+            "star": [],
+            "diamond": ["lozenge"],
+            "cross": ["plus sign"],
+            "heart": [],
+            "ring": ["donut", "hollow circle"],
+        },
+        colors=list(vocab.COLORS),
+        sizes={"small": "large", "large": "small"},
+        numbers=["two", "three", "four", "five", "six", "seven", "eight", "nine"],
+        relations={"left of": "right of", "right of": "left of", "above": "below", "below": "above"},
+    )
     text = "I can see a small pink wedge in the top left. The star is right of two hollow circles."
     assert [m.canonical for m in vocabulary.mentions(text)] == ["triangle", "star", "ring"]
     for kind, changed in [("attribute", {"small", "pink"}), ("count", {"two"}), ("position", {"right of"})]:

@@ -475,11 +475,9 @@ def train_dpo(config: DPOConfig):
         sft_records = [r for p in config.data.sft_train for r in load_sft_records(p, skips=skips)]
     torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
-    perturbation = None
-    if config.noiseboost:
-        from tether.methods.noise import noise_from_settings
+    from tether.methods.noise import training_noise
 
-        perturbation = noise_from_settings(config.noiseboost)
+    perturbation, callbacks = training_noise(config.noiseboost)
     packable = supports_packing(vlm)
     if settings.shared_prefix and not packable:
         logger.warning("attention implementation takes no 4-D mask: two-sequence DPO forward")
@@ -505,7 +503,7 @@ def train_dpo(config: DPOConfig):
     ]
     module = DPOModule(vlm, settings.beta, settings.sft_weight, perturbation, settings.noise_branches)
     collator = DPOCollator(vlm, config.data.images, config.data.max_length, train_shared, sft_records)
-    trainer = run_training(module, collator, items, config.train)
+    trainer = run_training(module, collator, items, config.train, callbacks=callbacks)
     out = Path(config.train.output_dir) / "model"
     if trainer.args.should_save:
         export_model(vlm, out)

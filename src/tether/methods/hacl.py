@@ -336,17 +336,15 @@ def train_hacl(config: HACLConfig):
         )
     torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
-    perturbation = None
-    if config.noiseboost:
-        from tether.methods.noise import noise_from_settings
+    from tether.methods.noise import training_noise
 
-        perturbation = noise_from_settings(config.noiseboost)
+    perturbation, callbacks = training_noise(config.noiseboost)
     module = HACLModule(vlm, config.hacl, perturbation)
     # one forward for L_G and the images where the template puts the image first (see the module docstring)
     share = supports_packing(vlm) and perturbation is None
     collator = HACLCollator(vlm, config.data.images, config.data.max_length, config.data.template, share)
     visual_prefix = "shared" if examples and "packed" in collator(examples[:1]) else "separate forward"
-    trainer = run_training(module, collator, examples, config.train)
+    trainer = run_training(module, collator, examples, config.train, callbacks=callbacks)
     out = Path(config.train.output_dir) / "model"
     if trainer.args.should_save:
         export_model(vlm, out)

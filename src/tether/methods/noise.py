@@ -84,6 +84,14 @@ def noise_from_settings(raw: dict) -> VisualNoise:
     return VisualNoise(from_dict(NoiseSettings, raw, where="noiseboost"))
 
 
+def training_noise(raw: dict | None) -> tuple[VisualNoise | None, list]:
+    """A recipe's ``noiseboost`` section as the perturbation and the callbacks that drive its schedule."""
+    if not raw:
+        return None, []
+    noise = noise_from_settings(raw)
+    return noise, [NoiseScheduleCallback(noise)]
+
+
 @contextlib.contextmanager
 def noise_hook(vlm, noise: VisualNoise):
     """Perturb ``vlm``'s projected visual tokens by ``noise`` while both noise and projector are training."""

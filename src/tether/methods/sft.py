@@ -200,12 +200,9 @@ def train_sft(config: SFTConfig):
     ]
     torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
-    perturbation, callbacks = None, []
-    if config.noiseboost:
-        from tether.methods.noise import NoiseScheduleCallback, noise_from_settings
+    from tether.methods.noise import training_noise
 
-        perturbation = noise_from_settings(config.noiseboost)
-        callbacks.append(NoiseScheduleCallback(perturbation))
+    perturbation, callbacks = training_noise(config.noiseboost)
     module = SFTModule(vlm, perturbation, config.normalize)
     trainer = run_training(
         module,
