@@ -22,7 +22,9 @@ def test_quick_study_writes_a_report(tmp_path):
     assert set(metrics["0"]) == set(VARIANTS)
     import torch
 
-    assert json.loads((out / "environment.json").read_text())["versions"]["torch"] == torch.__version__
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["versions"]["torch"] == torch.__version__
+    assert environment["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
     for values in metrics["0"].values():
         assert {key for key, _, _ in BENCHMARK_METRICS} <= set(values)
     # the analysis stages' metrics sit beside the benchmarks, on the variants they compare

@@ -1,4 +1,4 @@
-"""What a result needs to be reproduced: library versions, platform, time."""
+"""What a result needs to be reproduced: library versions, platform, CPU, time."""
 
 import datetime
 import importlib.metadata
@@ -18,9 +18,30 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def cpu() -> dict:
+    """The CPU and the instruction set torch's kernels use: training on another CPU kind rounds differently
+    (measured: the same seeds, code and libraries gave other study baselines on another machine)."""
+    import torch
+
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model
+            )
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+    }
+
+
 def environment() -> dict:
     return {
         "versions": library_versions(),
         "platform": platform.platform(),
+        "cpu": cpu(),
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

@@ -201,7 +201,7 @@ def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "preset.json", dataclasses.asdict(preset))
-    write_json(out_dir / "environment.json", environment())  # library versions, platform, time
+    write_json(out_dir / "environment.json", environment())  # library versions, platform, CPU, time
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results = {}
     for seed in preset.seeds:
