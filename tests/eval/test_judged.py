@@ -142,6 +142,27 @@ def test_shr_score_drops_misaligned_images(tmp_path):
     assert score.metrics["n_images"] == 2 and score.metrics["hal_sents_per_image"] == 1.0
 
 
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"prompt": None}, r"mistyped field 'prompt' \(expected str\)"),
+        ({"factual": "yes"}, r"mistyped field 'factual' \(expected list\)"),
+        ({"facts": ["a red car", 3]}, "field 'facts' must list texts"),
+    ],
+)
+def test_shr_items_with_mistyped_optional_fields_name_the_line(tmp_path, extra, message):
+    from tether.errors import DataError
+
+    good = {"image_id": 1, "image": "1.jpg", "facts": ["a red car"]}
+    path = tmp_path / "shr.jsonl"
+    write_jsonl(path, [good, {**good, "image_id": 2, **extra}])
+    with pytest.raises(DataError, match=message) as error:
+        Shr().load_items(path)
+    assert f"{path}:2" in str(error.value)
+    write_jsonl(path, [good])  # without the optional fields: SHR's prompt
+    assert Shr().load_items(path)[0].prompt == "Describe this image in detail."
+
+
 def test_shr_with_llm_judge(tmp_path):
     items = _shr_items(tmp_path)
     client = FakeClient(lambda prompt: "Judgement:\n1. correct: fine")

@@ -126,6 +126,9 @@ def test_caption_records_formats(tmp_path):
         ("x.png", "a cat", "describe", ["cat"]),
     ]
     assert skips.skipped == 1
+    path.write_text(json.dumps({"image": "z.png", "question": 7, "caption": "a cow"}) + "\n")
+    with pytest.raises(DataError, match=r"c\.jsonl:1: field 'prompt' \(or 'question'\) must be text"):
+        load_caption_records(path)
 
 
 def test_coco_vocabulary_on_real_llava_captions(shared_data):

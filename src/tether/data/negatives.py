@@ -312,6 +312,8 @@ def _caption_record(raw: dict, path, line) -> CaptionRecord:
     if objects is not None and not (isinstance(objects, list) and all(isinstance(o, str) for o in objects)):
         raise DataError("field 'objects' must be a list of object names", path, line)
     prompt = raw.get("prompt", raw.get("question"))
+    if prompt is not None and not isinstance(prompt, str):
+        raise DataError("field 'prompt' (or 'question') must be text", path, line)
     return CaptionRecord(None if image is None else str(image), caption, prompt, objects)
 
 

@@ -69,6 +69,11 @@ class Shr(Benchmark):
             for name, kind in (("image_id", (str, int)), ("image", str), ("facts", list)):
                 if not isinstance(record.get(name), kind):
                     raise DataError(f"missing or mistyped field '{name}'", data_path, line)
+            for name, kind in (("prompt", str), ("factual", list)):  # optional, typed where given
+                if name in record and not isinstance(record[name], kind):
+                    raise DataError(f"mistyped field '{name}' (expected {kind.__name__})", data_path, line)
+            if not all(isinstance(fact, str) for fact in record["facts"]):
+                raise DataError("field 'facts' must list texts", data_path, line)
             items.append(
                 EvalItem(
                     id=str(record["image_id"]),
