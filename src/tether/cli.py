@@ -84,6 +84,16 @@ def _run(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("tether: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Destroy the process group a distributed training run (torchrun) opened: left to interpreter exit,
+    gloo's threads were seen to abort a finished rank ('terminate called without an active exception')."""
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 def add_set_option(parser: argparse.ArgumentParser) -> None:
