@@ -27,3 +27,18 @@ def tiny_vlm(tiny_checkpoint):
     from tether.models import load
 
     return load(tiny_checkpoint)
+
+
+@pytest.fixture
+def noise_scales(monkeypatch) -> list[float]:
+    """The scale of every NoiseBoost perturbation applied while the test runs, in order."""
+    from tether.methods.noise import VisualNoise
+
+    scales, forward = [], VisualNoise.forward
+
+    def recording_forward(self, features):
+        scales.append(round(self.current_scale, 6))
+        return forward(self, features)
+
+    monkeypatch.setattr(VisualNoise, "forward", recording_forward)
+    return scales

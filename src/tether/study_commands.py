@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from tether.cli import add_overrides_option
 from tether.errors import TetherError
 
 
@@ -21,13 +22,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="output folder (default runs/study-<preset>)")
     parser.add_argument("--variants", nargs="+", help="only these variants (baseline is always included)")
     parser.add_argument("--seeds", nargs="+", type=int, help="override the preset's seeds")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a preset setting (tether.study.StudyPreset; repeatable, dotted inside a mapping), e.g. "
+    add_overrides_option(
+        parser,
+        "override a preset setting (tether.study.StudyPreset; repeatable, dotted inside a mapping), e.g. "
         "--set noise_schedule=cosine --set world.n_train=800; preset.json records the result",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

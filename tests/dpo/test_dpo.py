@@ -216,16 +216,8 @@ def test_cli_reports_user_errors_in_one_line(capsys, tmp_path):
     assert "dpo.sft_target must be 'chosen' or 'data'" in capsys.readouterr().err
 
 
-def test_train_dpo_follows_the_noise_schedule(tiny_checkpoint, pair_data, tmp_path, monkeypatch):
+def test_train_dpo_follows_the_noise_schedule(tiny_checkpoint, pair_data, tmp_path, noise_scales):
     path, images = pair_data
-    scales = []
-    forward = VisualNoise.forward
-
-    def recording_forward(self, features):
-        scales.append(round(self.current_scale, 6))
-        return forward(self, features)
-
-    monkeypatch.setattr(VisualNoise, "forward", recording_forward)
     overrides = [
         f"model.path={tiny_checkpoint}",
         f"data.train=[{path}]",
@@ -238,5 +230,5 @@ def test_train_dpo_follows_the_noise_schedule(tiny_checkpoint, pair_data, tmp_pa
         "noiseboost={scale: 0.5, schedule: linear, final_scale: 0.1}",
     ]
     train_dpo(load_config(DPOConfig, None, overrides))
-    assert sorted(set(scales), reverse=True) == [0.5, 0.3, 0.1]  # one scale per step, down to the last
-    assert scales == sorted(scales, reverse=True)
+    assert sorted(set(noise_scales), reverse=True) == [0.5, 0.3, 0.1]  # one scale per step, down to the last
+    assert noise_scales == sorted(noise_scales, reverse=True)

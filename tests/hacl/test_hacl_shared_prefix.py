@@ -128,16 +128,8 @@ def test_train_hacl_plain_template_shares_the_prefix(tiny_checkpoint, hacl_data,
     assert logs[-1]["loss"] < logs[0]["loss"]
 
 
-def test_train_hacl_follows_the_noise_schedule(tiny_checkpoint, hacl_data, tmp_path, monkeypatch):
+def test_train_hacl_follows_the_noise_schedule(tiny_checkpoint, hacl_data, tmp_path, noise_scales):
     train, neg, images = hacl_data
-    scales = []
-    forward = VisualNoise.forward
-
-    def recording_forward(self, features):
-        scales.append(round(self.current_scale, 6))
-        return forward(self, features)
-
-    monkeypatch.setattr(VisualNoise, "forward", recording_forward)
     overrides = [
         f"model.path={tiny_checkpoint}",
         f"data.train=[{train}]",
@@ -151,4 +143,4 @@ def test_train_hacl_follows_the_noise_schedule(tiny_checkpoint, hacl_data, tmp_p
         "noiseboost={scale: 0.5, schedule: cosine, final_scale: 0.0}",
     ]
     train_hacl(load_config(HACLConfig, None, overrides))
-    assert sorted(set(scales), reverse=True) == [0.5, 0.25, 0.0]
+    assert sorted(set(noise_scales), reverse=True) == [0.5, 0.25, 0.0]
