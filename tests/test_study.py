@@ -154,16 +154,19 @@ def test_reward_settings_join_the_fingerprint_only_off_their_defaults(tmp_path):
     (tmp_path / "scenes" / "train.jsonl").write_text("")
     (tmp_path / "scenes" / "val.jsonl").write_text("")
 
-    def reward_stages(**settings):
+    def fact_rlhf_stages(**settings):
         stages = RecordingStages()
         preset = dataclasses.replace(PRESETS["full"], **settings)
-        _Context(preset, 0, tmp_path, tmp_path, None, stages, False)._reward("reward", use_facts=True)
-        return stages.calls
+        _Context(preset, 0, tmp_path, tmp_path, None, stages, False).fact_rlhf()
+        return stages.calls[:3], stages.calls[3]  # the reward model's stages, then PPO's
 
-    default = reward_stages()
-    assert [name for name, _ in default] == ["pairs", "pairs_val", "reward"]
-    baseline = str(tmp_path / "sft" / "model")  # the key stage folders of earlier runs were written under:
-    assert default[-1][1] == [baseline, baseline, pairs, pairs, 60, True]
-    rule = reward_stages(reward_pairs="rule", reward_lora=False, reward_learning_rate=3e-4)
+    reward, ppo = fact_rlhf_stages()
+    assert [name for name, _ in reward] == ["pairs", "pairs_val", "reward"]
+    baseline = str(tmp_path / "sft" / "model")  # the keys stage folders of earlier runs were written under:
+    assert reward[-1][1] == [baseline, baseline, pairs, pairs, 60, True]
+    assert ppo == ("ppo", [baseline, str(pairs), str(pairs), 15, tmp_path / "text" / "pref_questions.jsonl"])
+    rule, _ = fact_rlhf_stages(reward_pairs="rule", reward_lora=False, reward_learning_rate=3e-4)
     assert [name for name, _ in rule] == ["rule_reward_pairs", "pairs_val", "reward"]
     assert rule[-1][1][6] == {"reward_pairs": "rule", "reward_lora": False, "reward_learning_rate": 3e-4}
+    _, full_ppo = fact_rlhf_stages(ppo_lora=False, ppo_learning_rate=1e-4)
+    assert full_ppo[1] == ppo[1] + [{"ppo_lora": False, "ppo_learning_rate": 1e-4}]

@@ -93,6 +93,8 @@ class StudyPreset:
     reward_lora: bool = True  # false: the reward models fine-tune the whole LLM
     reward_learning_rate: float = 2e-3
     ppo_steps: int = 15
+    ppo_lora: bool = True  # false: policy and value model fine-tune the whole LLM
+    ppo_learning_rate: float = 1e-3
     reward_eval_images: int = 100  # val-split images whose pairs measure reward-model accuracy
     ssl_images: int = 600  # unlabeled images pseudo-labelled (other half of train + unlabeled split)
     ssl_threshold: float = 0.7  # keep pseudo-labels whose mean token probability is at least this
@@ -618,12 +620,7 @@ class _Context:
             )
             return str(train_reward(config))
 
-        defaults = StudyPreset()
-        changed = {  # only settings off their default join the fingerprint: older stages stay valid
-            key: getattr(self.preset, key)
-            for key in ("reward_pairs", "reward_lora", "reward_learning_rate")
-            if getattr(self.preset, key) != getattr(defaults, key)
-        }
+        changed = self._changed_settings("reward_pairs", "reward_lora", "reward_learning_rate")
         key = [
             baseline,
             _model_stamp(baseline),
@@ -633,6 +630,12 @@ class _Context:
             use_facts,
         ]
         return self.stages.run(name, key + ([changed] if changed else []), fn)
+
+    def _changed_settings(self, *names: str) -> dict:
+        """The preset settings among ``names`` that are off their default. Only these join a stage's
+        fingerprint, so the stages of runs made before a setting existed stay valid."""
+        defaults = StudyPreset()
+        return {n: getattr(self.preset, n) for n in names if getattr(self.preset, n) != getattr(defaults, n)}
 
     def _rule_reward_pairs(self) -> str:
         """Every training description of the SFT data against its rule-written rewrite, with the facts."""
@@ -676,17 +679,19 @@ class _Context:
             rng.shuffle(prompts)
             data = folder / "prompts.jsonl"
             write_jsonl(data, prompts)
+            full = not self.preset.ppo_lora  # the whole LLM of the policy and of the value model trains
             config = PPOConfig(
                 model=ModelSettings(
                     path=baseline,
                     freeze_vision=True,
                     freeze_projector=True,
-                    lora=LoraSettings(**RLHF_LORA),
+                    lora=None if full else LoraSettings(**RLHF_LORA),
                 ),
                 data=PPOData(train=[str(data)], images=str(self.world / "images")),
-                train=self._train(folder, self.preset.ppo_steps, 1e-3, 16),
+                train=self._train(folder, self.preset.ppo_steps, self.preset.ppo_learning_rate, 16),
                 ppo=PPOSettings(
                     reward_model=reward_model,
+                    value_lora=None if full else LoraSettings(),
                     rollout_batch_size=16,
                     mini_batch_size=8,
                     max_new_tokens=48,
@@ -697,17 +702,15 @@ class _Context:
             )
             return str(train_ppo(config))
 
-        return self.stages.run(
-            "ppo",
-            [
-                baseline,
-                reward_model,
-                _model_stamp(reward_model),
-                self.preset.ppo_steps,
-                self._pref_questions,
-            ],
-            ppo_fn,
-        )
+        key = [
+            baseline,
+            reward_model,
+            _model_stamp(reward_model),
+            self.preset.ppo_steps,
+            self._pref_questions,
+        ]
+        changed = self._changed_settings("ppo_lora", "ppo_learning_rate")
+        return self.stages.run("ppo", key + ([changed] if changed else []), ppo_fn)
 
     def _half_split(self) -> tuple[list[str], list[str]]:
         """Train images split in two halves (seeded): the labeled half and the half whose labels are dropped."""
