@@ -168,5 +168,5 @@ def test_reward_settings_join_the_fingerprint_only_off_their_defaults(tmp_path):
     rule, _ = fact_rlhf_stages(reward_pairs="rule", reward_lora=False, reward_learning_rate=3e-4)
     assert [name for name, _ in rule] == ["rule_reward_pairs", "pairs_val", "reward"]
     assert rule[-1][1][6] == {"reward_pairs": "rule", "reward_lora": False, "reward_learning_rate": 3e-4}
-    _, full_ppo = fact_rlhf_stages(ppo_lora=False, ppo_learning_rate=1e-4)
-    assert full_ppo[1] == ppo[1] + [{"ppo_lora": False, "ppo_learning_rate": 1e-4}]
+    _, full_ppo = fact_rlhf_stages(ppo_lora=False, ppo_learning_rate=1e-4, ppo_kl_coef=0.3)
+    assert full_ppo[1] == ppo[1] + [{"ppo_lora": False, "ppo_learning_rate": 1e-4, "ppo_kl_coef": 0.3}]

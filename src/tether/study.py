@@ -95,6 +95,7 @@ class StudyPreset:
     ppo_steps: int = 15
     ppo_lora: bool = True  # false: policy and value model fine-tune the whole LLM
     ppo_learning_rate: float = 1e-3
+    ppo_kl_coef: float = 0.1  # the per-token KL penalty's fixed coefficient (LLaVA-RLHF's 0.1)
     reward_eval_images: int = 100  # val-split images whose pairs measure reward-model accuracy
     ssl_images: int = 600  # unlabeled images pseudo-labelled (other half of train + unlabeled split)
     ssl_threshold: float = 0.7  # keep pseudo-labels whose mean token probability is at least this
@@ -695,7 +696,7 @@ class _Context:
                     rollout_batch_size=16,
                     mini_batch_size=8,
                     max_new_tokens=48,
-                    kl_coef=0.1,
+                    kl_coef=self.preset.ppo_kl_coef,
                     no_eos_penalty=-1.0,
                     correct_bonus=1.0,
                 ),
@@ -709,7 +710,7 @@ class _Context:
             self.preset.ppo_steps,
             self._pref_questions,
         ]
-        changed = self._changed_settings("ppo_lora", "ppo_learning_rate")
+        changed = self._changed_settings("ppo_lora", "ppo_learning_rate", "ppo_kl_coef")
         return self.stages.run("ppo", key + ([changed] if changed else []), ppo_fn)
 
     def _half_split(self) -> tuple[list[str], list[str]]:
