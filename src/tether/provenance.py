@@ -19,10 +19,9 @@ def library_versions() -> dict[str, str]:
 
 
 def cpu() -> dict:
-    """The CPU and the instruction set torch's kernels use: training on another CPU kind rounds differently
-    (measured: the same seeds, code and libraries gave other study baselines on another machine)."""
-    import torch
-
+    """The CPU and, where torch is loaded, the instruction set its kernels use: training on another CPU kind
+    rounds differently (measured: the same seeds, code and libraries gave other study baselines on another
+    machine). A run that never loaded torch (a world build) does not pay for importing it here."""
     model = platform.processor()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -31,6 +30,9 @@ def cpu() -> dict:
             )
     except OSError:
         pass
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {"model": model}
     return {
         "model": model,
         "torch_capability": torch.backends.cpu.get_cpu_capability(),

@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     import dataclasses
 
-    from tether.study import PRESETS, check_preset, run_study
+    from tether.study import PRESETS, StudyPreset, check_preset, run_study
 
     if args.pool:
         from tether.study_pool import pool_studies
@@ -64,7 +64,6 @@ def _run(args) -> int:
     preset = PRESETS[args.preset]
     if args.overrides:  # first, so that --variants and --seeds (which each --jobs process gets) win
         from tether.config import apply_overrides, from_dict
-        from tether.study import StudyPreset
 
         preset = from_dict(StudyPreset, apply_overrides(dataclasses.asdict(preset), args.overrides), "--set")
     if args.variants:
