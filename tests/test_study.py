@@ -170,3 +170,5 @@ def test_reward_settings_join_the_fingerprint_only_off_their_defaults(tmp_path):
     assert rule[-1][1][6] == {"reward_pairs": "rule", "reward_lora": False, "reward_learning_rate": 3e-4}
     _, full_ppo = fact_rlhf_stages(ppo_lora=False, ppo_learning_rate=1e-4, ppo_kl_coef=0.3)
     assert full_ppo[1] == ppo[1] + [{"ppo_lora": False, "ppo_learning_rate": 1e-4, "ppo_kl_coef": 0.3}]
+    _, length_ppo = fact_rlhf_stages(ppo_length_bonus=1.0)
+    assert length_ppo[1] == ppo[1] + [{"ppo_length_bonus": 1.0}]

@@ -96,6 +96,9 @@ class StudyPreset:
     ppo_lora: bool = True  # false: policy and value model fine-tune the whole LLM
     ppo_learning_rate: float = 1e-3
     ppo_kl_coef: float = 0.1  # the per-token KL penalty's fixed coefficient (LLaVA-RLHF's 0.1)
+    # + ppo_length_bonus · response tokens / max_new_tokens on each score: LLaVA-RLHF's length term, against
+    # a policy that climbs its reward by answering shorter (0 = off)
+    ppo_length_bonus: float = 0.0
     reward_eval_images: int = 100  # val-split images whose pairs measure reward-model accuracy
     ssl_images: int = 600  # unlabeled images pseudo-labelled (other half of train + unlabeled split)
     ssl_threshold: float = 0.7  # keep pseudo-labels whose mean token probability is at least this
@@ -697,6 +700,7 @@ class _Context:
                     mini_batch_size=8,
                     max_new_tokens=48,
                     kl_coef=self.preset.ppo_kl_coef,
+                    length_bonus=self.preset.ppo_length_bonus,
                     no_eos_penalty=-1.0,
                     correct_bonus=1.0,
                 ),
@@ -710,7 +714,7 @@ class _Context:
             self.preset.ppo_steps,
             self._pref_questions,
         ]
-        changed = self._changed_settings("ppo_lora", "ppo_learning_rate", "ppo_kl_coef")
+        changed = self._changed_settings("ppo_lora", "ppo_learning_rate", "ppo_kl_coef", "ppo_length_bonus")
         return self.stages.run("ppo", key + ([changed] if changed else []), ppo_fn)
 
     def _half_split(self) -> tuple[list[str], list[str]]:
