@@ -13,6 +13,7 @@ from tether.methods.noise import (
     noise_from_settings,
     noise_hook,
     scheduled_scale,
+    training_noise,
 )
 from tether.methods.sft import SFTCollator, SFTModule
 from tether.models.decoding import DecodingSettings
@@ -69,6 +70,18 @@ def test_callback_sets_progress_from_the_trainer_step():
     for step, expected in [(0, 0.5), (2, 0.3), (4, 0.1)]:
         callback.on_step_begin(None, TrainerState(global_step=step, max_steps=5), None)
         assert noise.current_scale == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "section",
+    [{"scale": 0.5, "final_scale": 0.1, "schedule": "linear"}, NoiseSettings(0.5, True, "linear", 0.1)],
+)
+def test_training_noise_drives_the_schedule_of_a_raw_or_parsed_section(section):
+    # the recipes' raw YAML mapping (SFT, DPO, HACL) and SSL's parsed settings give the same driven noise
+    noise, callbacks = training_noise(section)
+    callbacks[0].on_step_begin(None, TrainerState(global_step=4, max_steps=5), None)
+    assert noise.current_scale == pytest.approx(0.1)
+    assert training_noise(None) == (None, [])
 
 
 def _image_batch(vlm):

@@ -84,11 +84,12 @@ def noise_from_settings(raw: dict) -> VisualNoise:
     return VisualNoise(from_dict(NoiseSettings, raw, where="noiseboost"))
 
 
-def training_noise(raw: dict | None) -> tuple[VisualNoise | None, list]:
-    """A recipe's ``noiseboost`` section as the perturbation and the callbacks that drive its schedule."""
+def training_noise(raw: NoiseSettings | dict | None) -> tuple[VisualNoise | None, list]:
+    """A recipe's ``noiseboost`` section (settings or their raw mapping) as the perturbation and the
+    callbacks that drive its schedule."""
     if not raw:
         return None, []
-    noise = noise_from_settings(raw)
+    noise = VisualNoise(raw) if isinstance(raw, NoiseSettings) else noise_from_settings(raw)
     return noise, [NoiseScheduleCallback(noise)]
 
 

@@ -157,7 +157,7 @@ def train_ssl(config: SSLConfig):
     """Pseudo-label with the teacher, then SFT the noised student on labeled + kept pseudo-labels."""
     from tether.data.sft import load_sft_records
     from tether.errors import TetherError
-    from tether.methods.noise import NoiseScheduleCallback, VisualNoise
+    from tether.methods.noise import training_noise
     from tether.methods.run_record import RunTimer, write_run_record
     from tether.methods.sft import SFTCollator, SFTModule
     from tether.methods.trainer import run_training
@@ -195,10 +195,7 @@ def train_ssl(config: SSLConfig):
 
     torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
-    noise, callbacks = None, []
-    if config.noiseboost:
-        noise = VisualNoise(config.noiseboost)
-        callbacks.append(NoiseScheduleCallback(noise))
+    noise, callbacks = training_noise(config.noiseboost)
     trainer = run_training(
         SFTModule(vlm, noise, config.normalize),
         SFTCollator(
