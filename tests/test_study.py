@@ -104,6 +104,26 @@ def test_preference_variants_without_a_preference_split_stop_before_any_stage(tm
     assert not (tmp_path / "study").exists()  # nothing built, nothing trained
 
 
+def test_a_moved_study_folder_is_refused_before_any_stage_deletes_its_models(tmp_path):
+    import pytest
+
+    from tether.errors import TetherError
+
+    # a seed folder made elsewhere (then moved here): its world and a trained model
+    seed_dir = tmp_path / "moved" / "seed0"
+    (seed_dir / "world_build").mkdir(parents=True)
+    (seed_dir / "world_build" / "stage.json").write_text(
+        json.dumps({"fingerprint": "0", "result": "/elsewhere/study/seed0/world"})
+    )
+    model = seed_dir / "baseline" / "sft" / "model" / "model.safetensors"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"weights")
+    with pytest.raises(TetherError, match=r"made as /elsewhere/study/seed0.*pass --out exactly"):
+        run_study(PRESETS["quick"], tmp_path / "moved", progress=False)
+    assert model.read_bytes() == b"weights"
+    assert sorted(p.name for p in seed_dir.iterdir()) == ["baseline", "world_build"]
+
+
 def test_noise_schedule_reaches_the_noiseboost_stages(tmp_path):
     import dataclasses
 

@@ -230,6 +230,7 @@ def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) ->
     settings = {**_world_settings(preset), "seed": seed}
     world_config = load_world_config(None, [f"{k}={json.dumps(v)}" for k, v in settings.items()])
     world = seed_dir / "world"
+    _refuse_moved(seed_dir, world)
 
     def build(folder):
         build_world(world_config, world, overwrite=True)
@@ -261,6 +262,21 @@ def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) ->
         metrics[variant].update(extra)
     write_json(seed_dir / "timings.json", stages.timings)
     return metrics
+
+
+def _refuse_moved(seed_dir: Path, world: Path) -> None:
+    """Stage fingerprints and results hold the paths the stages were made under. Reached by another path
+    (a moved folder, another working directory), every stage would look changed, and rerunning it would
+    delete what it had trained: refuse instead."""
+    from tether.methods.run_record import read_marker
+
+    made = read_marker(seed_dir / "world_build" / "stage.json").get("result")
+    if made and made != str(world):
+        raise TetherError(
+            f"{seed_dir}: its stages were made as {Path(made).parent}, and a rerun under another path would "
+            "retrain them and delete what they trained; pass --out exactly as that run did (same path, same "
+            "working directory), or a fresh --out"
+        )
 
 
 def _model_stamp(model: str) -> str:
