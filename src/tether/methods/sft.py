@@ -181,13 +181,9 @@ def next_token_loss(
 
 def train_sft(config: SFTConfig):
     """Run SFT from a config; returns the folder of the exported (merged, loadable) model."""
-    from pathlib import Path
-
     from tether.data.io import SkipLog
     from tether.data.sft import load_sft_records
-    from tether.methods.run_record import RunTimer, write_run_record
-    from tether.methods.trainer import run_training
-    from tether.methods.tuning import export_model, load_for_training
+    from tether.methods.run_record import RunTimer
 
     timer = RunTimer()
     if not config.data.train:
@@ -198,14 +194,25 @@ def train_sft(config: SFTConfig):
         for path in config.data.train
         for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
     ]
+    extra = {"records": len(records), "skipped": skips.skipped, "skip_reasons": skips.reasons}
+    return fit_sft(config, records, "train sft", timer, extra)
+
+
+def fit_sft(config, records: list[SFTRecord], command: str, timer, extra: dict):
+    """SFT (with the config's NoiseBoost) of ``config.model`` on ``records``: train, export, record the run.
+    ``config`` is an SFTConfig or a config with the same model, data, train and SFT fields (SSLConfig)."""
+    from pathlib import Path
+
+    from tether.methods.noise import training_noise
+    from tether.methods.run_record import write_run_record
+    from tether.methods.trainer import run_training
+    from tether.methods.tuning import export_model, load_for_training
+
     torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
-    from tether.methods.noise import training_noise
-
     perturbation, callbacks = training_noise(config.noiseboost)
-    module = SFTModule(vlm, perturbation, config.normalize)
     trainer = run_training(
-        module,
+        SFTModule(vlm, perturbation, config.normalize),
         SFTCollator(
             vlm, config.data.images, config.data.max_length, config.split_by_length, config.data.template
         ),
@@ -217,11 +224,6 @@ def train_sft(config: SFTConfig):
     if trainer.args.should_save:
         export_model(vlm, out)
         write_run_record(
-            config.train.output_dir,
-            command="train sft",
-            config=config,
-            trainer=trainer,
-            timer=timer,
-            extra={"records": len(records), "skipped": skips.skipped, "skip_reasons": skips.reasons},
+            config.train.output_dir, command=command, config=config, trainer=trainer, timer=timer, extra=extra
         )
     return out

@@ -157,11 +157,8 @@ def train_ssl(config: SSLConfig):
     """Pseudo-label with the teacher, then SFT the noised student on labeled + kept pseudo-labels."""
     from tether.data.sft import load_sft_records
     from tether.errors import TetherError
-    from tether.methods.noise import training_noise
-    from tether.methods.run_record import RunTimer, write_run_record
-    from tether.methods.sft import SFTCollator, SFTModule
-    from tether.methods.trainer import run_training
-    from tether.methods.tuning import export_model, load_for_training
+    from tether.methods.run_record import RunTimer
+    from tether.methods.sft import fit_sft
     from tether.models import load
     from tether.models.adapter import TEMPLATES
 
@@ -193,35 +190,13 @@ def train_ssl(config: SSLConfig):
     del teacher  # the student never needs it; free its memory before training
     kept = [SFTRecord(r["image"], r["prompt"], r["response"]) for r in pseudo if r["kept"]]
 
-    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
-    vlm = load_for_training(config.model)
-    noise, callbacks = training_noise(config.noiseboost)
-    trainer = run_training(
-        SFTModule(vlm, noise, config.normalize),
-        SFTCollator(
-            vlm, config.data.images, config.data.max_length, config.split_by_length, config.data.template
-        ),
-        labeled + kept,
-        config.train,
-        callbacks=callbacks,
-    )
-    out = Path(config.train.output_dir) / "model"
-    if trainer.args.should_save:
-        export_model(vlm, out)
-        write_run_record(
-            config.train.output_dir,
-            command="train ssl",
-            config=config,
-            trainer=trainer,
-            timer=timer,
-            extra={
-                "labeled_records": len(labeled),
-                "unlabeled_items": len(items),
-                "pseudo_labels_kept": len(kept),
-                "pseudo_labels_file": str(pseudo_path),
-                "mean_confidence": sum(r["confidence"] for r in pseudo) / max(len(pseudo), 1),
-                "skipped": skips.skipped,
-                "skip_reasons": skips.reasons,
-            },
-        )
-    return out
+    extra = {
+        "labeled_records": len(labeled),
+        "unlabeled_items": len(items),
+        "pseudo_labels_kept": len(kept),
+        "pseudo_labels_file": str(pseudo_path),
+        "mean_confidence": sum(r["confidence"] for r in pseudo) / max(len(pseudo), 1),
+        "skipped": skips.skipped,
+        "skip_reasons": skips.reasons,
+    }
+    return fit_sft(config, labeled + kept, "train ssl", timer, extra)
