@@ -640,7 +640,6 @@ class _Context:
             )
             return str(train_reward(config))
 
-        changed = self._changed_settings("reward_pairs", "reward_lora", "reward_learning_rate")
         key = [
             baseline,
             _model_stamp(baseline),
@@ -649,13 +648,18 @@ class _Context:
             self.preset.reward_steps,
             use_facts,
         ]
-        return self.stages.run(name, key + ([changed] if changed else []), fn)
+        changed = self._changed_settings("reward_pairs", "reward_lora", "reward_learning_rate")
+        return self.stages.run(name, key + changed, fn)
 
-    def _changed_settings(self, *names: str) -> dict:
-        """The preset settings among ``names`` that are off their default. Only these join a stage's
-        fingerprint, so the stages of runs made before a setting existed stay valid."""
+    def _changed_settings(self, *names: str) -> list[dict]:
+        """A fingerprint's tail: ``[{setting: value}]`` for the preset settings among ``names`` that are off
+        their default, ``[]`` when none is. Only these join the fingerprint, so the stages of runs made
+        before a setting existed stay valid."""
         defaults = StudyPreset()
-        return {n: getattr(self.preset, n) for n in names if getattr(self.preset, n) != getattr(defaults, n)}
+        changed = {
+            n: getattr(self.preset, n) for n in names if getattr(self.preset, n) != getattr(defaults, n)
+        }
+        return [changed] if changed else []
 
     def _rule_reward_pairs(self) -> str:
         """Every training description of the SFT data against its rule-written rewrite, with the facts."""
@@ -731,7 +735,7 @@ class _Context:
             self._pref_questions,
         ]
         changed = self._changed_settings("ppo_lora", "ppo_learning_rate", "ppo_kl_coef", "ppo_length_bonus")
-        return self.stages.run("ppo", key + ([changed] if changed else []), ppo_fn)
+        return self.stages.run("ppo", key + changed, ppo_fn)
 
     def _half_split(self) -> tuple[list[str], list[str]]:
         """Train images split in two halves (seeded): the labeled half and the half whose labels are dropped."""
