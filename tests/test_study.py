@@ -192,3 +192,37 @@ def test_reward_settings_join_the_fingerprint_only_off_their_defaults(tmp_path):
     assert full_ppo[1] == ppo[1] + [{"ppo_lora": False, "ppo_learning_rate": 1e-4, "ppo_kl_coef": 0.3}]
     _, length_ppo = fact_rlhf_stages(ppo_length_bonus=1.0)
     assert length_ppo[1] == ppo[1] + [{"ppo_length_bonus": 1.0}]
+
+
+def test_ppo_settings_reach_the_ppo_config(tmp_path, monkeypatch):
+    import dataclasses
+
+    import tether.methods.ppo as ppo
+    from tether.study import _Context
+
+    class PPOStageOnly:  # every other stage as cached; the PPO stage runs, up to train_ppo
+        root = tmp_path
+
+        def run(self, name, parts, fn):
+            return fn(tmp_path / name) if name == "ppo" else str(pairs)
+
+    pairs = tmp_path / "pairs.jsonl"  # what every cached stage gives: the reward stage then has pairs
+    files = [
+        ("world.json", "{}"),
+        *[(f"scenes/{split}.jsonl", "") for split in ("train", "val", "pref")],
+        ("text/pref_questions.jsonl", ""),
+        (pairs, "{}\n"),
+    ]
+    for path, text in files:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    configs = []
+    monkeypatch.setattr(ppo, "train_ppo", lambda config: configs.append(config) or "policy")
+    settings = {"ppo_lora": False, "ppo_learning_rate": 1e-4, "ppo_kl_coef": 0.3, "ppo_length_bonus": 2.0}
+    preset = dataclasses.replace(PRESETS["full"], ppo_steps=60, **settings)
+    assert _Context(preset, 0, tmp_path, tmp_path, None, PPOStageOnly(), False).fact_rlhf() == "policy"
+    (config,) = configs
+    assert config.model.lora is None and config.ppo.value_lora is None  # both LLMs fully fine-tuned
+    assert (config.train.max_steps, config.train.learning_rate) == (60, 1e-4)
+    assert (config.ppo.kl_coef, config.ppo.length_bonus) == (0.3, 2.0)
+    assert config.ppo.reward_model == str(pairs)
