@@ -1,35 +1,51 @@
-"""Per-patch accuracy of the vision stage's label head on test objects: shape, colour, size (argmax per group)."""
-import json, sys
-from pathlib import Path
-import torch, torch.nn.functional as F
-from safetensors.torch import load_file
-from tether.data.images import open_image
-from tether.models import load
-from tether.methods.vision import VisionModule, VisionCollator
-from tether.world.baseline import scene_regions
-from tether.world.vocab import COLORS, SHAPES, SIZES  # noqa
+"""Does the vision stage's tower see the facts? Its label head, read per patch on the test objects: the share
+of occupied patches whose argmax shape, colour and size are right, and of empty patches given any label.
 
-seed_dir = Path(sys.argv[1]); split = sys.argv[2] if len(sys.argv) > 2 else "test"
-world = seed_dir / "world"
-v = seed_dir / "baseline" / "vision"
-labels = json.loads((v / "labels.json").read_text())
-vlm = load(v / "model")
-mod = VisionModule(vlm, len(labels), "dense"); mod.head.load_state_dict(load_file(v / "label_head.safetensors"))
-col = VisionCollator(vlm, world / "images", labels, "dense")
-from tether.methods.vision import LabelledImage
-scenes = [json.loads(l) for l in open(world / "scenes" / f"{split}.jsonl")][:200]
-recs = [LabelledImage(s["image"], [], [(r["bbox"], r["labels"]) for r in scene_regions(s)]) for s in scenes]
-groups = {"shape": [l for l in labels if l in SHAPES], "colour": [l for l in labels if l in COLORS], "size": [l for l in labels if l in SIZES]}
-idx = {g: [labels.index(l) for l in ls] for g, ls in groups.items()}
-right = {g: 0 for g in groups}; n = 0; empty_fp = 0; empty = 0
+    OMP_NUM_THREADS=1 python vision_probe.py /tmp/study/seed3 test
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from tether.methods.vision import LabelledImage, VisionCollator, VisionModule
+from tether.models import load
+from tether.world.baseline import scene_regions
+from tether.world.vocab import COLORS, SHAPES, SIZES
+
+BATCH = 32
+
+seed_dir, split = Path(sys.argv[1]), sys.argv[2]
+world, vision = seed_dir / "world", seed_dir / "baseline" / "vision"
+labels = json.loads((vision / "labels.json").read_text())
+vlm = load(vision / "model")
+module = VisionModule(vlm, len(labels), "dense")
+module.head.load_state_dict(load_file(vision / "label_head.safetensors"))
+collator = VisionCollator(vlm, world / "images", labels, "dense")
+scenes = [json.loads(line) for line in open(world / "scenes" / f"{split}.jsonl")][:200]
+records = [
+    LabelledImage(s["image"], [], [(r["bbox"], r["labels"]) for r in scene_regions(s)]) for s in scenes
+]
+groups = {"shape": SHAPES, "colour": COLORS, "size": SIZES}
+columns = {g: [i for i, label in enumerate(labels) if label in names] for g, names in groups.items()}
+right = dict.fromkeys(groups, 0)
+occupied = empty = empty_labelled = 0
 with torch.no_grad():
-    for i in range(0, len(recs), 32):
-        b = col(recs[i:i+32]); f = mod.patch_features(b["image_inputs"]); f = F.layer_norm(f, f.shape[-1:])
-        logits = mod.head(f); t = b["targets"]
-        occ = t.sum(-1) > 0
-        for g, ix in idx.items():
-            pred = logits[..., ix].argmax(-1); true = t[..., ix].argmax(-1)
-            right[g] += ((pred == true) & occ).sum().item()
-        n += occ.sum().item()
-        empty += (~occ).sum().item(); empty_fp += ((logits > 0).any(-1) & ~occ).sum().item()
-print(json.dumps({"split": split, "occupied_patches": n, **{g: right[g] / n for g in groups}, "empty_patches_with_a_label": empty_fp / max(empty, 1)}))
+    for start in range(0, len(records), BATCH):
+        batch = collator(records[start : start + BATCH])
+        features = module.patch_features(batch["image_inputs"])
+        logits = module.head(F.layer_norm(features, features.shape[-1:]))
+        targets = batch["targets"]
+        has_object = targets.sum(-1) > 0
+        for group, cols in columns.items():
+            correct = logits[..., cols].argmax(-1) == targets[..., cols].argmax(-1)
+            right[group] += (correct & has_object).sum().item()
+        occupied += has_object.sum().item()
+        empty += (~has_object).sum().item()
+        empty_labelled += ((logits > 0).any(-1) & ~has_object).sum().item()
+result = {"split": split, "occupied_patches": occupied, **{g: right[g] / occupied for g in groups}}
+print(json.dumps(result | {"empty_patches_with_a_label": empty_labelled / max(empty, 1)}))
