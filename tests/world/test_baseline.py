@@ -55,3 +55,41 @@ def test_recipe_data_come_from_the_world(tmp_path, smoke_world):
     assert len(sft) >= len(qa) + len(descriptions)
     vision = [json.loads(line) for line in files["vision"].read_text().splitlines()]
     assert all(r["regions"] and all(len(g["labels"]) == 3 for g in r["regions"]) for r in vision)
+
+
+def _stamps(out) -> dict:
+    return {s: (out / s / "stage.json").stat().st_mtime_ns for s in ("init", "vision", "align", "qa", "sft")}
+
+
+def test_a_changed_stage_retrains_itself_and_what_follows_only(tmp_path):
+    import shutil
+
+    world = tmp_path / "world"
+    build_world(load_world_config(SMOKE_CONFIG, ["image_size=96"]), world)
+    out = tmp_path / "baseline"
+    recipe = short_recipe(0)
+    train_baseline(world, out, recipe)
+    before = _stamps(out)
+
+    recipe.sft = dataclasses.replace(recipe.sft, steps=4)
+    train_baseline(world, out, recipe)
+    after_sft = _stamps(out)
+    assert {s for s in before if before[s] != after_sft[s]} == {"sft"}
+    assert json.loads((out / "sft" / "run.json").read_text())["global_step"] == 4
+
+    recipe.align = dataclasses.replace(recipe.align, learning_rate=1e-4)
+    train_baseline(world, out, recipe)
+    after_align = _stamps(out)
+    assert {s for s in before if after_sft[s] != after_align[s]} == {"align", "qa", "sft"}
+
+    # a folder moved elsewhere is still the same baseline: nothing in a fingerprint is a path
+    shutil.move(out, tmp_path / "moved")
+    train_baseline(world, tmp_path / "moved", recipe)
+    assert _stamps(tmp_path / "moved") == after_align
+
+    # another architecture: a new random-init model, and every stage retrains from it
+    recipe.model = dataclasses.replace(recipe.model, text_hidden=64)
+    train_baseline(world, tmp_path / "moved", recipe)
+    assert all(v != after_align[s] for s, v in _stamps(tmp_path / "moved").items())
+    config = json.loads((tmp_path / "moved" / "init" / "config.json").read_text())
+    assert config["text_config"]["hidden_size"] == 64

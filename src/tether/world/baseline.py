@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 CAPTION_PROMPT = "Describe this image briefly."
 STAGES = ("lm", "vision", "align", "qa", "sft")
+TOWER_TUNABLE_STAGES = ("align", "qa", "sft")  # the stages ``tune_tower`` unfreezes the tower in
 
 
 @dataclass
@@ -134,32 +135,42 @@ def scene_regions(scene: dict) -> list[dict]:
 
 def train_baseline(world_dir, out_dir, recipe: BaselineRecipe | None = None) -> Path:
     """Run every stage (skipping finished ones); returns the final model folder."""
-    from tether.models.tiny import build_tiny_checkpoint
-    from tether.world.texts import world_words
-
     recipe = recipe or BaselineRecipe()
     world_dir, out_dir = Path(world_dir), Path(out_dir)
     data = prepare_data(world_dir, out_dir / "data", recipe.existence_repeats)
-    initial = out_dir / "init"
-    model_config = dataclasses.replace(recipe.model, seed=recipe.seed)
-    if not (initial / "config.json").is_file():
-        build_tiny_checkpoint(model_config, initial, world_words())
-    model_path = initial
+    model_path, upstream = _initial_checkpoint(recipe, out_dir / "init")
     for stage in STAGES:
-        model_path = _run_stage(stage, recipe, model_path, data, world_dir, out_dir)
+        model_path, upstream = _run_stage(stage, recipe, model_path, upstream, data, world_dir, out_dir)
     return model_path
 
 
-def _fingerprint(stage: str, recipe: BaselineRecipe, model_path: Path, data_file: Path) -> str:
-    digest = hashlib.sha256()
-    settings = dataclasses.asdict(recipe)
-    settings.pop("progress_bar")  # how a run is shown is not what it trains
-    digest.update(json.dumps([stage, settings, str(model_path)], sort_keys=True).encode())
+def _initial_checkpoint(recipe: BaselineRecipe, initial: Path) -> tuple[Path, str]:
+    """The random-init model, rebuilt when the architecture or seed changed; returns it and its fingerprint."""
+    from tether.methods.run_record import read_marker
+    from tether.models.tiny import build_tiny_checkpoint
+    from tether.world.texts import world_words
+
+    model_config = dataclasses.asdict(recipe.model) | {"seed": recipe.seed}
+    fingerprint = hashlib.sha256(json.dumps(model_config, sort_keys=True).encode()).hexdigest()[:16]
+    marker = initial / "stage.json"
+    if read_marker(marker).get("fingerprint") != fingerprint:
+        build_tiny_checkpoint(dataclasses.replace(recipe.model, seed=recipe.seed), initial, world_words())
+        write_json(marker, {"stage": "init", "fingerprint": fingerprint})
+    return initial, fingerprint
+
+
+def _fingerprint(stage: str, recipe: BaselineRecipe, upstream: str, data_file: Path) -> str:
+    """What a stage's model depends on: its own settings, the seed, its data and the stage it starts from
+    (by that stage's fingerprint, so a change upstream retrains every stage after it and none before)."""
+    settings = dataclasses.asdict(getattr(recipe, stage)) | {"seed": recipe.seed}
+    if stage in TOWER_TUNABLE_STAGES:
+        settings["tune_tower"] = recipe.tune_tower
+    digest = hashlib.sha256(json.dumps([stage, settings, upstream], sort_keys=True).encode())
     digest.update(data_file.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def _run_stage(stage, recipe, model_path, data, world_dir, out_dir) -> Path:
+def _run_stage(stage, recipe, model_path, upstream, data, world_dir, out_dir) -> tuple[Path, str]:
     from tether.config import from_dict
     from tether.methods.run_record import read_marker, start_stage
     from tether.methods.settings import ModelSettings, TrainSettings
@@ -168,13 +179,13 @@ def _run_stage(stage, recipe, model_path, data, world_dir, out_dir) -> Path:
 
     settings: StageSettings = getattr(recipe, stage)
     if settings.steps == 0:
-        return model_path
+        return model_path, upstream
     stage_dir = out_dir / stage
-    fingerprint = _fingerprint(stage, recipe, model_path, data[stage])
+    fingerprint = _fingerprint(stage, recipe, upstream, data[stage])
     marker = stage_dir / "stage.json"
     if read_marker(marker).get("fingerprint") == fingerprint:
         logger.info("stage %s: done already (%s), skipping", stage, fingerprint)
-        return stage_dir / "model"
+        return stage_dir / "model", fingerprint
     start_stage(stage_dir, fingerprint)
     train = from_dict(
         TrainSettings,
@@ -224,4 +235,4 @@ def _run_stage(stage, recipe, model_path, data, world_dir, out_dir) -> Path:
             )
         )
     write_json(marker, {"stage": stage, "fingerprint": fingerprint, "model": str(out)})
-    return out
+    return out, fingerprint
