@@ -32,7 +32,6 @@ the modality gap of the stage-1 and final models (baseline vs HACL), the attenti
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import random
@@ -142,16 +141,6 @@ PRESETS = {
 }
 
 
-def _fingerprint(*parts) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, Path) and part.is_file():
-            digest.update(part.read_bytes())
-        else:
-            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
-
-
 class Stages:
     """Runs named stages once: a stage whose fingerprint matches its ``stage.json`` is skipped."""
 
@@ -162,8 +151,10 @@ class Stages:
     def run(self, name: str, fingerprint_parts, fn):
         folder = self.root / name
         marker = folder / "stage.json"
-        fingerprint = _fingerprint(*fingerprint_parts)
+        from tether.methods.run_record import fingerprint as stage_fingerprint
         from tether.methods.run_record import peak_rss_mb, read_marker, start_stage
+
+        fingerprint = stage_fingerprint(*fingerprint_parts)
 
         done = read_marker(marker)
         if done.get("fingerprint") == fingerprint and "result" in done:

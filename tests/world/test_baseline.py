@@ -24,6 +24,11 @@ def weights(model_dir):
     return load_file(str(model_dir / "model.safetensors"))
 
 
+def _stamps(out) -> dict:
+    """When each stage's marker (the random-init model's too) was last written."""
+    return {s: (out / s / "stage.json").stat().st_mtime_ns for s in ("init", "vision", "align", "qa", "sft")}
+
+
 def test_same_seed_same_baseline_and_rerun_skips(tmp_path):
     world = tmp_path / "world"
     build_world(load_world_config(SMOKE_CONFIG, ["image_size=96"]), world)
@@ -35,14 +40,10 @@ def test_same_seed_same_baseline_and_rerun_skips(tmp_path):
     assert all((a[k] == b[k]).all() for k in a)
     assert any(not (a[k] == c[k]).all() for k in a)
     # a rerun finds every stage's fingerprint and trains nothing
-    stamps = {
-        s: (tmp_path / "a" / s / "stage.json").stat().st_mtime_ns for s in ("vision", "align", "qa", "sft")
-    }
+    stamps = _stamps(tmp_path / "a")
     shown = dataclasses.replace(short_recipe(0), progress_bar=True)  # a display setting changes nothing
     assert train_baseline(world, tmp_path / "a", shown) == first
-    assert stamps == {
-        s: (tmp_path / "a" / s / "stage.json").stat().st_mtime_ns for s in ("vision", "align", "qa", "sft")
-    }
+    assert stamps == _stamps(tmp_path / "a")
 
 
 def test_recipe_data_come_from_the_world(tmp_path, smoke_world):
@@ -55,10 +56,6 @@ def test_recipe_data_come_from_the_world(tmp_path, smoke_world):
     assert len(sft) >= len(qa) + len(descriptions)
     vision = [json.loads(line) for line in files["vision"].read_text().splitlines()]
     assert all(r["regions"] and all(len(g["labels"]) == 3 for g in r["regions"]) for r in vision)
-
-
-def _stamps(out) -> dict:
-    return {s: (out / s / "stage.json").stat().st_mtime_ns for s in ("init", "vision", "align", "qa", "sft")}
 
 
 def test_a_changed_stage_retrains_itself_and_what_follows_only(tmp_path):

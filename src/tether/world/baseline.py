@@ -25,8 +25,6 @@ inputs; a rerun skips stages whose fingerprint matches.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,12 +144,12 @@ def train_baseline(world_dir, out_dir, recipe: BaselineRecipe | None = None) -> 
 
 def _initial_checkpoint(recipe: BaselineRecipe, initial: Path) -> tuple[Path, str]:
     """The random-init model, rebuilt when the architecture or seed changed; returns it and its fingerprint."""
+    from tether.methods.run_record import fingerprint as stage_fingerprint
     from tether.methods.run_record import read_marker
     from tether.models.tiny import build_tiny_checkpoint
     from tether.world.texts import world_words
 
-    model_config = dataclasses.asdict(recipe.model) | {"seed": recipe.seed}
-    fingerprint = hashlib.sha256(json.dumps(model_config, sort_keys=True).encode()).hexdigest()[:16]
+    fingerprint = stage_fingerprint(dataclasses.asdict(recipe.model) | {"seed": recipe.seed})
     marker = initial / "stage.json"
     if read_marker(marker).get("fingerprint") != fingerprint:
         build_tiny_checkpoint(dataclasses.replace(recipe.model, seed=recipe.seed), initial, world_words())
@@ -162,12 +160,12 @@ def _initial_checkpoint(recipe: BaselineRecipe, initial: Path) -> tuple[Path, st
 def _fingerprint(stage: str, recipe: BaselineRecipe, upstream: str, data_file: Path) -> str:
     """What a stage's model depends on: its own settings, the seed, its data and the stage it starts from
     (by that stage's fingerprint, so a change upstream retrains every stage after it and none before)."""
+    from tether.methods.run_record import fingerprint
+
     settings = dataclasses.asdict(getattr(recipe, stage)) | {"seed": recipe.seed}
     if stage in TOWER_TUNABLE_STAGES:
         settings["tune_tower"] = recipe.tune_tower
-    digest = hashlib.sha256(json.dumps([stage, settings, upstream], sort_keys=True).encode())
-    digest.update(data_file.read_bytes())
-    return digest.hexdigest()[:16]
+    return fingerprint([stage, settings, upstream], data_file)
 
 
 def _run_stage(stage, recipe, model_path, upstream, data, world_dir, out_dir) -> tuple[Path, str]:
