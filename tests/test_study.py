@@ -226,3 +226,33 @@ def test_ppo_settings_reach_the_ppo_config(tmp_path, monkeypatch):
     assert (config.train.max_steps, config.train.learning_rate) == (60, 1e-4)
     assert (config.ppo.kl_coef, config.ppo.length_bonus) == (0.3, 2.0)
     assert config.ppo.reward_model == str(pairs)
+
+
+def test_recipe_settings_reach_the_baseline_recipe_and_typos_stop_before_any_stage(tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from tether.errors import TetherError
+    from tether.study import baseline_recipe
+    from tether.world.baseline import BaselineRecipe
+
+    # the full preset trains the recipe as it is: same settings, so the same stage fingerprints
+    assert baseline_recipe(PRESETS["full"], 3) == BaselineRecipe(seed=3, progress_bar=False)
+    preset = dataclasses.replace(
+        PRESETS["full"], recipe={"sft": 2000, "model": {"text_hidden": 256, "text_layers": 4}}
+    )
+    recipe = baseline_recipe(preset, 3)
+    default = BaselineRecipe().model
+    assert (recipe.model.text_hidden, recipe.model.text_layers) == (256, 4)
+    assert dataclasses.replace(recipe.model, text_hidden=128, text_layers=3) == default
+    assert (recipe.sft.steps, recipe.sft.learning_rate, recipe.qa.steps) == (2000, 1e-3, 2000)
+    for recipe_settings, message in [
+        ({"stf": 10}, r"recipe: unknown stages \['stf'\]"),
+        ({"model": {"hiden": 256}}, r"recipe.model: unknown fields \['hiden'\]; choose from \['arch'"),
+        ({"model": {"seed": 1}}, r"recipe.model: unknown fields \['seed'\]"),  # the study's seed rules
+    ]:
+        typo = dataclasses.replace(PRESETS["quick"], recipe=recipe_settings)
+        with pytest.raises(TetherError, match=message):
+            run_study(typo, tmp_path / "study", progress=False)
+    assert not (tmp_path / "study").exists()

@@ -71,7 +71,9 @@ class StudyPreset:
     name: str = "quick"
     seeds: list[int] = field(default_factory=lambda: [0])
     world: dict = field(default_factory=dict)  # overrides of configs/world/study.yaml
-    recipe: dict = field(default_factory=dict)  # steps per baseline stage: {"vision": 150, ...}
+    # steps per baseline stage ({"vision": 150, ...}), and "model": overrides of the recipe's architecture
+    # (tether.models.tiny.TinyConfig fields: {"text_hidden": 256, "text_layers": 4})
+    recipe: dict = field(default_factory=dict)
     hacl_weight: float = 1.0
     noise_scale: float = 0.5
     # NoiseBoost's scale over a stage: constant, or linear / cosine decay to 0 (tether.methods.noise)
@@ -182,9 +184,23 @@ def check_preset(preset: StudyPreset) -> None:
         raise TetherError(f"noise_schedule '{preset.noise_schedule}' unknown; choose from {list(SCHEDULES)}")
     if preset.reward_pairs not in REWARD_PAIRS:
         raise TetherError(f"reward_pairs '{preset.reward_pairs}' unknown; choose from {list(REWARD_PAIRS)}")
+    _check_recipe(preset.recipe)
     needs_pref = sorted(set(preset.variants) & PREFERENCE_VARIANTS)
     if needs_pref and not _world_settings(preset).get("n_pref"):
         raise TetherError(f"variants {needs_pref} need the world's preference split: set world n_pref > 0")
+
+
+def _check_recipe(recipe: dict) -> None:
+    from tether.models.tiny import TinyConfig
+    from tether.world.baseline import STAGES
+
+    unknown = set(recipe) - {*STAGES, "model"}
+    if unknown:
+        raise TetherError(f"recipe: unknown stages {sorted(unknown)}; choose from {[*STAGES, 'model']}")
+    fields = {f.name for f in dataclasses.fields(TinyConfig)} - {"seed"}
+    unknown = set(recipe.get("model", {})) - fields
+    if unknown:
+        raise TetherError(f"recipe.model: unknown fields {sorted(unknown)}; choose from {sorted(fields)}")
 
 
 def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
@@ -207,13 +223,26 @@ def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
     return write_report(out_dir)
 
 
+def baseline_recipe(preset: StudyPreset, seed: int, progress: bool = False):
+    """The baseline recipe with the preset's stage steps and architecture overrides."""
+    from tether.world.baseline import BaselineRecipe
+
+    recipe = BaselineRecipe(seed=seed, progress_bar=progress)
+    for stage, value in preset.recipe.items():
+        if stage == "model":
+            recipe.model = dataclasses.replace(recipe.model, **value)
+        else:
+            setattr(recipe, stage, dataclasses.replace(getattr(recipe, stage), steps=value))
+    return recipe
+
+
 def _world_settings(preset: StudyPreset) -> dict:
     """The study world's settings: configs/world/study.yaml's (``STUDY_WORLD``) with the preset's overrides."""
     return {**STUDY_WORLD, **preset.world}
 
 
 def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) -> dict:
-    from tether.world.baseline import BaselineRecipe, train_baseline
+    from tether.world.baseline import train_baseline
     from tether.world.build import build_world
     from tether.world.config import load_world_config
 
@@ -229,9 +258,7 @@ def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) ->
 
     stages.run("world_build", [dataclasses.asdict(world_config)], build)
 
-    recipe = BaselineRecipe(seed=seed, progress_bar=progress)
-    for stage, steps in preset.recipe.items():
-        setattr(recipe, stage, dataclasses.replace(getattr(recipe, stage), steps=steps))
+    recipe = baseline_recipe(preset, seed, progress)
     baseline_dir = seed_dir / "baseline"
     baseline = str(train_baseline(world, baseline_dir, recipe))
     # the recipe's own stages record their training time; a rerun that skips them still reports it
