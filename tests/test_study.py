@@ -248,7 +248,7 @@ def test_recipe_settings_reach_the_baseline_recipe_and_typos_stop_before_any_sta
     assert dataclasses.replace(recipe.model, text_hidden=128, text_layers=3) == default
     assert (recipe.sft.steps, recipe.sft.learning_rate, recipe.qa.steps) == (2000, 1e-3, 2000)
     for recipe_settings, message in [
-        ({"stf": 10}, r"recipe: unknown stages \['stf'\]"),
+        ({"stf": 10}, r"recipe: unknown keys \['stf'\]; choose from \['lm'"),
         ({"model": {"hiden": 256}}, r"recipe.model: unknown fields \['hiden'\]; choose from \['arch'"),
         ({"model": {"seed": 1}}, r"recipe.model: unknown fields \['seed'\]"),  # the study's seed rules
     ]:
@@ -256,3 +256,30 @@ def test_recipe_settings_reach_the_baseline_recipe_and_typos_stop_before_any_sta
         with pytest.raises(TetherError, match=message):
             run_study(typo, tmp_path / "study", progress=False)
     assert not (tmp_path / "study").exists()
+
+
+def test_the_recipes_grounding_curriculum_follows_hacls_stage_1_too(tmp_path):
+    import dataclasses
+
+    from tether.study import _Context, baseline_recipe
+
+    class RecordingStages:
+        def __init__(self):
+            self.names = []
+
+        def run(self, name, parts, fn):
+            self.names.append(name)
+            return str(tmp_path / name / "model")
+
+    def hacl_stages(recipe_settings):
+        preset = dataclasses.replace(PRESETS["full"], recipe=recipe_settings)
+        recipe = baseline_recipe(preset, 0)
+        stages = RecordingStages()
+        _Context(preset, 0, tmp_path, tmp_path, recipe, stages, False).hacl()
+        return stages.names, recipe
+
+    names, recipe = hacl_stages({})
+    assert names == ["negatives", "hacl_align", "hacl_qa", "hacl_sft"] and not recipe.grounding_in_sft
+    names, recipe = hacl_stages({"ground": 2000, "grounding_in_sft": True})
+    assert names == ["negatives", "hacl_align", "hacl_ground", "hacl_qa", "hacl_sft"]
+    assert (recipe.ground.steps, recipe.grounding_in_sft) == (2000, True)

@@ -71,8 +71,8 @@ class StudyPreset:
     name: str = "quick"
     seeds: list[int] = field(default_factory=lambda: [0])
     world: dict = field(default_factory=dict)  # overrides of configs/world/study.yaml
-    # steps per baseline stage ({"vision": 150, ...}), and "model": overrides of the recipe's architecture
-    # (tether.models.tiny.TinyConfig fields: {"text_hidden": 256, "text_layers": 4})
+    # steps per baseline stage ({"vision": 150, "ground": 2000, ...}), "model": overrides of the recipe's
+    # architecture (tether.models.tiny.TinyConfig fields: {"text_hidden": 256}), and RECIPE_OPTIONS
     recipe: dict = field(default_factory=dict)
     hacl_weight: float = 1.0
     noise_scale: float = 0.5
@@ -190,13 +190,17 @@ def check_preset(preset: StudyPreset) -> None:
         raise TetherError(f"variants {needs_pref} need the world's preference split: set world n_pref > 0")
 
 
+RECIPE_OPTIONS = ("existence_repeats", "grounding_in_sft")  # BaselineRecipe fields the study's recipe sets
+
+
 def _check_recipe(recipe: dict) -> None:
     from tether.models.tiny import TinyConfig
     from tether.world.baseline import STAGES
 
-    unknown = set(recipe) - {*STAGES, "model"}
+    known = [*STAGES, "model", *RECIPE_OPTIONS]
+    unknown = set(recipe) - set(known)
     if unknown:
-        raise TetherError(f"recipe: unknown stages {sorted(unknown)}; choose from {[*STAGES, 'model']}")
+        raise TetherError(f"recipe: unknown keys {sorted(unknown)}; choose from {known}")
     fields = {f.name for f in dataclasses.fields(TinyConfig)} - {"seed"}
     unknown = set(recipe.get("model", {})) - fields
     if unknown:
@@ -225,14 +229,16 @@ def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
 
 def baseline_recipe(preset: StudyPreset, seed: int, progress: bool = False):
     """The baseline recipe with the preset's stage steps and architecture overrides."""
-    from tether.world.baseline import BaselineRecipe
+    from tether.world.baseline import STAGES, BaselineRecipe
 
     recipe = BaselineRecipe(seed=seed, progress_bar=progress)
-    for stage, value in preset.recipe.items():
-        if stage == "model":
+    for key, value in preset.recipe.items():
+        if key == "model":
             recipe.model = dataclasses.replace(recipe.model, **value)
-        else:
-            setattr(recipe, stage, dataclasses.replace(getattr(recipe, stage), steps=value))
+        elif key in STAGES:
+            setattr(recipe, key, dataclasses.replace(getattr(recipe, key), steps=value))
+        else:  # one of RECIPE_OPTIONS
+            setattr(recipe, key, value)
     return recipe
 
 
@@ -384,7 +390,8 @@ class _Context:
     def _sft(
         self, name: str, start_model: str, noise: bool, data: Path | None = None, stage: str = "sft"
     ) -> str:
-        """One of the recipe's text stages (``qa`` or ``sft``) from ``start_model``, with or without noise."""
+        """One of the recipe's text stages (``ground``, ``qa`` or ``sft``) from ``start_model``, with or
+        without noise."""
         from tether.methods.settings import ModelSettings
         from tether.methods.sft import SFTConfig, SFTData, train_sft
 
@@ -599,7 +606,10 @@ class _Context:
     # ---- the variants ------------------------------------------------------------------------------
 
     def _hacl_qa(self) -> str:
-        return self._sft("hacl_qa", self._hacl_align(), noise=False, stage="qa")
+        start = self._hacl_align()
+        if self.recipe.ground.steps:  # the recipe's grounding curriculum follows stage 1 here too
+            start = self._sft("hacl_ground", start, noise=False, stage="ground")
+        return self._sft("hacl_qa", start, noise=False, stage="qa")
 
     def hacl(self) -> str:
         return self._sft("hacl_sft", self._hacl_qa(), noise=False)

@@ -90,3 +90,48 @@ def test_a_changed_stage_retrains_itself_and_what_follows_only(tmp_path):
     assert all(v != after_align[s] for s, v in _stamps(tmp_path / "moved").items())
     config = json.loads((tmp_path / "moved" / "init" / "config.json").read_text())
     assert config["text_config"]["hidden_size"] == 64
+
+
+def test_grounding_questions_are_true_of_their_scenes_and_join_sft_only_when_asked(tmp_path, smoke_world):
+    from tether.world import vocab
+    from tether.world.show import load_scenes
+
+    scenes = {s.image: s for s in load_scenes(smoke_world, "train")}
+    grid = json.loads((smoke_world / "world.json").read_text())["config"]["grid_size"]
+    files = prepare_data(smoke_world, tmp_path / "default", seed=0)
+    ground = [json.loads(line) for line in files["ground"].read_text().splitlines()]
+    unique = sum(s.count(o.shape) == 1 for s in scenes.values() for o in s.objects)
+    assert len(ground) == 3 * unique  # colour, size and position of every uniquely-shaped object
+    for record in ground:
+        scene = scenes[record["image"]]
+        question = record["prompt"].split()
+        (shape,) = vocab.extract_objects(record["prompt"])
+        (obj,) = [o for o in scene.objects if o.shape == shape]
+        truth = {
+            "color": obj.color,
+            "size": obj.size,
+            "Where": vocab.position_name(*obj.cell, grid),
+        }[question[0] if question[0] == "Where" else question[1]]
+        assert record["response"] == truth, record
+    default_sft = files["sft"].read_text().splitlines()
+    with_grounding = prepare_data(smoke_world, tmp_path / "grounded", grounding_in_sft=True, seed=0)
+    assert (
+        with_grounding["sft"].read_text().splitlines()
+        == default_sft + files["ground"].read_text().splitlines()
+    )
+
+
+def test_the_ground_stage_is_off_by_default_and_retrains_what_follows_it_when_on(tmp_path):
+    world = tmp_path / "world"
+    build_world(load_world_config(SMOKE_CONFIG, ["image_size=96"]), world)
+    out = tmp_path / "baseline"
+    recipe = short_recipe(0)
+    train_baseline(world, out, recipe)
+    assert not (out / "ground").exists()
+    before = _stamps(out)
+    recipe.ground = dataclasses.replace(recipe.ground, steps=3, batch_size=4)
+    train_baseline(world, out, recipe)
+    assert {s for s in before if before[s] != _stamps(out)[s]} == {"qa", "sft"}
+    assert json.loads((out / "ground" / "run.json").read_text())["global_step"] == 3
+    qa_run = json.loads((out / "qa" / "run.json").read_text())
+    assert str(out / "ground" / "model") in json.dumps(qa_run)  # qa starts from the ground stage

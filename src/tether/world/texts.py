@@ -188,6 +188,20 @@ def qa_pairs(rng: random.Random, scene: Scene, shapes: list[str], grid_size: int
     return qa
 
 
+def grounding_questions(rng: random.Random, scene: Scene, grid_size: int) -> list[dict]:
+    """Colour, size and position questions about every uniquely-shaped object: the attribute-reading
+    curriculum of the baseline recipe (docs/baseline.md), denser than ``qa_pairs``' one attribute question."""
+    qa = []
+    for i, obj in enumerate(scene.objects):
+        if scene.count(obj.shape) != 1:
+            continue
+        name = pick_name(rng, obj.shape)
+        qa.append(_qa(COLOR_QUESTION.format(name=name), obj.color, "attribute"))
+        qa.append(_qa(SIZE_QUESTION.format(name=name), obj.size, "attribute"))
+        qa.append(_qa(WHERE_QUESTION.format(ref=name), position_of(scene, i, grid_size), "position"))
+    return qa
+
+
 def _qa(question: str, answer: str, qa_type: str) -> dict:
     return {"question": capitalize(question), "answer": answer, "qa_type": qa_type}
 
