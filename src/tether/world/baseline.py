@@ -79,7 +79,8 @@ class BaselineRecipe:
     align: StageSettings = field(
         default_factory=lambda: StageSettings(steps=600, learning_rate=2e-3, batch_size=32)
     )
-    # 0 = skipped (the shipped recipe); 2000 is the measured setting (docs/baseline.md)
+    # 0 = skipped (the shipped recipe); the pilots tried 2000 (docs/baseline.md: it teaches colour and size,
+    # and existence then no longer comes back in the qa stage as well as without it)
     ground: StageSettings = field(
         default_factory=lambda: StageSettings(steps=0, learning_rate=1e-3, batch_size=16)
     )
