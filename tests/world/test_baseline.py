@@ -74,10 +74,20 @@ def test_a_changed_stage_retrains_itself_and_what_follows_only(tmp_path):
     assert {s for s in before if before[s] != after_sft[s]} == {"sft"}
     assert json.loads((out / "sft" / "run.json").read_text())["global_step"] == 4
 
+    # the ground stage is off by default; turned on, it runs before qa and retrains qa and sft only
+    assert not (out / "ground").exists()
+    recipe.ground = dataclasses.replace(recipe.ground, steps=3, batch_size=4)
+    train_baseline(world, out, recipe)
+    after_ground = _stamps(out)
+    assert {s for s in before if after_sft[s] != after_ground[s]} == {"qa", "sft"}
+    assert json.loads((out / "ground" / "run.json").read_text())["global_step"] == 3
+    qa_run = json.loads((out / "qa" / "run.json").read_text())
+    assert str(out / "ground" / "model") in json.dumps(qa_run)  # qa starts from the ground stage
+
     recipe.align = dataclasses.replace(recipe.align, learning_rate=1e-4)
     train_baseline(world, out, recipe)
     after_align = _stamps(out)
-    assert {s for s in before if after_sft[s] != after_align[s]} == {"align", "qa", "sft"}
+    assert {s for s in before if after_ground[s] != after_align[s]} == {"align", "qa", "sft"}
 
     # a folder moved elsewhere is still the same baseline: nothing in a fingerprint is a path
     shutil.move(out, tmp_path / "moved")
@@ -119,19 +129,3 @@ def test_grounding_questions_are_true_of_their_scenes_and_join_sft_only_when_ask
         with_grounding["sft"].read_text().splitlines()
         == default_sft + files["ground"].read_text().splitlines()
     )
-
-
-def test_the_ground_stage_is_off_by_default_and_retrains_what_follows_it_when_on(tmp_path):
-    world = tmp_path / "world"
-    build_world(load_world_config(SMOKE_CONFIG, ["image_size=96"]), world)
-    out = tmp_path / "baseline"
-    recipe = short_recipe(0)
-    train_baseline(world, out, recipe)
-    assert not (out / "ground").exists()
-    before = _stamps(out)
-    recipe.ground = dataclasses.replace(recipe.ground, steps=3, batch_size=4)
-    train_baseline(world, out, recipe)
-    assert {s for s in before if before[s] != _stamps(out)[s]} == {"qa", "sft"}
-    assert json.loads((out / "ground" / "run.json").read_text())["global_step"] == 3
-    qa_run = json.loads((out / "qa" / "run.json").read_text())
-    assert str(out / "ground" / "model") in json.dumps(qa_run)  # qa starts from the ground stage
