@@ -170,8 +170,11 @@ def analyze_gap(
     batch_size: int = 16,
     seed: int = 0,
     columns: int | None = None,
+    load_settings=None,
 ) -> dict:
-    """Measure every ``(label, checkpoint)`` on the same pairs; write ``gap.json`` and ``gap.png`` to ``out_dir``."""
+    """Measure every ``(label, checkpoint)`` on the same pairs; write ``gap.json`` and ``gap.png`` to ``out_dir``.
+
+    ``load_settings`` (a ``ModelLoadSettings``) places each model: device, dtype, attention."""
     from pathlib import Path
 
     from tether.data.images import open_image
@@ -179,6 +182,7 @@ def analyze_gap(
     from tether.data.negatives import load_negatives
     from tether.errors import TetherError
     from tether.models import load
+    from tether.models.placement import placement_record
     from tether.provenance import environment
 
     pairs = [p for p in load_negatives(negatives_path) if p.image is not None][:limit]
@@ -189,7 +193,7 @@ def analyze_gap(
     out_dir.mkdir(parents=True, exist_ok=True)
     panels, results = [], []
     for label, path in models:
-        vlm = load(path)
+        vlm = load(path, **(load_settings.load_options() if load_settings else {}))
         image, caption, negative = representations(
             vlm, images, [p.caption for p in pairs], [p.negative for p in pairs], batch_size
         )
@@ -197,7 +201,9 @@ def analyze_gap(
         panels.append(
             {"label": label, "image": image, "caption": caption, "negative": negative, "metrics": metrics}
         )
-        results.append({"label": label, "model": str(path), **metrics})
+        results.append(
+            {"label": label, "model": str(path), "model_placement": placement_record(vlm.model), **metrics}
+        )
         del vlm
     plot_gap(panels, out_dir / "gap.png", projection, columns)
     report = {

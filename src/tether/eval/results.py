@@ -51,7 +51,7 @@ def write_results(
         "n_samples": len(score.per_sample),
         "notes": score.notes,
         "model": model,
-        "data": {"file": str(data_file), "version": data_version, "sha256": file_sha256(data_file)},
+        "data": _data_record(data_file, data_version),
         "decoding": decoding or {},
         "judge": judge,
         "seed": seed,
@@ -67,6 +67,16 @@ def write_results(
     results_path = out_dir / RESULTS_FILE
     write_json(results_path, results)
     return results_path
+
+
+def _data_record(data_file, data_version: str | None) -> dict:
+    """The data file (or files: POPE splits run together) with version and content hash(es)."""
+    if isinstance(data_file, list | tuple):
+        if len(data_file) != 1:
+            files = [str(f) for f in data_file]
+            return {"file": files, "version": data_version, "sha256": [file_sha256(f) for f in files]}
+        data_file = data_file[0]
+    return {"file": str(data_file), "version": data_version, "sha256": file_sha256(data_file)}
 
 
 def read_results(run_dir) -> dict:

@@ -503,7 +503,9 @@ def train_dpo(config: DPOConfig):
     ]
     module = DPOModule(vlm, settings.beta, settings.sft_weight, perturbation, settings.noise_branches)
     collator = DPOCollator(vlm, config.data.images, config.data.max_length, train_shared, sft_records)
-    trainer = run_training(module, collator, items, config.train, callbacks=callbacks)
+    trainer = run_training(
+        module, collator, items, config.train, callbacks=callbacks, model_device=config.model.device
+    )
     out = Path(config.train.output_dir) / "model"
     if trainer.args.should_save:
         export_model(vlm, out)
