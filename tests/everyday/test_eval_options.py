@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import write_pope_split
+from everyday_helpers import write_pope_split
 
 from tether.eval.run_options import PROMPT_SUFFIXES, YES_NO_MAX_NEW_TOKENS
 

@@ -323,7 +323,7 @@ def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> 
             use_cache=True,
             logits_to_keep=1,
         )
-        cache = out.past_key_values
+        cache = out.cache
         cache.reorder_cache(torch.tensor([index for index, _ in questions], device=vlm.device))
         suffixes = [r[prefix_len:] for r in rows]
         width = max(len(s) for s in suffixes)
@@ -337,7 +337,7 @@ def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> 
         logits = model(
             input_ids=suffix_ids.to(vlm.device),
             attention_mask=attention.to(vlm.device),
-            past_key_values=cache,
+            cache=cache,
             position_ids=positions,
             use_cache=True,
         ).logits
