@@ -23,9 +23,10 @@ from tether.errors import TetherError
 from tether.eval.results import SAMPLES_FILE, read_results
 from tether.report import _STYLE, Cell, Section, Table, markdown_table, render_html
 
-# metrics where lower is better; counts and ratios without a better side get no verdict
+# metrics where lower is better; ratios without a better side get no verdict; counts get no difference
 LOWER_IS_BETTER = ("chair_i", "chair_s", "hallucination_rate", "shr", "CHAIR", "Hal", "Cog")
-NO_DIRECTION = ("yes_ratio", "tp", "fp", "tn", "fn", "n", "mentions", "captions", "Cover")
+NO_DIRECTION = ("yes_ratio", "Cover")
+COUNTS = ("tp", "fp", "tn", "fn", "n")
 
 
 def _metric_function(benchmark: str):
@@ -81,7 +82,7 @@ def short_fingerprint(results: dict) -> str:
     produced_by = {
         "benchmark": results.get("benchmark"),
         "model": results.get("model"),
-        "data": data.get("sha256") or data.get("file"),
+        "data": [data.get("sha256") or data.get("file"), data.get("version")],
         "decoding": results.get("decoding"),
         "judge": results.get("judge"),
         "settings": {k: v for k, v in (results.get("extra") or {}).items() if k != "model_placement"},
@@ -156,7 +157,11 @@ def paired_differences(
 
     index = np.arange(len(shared))
     a_all, b_all = metrics_of(a_groups, index), metrics_of(b_groups, index)
-    names = [n for n in a_all if n in b_all and isinstance(a_all[n], int | float)]
+    names = [
+        n
+        for n in a_all
+        if n in b_all and isinstance(a_all[n], int | float) and n.rsplit("/", 1)[-1] not in COUNTS
+    ]
     if not names:
         return {}, len(shared)
 
@@ -250,10 +255,11 @@ def compare_runs(
         column += [value for _, value in _provenance(run.results)]
         columns.append(column)
     row_names = names + [label for label, _ in _provenance(runs[0].results)]
+    rows = [[name] + [column[k] for column in columns] for k, name in enumerate(row_names)]
+    rows = [row for row in rows if any(cell not in ("", "–") for cell in row[1:])]  # nothing to show
     head = ["metric"] + [
         f"{r.label} [{r.benchmark}]" + (" (baseline)" if i == base else "") for i, r in enumerate(runs)
     ]
-    rows = [[name] + [column[k] for column in columns] for k, name in enumerate(row_names)]
     notes.append(
         "Δ: difference from the baseline on the items both runs answered, with its paired percentile "
         f"bootstrap 95% interval ({n_resamples} resamples, seed {seed}); 'helps'/'hurts' when the interval "
