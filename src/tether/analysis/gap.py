@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 
 @torch.no_grad()
@@ -30,7 +31,8 @@ def representations(
     vlm.model.eval()
     try:
         out = {"image": [], "caption": [], "negative": []}
-        for start in range(0, len(images), batch_size):
+        # shown on a terminal only (tqdm's disable=None): this library function has no progress switch
+        for start in tqdm(range(0, len(images), batch_size), desc="representations", disable=None):
             end = start + batch_size
             out["image"].append(vlm.visual_eos_representation(images[start:end]).float().cpu())
             texts = list(captions[start:end]) + list(negatives[start:end])

@@ -137,6 +137,7 @@ def build_pairs(
             from tether.models.vllm_backend import generator
 
             vlm = generator(vlm, settings.backend, load_settings)
+            logger.debug("the prompt, as the model sees it: %r", vlm.prompt_text(settings.prompt))
         decoding.seed = settings.seed * 1_000_003 + index  # each image's samples are reproducible alone
         descriptions = vlm.generate(
             [image] * settings.samples_per_image, [settings.prompt] * settings.samples_per_image, decoding
