@@ -30,32 +30,18 @@ COUNTS = ("tp", "fp", "tn", "fn", "n")
 
 
 def _metric_function(benchmark: str):
-    """``(metrics_fn, cluster_key)`` with which the benchmark's scorer recomputes metrics from records."""
-    if benchmark == "pope":
-        from tether.eval.pope import pope_split_metrics
+    """``(metrics_fn, cluster_key)`` with which the benchmark's scorer recomputes metrics from records (the
+    ``Score`` each scorer returns); ``(None, None)`` for a benchmark without one."""
+    from tether.eval import amber, chair, mme, mmhal, pope, shr
 
-        return pope_split_metrics, None
-    if benchmark == "chair":
-        from tether.eval.chair import chair_metrics
-
-        return chair_metrics, None
-    if benchmark == "mme":
-        from tether.eval.mme import mme_metrics
-
-        return mme_metrics, "pair"
-    if benchmark == "mmhal":
-        from tether.eval.mmhal import mmhal_metrics
-
-        return mmhal_metrics, None
-    if benchmark == "shr":
-        from tether.eval.shr import shr_metrics
-
-        return shr_metrics, "image_id"
-    if benchmark == "amber":
-        from tether.eval.amber import amber_metrics
-
-        return amber_metrics, None
-    return None, None
+    return {
+        "pope": (pope.pope_split_metrics, None),
+        "chair": (chair.chair_metrics, None),
+        "mme": (mme.mme_metrics, "pair"),  # an image's two questions
+        "mmhal": (mmhal.mmhal_metrics, None),
+        "shr": (shr.shr_metrics, "image_id"),  # a description's sentences
+        "amber": (amber.amber_metrics, None),
+    }.get(benchmark, (None, None))
 
 
 @dataclass
