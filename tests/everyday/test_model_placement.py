@@ -163,3 +163,11 @@ def test_models_info_and_analyze_take_the_options(tiny_llava, run_cli):
         "bfloat16",
     )
     assert code == 2 and "nonexistent.jsonl" in err
+
+
+def test_vllm_refuses_placement_it_does_not_take():
+    from tether.models.placement import ModelLoadSettings
+    from tether.models.vllm_backend import generator
+
+    with pytest.raises(TetherError, match="--device and --attn-implementation are for --backend hf"):
+        generator("any", "vllm", ModelLoadSettings(device="cpu"))

@@ -46,6 +46,11 @@ def generator(path, backend: str = "hf", load_settings: ModelLoadSettings | None
         return load(path, **(load_settings.load_options() if load_settings else {}), **options)
     if backend == "vllm":
         if load_settings is not None:
+            if load_settings.device not in (None, "cuda", "auto") or load_settings.attn_implementation:
+                raise TetherError(
+                    "--backend vllm places the model on its GPUs and picks its attention kernel itself; "
+                    "--device and --attn-implementation are for --backend hf"
+                )
             options = {"dtype": load_settings.dtype, **options}
         return VllmGenerator(path, **options)
     raise TetherError(f"unknown generation backend '{backend}'; choose from {', '.join(BACKENDS)}")
