@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure and reduce hallucination in multimodal LLMs.",
     )
     parser.add_argument("--version", action="version", version=f"tether {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="tether's debug lines (the first rendered prompt...)"
+    )
     subparsers = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -72,17 +74,18 @@ def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    # -v is for tether's own lines; third-party debug output (PIL's chunk lists, HTTP) stays at INFO
+    logging.getLogger("tether").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.handler(args) or 0
     except TetherError as e:
         print(f"tether: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("tether: interrupted", file=sys.stderr)
+        hint = getattr(args, "resume_hint", None)
+        print("tether: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
     finally:
         _close_process_group()

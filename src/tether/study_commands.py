@@ -42,7 +42,9 @@ def register(subparsers) -> None:
         help="train nothing: write one report over the seeds of these finished study folders (same preset "
         "apart from the seeds) into --out",
     )
-    parser.set_defaults(handler=_run)
+    parser.set_defaults(
+        handler=_run, resume_hint="run the same command again to resume: finished stages are kept"
+    )
 
 
 def _run(args) -> int:

@@ -6,8 +6,8 @@ import pytest
 from eval_helpers import write_jsonl
 
 from tether.eval.benchmark import Score
+from tether.eval.compare import compare_runs, format_comparison
 from tether.eval.registry import BENCHMARKS, get_benchmark
-from tether.eval.results import format_report
 from tether.eval.stats import bootstrap_intervals
 
 
@@ -99,12 +99,12 @@ def test_write_results_and_report(tmp_path, run_cli):
         "label": "yes",
         "correct": True,
     }
-    table = format_report(runs)
-    assert "always-yes [pope]" in table and "always-no [pope]" in table
+    table = format_comparison(compare_runs(runs, n_resamples=100))
+    assert "always-yes #" in table and "always-no #" in table
     f1_row = next(line for line in table.splitlines() if line.startswith("f1 "))
     assert "0.6667" in f1_row and "0.0000" in f1_row
-    code, out, _ = run_cli("report", *runs, "--markdown", "--no-intervals")
-    assert code == 0 and "| recall | 1.0000 | 0.0000 |" in out
+    code, out, _ = run_cli("report", *runs, "--markdown", "--no-intervals", "--resamples", "100")
+    assert code == 0 and "| recall | 1.0000 | 0.0000 (Δ -1.0000 hurts) |" in out
 
 
 def test_score_intervals_empty_without_metrics_fn():

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 GROUPS = ("all", "correct", "hallucinated")
 
@@ -136,7 +137,8 @@ def attention_share_report(
     vlm.model.eval()
     all_shares, all_labels, answers = [], [], []
     try:
-        for item in items:
+        # shown on a terminal only (tqdm's disable=None): this library function has no progress switch
+        for item in tqdm(items, desc="attention", unit="item", disable=None):
             shares, ids = generation_shares(vlm, item, settings)
             pieces = _token_pieces(vlm.tokenizer, ids)
             labels = label_object_words(pieces, item.objects, word_to_object)

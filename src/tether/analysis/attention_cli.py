@@ -4,6 +4,8 @@
 No heavy imports at module level.
 """
 
+from tether.models.placement import add_model_load_options
+
 
 def register_verb(verbs) -> None:
     description = (
@@ -30,6 +32,8 @@ def register_verb(verbs) -> None:
     parser.add_argument("--out", required=True, help="folder for attention.json and attention.png")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--limit", type=int, help="use only the first N items")
+    # attention weights exist only under the eager kernel, which the analysis switches to itself
+    add_model_load_options(parser, attention=False)
     parser.set_defaults(handler=run)
 
 
@@ -46,6 +50,7 @@ def run(args) -> int:
     from tether.errors import TetherError
     from tether.models import load
     from tether.models.decoding import DecodingSettings
+    from tether.models.placement import ModelLoadSettings, placement_record
     from tether.provenance import environment
 
     items = load_attention_items(args.items, args.images)[: args.limit]
@@ -65,7 +70,11 @@ def run(args) -> int:
         label = label or Path(path).name
         if label in reports:
             raise TetherError(f"two models labelled '{label}'; name them with PATH=LABEL")
-        reports[label] = attention_share_report(load(path), items, lookup, settings)
+        vlm = load(path, **ModelLoadSettings.from_args(args).load_options())
+        reports[label] = {
+            **attention_share_report(vlm, items, lookup, settings),
+            "model_placement": placement_record(vlm.model),
+        }
     out = Path(args.out)
     write_json(out / "attention.json", {"reports": reports, "environment": environment()})
     plot_attention_shares(reports, out / "attention.png")

@@ -2,6 +2,8 @@
 
 import argparse
 
+from tether.models.placement import add_model_load_options
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -29,6 +31,7 @@ def register(subparsers) -> None:
     gap.add_argument("--projection", choices=["pca", "umap"], default="pca")
     gap.add_argument("--batch-size", type=int, default=16)
     gap.add_argument("--seed", type=int, default=0, help="probe fold assignment")
+    add_model_load_options(gap)
     gap.set_defaults(handler=_gap)
 
     from tether.analysis.attention_cli import register_verb
@@ -41,6 +44,7 @@ def _gap(args) -> int:
 
     from tether.analysis.gap import analyze_gap
     from tether.errors import TetherError
+    from tether.models.placement import ModelLoadSettings
 
     labels = args.label or [Path(m).name for m in args.model]
     if len(labels) != len(args.model):
@@ -54,6 +58,7 @@ def _gap(args) -> int:
         projection=args.projection,
         batch_size=args.batch_size,
         seed=args.seed,
+        load_settings=ModelLoadSettings.from_args(args),
     )
     print(f"{report['pairs']} pairs; written {args.out}/gap.json and gap.png")
     for m in report["models"]:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 
 @torch.no_grad()
@@ -30,7 +31,8 @@ def representations(
     vlm.model.eval()
     try:
         out = {"image": [], "caption": [], "negative": []}
-        for start in range(0, len(images), batch_size):
+        # shown on a terminal only (tqdm's disable=None): this library function has no progress switch
+        for start in tqdm(range(0, len(images), batch_size), desc="representations", disable=None):
             end = start + batch_size
             out["image"].append(vlm.visual_eos_representation(images[start:end]).float().cpu())
             texts = list(captions[start:end]) + list(negatives[start:end])
@@ -170,8 +172,11 @@ def analyze_gap(
     batch_size: int = 16,
     seed: int = 0,
     columns: int | None = None,
+    load_settings=None,
 ) -> dict:
-    """Measure every ``(label, checkpoint)`` on the same pairs; write ``gap.json`` and ``gap.png`` to ``out_dir``."""
+    """Measure every ``(label, checkpoint)`` on the same pairs; write ``gap.json`` and ``gap.png`` to ``out_dir``.
+
+    ``load_settings`` (a ``ModelLoadSettings``) places each model: device, dtype, attention."""
     from pathlib import Path
 
     from tether.data.images import open_image
@@ -179,6 +184,7 @@ def analyze_gap(
     from tether.data.negatives import load_negatives
     from tether.errors import TetherError
     from tether.models import load
+    from tether.models.placement import placement_record
     from tether.provenance import environment
 
     pairs = [p for p in load_negatives(negatives_path) if p.image is not None][:limit]
@@ -189,7 +195,7 @@ def analyze_gap(
     out_dir.mkdir(parents=True, exist_ok=True)
     panels, results = [], []
     for label, path in models:
-        vlm = load(path)
+        vlm = load(path, **(load_settings.load_options() if load_settings else {}))
         image, caption, negative = representations(
             vlm, images, [p.caption for p in pairs], [p.negative for p in pairs], batch_size
         )
@@ -197,7 +203,9 @@ def analyze_gap(
         panels.append(
             {"label": label, "image": image, "caption": caption, "negative": negative, "metrics": metrics}
         )
-        results.append({"label": label, "model": str(path), **metrics})
+        results.append(
+            {"label": label, "model": str(path), "model_placement": placement_record(vlm.model), **metrics}
+        )
         del vlm
     plot_gap(panels, out_dir / "gap.png", projection, columns)
     report = {

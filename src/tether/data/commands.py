@@ -3,6 +3,7 @@
 import argparse
 
 from tether.errors import TetherError
+from tether.models.placement import add_model_load_options
 
 
 def register(subparsers) -> None:
@@ -87,6 +88,7 @@ def _register_answer_pairs(verbs) -> None:
     parser.add_argument("--seed", type=int, default=0, help="which correct answers balancing draws")
     parser.add_argument("--skip-invalid", action="store_true", help="skip malformed question lines")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_load_options(parser)
     parser.set_defaults(handler=_answer_pairs)
 
 
@@ -97,6 +99,7 @@ def _answer_pairs(args) -> int:
     from tether.data.answer_pairs import AnswerPairSettings, build_answer_pairs, load_yes_no_questions
     from tether.data.io import SkipLog, write_json
     from tether.models import load
+    from tether.models.placement import ModelLoadSettings, placement_record
     from tether.provenance import environment
 
     settings = AnswerPairSettings(
@@ -106,11 +109,13 @@ def _answer_pairs(args) -> int:
     questions = load_yes_no_questions(args.questions, args.skip_invalid, skips)
     if not questions:
         raise TetherError(f"{args.questions}: no questions")
+    vlm = load(args.model, **ModelLoadSettings.from_args(args).load_options())
     counts = build_answer_pairs(
-        load(args.model), questions, args.images, args.out, settings, progress=not args.no_progress
+        vlm, questions, args.images, args.out, settings, progress=not args.no_progress
     )
     run = {
         "model": str(args.model),
+        "model_placement": placement_record(vlm.model),
         "questions": str(args.questions),
         "settings": asdict(settings),
         "counts": counts,
@@ -183,7 +188,10 @@ def _register_pairs(verbs) -> None:
     )
     pairs.add_argument("--skip-invalid", action="store_true", help="skip malformed image list lines")
     pairs.add_argument("--no-progress", action="store_true", help="no progress bar")
-    pairs.set_defaults(handler=_pairs)
+    add_model_load_options(pairs)
+    pairs.set_defaults(
+        handler=_pairs, resume_hint="run the same command again to resume: finished images are kept"
+    )
 
 
 def _pairs(args) -> int:
@@ -192,6 +200,7 @@ def _pairs(args) -> int:
 
     from tether.data.io import SkipLog, read_json, write_json
     from tether.data.pairs import PairSettings, build_pairs, load_pair_images
+    from tether.models.placement import ModelLoadSettings
     from tether.provenance import environment
 
     settings = PairSettings(
@@ -255,7 +264,13 @@ def _pairs(args) -> int:
 
     out = Path(args.out)
     run_path = out.with_suffix(".run.json")
-    run = {"model": str(args.model), "judge": judge_record, "settings": asdict(settings)}
+    load_settings = ModelLoadSettings.from_args(args, "auto" if settings.backend == "vllm" else "float32")
+    run = {
+        "model": str(args.model),
+        "judge": judge_record,
+        "settings": asdict(settings),
+        "model_load": asdict(load_settings),
+    }
     started = out.is_file() or out.with_suffix(".progress.jsonl").is_file()
     if started and run_path.is_file():
         earlier = read_json(run_path)
@@ -279,6 +294,7 @@ def _pairs(args) -> int:
         judge_name=judge.name,
         progress=not args.no_progress,
         rewriter=rewriter,
+        load_settings=load_settings,
     )
     invalid = getattr(judge, "invalid_replies", [])
     record = {**run, "counts": counts, "invalid_replies": invalid, "skipped_input": skips.reasons}

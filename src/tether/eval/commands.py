@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 from tether.errors import TetherError
+from tether.eval.run_options import FREE_MAX_NEW_TOKENS, PROMPT_SUFFIXES, YES_NO_MAX_NEW_TOKENS
+from tether.models.placement import add_model_load_options
 
 BENCHMARK_HELP = {
     "pope": "POPE yes/no object probing (random/popular/adversarial)",
@@ -44,12 +46,24 @@ def register(subparsers) -> None:
 
     report = subparsers.add_parser(
         "report",
-        help="compare result folders side by side",
-        description="Print the metrics of several runs (folders with results.json) as one table.",
+        help="compare result folders side by side, with paired differences against a baseline",
+        description="Print the metrics of several runs (folders with results.json) as one table, each run "
+        "labelled by model name and a short fingerprint; every run other than the baseline also gets its "
+        "difference from the baseline on the items both answered, with a paired bootstrap 95%% interval.",
     )
     report.add_argument("runs", nargs="+", metavar="DIR", help="run folders (or results.json files)")
+    report.add_argument(
+        "--baseline",
+        help="the run the others are compared with: a folder, a position (1..N) or a label "
+        "(default: the first)",
+    )
     report.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    report.add_argument("--html", metavar="FILE", help="also write the table as an HTML page")
     report.add_argument("--no-intervals", action="store_true", help="omit the bootstrap 95%% intervals")
+    report.add_argument(
+        "--resamples", type=int, default=1000, help="paired bootstrap resamples (default 1000)"
+    )
+    report.add_argument("--seed", type=int, default=0, help="paired bootstrap seed (default 0)")
     report.set_defaults(handler=_report)
 
 
@@ -62,7 +76,13 @@ def _pope_options(p, for_run):
         "--data",
         dest="data",
         required=True,
-        help="POPE question file (coco_pope_<split>[_v2023-08].jsonl, or LLaVA's llava_pope_test.jsonl)",
+        nargs="+" if for_run else None,
+        help="POPE question file (coco_pope_<split>[_v2023-08].jsonl, or LLaVA's llava_pope_test.jsonl)"
+        + (
+            "; give several split files to run all splits at once (scores per split and their means)"
+            if for_run
+            else ""
+        ),
     )
     p.add_argument(
         "--labels",
@@ -218,7 +238,12 @@ def _add_run_options(p) -> None:
         help="generation backend: Hugging Face transformers, or vLLM (pip install tether[vllm]; "
         "generate mode, no beam search)",
     )
-    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help=f"generation budget (default {FREE_MAX_NEW_TOKENS}; {YES_NO_MAX_NEW_TOKENS} when every item is a "
+        "yes/no question; recorded)",
+    )
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--num-beams", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=8, help="generation batch (left-padded)")
@@ -228,6 +253,19 @@ def _add_run_options(p) -> None:
         "--skip-invalid", action="store_true", help="skip and count items whose image is missing or bad"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--limit", type=int, help="a random subset of N items, drawn with --seed (recorded)")
+    p.add_argument(
+        "--prompt-template",
+        help="what the model is asked, with {question} standing for each item's question (recorded)",
+    )
+    p.add_argument(
+        "--prompt-suffix",
+        metavar="TEXT|PRESET",
+        help="appended to each question on a new line; preset llava-short: "
+        f"'{PROMPT_SUFFIXES['llava-short']}' (LLaVA's official POPE/MME suffix)",
+    )
+    add_model_load_options(p)
+    p.set_defaults(resume_hint="run the same command again to resume: the answers in samples.jsonl are kept")
 
 
 # ---- loading ---------------------------------------------------------------------------------------
@@ -242,6 +280,8 @@ def _load_items(args, benchmark):
             if not sep:
                 raise TetherError(f"--labels expects SPLIT=FILE, got '{entry}'")
             labels[split] = path
+        if isinstance(args.data, list):  # `run` takes several split files
+            return benchmark.load_splits(args.data, labels=labels, category=args.category)
         return benchmark.load_items(args.data, labels=labels, category=args.category)
     if name == "chair":
         image_ids = None
@@ -365,12 +405,28 @@ def _print_score(score, *, as_json: bool) -> None:
 
 def _run(args) -> int:
     from tether.eval.registry import get_benchmark
+    from tether.eval.run_options import apply_prompt, default_max_new_tokens, limit_items, prompt_suffix_text
     from tether.eval.runner import run_benchmark
+    from tether.models.placement import ModelLoadSettings
 
+    if not Path(args.images).is_dir():  # before anything slow: reading questions, loading the model
+        raise TetherError(f"--images {args.images}: no such folder")
     benchmark = get_benchmark(args.benchmark)
-    items = _load_items(args, benchmark)
+    items = limit_items(_load_items(args, benchmark), args.limit, args.seed)
+    suffixed_already = apply_prompt(items, args.prompt_template, args.prompt_suffix)
+    max_new_tokens = args.max_new_tokens or default_max_new_tokens(items)
+    run_settings = {
+        "limit": args.limit,
+        "prompt_template": args.prompt_template,
+        "prompt_suffix": prompt_suffix_text(args.prompt_suffix),
+        "questions_already_suffixed": suffixed_already if args.prompt_suffix else None,
+        "max_new_tokens_default": args.max_new_tokens is None,
+        "model_load": ModelLoadSettings.from_args(
+            args, "auto" if args.backend == "vllm" else "float32"
+        ).load_options(),
+    }
     decoding = {
-        "max_new_tokens": args.max_new_tokens,
+        "max_new_tokens": max_new_tokens,
         "temperature": args.temperature if args.temperature > 0 else 1.0,
         "num_beams": args.num_beams,
         "do_sample": args.temperature > 0,
@@ -392,6 +448,8 @@ def _run(args) -> int:
         seed=args.seed,
         skip_invalid=args.skip_invalid,
         progress=not args.no_progress,
+        load_settings=ModelLoadSettings(**run_settings["model_load"]),
+        extra=run_settings,
     )
     for name, value in score.metrics.items():
         print(f"{name:>16}: {value:.4f}" if isinstance(value, float) else f"{name:>16}: {value}")
@@ -420,9 +478,18 @@ def _make_judge(args):
 
 
 def _report(args) -> int:
-    from tether.eval.results import format_report
+    from tether.eval.compare import compare_runs, format_comparison, write_html
 
-    print(format_report(args.runs, markdown=args.markdown, show_intervals=not args.no_intervals))
+    comparison = compare_runs(
+        args.runs,
+        baseline=args.baseline,
+        show_intervals=not args.no_intervals,
+        n_resamples=args.resamples,
+        seed=args.seed,
+    )
+    print(format_comparison(comparison, markdown=args.markdown))
+    if args.html:
+        print(f"wrote {write_html(comparison, args.html)}")
     return 0
 
 

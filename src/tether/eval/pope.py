@@ -122,6 +122,24 @@ class Pope(Benchmark):
             _attach_labels_by_line_order(unlabelled, labels, path)
         return items
 
+    def load_splits(self, paths, **options) -> list[EvalItem]:
+        """Several split files in one run (random, popular, adversarial): their items together, each id
+        prefixed with its split (``adversarial/17``), since every split file numbers its questions from 1.
+        Scores then come per split plus the means (``pope_split_metrics``)."""
+        if len(paths) == 1:
+            return self.load_items(paths[0], **options)
+        items, seen = [], {}
+        for path in paths:
+            split_items = self.load_items(path, **options)
+            for split in {item.meta["category"] for item in split_items}:
+                if split in seen:
+                    raise DataError(f"split '{split}' is already given by {seen[split]}", path)
+                seen[split] = path
+            for item in split_items:
+                item.id = f"{item.meta['category']}/{item.id}"
+            items += split_items
+        return items
+
     def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:
         require_answers(items, answers)
         records = [

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from tether.data.io import read_json, write_json
-from tether.errors import DataError, TetherError
+from tether.errors import DataError
 from tether.eval.benchmark import Score
 from tether.provenance import environment
 
@@ -51,7 +51,7 @@ def write_results(
         "n_samples": len(score.per_sample),
         "notes": score.notes,
         "model": model,
-        "data": {"file": str(data_file), "version": data_version, "sha256": file_sha256(data_file)},
+        "data": _data_record(data_file, data_version),
         "decoding": decoding or {},
         "judge": judge,
         "seed": seed,
@@ -69,6 +69,16 @@ def write_results(
     return results_path
 
 
+def _data_record(data_file, data_version: str | None) -> dict:
+    """The data file (or files: POPE splits run together) with version and content hash(es)."""
+    if isinstance(data_file, list | tuple):
+        if len(data_file) != 1:
+            files = [str(f) for f in data_file]
+            return {"file": files, "version": data_version, "sha256": [file_sha256(f) for f in files]}
+        data_file = data_file[0]
+    return {"file": str(data_file), "version": data_version, "sha256": file_sha256(data_file)}
+
+
 def read_results(run_dir) -> dict:
     path = Path(run_dir)
     if path.is_dir():
@@ -77,51 +87,3 @@ def read_results(run_dir) -> dict:
     if not isinstance(results, dict) or "metrics" not in results or "benchmark" not in results:
         raise DataError("not a tether results file (no 'benchmark'/'metrics')", path)
     return results
-
-
-def format_report(run_dirs: list, *, markdown: bool = False, show_intervals: bool = True) -> str:
-    """A side-by-side table: one row per metric, one column per run (metrics x100 are not rescaled)."""
-    if not run_dirs:
-        raise TetherError("give at least one run folder")
-    runs = [(str(d), read_results(d)) for d in run_dirs]
-    names = []
-    for _, results in runs:
-        for name in results["metrics"]:
-            if name not in names:
-                names.append(name)
-    header = ["metric"] + [f"{r.get('model') or d} [{r['benchmark']}]" for d, r in runs]
-    rows = [header]
-    for name in names:
-        row = [name]
-        for _, results in runs:
-            value = results["metrics"].get(name)
-            interval = results.get("intervals", {}).get(name) if show_intervals else None
-            row.append(_cell(value, interval))
-        rows.append(row)
-    for label, key in (("data", "data"), ("seed", "seed"), ("judge", "judge")):
-        row = [label]
-        for _, results in runs:
-            value = results.get(key)
-            if key == "data" and isinstance(value, dict):
-                value = f"{Path(value.get('file', '')).name} {value.get('version') or ''}".strip()
-            if key == "judge" and isinstance(value, dict):
-                value = value.get("name")
-            row.append("" if value is None else str(value))
-        rows.append(row)
-    if markdown:
-        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
-        return "\n".join(lines)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
-
-
-def _cell(value, interval) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 10):
-        return str(int(value))
-    text = f"{value:.4f}"
-    if interval:
-        text += f" [{interval[0]:.4f}, {interval[1]:.4f}]"
-    return text

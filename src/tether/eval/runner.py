@@ -9,9 +9,12 @@ Two ways to answer:
   questions); the answer is "Yes" if the next-token probability mass of the yes-tokens beats that of the
   no-tokens. Agreement with ``generate`` is measured by ``benchmarks/pope_fast_vs_generate.py``.
 
-Every finished sample is appended (fsync'd) to ``samples.jsonl`` as ``{"id", "answer", ...}``; a rerun
-skips the ids already there, so a killed run loses at most the batch in flight. At the end the file is
-rewritten with the scored records (a superset of those fields) next to ``results.json``.
+Every finished sample is appended (fsync'd) to ``samples.jsonl`` as ``{"id", "answer", "question",
+"image", ...}`` (fast mode adds ``p_yes``); a rerun skips the ids already there, so a killed run loses at
+most the batch in flight. At the end the file is rewritten with the scored records, each with the question,
+image (and p_yes) of its item, next to ``results.json``.
+
+Every input is checked before the model loads: the images folder and each item's image file.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from pathlib import Path
 
 import torch
 
-from tether.data.images import open_image
+from tether.data.images import open_image, resolve_under
 from tether.data.io import SkipLog, append_jsonl
 from tether.errors import DataError, TetherError
 from tether.eval.results import SAMPLES_FILE, write_results
 from tether.models.decoding import DecodingSettings
+from tether.models.placement import ModelLoadSettings, placement_record
 from tether.models.vllm_backend import BACKENDS, generator
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,11 @@ NO_WORDS = ("No", "no", " No", " no", "NO")
 def read_finished(path: Path) -> dict[str, str]:
     """Answers already in ``samples.jsonl``. A torn last line (killed mid-write) is dropped with a warning;
     a bad line anywhere else means the file was damaged and is an error, not silently reused."""
+    return {key: record["answer"] for key, record in read_finished_records(path).items()}
+
+
+def read_finished_records(path: Path) -> dict[str, dict]:
+    """The records of ``read_finished``, whole (answer, question, image, p_yes), keyed by id."""
     if not path.is_file():
         return {}
     lines = path.read_bytes().split(b"\n")
@@ -48,7 +57,9 @@ def read_finished(path: Path) -> dict[str, str]:
     for number, raw in enumerate(lines, start=1):
         try:
             record = json.loads(raw)
-            finished[str(record["id"])] = record["answer"]
+            if "answer" not in record:
+                raise KeyError("answer")
+            finished[str(record["id"])] = record
         except (ValueError, KeyError, TypeError):
             if number == len(lines):
                 logger.warning(
@@ -85,10 +96,14 @@ def run_benchmark(
     progress: bool = True,
     batch_size: int | None = None,
     backend: str = "hf",
+    load_settings: ModelLoadSettings | None = None,
+    extra: dict | None = None,
 ):
     """Answer ``items`` with the model, score them with ``benchmark`` and write results to ``out_dir``.
 
-    ``backend`` generates through Hugging Face (``hf``) or vLLM (``vllm``, generate mode only)."""
+    ``backend`` generates through Hugging Face (``hf``) or vLLM (``vllm``, generate mode only);
+    ``load_settings`` places the model (device, dtype, attention); where it ran is recorded in
+    ``results.json`` (``extra.model_placement``), beside anything given in ``extra``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings, default_batch = _decoding(decoding)
@@ -105,12 +120,16 @@ def run_benchmark(
         raise TetherError(f"{benchmark.name} needs a judge (see --judge-* options)")
 
     samples_path = out_dir / SAMPLES_FILE
-    answers = read_finished(samples_path)
+    stored = read_finished_records(samples_path)
+    answers = {key: record["answer"] for key, record in stored.items()}
     todo = [item for item in items if item.id not in answers]
     skips = SkipLog()
     if todo:
+        check_images(todo, images_root, skip_invalid)
         if vlm is None:
-            vlm = generator(model_path, backend)
+            vlm = generator(model_path, backend, load_settings)
+        if hasattr(vlm, "prompt_text"):
+            logger.debug("first prompt, as the model sees it: %r", vlm.prompt_text(todo[0].prompt))
         logger.info(
             "%s: %d of %d items to answer (%d already done)",
             benchmark.name,
@@ -119,11 +138,21 @@ def run_benchmark(
             len(items) - len(todo),
         )
         answer_fn = _fast_answers if mode == "fast" else _generate_answers
-        for item, answer in answer_fn(
+        for item, answer, p_yes in answer_fn(
             vlm, todo, images_root, settings, batch_size, skip_invalid, skips, progress
         ):
-            append_jsonl(samples_path, {"id": item.id, "answer": answer, "mode": mode})
+            record = {
+                "id": item.id,
+                "answer": answer,
+                "mode": mode,
+                "question": item.prompt,
+                "image": item.image,
+            }
+            if p_yes is not None:
+                record["p_yes"] = p_yes
+            append_jsonl(samples_path, record)
             answers[item.id] = answer
+            stored[item.id] = record
     scored_items = [item for item in items if item.id in answers]
     score = (
         benchmark.score(scored_items, answers, judge=judge)
@@ -133,7 +162,13 @@ def run_benchmark(
     if skips.skipped:
         score.notes["skipped_items"] = skips.skipped
         score.notes["skip_reasons"] = skips.reasons
+    _add_item_fields(score.per_sample, scored_items, stored)
     model_name = str(model_path) if model_path is not None else getattr(vlm, "path", None)
+    extra = dict(extra or {})
+    if vlm is not None and hasattr(vlm, "model"):
+        extra["model_placement"] = placement_record(vlm.model)
+    elif load_settings is not None:  # vLLM, or every answer resumed: what was asked
+        extra["model_load"] = load_settings.load_options()
     write_results(
         out_dir,
         benchmark.name,
@@ -144,6 +179,7 @@ def run_benchmark(
         decoding={**settings.to_dict(), "batch_size": batch_size, "mode": mode, "backend": backend},
         judge=_judge_record(judge),
         seed=seed,
+        extra=extra,
     )
     return score
 
@@ -158,6 +194,47 @@ def _decoding(decoding) -> tuple[DecodingSettings, int]:
     if unknown:
         raise TetherError(f"unknown decoding settings {unknown}")
     return DecodingSettings(**decoding), batch_size
+
+
+def check_images(items, images_root, skip_invalid: bool) -> None:
+    """Every image the items name exists under ``images_root``, checked before a model is loaded (minutes
+    on a large checkpoint) rather than at the first missing file. With ``skip_invalid`` the missing ones are
+    left to be skipped and counted as they come."""
+    root = Path(images_root)
+    if not root.is_dir():
+        raise TetherError(f"--images {root}: no such folder")
+    images = list(dict.fromkeys(item.image for item in items))
+    missing = []
+    for image in images:
+        try:
+            found = Path(resolve_under(root, image)).is_file()
+        except DataError:  # a path that leaves the root
+            found = False
+        if not found:
+            missing.append(image)
+    if missing and not skip_invalid:
+        raise DataError(
+            f"{len(missing)} of {len(images)} images not found under {root} (first: '{missing[0]}'); "
+            "--skip-invalid skips and counts them"
+        )
+    if missing:
+        logger.warning(
+            "%d of %d images not found under %s; they will be skipped", len(missing), len(images), root
+        )
+
+
+def _add_item_fields(records: list[dict], items, stored: dict[str, dict]) -> None:
+    """The question and image of each scored record's item, and its p(yes) from fast mode, kept in the
+    final ``samples.jsonl`` (the scorers' records carry only what scoring needs)."""
+    by_id = {item.id: item for item in items}
+    for record in records:
+        item = by_id.get(str(record.get("id"))) or by_id.get(str(record.get("image_id")))  # SHR: sentences
+        if item is None:
+            continue
+        record.setdefault("question", item.prompt)
+        record.setdefault("image", item.image)
+        if "p_yes" in stored.get(item.id, {}):
+            record.setdefault("p_yes", stored[item.id]["p_yes"])
 
 
 def _judge_record(judge) -> dict | None:
@@ -194,7 +271,7 @@ def _generate_answers(vlm, items, images_root, settings, batch_size, skip_invali
             opened = [(item, image) for item, image in opened if image is not None]
             if opened:
                 texts = vlm.generate([im for _, im in opened], [it.prompt for it, _ in opened], settings)
-                yield from zip([it for it, _ in opened], texts)
+                yield from ((item, text, None) for (item, _), text in zip(opened, texts))
             bar.update(len(chunk))
 
 
@@ -246,7 +323,7 @@ def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> 
             use_cache=True,
             logits_to_keep=1,
         )
-        cache = out.past_key_values
+        cache = out.cache
         cache.reorder_cache(torch.tensor([index for index, _ in questions], device=vlm.device))
         suffixes = [r[prefix_len:] for r in rows]
         width = max(len(s) for s in suffixes)
@@ -260,7 +337,7 @@ def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> 
         logits = model(
             input_ids=suffix_ids.to(vlm.device),
             attention_mask=attention.to(vlm.device),
-            past_key_values=cache,
+            cache=cache,
             position_ids=positions,
             use_cache=True,
         ).logits
@@ -304,7 +381,10 @@ def _fast_answers(vlm, items, images_root, settings, batch_size, skip_invalid, s
                 margins = multi_image_margins(
                     vlm, [image for _, image in same], [(i, item.prompt) for i, item in questions]
                 )
+                # p(yes) = P(yes-tokens) / (P(yes-tokens) + P(no-tokens)), the margin's logistic
+                p_yes = torch.sigmoid(margins.float()).tolist()
                 yield from (
-                    (item, "Yes" if m > 0 else "No") for (_, item), m in zip(questions, margins.tolist())
+                    (item, "Yes" if m > 0 else "No", p)
+                    for (_, item), m, p in zip(questions, margins.tolist(), p_yes)
                 )
             bar.update(sum(len(group) for group in chunk))

@@ -48,7 +48,11 @@ def register(subparsers) -> None:
         _add_launcher_options(sub)
         module = importlib.import_module(module_name)
         module.configure(sub)
-        sub.set_defaults(handler=_launching(module.run))
+        sub.set_defaults(
+            handler=_launching(module.run),
+            resume_hint="run the same command again to resume from the newest checkpoint in train.output_dir "
+            "(one is saved every train.save_steps steps)",
+        )
 
 
 def _add_launcher_options(parser) -> None:

@@ -346,16 +346,23 @@ def sft_nll(vlm: VisionLanguageModel, sft_batch: dict) -> torch.Tensor:
 
 @torch.no_grad()
 def compute_reference_logprobs(
-    vlm: VisionLanguageModel, pairs: Sequence[PreferenceRecord], collator: DPOCollator, batch_size: int
+    vlm: VisionLanguageModel,
+    pairs: Sequence[PreferenceRecord],
+    collator: DPOCollator,
+    batch_size: int,
+    progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed reference log-probs of every pair: the adapter-disabled model under LoRA, else the model as is."""
+    from tqdm.auto import tqdm
+
     was_training = vlm.model.training
     vlm.model.eval()
     disable = getattr(vlm.model, "disable_adapter", None)
     chosen, rejected = [], []
     try:
         with disable() if disable is not None else contextlib.nullcontext():
-            for start in range(0, len(pairs), batch_size):
+            starts = range(0, len(pairs), batch_size)
+            for start in tqdm(starts, desc="reference log-probs", unit="batch", disable=not progress):
                 batch = collator.encode(pairs[start : start + batch_size])
                 if "packed" in batch:
                     c, r, _ = packed_pair_logprobs(vlm, batch["packed"])
@@ -399,6 +406,7 @@ def cached_reference_logprobs(
     batch_size: int,
     cache_dir,
     fingerprint: str,
+    progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, Path, bool]:
     """Load ``cache_dir/ref_logps-<fingerprint>.safetensors`` or compute and write it; returns (c, r, path, hit)."""
     from safetensors import SafetensorError
@@ -415,7 +423,7 @@ def cached_reference_logprobs(
         except (SafetensorError, OSError, KeyError) as e:
             logger.warning("%s: damaged reference cache (%s); recomputing", path, e)
     logger.info("computing reference log-probs for %d pairs", len(pairs))
-    chosen, rejected = compute_reference_logprobs(vlm, pairs, collator, batch_size)
+    chosen, rejected = compute_reference_logprobs(vlm, pairs, collator, batch_size, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(
         f"{path.name}.{os.getpid()}.tmp"
@@ -496,6 +504,7 @@ def train_dpo(config: DPOConfig):
         settings.reference_batch_size or config.train.per_device_train_batch_size,
         config.train.output_dir,
         fingerprint,
+        progress=config.train.progress_bar,
     )
     items = [
         {"index": i, "pair": p, "ref_chosen": float(c), "ref_rejected": float(r)}
@@ -503,7 +512,9 @@ def train_dpo(config: DPOConfig):
     ]
     module = DPOModule(vlm, settings.beta, settings.sft_weight, perturbation, settings.noise_branches)
     collator = DPOCollator(vlm, config.data.images, config.data.max_length, train_shared, sft_records)
-    trainer = run_training(module, collator, items, config.train, callbacks=callbacks)
+    trainer = run_training(
+        module, collator, items, config.train, callbacks=callbacks, model_device=config.model.device
+    )
     out = Path(config.train.output_dir) / "model"
     if trainer.args.should_save:
         export_model(vlm, out)

@@ -344,7 +344,9 @@ def train_hacl(config: HACLConfig):
     share = supports_packing(vlm) and perturbation is None
     collator = HACLCollator(vlm, config.data.images, config.data.max_length, config.data.template, share)
     visual_prefix = "shared" if examples and "packed" in collator(examples[:1]) else "separate forward"
-    trainer = run_training(module, collator, examples, config.train, callbacks=callbacks)
+    trainer = run_training(
+        module, collator, examples, config.train, callbacks=callbacks, model_device=config.model.device
+    )
     out = Path(config.train.output_dir) / "model"
     if trainer.args.should_save:
         export_model(vlm, out)

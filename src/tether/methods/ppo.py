@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from tether.data.images import open_image
 from tether.data.rlhf import PromptRecord
@@ -205,7 +206,7 @@ class PPORunner:
 
         from tether.errors import TetherError
         from tether.methods.reward import RewardModel, load_reward_model
-        from tether.methods.tuning import configure_trainable, load_for_training
+        from tether.methods.tuning import configure_trainable, load_for_training, training_load_options
         from tether.models import load
 
         self.config, self.settings, self.score_fn = config, config.ppo, score_fn
@@ -213,7 +214,8 @@ class PPORunner:
             raise TetherError("ppo.reward_model is not set: give the folder written by `tether train reward`")
         # cpu=True on CPU machines: without it accelerate ignores torchrun's WORLD_SIZE and runs N copies alone
         self.accelerator = Accelerator(
-            cpu=not torch.cuda.is_available(), mixed_precision="bf16" if config.train.bf16 else "no"
+            cpu=config.model.device == "cpu" or not torch.cuda.is_available(),
+            mixed_precision="bf16" if config.train.bf16 else "no",
         )
         expected = os.environ.get("TETHER_EXPECTED_WORLD_SIZE")  # set by `tether train --launcher`
         if expected and int(expected) != self.accelerator.num_processes:
@@ -226,10 +228,10 @@ class PPORunner:
         self.policy = load_for_training(config.model)
         self.reference = None
         if config.model.lora is None:  # no adapters to switch off: the reference is a frozen copy
-            self.reference = load(config.model.path, dtype=config.model.dtype)
+            self.reference = load(config.model.path, **training_load_options(config.model))
             self.reference.model.requires_grad_(False).eval().to(device)
 
-        reward = load_reward_model(self.settings.reward_model, dtype=config.model.dtype)
+        reward = load_reward_model(self.settings.reward_model, **training_load_options(config.model))
         value_vlm = reward.vlm
         frozen_llm = self.settings.value_lora is not None
         configure_trainable(
@@ -245,7 +247,9 @@ class PPORunner:
         if frozen_llm:  # the reward model is the value network with its adapter disabled
             self.reward_model = RewardModel(value_vlm, reward.head.requires_grad_(False), reward.use_facts)
         else:
-            self.reward_model = load_reward_model(self.settings.reward_model, dtype=config.model.dtype)
+            self.reward_model = load_reward_model(
+                self.settings.reward_model, **training_load_options(config.model)
+            )
             self.reward_model.requires_grad_(False).to(device)
         if self.policy.tokenizer.get_vocab() != value_vlm.tokenizer.get_vocab():
             raise TetherError(
@@ -491,6 +495,7 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     from tether.methods.run_record import RunTimer, write_run_record
     from tether.methods.trainer import last_complete_checkpoint
     from tether.methods.tuning import export_model
+    from tether.models.placement import placement_record
 
     timer = RunTimer()
     if not config.data.train:
@@ -516,6 +521,13 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
         start, history = runner.load_checkpoint(Path(last))
         logger.info("resuming PPO from %s (step %d)", last, start)
     main = runner.accelerator.is_main_process
+    bar = tqdm(
+        total=config.train.max_steps,
+        initial=start,
+        desc="ppo",
+        unit="step",
+        disable=not (main and config.train.progress_bar),
+    )
     for step in range(start + 1, config.train.max_steps + 1):
         began = time.perf_counter()
         seed = config.train.seed + 1000 * step + runner.accelerator.process_index
@@ -535,7 +547,10 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
                 )
             if config.train.save_steps and step % config.train.save_steps == 0:
                 runner.save_checkpoint(out_dir / f"checkpoint-{step}", step, history)
+        bar.set_postfix(reward=f"{metrics.get('reward', float('nan')):.3g}", refresh=False)
+        bar.update(1)
         runner.accelerator.wait_for_everyone()
+    bar.close()
     out = out_dir / "model"
     if main:
         export_model(runner.policy, out)
@@ -549,6 +564,7 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
                 "skipped": skips.skipped,
                 "world_size": runner.accelerator.num_processes,
                 "history": history,
+                "model_placement": placement_record(runner.policy.base_model),
             },
         )
     return out

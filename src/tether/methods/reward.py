@@ -102,7 +102,7 @@ class RewardModel(torch.nn.Module):
         return out_dir
 
 
-def load_reward_model(path, *, dtype: str = "float32") -> RewardModel:
+def load_reward_model(path, *, dtype: str = "float32", **load_options) -> RewardModel:
     """Open a folder written by ``RewardModel.save`` (``tether train reward``), in eval mode."""
     from safetensors.torch import load_file
 
@@ -116,7 +116,7 @@ def load_reward_model(path, *, dtype: str = "float32") -> RewardModel:
             f"{path}: not a reward model folder (needs {REWARD_HEAD_WEIGHTS}, {REWARD_MODEL_INFO})"
         )
     info = read_json(path / REWARD_MODEL_INFO)
-    vlm = load(path, dtype=dtype)
+    vlm = load(path, dtype=dtype, **load_options)  # device, attn_implementation
     head = torch.nn.Linear(vlm.hidden_size, 1)
     head.load_state_dict(load_file(str(path / REWARD_HEAD_WEIGHTS)))
     model = RewardModel(
@@ -245,7 +245,11 @@ def train_reward(config: RewardConfig) -> Path:
     reward_model = RewardModel(vlm, use_facts=config.reward.use_facts)
     module = PairwiseRewardModule(reward_model, config.reward.center_coef)
     trainer = run_training(
-        module, PreferenceCollator(reward_model, config.data.images), records, config.train
+        module,
+        PreferenceCollator(reward_model, config.data.images),
+        records,
+        config.train,
+        model_device=config.model.device,
     )
     out = Path(config.train.output_dir) / "reward_model"
     if trainer.args.should_save:

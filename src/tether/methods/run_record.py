@@ -40,10 +40,21 @@ def write_run_record(
         record["log_history"] = trainer.state.log_history
         record["global_step"] = trainer.state.global_step
         record["world_size"] = trainer.args.world_size
+        record["model_placement"] = trained_model_placement(trainer.accelerator.unwrap_model(trainer.model))
     record.update(extra or {})
     path = Path(out_dir) / "run.json"
     write_json(path, record)
     return path
+
+
+def trained_model_placement(module) -> dict | None:
+    """Device, dtype and attention of the Hugging Face model inside a method module (where it trained)."""
+    from transformers import PreTrainedModel
+
+    from tether.models.placement import placement_record
+
+    model = next((m for m in module.modules() if isinstance(m, PreTrainedModel)), None)
+    return placement_record(model) if model is not None else None
 
 
 def fingerprint(*parts) -> str:

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from tether.models.placement import ModelLoadSettings
+
 
 @dataclass
 class LoraSettings:
@@ -13,11 +15,17 @@ class LoraSettings:
 
 
 @dataclass
-class ModelSettings:
+class ModelSettings(ModelLoadSettings):
+    """The model to train; ``device``, ``dtype`` and ``attn_implementation`` come from ``ModelLoadSettings``.
+
+    Training places the model through the trainer: ``device`` is ``cpu`` or ``cuda`` (unset: this process's
+    GPU when there is one, else the CPU); pick one GPU with ``CUDA_VISIBLE_DEVICES``, several with
+    ``--launcher``.
+    """
+
     path: str = (
         ""  # a local checkpoint folder (tether models tiny writes one; any llava-hf / Qwen2-VL folder)
     )
-    dtype: str = "float32"
     trust_remote_code: bool = False
     freeze_vision: bool = True
     freeze_projector: bool = False

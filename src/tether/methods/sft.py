@@ -219,6 +219,7 @@ def fit_sft(config, records: list[SFTRecord], command: str, timer, extra: dict):
         records,
         config.train,
         callbacks=callbacks,
+        model_device=config.model.device,
     )
     out = Path(config.train.output_dir) / "model"
     if trainer.args.should_save:

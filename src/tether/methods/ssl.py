@@ -110,13 +110,20 @@ def answer_confidence(per_token_logprobs: torch.Tensor, mask: torch.Tensor, redu
 
 @torch.no_grad()
 def pseudo_label(
-    teacher, items: Sequence[UnlabeledItem], images_root, out_path, settings: PseudoLabelSettings
+    teacher,
+    items: Sequence[UnlabeledItem],
+    images_root,
+    out_path,
+    settings: PseudoLabelSettings,
+    progress: bool = True,
 ) -> list[dict]:
     """Pseudo-label ``items`` with ``teacher``, appending one JSONL line per item to ``out_path``.
 
     Items already in ``out_path`` (same image and prompt) are not asked again. Returns every line of the
     file for these items: ``{"image", "prompt", "response", "confidence", "kept"}``.
     """
+    from tqdm.auto import tqdm
+
     from tether.data.images import open_image
     from tether.data.io import append_jsonl, iter_jsonl
 
@@ -133,6 +140,7 @@ def pseudo_label(
     todo = [it for it in items if (it.image, it.prompt) not in done]
     teacher.model.eval()
     decoding = DecodingSettings(max_new_tokens=settings.max_new_tokens)
+    bar = tqdm(total=len(todo), desc="pseudo-labels", unit="item", disable=not progress)
     for start in range(0, len(todo), settings.batch_size):
         chunk = todo[start : start + settings.batch_size]
         images = [open_image(images_root, it.image) for it in chunk]
@@ -150,6 +158,8 @@ def pseudo_label(
             }
             append_jsonl(out_path, record)
             done[(item.image, item.prompt)] = record
+        bar.update(len(chunk))
+    bar.close()
     return [done[(it.image, it.prompt)] for it in items]
 
 
@@ -185,8 +195,10 @@ def train_ssl(config: SSLConfig):
         )
     ]
     pseudo_path = Path(config.pseudo.output or Path(config.train.output_dir) / "pseudo_labels.jsonl")
-    teacher = load(config.pseudo.teacher, dtype=config.model.dtype)
-    pseudo = pseudo_label(teacher, items, config.data.images, pseudo_path, config.pseudo)
+    teacher = load(config.pseudo.teacher, **config.model.load_options())  # inference: placed at load
+    pseudo = pseudo_label(
+        teacher, items, config.data.images, pseudo_path, config.pseudo, progress=config.train.progress_bar
+    )
     del teacher  # the student never needs it; free its memory before training
     kept = [SFTRecord(r["image"], r["prompt"], r["response"]) for r in pseudo if r["kept"]]
 

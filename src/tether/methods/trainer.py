@@ -30,7 +30,13 @@ logger = logging.getLogger(__name__)
 TRAINABLE_WEIGHTS = "trainable.safetensors"
 
 
-def training_arguments(settings: TrainSettings, **overrides) -> TrainingArguments:
+def training_arguments(
+    settings: TrainSettings, model_device: str | None = None, **overrides
+) -> TrainingArguments:
+    """``TrainingArguments`` of ``settings``; ``model_device`` is the recipe's ``model.device`` (cpu forces
+    the CPU even where a GPU is visible)."""
+    if "tensorboard" in settings.report_to or "all" in settings.report_to:
+        require_tensorboard()
     kwargs = dict(
         output_dir=settings.output_dir,
         max_steps=settings.max_steps,
@@ -51,7 +57,7 @@ def training_arguments(settings: TrainSettings, **overrides) -> TrainingArgument
         activation_checkpointing=settings.gradient_checkpointing,
         dataloader_pin_memory=torch.cuda.is_available(),
         # without it, accelerate does not set up multi-process CPU (gloo) training under torchrun
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=model_device == "cpu" or not torch.cuda.is_available(),
         report_to=settings.report_to,
         deepspeed=settings.deepspeed,
         dataloader_num_workers=settings.dataloader_num_workers,
@@ -63,6 +69,16 @@ def training_arguments(settings: TrainSettings, **overrides) -> TrainingArgument
     kwargs.update(settings.extra)
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
+
+
+def require_tensorboard() -> None:
+    """``report_to: [tensorboard]`` needs the package; say which extra brings it instead of a traceback."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
+        raise TetherError(
+            "train.report_to asks for tensorboard, which is not installed: pip install 'tether[tensorboard]'"
+        )
 
 
 class TetherTrainer(Trainer):
@@ -155,12 +171,20 @@ def load_trainable_state(module: torch.nn.Module, path: Path) -> None:
 
 
 def run_training(
-    module, collator, dataset, settings: TrainSettings, callbacks=None, **argument_overrides
+    module,
+    collator,
+    dataset,
+    settings: TrainSettings,
+    callbacks=None,
+    model_device: str | None = None,
+    **argument_overrides,
 ) -> TetherTrainer:
-    """Train ``module`` on ``dataset``; resume from the newest checkpoint in the output folder if asked."""
+    """Train ``module`` on ``dataset``; resume from the newest checkpoint in the output folder if asked.
+
+    ``model_device`` is the recipe's ``model.device`` (see ``training_arguments``)."""
     if len(dataset) == 0:
         raise TetherError("training dataset is empty")
-    args = training_arguments(settings, **argument_overrides)
+    args = training_arguments(settings, model_device, **argument_overrides)
     expected = os.environ.get("TETHER_EXPECTED_WORLD_SIZE")
     if expected and int(expected) != args.world_size:
         # `accelerate launch --cpu --num_processes 2` has been seen to start one process silently

@@ -2,6 +2,7 @@
 
 import logging
 
+from tether.errors import TetherError
 from tether.methods.settings import ModelSettings
 from tether.models import VisionLanguageModel, load
 
@@ -9,9 +10,26 @@ logger = logging.getLogger(__name__)
 
 
 def load_for_training(settings: ModelSettings) -> VisionLanguageModel:
-    vlm = load(settings.path, trust_remote_code=settings.trust_remote_code, dtype=settings.dtype)
+    vlm = load(settings.path, trust_remote_code=settings.trust_remote_code, **training_load_options(settings))
     configure_trainable(vlm, settings)
     return vlm
+
+
+def training_load_options(settings: ModelSettings) -> dict:
+    """``load`` keywords for a model that trains: loaded on the CPU in the asked dtype and attention; the
+    trainer then moves it to its device (``run_training(model_device=...)``), which also covers DDP and
+    DeepSpeed, where each process owns one GPU."""
+    if settings.device not in (None, "cpu", "cuda"):
+        raise TetherError(
+            f"model.device: '{settings.device}' is for inference commands; training takes cpu or cuda "
+            "(pick one GPU with CUDA_VISIBLE_DEVICES=N, several with --launcher)"
+        )
+    options = settings.load_options()
+    if settings.device == "cuda":  # validated (a GPU must be visible), then placed by the trainer
+        from tether.models.placement import check_load_settings
+
+        check_load_settings(**options)
+    return {**options, "device": "cpu"}
 
 
 def model_parts(vlm: VisionLanguageModel) -> dict:

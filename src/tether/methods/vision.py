@@ -171,7 +171,7 @@ def train_vision(config: VisionConfig):
     vlm = load_for_training(config.model)
     module = VisionModule(vlm, len(label_names), config.objective)
     collator = VisionCollator(vlm, config.data.images, label_names, config.objective)
-    trainer = run_training(module, collator, records, config.train)
+    trainer = run_training(module, collator, records, config.train, model_device=config.model.device)
     out = Path(config.train.output_dir) / "model"
     if trainer.args.should_save:
         export_model(vlm, out)

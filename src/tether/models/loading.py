@@ -5,11 +5,13 @@ same path.
 """
 
 import json
+import logging
 from pathlib import Path
 
 from tether.errors import TetherError
 from tether.models.adapter import VisionLanguageModel
 from tether.models.llava import LlavaAdapter
+from tether.models.placement import from_pretrained_options, placement_record
 from tether.models.qwen2_vl import Qwen2VLAdapter
 
 ADAPTERS: dict[str, type[VisionLanguageModel]] = {
@@ -18,15 +20,7 @@ ADAPTERS: dict[str, type[VisionLanguageModel]] = {
     "qwen2_5_vl": Qwen2VLAdapter,
 }
 
-_DTYPES = {
-    "float32": "float32",
-    "fp32": "float32",
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
-    "float16": "float16",
-    "fp16": "float16",
-    "auto": "auto",
-}
+logger = logging.getLogger(__name__)
 
 
 def checkpoint_type(path) -> tuple[str, dict]:
@@ -52,11 +46,14 @@ def load(
     trust_remote_code: bool = False,
     dtype: str = "float32",
     device: str | None = None,
+    attn_implementation: str | None = None,
     adapter: str | None = None,
 ) -> VisionLanguageModel:
     """Load model, tokenizer, image processor and chat template from ``path``.
 
-    ``adapter`` forces an adapter by name (for architectures registered under another ``model_type``).
+    ``device``, ``dtype`` and ``attn_implementation`` are those of ``tether.models.placement`` (a
+    ``ModelLoadSettings`` passes them as ``**settings.load_options()``). ``adapter`` forces an adapter by
+    name (for architectures registered under another ``model_type``).
     """
     from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
@@ -73,16 +70,14 @@ def load(
             "only if you trust its author"
         )
     _require_safetensors(path)
-    if dtype not in _DTYPES:
-        raise TetherError(f"unknown dtype '{dtype}'; choose from {sorted(_DTYPES)}")
+    placement = from_pretrained_options(device, dtype, attn_implementation)
 
     model = AutoModelForImageTextToText.from_pretrained(
-        path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=_DTYPES[dtype]
+        path, use_safetensors=True, trust_remote_code=trust_remote_code, **placement
     )
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     image_processor = AutoImageProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
-    if device is not None:
-        model.to(device)
+    logger.debug("%s loaded: %s", path, placement_record(model))
     return ADAPTERS[name](model, tokenizer, image_processor, _chat_template(path, tokenizer), path)
 
 

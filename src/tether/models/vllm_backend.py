@@ -19,6 +19,7 @@ from tether.errors import TetherError
 from tether.models.adapter import chat_prompt
 from tether.models.decoding import DecodingSettings
 from tether.models.loading import _chat_template, _require_safetensors, checkpoint_type
+from tether.models.placement import ModelLoadSettings
 
 BACKENDS = ("hf", "vllm")
 VLLM_ARCHITECTURES = ("llava", "qwen2_vl", "qwen2_5_vl")  # the architectures tether has adapters for
@@ -34,13 +35,23 @@ def import_vllm():
     return vllm
 
 
-def generator(path, backend: str = "hf", **options):
-    """A model with ``generate(images, prompts, settings)`` for ``backend`` ('hf' or 'vllm')."""
+def generator(path, backend: str = "hf", load_settings: ModelLoadSettings | None = None, **options):
+    """A model with ``generate(images, prompts, settings)`` for ``backend`` ('hf' or 'vllm').
+
+    ``load_settings`` (device, dtype, attention) apply in full to ``hf``; vLLM places the model on its GPUs
+    and picks its attention kernels itself, so only the dtype carries over (vLLM's own default: auto)."""
     if backend == "hf":
         from tether.models import load
 
-        return load(path, **options)
+        return load(path, **(load_settings.load_options() if load_settings else {}), **options)
     if backend == "vllm":
+        if load_settings is not None:
+            if load_settings.device not in (None, "cuda", "auto") or load_settings.attn_implementation:
+                raise TetherError(
+                    "--backend vllm places the model on its GPUs and picks its attention kernel itself; "
+                    "--device and --attn-implementation are for --backend hf"
+                )
+            options = {"dtype": load_settings.dtype, **options}
         return VllmGenerator(path, **options)
     raise TetherError(f"unknown generation backend '{backend}'; choose from {', '.join(BACKENDS)}")
 

@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from tether.data.io import write_json, write_jsonl
 from tether.errors import TetherError
 from tether.provenance import environment
@@ -36,9 +38,10 @@ def build_world(config: WorldConfig, out, overwrite: bool = False) -> dict:
     scenes = {split: sample_split(config, split) for split in SPLITS}
     images = out / "images"
     images.mkdir(parents=True)
-    for split in SPLITS:
-        for scene in scenes[split]:
-            render(scene, config.image_size, config.noise_std).save(images / scene.image)
+    every_scene = [scene for split in SPLITS for scene in scenes[split]]
+    # shown on a terminal only (tqdm's disable=None): builds also run inside tests and the study
+    for scene in tqdm(every_scene, desc="render", unit="image", disable=None):
+        render(scene, config.image_size, config.noise_std).save(images / scene.image)
 
     for split in LABELED_SPLITS:
         write_jsonl(out / "scenes" / f"{split}.jsonl", [s.to_dict() for s in scenes[split]])
