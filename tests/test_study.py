@@ -76,7 +76,7 @@ def test_quick_study_writes_a_report(tmp_path):
 def test_intervals_and_verdicts_by_hand():
     mean, half = mean_interval([0.5, 0.7, 0.6])
     assert mean == 0.6
-    assert abs(half - 4.303 * 0.1 / 3**0.5) < 1e-9
+    assert abs(half - 4.302653 * 0.1 / 3**0.5) < 1e-7
     assert mean_interval([0.4]) == (0.4, None)
     assert verdict(0.05, 0.01, True) == "helps" and verdict(0.05, 0.01, False) == "hurts"
     assert (

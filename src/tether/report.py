@@ -1,7 +1,7 @@
 """The study report: ``report.md`` (figures beside it in ``figures/``) and a self-contained ``report.html``.
 
-For each variant and metric: the mean over seeds with its 95% interval (Student t over seeds; with one seed,
-no interval is claimed), and the paired difference against the baseline (same seed, same world) with its
+For each variant and metric: the mean over seeds with its 95% interval (Student t over seeds,
+``tether.stats``; with one seed, no interval is claimed), and the paired difference against the baseline (same seed, same world) with its
 interval. A method "helps" on a metric only when the whole interval of its paired difference lies on the
 good side of zero; the report says so in words, and says so too when it does not help.
 
@@ -20,6 +20,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tether.stats import mean_interval
 
 # (metric key, label, True if higher is better / False if lower / None if neither)
 HEADLINE = [
@@ -57,20 +59,6 @@ COUNT_METRICS = (
     "ssl/pseudo_labels_kept",
     "ppo/steps",
 )
-
-# two-sided 97.5% Student t quantiles by degrees of freedom
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
-def mean_interval(values: list[float]) -> tuple[float, float | None]:
-    """Mean and half-width of its 95% t-interval (None with fewer than two values)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, _T975.get(n - 1, 1.96) * sd / math.sqrt(n)
-
 
 def paired(metrics: dict, a: tuple[str, str], b: tuple[str, str]) -> tuple[float, float | None] | None:
     """Mean ± interval of ``a − b`` over the seeds having both, each a ``(variant, metric key)``."""
@@ -400,7 +388,7 @@ def write_report(out_dir) -> Path:
         runs = "; ".join(f"{r['run']} (seeds {r['seeds']})" for r in json.loads(pooled.read_text()))
         reading += f" Pooled from {runs} (`tether study --pool`)."
     analyses, analysis_findings = analysis_sections(metrics, out_dir)
-    claims = claims_section(metrics)
+    claims = claims_section(metrics, out_dir)
     sections = [
         Section(
             f"tether study: preset `{preset['name']}`, seeds {preset['seeds']}",
