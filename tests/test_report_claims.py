@@ -66,3 +66,50 @@ def test_rows_from_the_shipped_seeds():
 def test_a_study_without_the_variants_has_no_claims_table():
     only_baseline = {s: {"baseline": m["baseline"]} for s, m in METRICS.items()}
     assert claims_section(only_baseline) is None
+
+
+def _pope_samples(path: Path, correct: list[bool], labels: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, (right, label) in enumerate(zip(correct, labels)):
+        parsed = label if right else ("no" if label == "yes" else "yes")
+        rows.append(
+            {"id": str(i), "category": "adversarial", "answer": parsed, "parsed": parsed, "label": label}
+        )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_one_seed_gets_a_paired_bootstrap_over_items(tmp_path):
+    from tether.eval.pope import pope_metrics
+    from tether.stats import bootstrap_interval
+
+    labels = ["yes", "no"] * 100
+    baseline = [label == "yes" for label in labels]  # answers yes to everything: F1 2/3
+    better = [label == "yes" or i % 10 != 1 for i, label in enumerate(labels)]  # right on 90% of the nos
+    evals = tmp_path / "seed0" / "eval"
+    _pope_samples(evals / "baseline" / "pope_adversarial" / "samples.jsonl", baseline, labels)
+    _pope_samples(evals / "ha_dpo" / "pope_adversarial" / "samples.jsonl", better, labels)
+    f1 = {name: pope_metrics(_records(evals / name))["f1"] for name in ("baseline", "ha_dpo")}
+    metrics = {"0": {name: {"pope_adversarial/f1": value} for name, value in f1.items()}}
+    section = claims_section(metrics, tmp_path)
+    row = next(r for r in section.tables[0].rows if r[1] == "POPE-adversarial F1 up vs the baseline")
+    assert row[4].endswith("(200 items, one seed)") and row[-1].text == "reproduced"
+    # the interval is the paired one: the same items drawn for both models, resampled by scipy's bootstrap
+    a, b = _records(evals / "ha_dpo"), _records(evals / "baseline")
+    low, high = bootstrap_interval(
+        200, lambda i: pope_metrics([a[j] for j in i])["f1"] - pope_metrics([b[j] for j in i])["f1"], seed=0
+    )
+    assert (
+        row[4]
+        == f"{(f1['ha_dpo'] - f1['baseline']) * 100:+.1f} [{low[0] * 100:+.1f}, {high[0] * 100:+.1f}] (200 items, one seed)"
+    )
+    assert low[0] > 0
+    # a pooled folder has no items on disk: one seed stays without a claim
+    pooled = claims_section(metrics, tmp_path / "elsewhere")
+    row = next(r for r in pooled.tables[0].rows if r[1] == "POPE-adversarial F1 up vs the baseline")
+    assert row[-1].text == "one seed: no claim"
+
+
+def _records(folder: Path) -> list[dict]:
+    path = folder / "pope_adversarial" / "samples.jsonl" if folder.name != "samples.jsonl" else folder
+    return [json.loads(line) for line in path.read_text().splitlines()]

@@ -53,6 +53,10 @@ def test_minimal_detectable_effect_and_seeds_for_power():
     assert seeds_for_power(1.0, 1.0) == 10  # power 0.748 with 9, 0.803 with 10
     assert seeds_for_power(0.5, 1.0) == 34
     assert seeds_for_power(0.0, 1.0) is None
+    assert seeds_for_power(0.01, 1.0, most=1000) is None
+    for effect in (0.05, 0.3, 1.7, 4.0):  # the fewest: one seed less falls short of 80%
+        n = seeds_for_power(effect, 1.0)
+        assert paired_t_power(effect, 1.0, n) >= 0.8 and (n == 2 or paired_t_power(effect, 1.0, n - 1) < 0.8)
 
 
 def test_normal_detectable_effect():

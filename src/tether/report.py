@@ -13,6 +13,7 @@ to Markdown and to HTML; the analysis sections (modality gap, attention share, S
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
@@ -59,6 +60,7 @@ COUNT_METRICS = (
     "ssl/pseudo_labels_kept",
     "ppo/steps",
 )
+
 
 def paired(metrics: dict, a: tuple[str, str], b: tuple[str, str]) -> tuple[float, float | None] | None:
     """Mean ± interval of ``a − b`` over the seeds having both, each a ``(variant, metric key)``."""
@@ -169,11 +171,20 @@ def difference(cell: Cell, diff: tuple, key: str, better) -> Cell:
     return cell
 
 
-def variant_table(summary: dict, metrics: list[tuple[str, str, bool | None]], variants=None) -> Table:
+def variant_table(
+    summary: dict, metrics: list[tuple[str, str, bool | None]], variants=None, levels: dict | None = None
+) -> Table:
+    """One row per variant, one column per metric; ``levels`` adds a last column (smoke or measurement)."""
     variants = [v for v in (variants or summary) if v in summary]
+    extra = ["level"] if levels else []
     return Table(
-        ["variant"] + [label for _, label, _ in metrics],
-        [[v] + [metric_cell(summary[v], key, better, v) for key, _, better in metrics] for v in variants],
+        ["variant"] + [label for _, label, _ in metrics] + extra,
+        [
+            [v]
+            + [metric_cell(summary[v], key, better, v) for key, _, better in metrics]
+            + ([levels.get(v, "")] if levels else [])
+            for v in variants
+        ],
     )
 
 
@@ -367,6 +378,37 @@ def timings_table(out_dir: Path) -> Table:
     return Table(["seed", "stage", "seconds", "peak RSS (MB)"], rows)
 
 
+# the settings each variant's training rests on beyond the baseline recipe (StudyPreset fields)
+VARIANT_SETTINGS = {
+    "ha_dpo": ("dpo_steps",),
+    "noiseboost_dpo": ("dpo_steps",),
+    "combo": ("dpo_steps",),
+    "fact_rlhf": ("pair_images", "reward_steps", "ppo_steps"),
+    "noiseboost_ssl": ("ssl_images",),
+}
+
+
+def row_levels(preset: dict, variants) -> dict[str, str]:
+    """For each variant: "measurement" when its training (the baseline recipe's stages and its own) is at
+    least as long as the full preset's, whose results docs/results holds; else "smoke", naming what is
+    shorter: a model trained that briefly says nothing about the method, only that the pipeline runs. How
+    precise a measurement is on its items is the intervals' business, not this label's."""
+    from tether.study import PRESETS, StudyPreset, baseline_recipe
+    from tether.world.baseline import STAGES
+
+    known = {f.name for f in dataclasses.fields(StudyPreset)}
+    ours = StudyPreset(**{k: v for k, v in preset.items() if k in known})
+    full = PRESETS["full"]
+    recipe, full_recipe = baseline_recipe(ours, 0), baseline_recipe(full, 0)
+    short = [s for s in STAGES if getattr(recipe, s).steps < getattr(full_recipe, s).steps]
+    short = [f"baseline recipe ({', '.join(short)})"] if short else []
+    levels = {}
+    for variant in variants:
+        mine = short + [k for k in VARIANT_SETTINGS.get(variant, ()) if getattr(ours, k) < getattr(full, k)]
+        levels[variant] = "measurement" if not mine else "smoke: shorter than full in " + "; ".join(mine)
+    return levels
+
+
 def write_report(out_dir) -> Path:
     """Write report.md, figures/*.png and report.html from a study folder; returns the path of report.md."""
     from tether.report_analysis import analysis_sections
@@ -381,7 +423,9 @@ def write_report(out_dir) -> Path:
         "Each cell: mean over seeds ± 95% interval (percent, except the MMHal score on 0–6); for a method, "
         "below (in brackets in Markdown): its paired difference against the baseline on the same seed and "
         "world, with its interval and a verdict. Higher is better except CHAIR_i/CHAIR_s, the MMHal "
-        "hallucination rate and SHR; the POPE yes-ratio is best near 50%."
+        "hallucination rate and SHR; the POPE yes-ratio is best near 50%. The last column says whether a row is "
+        "a measurement (its training at least as long as the full preset's) or a smoke-level stage, too short "
+        "to mean anything about the method, naming what is shorter."
     )
     pooled = out_dir / "pooled_from.json"
     if pooled.is_file():
@@ -393,7 +437,7 @@ def write_report(out_dir) -> Path:
         Section(
             f"tether study: preset `{preset['name']}`, seeds {preset['seeds']}",
             reading,
-            [variant_table(summary, HEADLINE)],
+            [variant_table(summary, HEADLINE, levels=row_levels(preset, summary))],
             level=1,
         ),
         *([claims] if claims else []),

@@ -70,12 +70,21 @@ def seeds_for_power(
     ``sd`` of the differences (None if not even ``most`` seeds do)."""
     if effect == 0:
         return None
-    n = 2
-    while paired_t_power(effect, sd, n, alpha) < power:
-        n += 1
-        if n > most:
+
+    def enough(n: int) -> bool:
+        return paired_t_power(effect, sd, n, alpha) >= power
+
+    # power grows with n: double until it is enough, then bisect
+    high = 2
+    while not enough(high):
+        if high >= most:
             return None
-    return n
+        high = min(2 * high, most)
+    low = max(2, high // 2)
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle + 1, high)
+    return high
 
 
 def bootstrap_interval(
