@@ -113,3 +113,10 @@ def test_one_seed_gets_a_paired_bootstrap_over_items(tmp_path):
 def _records(folder: Path) -> list[dict]:
     path = folder / "pope_adversarial" / "samples.jsonl" if folder.name != "samples.jsonl" else folder
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_html_colours_each_verdict():
+    from tether.report import html_table
+
+    html = html_table(claims_section(METRICS).tables[0])
+    assert "<span class='helps'>reproduced</span>" in html

@@ -203,11 +203,12 @@ def html_table(table: Table) -> str:
     def td(cell):
         if isinstance(cell, str):
             return f"<td{_num(cell)}>{html.escape(cell)}</td>"
-        note = (
-            cell.note
-            and f"<br><small class='{cell.verdict.replace(' ', '-')}'>{html.escape(cell.note)}</small>"
-        )
-        return f"<td{_num(cell.text)}>{html.escape(cell.text)}{note}</td>"
+        css = cell.verdict.replace(" ", "-")
+        text = html.escape(cell.text)
+        if cell.verdict and not cell.note:  # a verdict cell of its own (the claims table) takes its colour
+            text = f"<span class='{css}'>{text}</span>"
+        note = cell.note and f"<br><small class='{css}'>{html.escape(cell.note)}</small>"
+        return f"<td{_num(cell.text)}>{text}{note}</td>"
 
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.head) + "</tr>"
     body = "".join("<tr>" + "".join(td(c) for c in row) + "</tr>" for row in table.rows)
