@@ -1,8 +1,8 @@
 """The study report: ``report.md`` (figures beside it in ``figures/``) and a self-contained ``report.html``.
 
-For each variant and metric: the mean over seeds with its 95% interval (Student t over seeds,
-``tether.stats``; with one seed, no interval is claimed), and the paired difference against the baseline (same seed, same world) with its
-interval. A method "helps" on a metric only when the whole interval of its paired difference lies on the
+For each variant and metric: the mean over seeds with its 95% interval (Student t over seeds, ``tether.stats``;
+with one seed, no interval is claimed), and the paired difference against the baseline (same seed, same world)
+with its interval. A method "helps" on a metric only when the whole interval of its paired difference lies on the
 good side of zero; the report says so in words, and says so too when it does not help.
 
 The report is built as a list of ``Section``s (a paragraph, tables, a figure, bullet notes) rendered twice,
