@@ -20,7 +20,8 @@ def _verdict(diffs, higher, paper_effect=None):
 
 
 def test_verdicts_by_hand():
-    # [1, 2, 3]: mean 2, interval 4.303 · 1 / √3 = 2.48 → crosses zero; sd 1 with 3 seeds detects ≥ 3.264 (noncentrality 5.65)
+    # [1, 2, 3]: mean 2, interval 4.303 · 1 / √3 = 2.48 → crosses zero; sd 1 with 3 seeds detects ≥ 3.264
+    # (noncentrality 3.264 · √3 = 5.65)
     _, interval, sd, detectable = seed_level([1.0, 2.0, 3.0])
     assert interval == pytest.approx((2 - 2.4842, 2 + 2.4842), abs=1e-4) and sd == 1.0
     assert detectable == pytest.approx(3.264, abs=1e-3)
@@ -100,8 +101,8 @@ def test_one_seed_gets_a_paired_bootstrap_over_items(tmp_path):
         200, lambda i: pope_metrics([a[j] for j in i])["f1"] - pope_metrics([b[j] for j in i])["f1"], seed=0
     )
     assert (
-        row[4]
-        == f"{(f1['ha_dpo'] - f1['baseline']) * 100:+.1f} [{low[0] * 100:+.1f}, {high[0] * 100:+.1f}] (200 items, one seed)"
+        row[4] == f"{(f1['ha_dpo'] - f1['baseline']) * 100:+.1f} [{low[0] * 100:+.1f}, {high[0] * 100:+.1f}]"
+        " (200 items, one seed)"
     )
     assert low[0] > 0
     # a pooled folder has no items on disk: one seed stays without a claim

@@ -1,9 +1,9 @@
 """The study report: ``report.md`` (figures beside it in ``figures/``) and a self-contained ``report.html``.
 
-For each variant and metric: the mean over seeds with its 95% interval (Student t over seeds, ``tether.stats``;
-with one seed, no interval is claimed), and the paired difference against the baseline (same seed, same world)
-with its interval. A method "helps" on a metric only when the whole interval of its paired difference lies on the
-good side of zero; the report says so in words, and says so too when it does not help.
+For each variant and metric: the mean over seeds with its 95% interval (Student t over seeds,
+``tether.stats``; with one seed, no interval is claimed), and the paired difference against the baseline
+(same seed, same world) with its interval. A method "helps" on a metric only when the whole interval of its
+paired difference lies on the good side of zero; the report says so in words, and says so too when it does not help.
 
 The report is built as a list of ``Section``s (a paragraph, tables, a figure, bullet notes) rendered twice,
 to Markdown and to HTML; the analysis sections (modality gap, attention share, SSL, reward model) live in
@@ -424,9 +424,9 @@ def write_report(out_dir) -> Path:
         "Each cell: mean over seeds ± 95% interval (percent, except the MMHal score on 0–6); for a method, "
         "below (in brackets in Markdown): its paired difference against the baseline on the same seed and "
         "world, with its interval and a verdict. Higher is better except CHAIR_i/CHAIR_s, the MMHal "
-        "hallucination rate and SHR; the POPE yes-ratio is best near 50%. The last column says whether a row is "
-        "a measurement (its training at least as long as the full preset's) or a smoke-level stage, too short "
-        "to mean anything about the method, naming what is shorter."
+        "hallucination rate and SHR; the POPE yes-ratio is best near 50%. The last column says whether a "
+        "row is a measurement (its training at least as long as the full preset's) or a smoke-level stage, "
+        "too short to mean anything about the method, naming what is shorter."
     )
     pooled = out_dir / "pooled_from.json"
     if pooled.is_file():

@@ -263,13 +263,13 @@ def claims_section(metrics: dict, out_dir=None) -> Section | None:
     if not rows:
         return None
     text = (
-        "Each row: a paper's claim as the study measures it (the paired difference a − b per seed), how many "
-        "seeds go the claimed way, the mean difference with its 95% interval, the effect the paper reported in "
-        "the same metric where it gave one (docs/study.md cites each), and the smallest effect this study "
-        f"detects with {POWER:.0%} power at its number of seeds, from the observed spread of the differences "
-        "(percentage points; MMHal score and centroid distance as they are). 'reproduced' only where the whole "
-        "interval lies on the claimed side; 'inconclusive' where the paper's effect is below what the study can "
-        "detect."
+        "Each row: a paper's claim as the study measures it (the paired difference a − b per seed), how "
+        "many seeds go the claimed way, the mean difference with its 95% interval, the effect the paper "
+        "reported in the same metric where it gave one (docs/study.md cites each), and the smallest effect "
+        f"this study detects with {POWER:.0%} power at its number of seeds, from the observed spread of the "
+        "differences (percentage points; MMHal score and centroid distance as they are). 'reproduced' only "
+        "where the whole interval lies on the claimed side; 'inconclusive' where the paper's effect is below "
+        "what the study can detect."
     )
     if item_rows:
         text += (
@@ -310,7 +310,8 @@ def claims_section(metrics: dict, out_dir=None) -> Section | None:
             "direction only), given the observed spread."
         )
     sources = [
-        f"{claim.paper}, {claim.text}: {fmt(claim.paper_effect, key=claim.a[1], signed=True)} ({claim.source})"
+        f"{claim.paper}, {claim.text}: {fmt(claim.paper_effect, key=claim.a[1], signed=True)} "
+        f"({claim.source})"
         for claim in CLAIMS
         if claim.paper_effect is not None and any(row[1] == claim.text for row in rows)
     ]

@@ -1,11 +1,12 @@
 """The statistics of the study report, from ``scipy.stats``: t intervals over seeds, bootstrap intervals over
 items, and the power of the paired comparison a verdict rests on.
 
-A verdict compares a method with what it is claimed to beat on the same seeds: the paired differences ``a − b``
-go through a two-sided one-sample t test at 5% (equivalently, the 95% t interval of their mean excludes 0).
-Its power against an effect ``d`` with ``n`` seeds whose differences spread with standard deviation ``s`` comes
-from the noncentral t distribution (noncentrality ``d·√n / s``); the minimal detectable effect is the ``d`` that
-power reaches 80% at, and ``seeds_for_power`` the fewest seeds that detect a given ``d``.
+A verdict compares a method with what it is claimed to beat on the same seeds: the paired differences
+``a − b`` go through a two-sided one-sample t test at 5% (equivalently, the 95% t interval of their mean
+excludes 0). Its power against an effect ``d`` with ``n`` seeds whose differences spread with standard
+deviation ``s`` comes from the noncentral t distribution (noncentrality ``d·√n / s``); the minimal detectable
+effect is the ``d`` that power reaches 80% at, and ``seeds_for_power`` the fewest seeds that detect a given
+``d``.
 """
 
 from __future__ import annotations
