@@ -231,7 +231,7 @@ def claims_section(metrics: dict, out_dir=None) -> Section | None:
             continue
         key = claim.a[1]
         mean, interval, sd, detectable = seed_level(diffs)
-        level = f"{len(diffs)} seeds"
+        level = f"{len(diffs)} seed" + ("s" if len(diffs) > 1 else "")
         if interval is None and out_dir is not None:
             seed = next(s for s in sorted(metrics) if claim_differences({s: metrics[s]}, claim))
             found = item_level(Path(out_dir), seed, claim)
