@@ -61,7 +61,12 @@ SIZES = {
     "dpo": {"train.max_steps": 2},
     "reward": {"train.max_steps": 2},
     "ssl": {"train.max_steps": 2, "pseudo.max_new_tokens": 6},
-    "ppo": {"train.max_steps": 1, "ppo.rollout_batch_size": 4, "ppo.mini_batch_size": 2, "ppo.max_new_tokens": 6},
+    "ppo": {
+        "train.max_steps": 1,
+        "ppo.rollout_batch_size": 4,
+        "ppo.mini_batch_size": 2,
+        "ppo.max_new_tokens": 6,
+    },
 }
 SMALL_WORLD = [
     "n_train=16",
@@ -166,8 +171,10 @@ def _run_trainer(config: Path, verb: str, request) -> None:
         request.getfixturevalue("reward_model")
     AcceleratorState._reset_state(reset_partial_state=True)
     overrides = recipe_overrides(config, verb)
-    if importlib.util.find_spec("tensorboard") is None:
-        overrides += ["--set", "train.report_to=[none]"]  # an optional logger; the rest of the recipe still runs
+    if (
+        importlib.util.find_spec("tensorboard") is None
+    ):  # an optional logger: the rest of the recipe still runs
+        overrides += ["--set", "train.report_to=[none]"]
     tether("train", verb, "--config", config, *overrides)
     output_dir = _shipped(yaml.safe_load(config.read_text()), "train.output_dir")
     assert (Path(output_dir) / "model").is_dir() or (Path(output_dir) / "reward_model").is_dir()
@@ -176,10 +183,13 @@ def _run_trainer(config: Path, verb: str, request) -> None:
 def _run_world(config: Path, tmp_path: Path) -> None:
     raw = yaml.safe_load(config.read_text())
     sets = SMALL_WORLD + (["n_pref=2"] if raw.get("n_pref") else [])
-    tether("world", "build", "--config", config, "--out", tmp_path / "w", *[x for s in sets for x in ("--set", s)])
+    options = [x for s in sets for x in ("--set", s)]
+    tether("world", "build", "--config", config, "--out", tmp_path / "w", *options)
     built = yaml.safe_load((tmp_path / "w" / "world.json").read_text())["config"]
     resized = {s.partition("=")[0] for s in sets}
-    assert {k: built[k] for k in raw if k not in resized} == {k: v for k, v in raw.items() if k not in resized}
+    assert {k: built[k] for k in raw if k not in resized} == {
+        k: v for k, v in raw.items() if k not in resized
+    }
 
 
 def _run_accelerate(config: Path) -> None:
@@ -205,7 +215,9 @@ def _run_judge(config: Path, tmp_path: Path, lab: Path, monkeypatch) -> None:
             "--out", tmp_path / "mmhal", "--max-new-tokens", 4, "--no-progress",
         )  # fmt: skip
         items = json.loads((lab / WORLD / "bench/mmhal/mmhal_world.json").read_text())
-        assert len(server.requests) == len(items) and all(r["body"]["model"] == raw["model"] for r in server.requests)
+        assert len(server.requests) == len(items) and all(
+            r["body"]["model"] == raw["model"] for r in server.requests
+        )
     results = json.loads((tmp_path / "mmhal" / "results.json").read_text())
     assert results["metrics"]["average_score"] == 5.0
 

@@ -108,7 +108,9 @@ def _image(raw: dict, path, line) -> str | None:
     if image is None and "images" in raw:
         images = raw["images"]
         if not isinstance(images, list) or len(images) != 1:
-            raise DataError("field 'images' must list exactly one image file (one image per pair)", path, line)
+            raise DataError(
+                "field 'images' must list exactly one image file (one image per pair)", path, line
+            )
         image = images[0]
     if image is not None and (not isinstance(image, str) or not image):
         raise DataError("field 'image' must be a file name", path, line)
@@ -199,7 +201,11 @@ def _parse_prompt(raw: dict, captions, path, line) -> PromptRecord:
         )
     # tether's prompt, a QA record's question, a POPE question's text (its label is the answer)
     prompt_key, answer_key = next(
-        (keys for keys in (("prompt", "answer"), ("question", "answer"), ("text", "label")) if keys[0] in raw),
+        (
+            keys
+            for keys in (("prompt", "answer"), ("question", "answer"), ("text", "label"))
+            if keys[0] in raw
+        ),
         ("prompt", "answer"),
     )
     answer = raw.get(answer_key)

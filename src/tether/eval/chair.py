@@ -168,9 +168,7 @@ class Chair(Benchmark):
             wanted = _questions(questions)
         else:
             ids = data["images"].keys() if image_ids is None else [str(i) for i in image_ids]
-            wanted = [
-                (i, image_pattern.format(image_id=int(i) if i.isdigit() else i), prompt) for i in ids
-            ]
+            wanted = [(i, image_pattern.format(image_id=int(i) if i.isdigit() else i), prompt) for i in ids]
         items = []
         for image_id, image, image_prompt in wanted:
             if image_id not in data["images"]:

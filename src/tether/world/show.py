@@ -11,7 +11,17 @@ from tether.world.texts import IMAGE_TOKEN, world_words
 from tether.world.vocab import split_words
 
 # the fields of the world's text and benchmark files that hold words a model reads (not file names or ids)
-TEXT_FIELDS = ("caption", "description", "question", "answer", "text", "prompt", "value", "query", "gt_answer")
+TEXT_FIELDS = (
+    "caption",
+    "description",
+    "question",
+    "answer",
+    "text",
+    "prompt",
+    "value",
+    "query",
+    "gt_answer",
+)
 
 
 def require_world(world_dir) -> Path:
