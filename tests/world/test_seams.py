@@ -13,7 +13,7 @@ from conftest import REPO
 from tether.cli import main
 from tether.data.negatives import load_negatives
 from tether.data.rlhf import load_preference_records, load_prompt_records
-from tether.data.sft import CAPTION_PROMPT, DESCRIPTION_PROMPT, load_sft_records
+from tether.data.sft import load_sft_records
 from tether.methods.hacl import attach_negatives
 from tether.world import vocab
 from tether.world.exports import POPE_QUESTION
@@ -67,6 +67,8 @@ def test_a_model_that_meets_unknown_tokens_warns_with_their_share(tiny_models, c
 
 
 def test_sft_and_hacl_read_the_world_captions(smoke_world, tmp_path):
+    from tether.data.sft import CAPTION_PROMPT, DESCRIPTION_PROMPT
+
     text = smoke_world / "text"
     captions = [json.loads(line) for line in (text / "train_captions.jsonl").read_text().splitlines()]
     records = load_sft_records(text / "train_captions.jsonl")
