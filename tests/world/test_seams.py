@@ -140,3 +140,16 @@ def test_rlhf_trainers_read_the_world_questions_and_answer_pairs(smoke_world, tm
         "test_0.png",
         *list(pair.values())[:3],
     )
+
+
+def test_eval_amber_reads_the_world_generative_export(smoke_world):
+    from tether.eval.amber import Amber
+
+    amber = smoke_world / "bench" / "amber"
+    benchmark = Amber()
+    items = benchmark.load_items(amber / "query_generative.json", annotations=amber / "annotations.json")
+    # one true shape and the absent shape the bias predicts most: half of the nouns are hallucinated
+    answers = {i.id: f"There is a {i.meta['truth'][0]} and a {i.meta['hallu'][0]}." for i in items}
+    metrics = benchmark.score(items, answers).metrics
+    assert metrics["generative/n"] == len(items) > 0
+    assert metrics["generative/chair"] == 0.5 and metrics["generative/hal"] == 1.0
