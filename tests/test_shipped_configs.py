@@ -235,4 +235,6 @@ def test_config_runs_as_shipped_on_the_world(config, tmp_path, request, monkeypa
         request.getfixturevalue("in_lab")
         _run_trainer(config, trainer_of(config), request)
     else:
-        pytest.fail(f"{config}: no command here runs this config; add its folder to tests/test_configs.py")
+        pytest.fail(
+            f"{config}: no command here runs this config; add its folder to tests/test_shipped_configs.py"
+        )
