@@ -153,3 +153,18 @@ def test_eval_amber_reads_the_world_generative_export(smoke_world):
     metrics = benchmark.score(items, answers).metrics
     assert metrics["generative/n"] == len(items) > 0
     assert metrics["generative/chair"] == 0.5 and metrics["generative/hal"] == 1.0
+
+
+def test_the_world_vocabulary_is_world_words_plus_any_other_word_of_the_folder(smoke_world, tmp_path):
+    from tether.world.show import world_vocabulary
+    from tether.world.texts import world_words
+
+    assert world_vocabulary(smoke_world) == world_words()  # the built world says nothing beyond its templates
+    (tmp_path / "world.json").write_text("{}")
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "train_captions.jsonl").write_text(
+        '{"image": "zebra_0.png", "caption": "A zebra."}\n'
+    )
+    (tmp_path / "bench" / "mmhal").mkdir(parents=True)
+    (tmp_path / "bench" / "mmhal" / "m.json").write_text('[{"question": "What is the okapi?"}]')
+    assert world_vocabulary(tmp_path) == world_words() + ["okapi", "zebra"]

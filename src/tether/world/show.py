@@ -4,7 +4,7 @@ its files (`tether models tiny --for-world`)."""
 import json
 from pathlib import Path
 
-from tether.data.io import iter_jsonl, read_records
+from tether.data.io import iter_jsonl, read_json, read_records, read_text_lines
 from tether.errors import TetherError
 from tether.world.scene import Scene
 from tether.world.texts import IMAGE_TOKEN, world_words
@@ -43,12 +43,15 @@ def world_vocabulary(world_dir) -> list[str]:
     """``world_words()``, then any other word of the world's text and benchmark JSONL files (a world written by
     another tether version may say more), in ``split_words`` tokens: a tiny model's vocabulary for the world."""
     known = world_words()
-    extra: set[str] = set()
     world = require_world(world_dir)
-    for path in sorted([*(world / "text").glob("*.jsonl"), *(world / "bench").glob("*/*.jsonl")]):
-        for _, record in read_records(path):
-            for text in _text_values(record):
-                extra.update(split_words(text.replace(IMAGE_TOKEN, " ")))
+    texts = []
+    for path in sorted([*(world / "text").glob("*.jsonl"), *(world / "bench").glob("*/*.json*")]):
+        data = read_json(path) if path.suffix == ".json" else [record for _, record in read_records(path)]
+        if isinstance(data, list):  # records (not the ground-truth and synonym tables)
+            texts += [text for record in data if isinstance(record, dict) for text in _text_values(record)]
+    for path in sorted((world / "bench").glob("mme/*/questions_answers_YN/*.txt")):
+        texts += read_text_lines(path)
+    extra = {word for text in texts for word in split_words(text.replace(IMAGE_TOKEN, " "))}
     return known + sorted(extra - set(known))
 
 
