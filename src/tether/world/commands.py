@@ -1,4 +1,4 @@
-"""`tether world ...`: build a synthetic world folder, show one of its scenes."""
+"""`tether world ...`: build a synthetic world folder, train the baseline recipe on it, show one of its scenes."""
 
 from tether.cli import add_overrides_option, add_set_option
 
