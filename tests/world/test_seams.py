@@ -27,29 +27,44 @@ def tether(*args) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_models(smoke_world, tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("tiny")
-    tether("models", "tiny", "--out", root / "default")
-    tether("models", "tiny", "--for-world", smoke_world, "--out", root / "world")
-    return {"default": root / "default", "world": root / "world"}
+def default_tiny(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "default"
+    tether("models", "tiny", "--out", out)
+    return out
 
 
-def test_a_tiny_model_for_the_world_reads_every_pope_wording_and_caption(smoke_world, tiny_models):
-    default = PreTrainedTokenizerFast.from_pretrained(tiny_models["default"])
+@pytest.fixture(scope="module")
+def world_tiny(smoke_world, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "world"
+    tether("models", "tiny", "--for-world", smoke_world, "--out", out)
+    return out
+
+
+def test_a_tiny_model_for_the_world_reads_every_pope_wording_and_caption(
+    smoke_world, default_tiny, world_tiny
+):
+    default = PreTrainedTokenizerFast.from_pretrained(default_tiny)
     assert len({tuple(default(q).input_ids) for q in POPE_WORDINGS}) == 1  # the problem: one sequence for 8
 
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(tiny_models["world"])
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(world_tiny)
     assert len({tuple(tokenizer(q).input_ids) for q in POPE_WORDINGS}) == len(vocab.SHAPES)
     lines = (smoke_world / "text" / "train_captions.jsonl").read_text().splitlines()
     captions = [json.loads(line)["caption"] for line in lines]
     assert sum(tokenizer(c).input_ids.count(tokenizer.unk_token_id) for c in captions) == 0
     assert sum(default(c).input_ids.count(default.unk_token_id) for c in captions) > 0
 
-
-def test_a_model_that_meets_unknown_tokens_warns_with_their_share(tiny_models, caplog):
+    # and the model meets no unknown token in the shared encode path
     from tether.models import load
 
-    vlm = load(tiny_models["default"])
+    world_vlm = load(world_tiny)
+    world_vlm.encode(None, POPE_WORDINGS + captions)
+    assert world_vlm.unknown_tokens.unknown == 0 and world_vlm.unknown_tokens.tokens > 0
+
+
+def test_a_model_that_meets_unknown_tokens_warns_with_their_share(default_tiny, caplog):
+    from tether.models import load
+
+    vlm = load(default_tiny)
     with caplog.at_level(logging.WARNING, logger="tether.models.unknown_tokens"):
         vlm.encode(None, POPE_WORDINGS)
     ids = [vlm.tokenizer(vlm.prompt_text(q, with_image=False)).input_ids for q in POPE_WORDINGS]
@@ -59,11 +74,10 @@ def test_a_model_that_meets_unknown_tokens_warns_with_their_share(tiny_models, c
     assert f"{100 * unknown / total:.1f}% of the text tokens" in warning.getMessage()
     assert f"({unknown} of {total})" in warning.getMessage() and "'star'" in warning.getMessage()
 
-    caplog.clear()
-    world_vlm = load(tiny_models["world"])
+    caplog.clear()  # once per model
     with caplog.at_level(logging.WARNING, logger="tether.models.unknown_tokens"):
-        world_vlm.encode(None, POPE_WORDINGS)
-    assert caplog.records == [] and world_vlm.unknown_tokens.unknown == 0
+        vlm.encode(None, POPE_WORDINGS)
+    assert caplog.records == []
 
 
 def test_sft_and_hacl_read_the_world_captions(smoke_world, tmp_path):
@@ -97,7 +111,7 @@ def test_the_hacl_tiny_config_names_files_the_world_writes(smoke_world):
 
 
 def test_chair_run_takes_the_world_images_and_prompts_from_its_question_file(
-    smoke_world, tiny_models, tmp_path, monkeypatch
+    smoke_world, default_tiny, tmp_path, monkeypatch
 ):
     from tether.models.adapter import VisionLanguageModel
 
@@ -111,7 +125,7 @@ def test_chair_run_takes_the_world_images_and_prompts_from_its_question_file(
     monkeypatch.setattr(VisionLanguageModel, "prompt_text", recording)
     chair = smoke_world / "bench" / "chair"
     tether(
-        "eval", "chair", "run", "--model", tiny_models["world"], "--gt", chair / "gt_objects.json",
+        "eval", "chair", "run", "--model", default_tiny, "--gt", chair / "gt_objects.json",
         "--synonyms", chair / "synonyms.txt", "--questions", chair / "questions.jsonl",
         "--images", smoke_world / "images", "--max-new-tokens", 2, "--out", tmp_path / "chair", "--no-progress",
     )  # fmt: skip
