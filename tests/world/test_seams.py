@@ -9,7 +9,6 @@ import pytest
 import yaml
 from transformers import PreTrainedTokenizerFast
 
-from conftest import REPO
 from tether.cli import main
 from tether.data.negatives import load_negatives
 from tether.data.rlhf import load_preference_records, load_prompt_records
@@ -19,6 +18,7 @@ from tether.world import vocab
 from tether.world.exports import POPE_QUESTION
 from tether.world.texts import DETAIL_PROMPT
 
+REPO = Path(__file__).resolve().parents[2]
 POPE_WORDINGS = [POPE_QUESTION.format(name=shape) for shape in vocab.SHAPES]
 
 
