@@ -54,7 +54,8 @@ def training_arguments(
         seed=settings.seed,
         data_seed=settings.seed,
         bf16=settings.bf16,
-        activation_checkpointing=settings.gradient_checkpointing,
+        # not the Trainer's activation_checkpointing: it calls the method module, which is no HF model
+        # (``enable_activation_checkpointing`` reaches the models inside)
         dataloader_pin_memory=torch.cuda.is_available(),
         # without it, accelerate does not set up multi-process CPU (gloo) training under torchrun
         use_cpu=model_device == "cpu" or not torch.cuda.is_available(),
@@ -189,6 +190,8 @@ def run_training(
     if expected and int(expected) != args.world_size:
         # `accelerate launch --cpu --num_processes 2` has been seen to start one process silently
         raise TetherError(f"launched for {expected} processes but training runs in {args.world_size}")
+    if settings.gradient_checkpointing:
+        enable_activation_checkpointing(module)
     trainer = TetherTrainer(
         model=module, args=args, train_dataset=dataset, data_collator=collator, callbacks=callbacks
     )
@@ -199,6 +202,18 @@ def run_training(
             logger.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
     return trainer
+
+
+def enable_activation_checkpointing(module: torch.nn.Module) -> None:
+    """Recompute activations in the backward pass in every Hugging Face model a method module holds.
+
+    Non-reentrant checkpointing: it needs no input that requires grad, so frozen embeddings under LoRA work.
+    """
+    from transformers import PreTrainedModel
+
+    for sub in module.modules():
+        if isinstance(sub, PreTrainedModel) and sub.supports_gradient_checkpointing:
+            sub.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
 
 def last_complete_checkpoint(output_dir, last_file: str) -> str | None:
