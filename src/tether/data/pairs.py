@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tether.data.images import open_image
-from tether.data.io import SkipLog, append_jsonl, parse_records, require_fields
+from tether.data.io import SkipLog, append_jsonl, parse_records, require_fields, write_text
 from tether.errors import DataError
 from tether.eval.shr import split_sentences
 from tether.models.decoding import DecodingSettings
@@ -225,7 +224,5 @@ def _finished_images(out_path: Path) -> set[str]:
 
 
 def _rewrite_lines(path: Path, lines: list[str]) -> None:
-    """Atomically: a kill during the rewrite leaves the old file, never half of it."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
+    """Atomically: a kill during the rewrite leaves the old file, never half of it (through a symlink)."""
+    write_text(path, "".join(line + "\n" for line in lines))

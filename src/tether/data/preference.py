@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import SkipLog, read_json, read_records, write_jsonl
+from tether.data.io import SkipLog, read_json, read_records, readable, write_jsonl
 from tether.errors import DataError, TetherError
 
 FORMATS = ("tether", "hadpo_desc", "hadpo_pope", "llava_rlhf", "rlaif_v")
@@ -136,9 +136,7 @@ class _Skip(Exception):
 
 def _hadpo_desc_dict(path: Path) -> dict | None:
     """The file as a dict of per-image dicts if it is one JSON object of that shape, else None (JSONL...)."""
-    if not path.is_file():
-        raise DataError("file not found", path)
-    with open(path, "rb") as f:
+    with open(readable(path), "rb") as f:
         if not f.read(4096).lstrip().startswith(b"{"):
             return None
     try:

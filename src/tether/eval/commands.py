@@ -228,6 +228,12 @@ def _add_run_options(p) -> None:
         "--skip-invalid", action="store_true", help="skip and count items whose image is missing or bad"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the answers in --out when they come from another model, data, mode, decoding or judge "
+        "(without it such a rerun is refused; the same inputs resume)",
+    )
 
 
 # ---- loading ---------------------------------------------------------------------------------------
@@ -392,6 +398,7 @@ def _run(args) -> int:
         seed=args.seed,
         skip_invalid=args.skip_invalid,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     for name, value in score.metrics.items():
         print(f"{name:>16}: {value:.4f}" if isinstance(value, float) else f"{name:>16}: {value}")

@@ -16,6 +16,7 @@ rewritten with the scored records (a superset of those fields) next to ``results
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import defaultdict
@@ -26,7 +27,8 @@ import torch
 from tether.data.images import open_image
 from tether.data.io import SkipLog, append_jsonl
 from tether.errors import DataError, TetherError
-from tether.eval.results import SAMPLES_FILE, write_results
+from tether.eval.results import RESULTS_FILE, SAMPLES_FILE, write_results
+from tether.fingerprints import MARKER, claim_output, file_identity, model_identity
 from tether.models.decoding import DecodingSettings
 from tether.models.vllm_backend import BACKENDS, generator
 
@@ -85,10 +87,13 @@ def run_benchmark(
     progress: bool = True,
     batch_size: int | None = None,
     backend: str = "hf",
+    overwrite: bool = False,
 ):
     """Answer ``items`` with the model, score them with ``benchmark`` and write results to ``out_dir``.
 
-    ``backend`` generates through Hugging Face (``hf``) or vLLM (``vllm``, generate mode only)."""
+    ``backend`` generates through Hugging Face (``hf``) or vLLM (``vllm``, generate mode only). ``out_dir``
+    records what its answers come from (``fingerprint.json``): a rerun with the same model, items, mode,
+    decoding and judge resumes; another one is refused unless ``overwrite``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings, default_batch = _decoding(decoding)
@@ -104,6 +109,14 @@ def run_benchmark(
     if benchmark.needs_judge and judge is None:
         raise TetherError(f"{benchmark.name} needs a judge (see --judge-* options)")
 
+    model_name = str(model_path) if model_path is not None else getattr(vlm, "path", None)
+    claim_output(
+        out_dir / MARKER,
+        answer_inputs(benchmark, items, model_name, data_file, images_root, mode, backend, settings, judge),
+        produced=[out_dir / SAMPLES_FILE, out_dir / RESULTS_FILE],
+        overwrite=overwrite,
+        what="answers",
+    )
     samples_path = out_dir / SAMPLES_FILE
     answers = read_finished(samples_path)
     todo = [item for item in items if item.id not in answers]
@@ -133,7 +146,6 @@ def run_benchmark(
     if skips.skipped:
         score.notes["skipped_items"] = skips.skipped
         score.notes["skip_reasons"] = skips.reasons
-    model_name = str(model_path) if model_path is not None else getattr(vlm, "path", None)
     write_results(
         out_dir,
         benchmark.name,
@@ -146,6 +158,27 @@ def run_benchmark(
         seed=seed,
     )
     return score
+
+
+def answer_inputs(
+    benchmark, items, model_name, data_file, images_root, mode, backend, settings, judge
+) -> dict:
+    """What the answers of a run depend on (the evaluation folder's fingerprint). The batch size is left
+    out (batched answers equal batch-of-one answers), and so is decoding in fast mode (no decoding)."""
+    items_digest = hashlib.sha256(
+        json.dumps([[item.id, item.image, item.prompt] for item in items]).encode()
+    ).hexdigest()
+    return {
+        "benchmark": benchmark.name,
+        "model": model_identity(model_name),
+        "data": file_identity(data_file),
+        "items": {"count": len(items), "sha256": items_digest},
+        "images": str(images_root),
+        "mode": mode,
+        "backend": backend,
+        "decoding": settings.to_dict() if mode == "generate" else None,
+        "judge": _judge_record(judge),
+    }
 
 
 def _decoding(decoding) -> tuple[DecodingSettings, int]:

@@ -373,12 +373,10 @@ def reference_fingerprint(
     model_path, dtype: str, pairs: Sequence[PreferenceRecord], images_root, max_length: int | None
 ) -> str:
     """Hash of what reference log-probs depend on: checkpoint files, dtype, pairs, their images, max_length."""
+    from tether.fingerprints import model_digest
+
     digest = hashlib.sha256(CACHE_VERSION.encode())
-    model_dir = Path(model_path)
-    for path in sorted(p for p in model_dir.iterdir() if p.is_file()):
-        digest.update(path.name.encode())
-        with open(path, "rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
+    digest.update(bytes.fromhex(model_digest(model_path)))
     digest.update(json.dumps({"dtype": dtype, "max_length": max_length}).encode())
     root = Path(images_root)
     seen: set[str] = set()

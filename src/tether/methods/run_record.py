@@ -46,19 +46,6 @@ def write_run_record(
     return path
 
 
-def fingerprint(*parts) -> str:
-    """A cached stage's key: a file path among ``parts`` counts by its bytes, anything else by its JSON."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, Path) and part.is_file():
-            digest.update(part.read_bytes())
-        else:
-            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
-
-
 def start_stage(folder, fingerprint: str) -> None:
     """Prepare a cached stage's folder: an interrupted run of the *same* settings keeps its checkpoints
     (training resumes), one of other settings is removed so that it cannot be resumed by mistake."""
