@@ -119,14 +119,37 @@ def is_main_process() -> bool:
 
 
 class OutputClaim:
-    """An output claimed for a run: ``marker`` holds its inputs; ``finished`` says a run completed into it."""
+    """An output claimed for a run: ``marker`` holds its inputs; ``finished`` says a run completed into it.
 
-    def __init__(self, marker: Path, inputs: dict, fresh: bool, finished: bool):
+    ``start()`` removes what ``--overwrite`` replaces and writes the marker; it is called before the run
+    writes its first output (for training: once data and settings have been checked, so that a refused
+    config leaves no folder behind)."""
+
+    def __init__(self, marker: Path, inputs: dict, fresh: bool, finished: bool, replaced: list[Path]):
         self.marker, self.inputs, self.fresh, self.finished = marker, inputs, fresh, finished
+        self.replaced = replaced
+        self.started = not fresh
+
+    def start(self) -> None:
+        from tether.data.io import write_json
+
+        if self.started:
+            return
+        if is_main_process():
+            for path in self.replaced:
+                logger.info("--overwrite: removing %s", path)
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                elif not _is_special(path):
+                    path.unlink()
+            write_json(self.marker, {"fingerprint": fingerprint(self.inputs), "inputs": self.inputs,
+                                     "finished": False})  # fmt: skip
+        self.started = True
 
     def mark_finished(self, **extra) -> None:
         from tether.data.io import write_json
 
+        self.start()
         if is_main_process():
             write_json(self.marker, {"fingerprint": fingerprint(self.inputs), "inputs": self.inputs,
                                      "finished": True, **extra})  # fmt: skip
@@ -141,20 +164,20 @@ def claim_output(
     overwrite: bool = False,
     what: str = "output",
     overwrite_hint: str = "--overwrite",
+    start: bool = True,
 ) -> OutputClaim:
-    """Check an output's recorded inputs against this run's ``inputs`` and record them.
+    """Check an output's recorded inputs against this run's ``inputs`` and (with ``start``) record them.
 
     ``produced``: the files and folders a run leaves there (checked for output made without a marker, and
     removed by ``overwrite``). Same inputs: the claim says whether the earlier run finished (the caller then
     does nothing) or not (it resumes). Other inputs, or output without a marker: a ``TetherError`` naming the
     difference, unless ``overwrite``, which removes the produced files and starts fresh.
     """
-    from tether.data.io import read_json, write_json
+    from tether.data.io import read_json
 
     marker = Path(marker)
     inputs = json.loads(json.dumps(inputs, default=str))  # plain JSON, as it will read back
-    produced = [Path(p) for p in produced]
-    existing = [p for p in produced if p.exists() or p.is_symlink()]
+    existing = [p for p in map(Path, produced) if p.exists() or p.is_symlink()]
     recorded = {}
     if marker.is_file():
         try:
@@ -164,28 +187,21 @@ def claim_output(
         if not isinstance(recorded, dict):
             recorded = {}
     if recorded.get("fingerprint") == fingerprint(inputs) and recorded.get("inputs") == inputs:
-        return OutputClaim(marker, inputs, fresh=False, finished=bool(recorded.get("finished")))
-    if existing:  # a marker alone (a run stopped before its first output) holds nothing to mix with
-        if not overwrite:
-            if recorded.get("inputs"):
-                keys = changed_keys(recorded["inputs"], inputs)
-                reason = f"was made with other {_describe(keys, recorded['inputs'], inputs)}"
-            else:
-                reason = f"holds {what} without a record of what made it ({existing[0].name})"
-            raise TetherError(
-                f"{marker.parent if marker.name == MARKER else marker}: {reason}; "
-                f"pass {overwrite_hint} to replace it, or choose another output"
-            )
-        if is_main_process():
-            for path in existing:
-                logger.info("--overwrite: removing %s", path)
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                elif not _is_special(path):
-                    path.unlink()
-    if is_main_process():
-        write_json(marker, {"fingerprint": fingerprint(inputs), "inputs": inputs, "finished": False})
-    return OutputClaim(marker, inputs, fresh=True, finished=False)
+        return OutputClaim(marker, inputs, False, bool(recorded.get("finished")), [])
+    if existing and not overwrite:  # a marker alone (a run stopped before its first output) holds nothing
+        if recorded.get("inputs"):
+            keys = changed_keys(recorded["inputs"], inputs)
+            reason = f"was made with other {_describe(keys, recorded['inputs'], inputs)}"
+        else:
+            reason = f"holds {what} without a record of what made it ({existing[0].name})"
+        raise TetherError(
+            f"{marker.parent if marker.name == MARKER else marker}: {reason}; "
+            f"pass {overwrite_hint} to replace it, or choose another output"
+        )
+    claim = OutputClaim(marker, inputs, True, False, existing)
+    if start:
+        claim.start()
+    return claim
 
 
 def _is_special(path: Path) -> bool:

@@ -47,6 +47,7 @@ from tether.data.preference import PreferenceRecord
 from tether.errors import TetherError
 from tether.methods.dpo_loss import dpo_sigmoid_loss
 from tether.methods.noise import noise_hook
+from tether.methods.run_record import start_output, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
 
@@ -449,6 +450,7 @@ def load_pairs(config: DPOConfig, skips) -> list[PreferenceRecord]:
     ]
 
 
+@training_run("train dpo")
 def train_dpo(config: DPOConfig):
     """Run DPO from a config; returns the folder of the exported (merged, loadable) model."""
     from tether.data.io import SkipLog
@@ -487,6 +489,7 @@ def train_dpo(config: DPOConfig):
     fingerprint = reference_fingerprint(
         config.model.path, config.model.dtype, pairs, config.data.images, config.data.max_length
     )
+    start_output(config.train.output_dir)
     ref_chosen, ref_rejected, cache_path, cache_hit = cached_reference_logprobs(
         vlm,
         pairs,

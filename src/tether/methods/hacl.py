@@ -33,6 +33,7 @@ from tether.data.sft import SFTRecord
 from tether.errors import TetherError
 from tether.methods.dpo import packed_hidden_states, supports_packing
 from tether.methods.hacl_loss import TEMPERATURE_INIT, LearnableTemperature, hacl_contrastive_loss
+from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.methods.sft import SFTData, SFTModule, next_token_loss
 from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
@@ -299,6 +300,7 @@ def gather_across_processes(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
+@training_run("train hacl")
 def train_hacl(config: HACLConfig):
     """Run HACL from a config; returns the folder of the exported model (heads saved beside the run)."""
     from pathlib import Path

@@ -20,6 +20,7 @@ import torch
 from tether.data.images import open_image
 from tether.data.rlhf import PreferenceRecord
 from tether.methods.reward_loss import pairwise_reward_loss
+from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
 
@@ -215,6 +216,7 @@ def evaluate_reward_model(
     }
 
 
+@training_run("train reward", output="reward_model")
 def train_reward(config: RewardConfig) -> Path:
     """Train a reward model from a config; returns the reward-model folder (``<output_dir>/reward_model``)."""
     from tether.data.io import SkipLog

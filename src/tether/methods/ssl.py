@@ -20,6 +20,7 @@ import torch
 from tether.data.io import SkipLog
 from tether.data.sft import SFTRecord
 from tether.methods.noise import NoiseSettings
+from tether.methods.run_record import start_output, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models.decoding import DecodingSettings
 
@@ -153,6 +154,7 @@ def pseudo_label(
     return [done[(it.image, it.prompt)] for it in items]
 
 
+@training_run("train ssl")
 def train_ssl(config: SSLConfig):
     """Pseudo-label with the teacher, then SFT the noised student on labeled + kept pseudo-labels."""
     from tether.data.sft import load_sft_records
@@ -185,6 +187,7 @@ def train_ssl(config: SSLConfig):
         )
     ]
     pseudo_path = Path(config.pseudo.output or Path(config.train.output_dir) / "pseudo_labels.jsonl")
+    start_output(config.train.output_dir)
     teacher = load(config.pseudo.teacher, dtype=config.model.dtype)
     pseudo = pseudo_label(teacher, items, config.data.images, pseudo_path, config.pseudo)
     del teacher  # the student never needs it; free its memory before training

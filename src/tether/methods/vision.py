@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tether.data.images import open_image
 from tether.data.io import SkipLog, parse_records, require_fields
 from tether.errors import DataError, TetherError
+from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import VisionLanguageModel
 
@@ -149,6 +150,7 @@ class VisionModule(torch.nn.Module):
         return {"loss": loss, "metrics": {"exact_match": exact}}
 
 
+@training_run("train vision")
 def train_vision(config: VisionConfig):
     """Pretrain the vision tower; returns the exported model folder (the head is saved beside it)."""
     from safetensors.torch import save_file
