@@ -106,6 +106,8 @@ def _describe(keys: list[str], before: dict, after: dict) -> str:
     def value(record, dotted):
         for part in dotted.split("."):
             record = record.get(part) if isinstance(record, dict) else None
+        if isinstance(record, dict) and set(record) == {"path", "sha256"}:  # a file: its name and hash
+            return f"{Path(record['path']).name}@{(record['sha256'] or 'none')[:8]}"
         text = json.dumps(record, default=str)
         return text if len(text) <= 40 else text[:37] + "..."
 
@@ -165,13 +167,15 @@ def claim_output(
     what: str = "output",
     overwrite_hint: str = "--overwrite",
     start: bool = True,
+    output=None,
 ) -> OutputClaim:
     """Check an output's recorded inputs against this run's ``inputs`` and (with ``start``) record them.
 
     ``produced``: the files and folders a run leaves there (checked for output made without a marker, and
     removed by ``overwrite``). Same inputs: the claim says whether the earlier run finished (the caller then
     does nothing) or not (it resumes). Other inputs, or output without a marker: a ``TetherError`` naming the
-    difference, unless ``overwrite``, which removes the produced files and starts fresh.
+    difference, unless ``overwrite``, which removes the produced files and starts fresh. ``output`` names
+    the output in messages (default: the marker's folder).
     """
     from tether.data.io import read_json
 
@@ -195,7 +199,7 @@ def claim_output(
         else:
             reason = f"holds {what} without a record of what made it ({existing[0].name})"
         raise TetherError(
-            f"{marker.parent if marker.name == MARKER else marker}: {reason}; "
+            f"{output or marker.parent}: {reason}; "
             f"pass {overwrite_hint} to replace it, or choose another output"
         )
     claim = OutputClaim(marker, inputs, True, False, existing)

@@ -51,7 +51,9 @@ def test_a_finished_run_is_not_trained_again(checkpoint, pair_data, tmp_path, ca
     capsys.readouterr()
     assert dpo(checkpoint, pair_data, out, "--set", "train.learning_rate=5e-3") == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith(f"tether: error: {out}: was made with other config.train.learning_rate (0.01 -> 0.005)")
+    assert error.startswith(
+        f"tether: error: {out}: was made with other config.train.learning_rate (0.01 -> 0.005)"
+    )
     assert "--overwrite" in error and (out / "run.json").read_bytes() == record
 
     assert dpo(checkpoint, pair_data, out, "--set", "train.learning_rate=5e-3", "--overwrite") == 0

@@ -6,6 +6,7 @@ everywhere: ``path:line: what is wrong``, or, with ``skip_invalid=True``, skippe
 
 import atexit
 import json
+import logging
 import os
 import stat
 import tempfile
@@ -13,7 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.errors import DataError
+from tether.errors import DataError, TetherError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +30,24 @@ class SkipLog:
         self.skipped += 1
         if len(self.reasons) < 20:
             self.reasons.append(reason)
+
+    def summary(self, what: str = "records") -> str:
+        """One line for the end of a command: the count and the first reasons."""
+        if not self.skipped:
+            return f"no {what} skipped"
+        shown = "; ".join(self.reasons[:3])
+        more = f"; ... ({len(self.reasons)} reasons kept in the run record)" if len(self.reasons) > 3 else ""
+        return f"{self.skipped} {what} skipped: {shown}{more}"
+
+    def report(self, what: str = "records") -> None:
+        """Log the summary at the end of a command, where a user looks (nothing when nothing was skipped)."""
+        if self.skipped:
+            logger.warning("%s", self.summary(what))
+
+    def require(self, items, message: str, what: str = "records") -> None:
+        """Raise ``TetherError(message)`` when ``items`` is empty, with what was skipped and why."""
+        if not items:
+            raise TetherError(f"{message} ({self.summary(what)})")
 
 
 _SPOOLED: dict[str, Path] = {}
@@ -223,14 +244,28 @@ def resolve_under(root, relative: str, *, path=None, line: int | None = None) ->
     return candidate
 
 
-def parse_records(path, parse, *, skip_invalid: bool = False, skips: SkipLog | None = None) -> list:
+def require_image(images_root, relative: str, path, line: int | None) -> None:
+    """A record's image must exist under the images root: else a ``DataError`` naming the data file and line
+    (found when the data is read, not at the batch that needs it, so ``skip_invalid`` can drop the record)."""
+    if not resolve_under(images_root, relative, path=path, line=line).is_file():
+        raise DataError(f"image '{relative}' not found under {images_root}", path, line)
+
+
+def parse_records(
+    path, parse, *, skip_invalid: bool = False, skips: SkipLog | None = None, images=None
+) -> list:
     """``[parse(record, path, line) for each record of path]``; a DataError from ``parse`` stops the load,
     or with ``skip_invalid`` is counted in ``skips`` and the record dropped. ``parse`` may return a list
-    (one file record giving several items, e.g. a multi-turn conversation)."""
+    (one file record giving several items, e.g. a multi-turn conversation). With ``images`` (a root
+    folder), each item's ``image`` must exist under it (``require_image``)."""
     out = []
     for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
         try:
             parsed = parse(raw, path, line)
+            if images is not None:
+                for item in parsed if isinstance(parsed, list) else [parsed]:
+                    if isinstance(getattr(item, "image", None), str):
+                        require_image(images, item.image, path, line)
         except DataError as e:
             if not skip_invalid:
                 raise

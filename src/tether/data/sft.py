@@ -19,8 +19,11 @@ class SFTRecord:
     response: str
 
 
-def load_sft_records(path, *, skip_invalid: bool = False, skips: SkipLog | None = None) -> list[SFTRecord]:
-    return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips)
+def load_sft_records(
+    path, *, skip_invalid: bool = False, skips: SkipLog | None = None, images=None
+) -> list[SFTRecord]:
+    """SFT records; with ``images`` (the root), a record whose image is missing is a ``path:line`` error."""
+    return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips, images=images)
 
 
 def _text(raw: dict, key: str, path, line) -> str:

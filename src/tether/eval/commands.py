@@ -367,6 +367,8 @@ def _print_score(score, *, as_json: bool) -> None:
     for name, value in score.notes.items():
         if value and name != "skip_reasons":
             print(f"note: {name}: {value}")
+    if score.notes.get("skip_reasons"):
+        print(f"note: skipped because: {'; '.join(score.notes['skip_reasons'][:3])}")
 
 
 def _run(args) -> int:
@@ -402,6 +404,9 @@ def _run(args) -> int:
     )
     for name, value in score.metrics.items():
         print(f"{name:>16}: {value:.4f}" if isinstance(value, float) else f"{name:>16}: {value}")
+    if score.notes.get("skipped_items"):
+        reasons = "; ".join(score.notes["skip_reasons"][:3])
+        print(f"note: {score.notes['skipped_items']} items skipped: {reasons}")
     print(f"results written to {Path(args.out) / 'results.json'}")
     return 0
 

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from tether.data.images import open_image
-from tether.data.preference import PreferenceRecord
+from tether.data.preference import DEFAULT_IMAGE_PATTERN, PreferenceRecord
 from tether.errors import TetherError
 from tether.methods.dpo_loss import dpo_sigmoid_loss
 from tether.methods.noise import noise_hook
@@ -62,7 +62,7 @@ class DPOData:
     train: list[str] = field(default_factory=list)  # preference files (any format of tether.data.preference)
     format: str = "auto"
     images: str = "."  # root that image paths are relative to
-    image_pattern: str = "{image_id}.jpg"  # HA-DPO image ids -> file names under `images`
+    image_pattern: str = DEFAULT_IMAGE_PATTERN  # HA-DPO image ids -> file names under `images` (logged)
     max_length: int | None = None  # per branch (prefix + response); cuts responses only
     skip_invalid: bool = False
     sft_train: list[str] = field(
@@ -446,6 +446,7 @@ def load_pairs(config: DPOConfig, skips) -> list[PreferenceRecord]:
             skip_invalid=config.data.skip_invalid,
             skips=skips,
             image_pattern=config.data.image_pattern,
+            images=config.data.images,
         )
     ]
 
@@ -464,15 +465,20 @@ def train_dpo(config: DPOConfig):
         raise TetherError(f"dpo.sft_target must be 'chosen' or 'data', got {settings.sft_target!r}")
     skips = SkipLog()
     pairs = load_pairs(config, skips)
-    if not pairs:
-        raise TetherError("no preference pairs to train on")
+    skips.require(pairs, "no preference pairs to train on")
     sft_records = []
     if settings.sft_weight and settings.sft_target == "data":
         from tether.data.sft import load_sft_records
 
         if not config.data.sft_train:
             raise TetherError("dpo.sft_target is 'data' but data.sft_train lists no files")
-        sft_records = [r for p in config.data.sft_train for r in load_sft_records(p, skips=skips)]
+        sft_records = [
+            r
+            for p in config.data.sft_train
+            for r in load_sft_records(
+                p, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+            )
+        ]
     torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     from tether.methods.noise import training_noise
@@ -525,4 +531,5 @@ def train_dpo(config: DPOConfig):
                 "reference_fingerprint": fingerprint,
             },
         )
+    skips.report()
     return out

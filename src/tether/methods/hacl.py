@@ -321,7 +321,9 @@ def train_hacl(config: HACLConfig):
     records = [
         r
         for path in config.data.train
-        for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
+        for r in load_sft_records(
+            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+        )
     ]
     text_only = sum(r.image is None for r in records)
     records = [r for r in records if r.image is not None]  # contrast needs an image
@@ -331,6 +333,7 @@ def train_hacl(config: HACLConfig):
         for p in load_negatives(path, skip_invalid=config.data.skip_invalid, skips=skips)
     ]
     examples = attach_negatives(records, pairs)
+    skips.require(examples, "no captioned images to train on")
     with_negative = sum(e.negative is not None for e in examples)
     if config.data.negatives and with_negative == 0:
         raise TetherError(
@@ -372,4 +375,5 @@ def train_hacl(config: HACLConfig):
                 "skip_reasons": skips.reasons,
             },
         )
+    skips.report()
     return out

@@ -505,11 +505,14 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
         r
         for path in config.data.train
         for r in load_prompt_records(
-            path, captions=captions, skip_invalid=config.data.skip_invalid, skips=skips
+            path,
+            captions=captions,
+            skip_invalid=config.data.skip_invalid,
+            skips=skips,
+            images=config.data.images,
         )
     ]
-    if not records:
-        raise TetherError("no PPO prompts to train on")
+    skips.require(records, "no PPO prompts to train on")
     runner = PPORunner(config, score_fn)
     out_dir = Path(config.train.output_dir)
     start_output(out_dir)
@@ -554,4 +557,5 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
                 "history": history,
             },
         )
+    skips.report()
     return out

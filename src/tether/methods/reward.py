@@ -237,11 +237,16 @@ def train_reward(config: RewardConfig) -> Path:
             r
             for p in paths
             for r in load_preference_records(
-                p, captions=captions, skip_invalid=config.data.skip_invalid, skips=skips
+                p,
+                captions=captions,
+                skip_invalid=config.data.skip_invalid,
+                skips=skips,
+                images=config.data.images,
             )
         ]
 
     records, held_out = read(config.data.train), read(config.data.eval)
+    skips.require(records, "no preference pairs to train on")
     torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     reward_model = RewardModel(vlm, use_facts=config.reward.use_facts)
@@ -270,4 +275,5 @@ def train_reward(config: RewardConfig) -> Path:
                 "eval": evaluation,
             },
         )
+    skips.report()
     return out

@@ -194,10 +194,15 @@ def train_sft(config: SFTConfig):
     records = [
         r
         for path in config.data.train
-        for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
+        for r in load_sft_records(
+            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+        )
     ]
+    skips.require(records, "no SFT records to train on")
     extra = {"records": len(records), "skipped": skips.skipped, "skip_reasons": skips.reasons}
-    return fit_sft(config, records, "train sft", timer, extra)
+    out = fit_sft(config, records, "train sft", timer, extra)
+    skips.report()
+    return out
 
 
 def fit_sft(config, records: list[SFTRecord], command: str, timer, extra: dict):

@@ -68,10 +68,16 @@ class UnlabeledItem:
 
 
 def load_unlabeled_items(
-    path, prompts: Sequence[str] = (), *, skip_invalid: bool = False, skips: SkipLog | None = None
+    path,
+    prompts: Sequence[str] = (),
+    *,
+    skip_invalid: bool = False,
+    skips: SkipLog | None = None,
+    images=None,
 ) -> list[UnlabeledItem]:
-    """Items to pseudo-label; an item without a prompt is expanded to one item per entry of ``prompts``."""
-    from tether.data.io import read_records
+    """Items to pseudo-label; an item without a prompt is expanded to one item per entry of ``prompts``.
+    With ``images`` (the root), an item whose image is missing is a ``path:line`` error."""
+    from tether.data.io import read_records, require_image
     from tether.errors import DataError
 
     items = []
@@ -84,6 +90,11 @@ def load_unlabeled_items(
             problem = "field 'prompt' must be a non-empty string"
         elif prompt is None and not prompts:
             problem = "item has no 'prompt' and pseudo.prompts is empty"
+        elif images is not None:
+            try:
+                require_image(images, image, path, line)
+            except DataError as e:
+                problem = str(e).removeprefix(f"{path}:{line}: ")
         if problem:
             if not skip_invalid:
                 raise DataError(problem, path, line)
@@ -177,13 +188,19 @@ def train_ssl(config: SSLConfig):
     labeled = [
         r
         for path in config.data.labeled
-        for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
+        for r in load_sft_records(
+            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+        )
     ]
     items = [
         it
         for path in config.data.unlabeled
         for it in load_unlabeled_items(
-            path, config.pseudo.prompts, skip_invalid=config.data.skip_invalid, skips=skips
+            path,
+            config.pseudo.prompts,
+            skip_invalid=config.data.skip_invalid,
+            skips=skips,
+            images=config.data.images,
         )
     ]
     pseudo_path = Path(config.pseudo.output or Path(config.train.output_dir) / "pseudo_labels.jsonl")
@@ -202,4 +219,7 @@ def train_ssl(config: SSLConfig):
         "skipped": skips.skipped,
         "skip_reasons": skips.reasons,
     }
-    return fit_sft(config, labeled + kept, "train ssl", timer, extra)
+    skips.require(labeled + kept, "no labeled records or kept pseudo-labels to train on")
+    out = fit_sft(config, labeled + kept, "train ssl", timer, extra)
+    skips.report()
+    return out

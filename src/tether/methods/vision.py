@@ -50,8 +50,10 @@ class LabelledImage:
     regions: list[tuple[list[float], list[str]]] = field(default_factory=list)
 
 
-def load_labelled_images(path, skip_invalid=False, skips: SkipLog | None = None) -> list[LabelledImage]:
-    return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips)
+def load_labelled_images(
+    path, skip_invalid=False, skips: SkipLog | None = None, images=None
+) -> list[LabelledImage]:
+    return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips, images=images)
 
 
 def _parse(raw: dict, path, line: int) -> LabelledImage:
@@ -164,7 +166,12 @@ def train_vision(config: VisionConfig):
     if not config.data.train:
         raise TetherError("data.train lists no files")
     skips = SkipLog()
-    records = [r for p in config.data.train for r in load_labelled_images(p, config.data.skip_invalid, skips)]
+    records = [
+        r
+        for p in config.data.train
+        for r in load_labelled_images(p, config.data.skip_invalid, skips, images=config.data.images)
+    ]
+    skips.require(records, "no labelled images to train on")
     label_names = sorted(
         {label for r in records for label in r.labels}
         | {label for r in records for _, labels in r.regions for label in labels}
@@ -188,6 +195,12 @@ def train_vision(config: VisionConfig):
             config=config,
             trainer=trainer,
             timer=timer,
-            extra={"records": len(records), "labels": label_names, "skipped": skips.skipped},
+            extra={
+                "records": len(records),
+                "labels": label_names,
+                "skipped": skips.skipped,
+                "skip_reasons": skips.reasons,
+            },
         )
+    skips.report()
     return out
