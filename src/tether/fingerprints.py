@@ -140,7 +140,10 @@ class OutputClaim:
         if is_main_process():
             for path in self.replaced:
                 logger.info("--overwrite: removing %s", path)
-                if path.is_dir() and not path.is_symlink():
+                if path.is_symlink():  # the link stays, what it points to is emptied
+                    if path.is_file():
+                        path.write_bytes(b"")
+                elif path.is_dir():
                     shutil.rmtree(path)
                 elif not _is_special(path):
                     path.unlink()
@@ -181,7 +184,7 @@ def claim_output(
 
     marker = Path(marker)
     inputs = json.loads(json.dumps(inputs, default=str))  # plain JSON, as it will read back
-    existing = [p for p in map(Path, produced) if p.exists() or p.is_symlink()]
+    existing = [p for p in map(Path, produced) if p.exists()]  # a dangling symlink holds nothing yet
     recorded = {}
     if marker.is_file():
         try:

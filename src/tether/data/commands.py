@@ -63,11 +63,11 @@ def _claim(out, inputs: dict, overwrite: bool, produced=()):
     or a pipe (``--out /dev/stdout``) keeps no record and is simply written."""
     from pathlib import Path
 
-    from tether.data.io import is_special_file
+    from tether.data.io import is_stream
     from tether.fingerprints import claim_output
 
     out = Path(out)
-    if is_special_file(out):
+    if is_stream(out):
         return None
     return claim_output(
         out.with_suffix(".run.json"), inputs, produced=[out, *produced], overwrite=overwrite, output=out
@@ -130,7 +130,7 @@ def _answer_pairs(args) -> int:
         select=args.select, balance=not args.no_balance, seed=args.seed, mode=args.mode
     )
     skips = SkipLog()
-    questions = load_yes_no_questions(args.questions, args.skip_invalid, skips)
+    questions = load_yes_no_questions(args.questions, args.skip_invalid, skips, images=args.images)
     if not questions:
         raise TetherError(f"{args.questions}: no questions")
     inputs = {
@@ -230,7 +230,7 @@ def _pairs(args) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from tether.data.io import SkipLog, is_special_file
+    from tether.data.io import SkipLog, is_stream
     from tether.data.pairs import PairSettings, build_pairs, load_pair_images
     from tether.fingerprints import file_identity, model_identity
     from tether.provenance import environment
@@ -257,7 +257,12 @@ def _pairs(args) -> int:
     if args.judge == "llm" and not args.images:
         raise TetherError("--judge llm needs --images DIR (the folder the image paths are under)")
     skips = SkipLog()
-    images = load_pair_images(args.image_list, args.skip_invalid, skips) if args.image_list else None
+    images_root = args.images or (Path(args.world) / "images" if args.world else None)
+    images = (
+        load_pair_images(args.image_list, args.skip_invalid, skips, images=images_root)
+        if args.image_list
+        else None
+    )
     client = _pairs_client(args)
 
     if args.judge == "world":
@@ -273,12 +278,10 @@ def _pairs(args) -> int:
             raise TetherError(
                 f"{len(unknown)} images are not '{args.split}' scenes of {args.world}: {unknown[:3]}"
             )
-        images_root = args.images or Path(args.world) / "images"
         judge_record = {"name": judge.name}
     else:
         from tether.data.pairs_llm import LLMPairJudge
 
-        images_root = args.images
         judge = LLMPairJudge(client, {i.image_id: i.facts for i in images}, lenient=args.lenient)
         judge_record = {"name": judge.name, "client": client.settings(), "lenient": args.lenient}
     images = images[: args.limit] if args.limit is not None else images
@@ -295,7 +298,7 @@ def _pairs(args) -> int:
         judge_record["rewriter"] = client.settings()
 
     out = Path(args.out)
-    if is_special_file(out):
+    if is_stream(out):
         raise TetherError(f"{out}: pairs are appended per image and resumed, so --out must be a file")
     run = {"model": str(args.model), "judge": judge_record, "settings": asdict(settings)}
     inputs = {

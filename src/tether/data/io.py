@@ -195,15 +195,22 @@ def is_special_file(path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+def is_stream(path) -> bool:
+    """Whether an output path is a stream to write into as it is, never replaced and with no files beside
+    it: a device, a pipe, or anything under /dev or /proc (``/dev/stdout`` redirected to a file)."""
+    return is_special_file(path) or str(path).startswith(("/dev/", "/proc/"))
+
+
 def write_text(path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a temporary file renamed over it) where ``path`` is, or will
     be, a regular file. A symlink is written through: its target is replaced and the link stays. A device
-    or a pipe (``--out /dev/stdout``) is written directly, since renaming over it would replace it."""
-    path = Path(os.path.realpath(path))
-    if is_special_file(path):
+    or a pipe (``--out /dev/stdout``) is written directly, since renaming over it would replace it; so is
+    anything under /dev or /proc (``/dev/stdout`` redirected to a file is the shell's open file)."""
+    if is_stream(path):
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         return
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:

@@ -65,9 +65,12 @@ class PairImage:
     facts: list[str]
 
 
-def load_pair_images(path, skip_invalid: bool = False, skips: SkipLog | None = None) -> list[PairImage]:
+def load_pair_images(
+    path, skip_invalid: bool = False, skips: SkipLog | None = None, images=None
+) -> list[PairImage]:
     """A JSONL/JSON list of ``{image_id, image[, facts][, captions][, objects]}`` (facts and captions: a
-    string or a list of strings; objects: a list, becoming one "Objects present: ..." fact)."""
+    string or a list of strings; objects: a list, becoming one "Objects present: ..." fact). With
+    ``images`` (the root), an entry whose image is missing is an error naming the line."""
 
     def parse(record: dict, source, line: int) -> PairImage:
         require_fields(record, {"image_id": (str, int), "image": str}, source, line)
@@ -85,7 +88,7 @@ def load_pair_images(path, skip_invalid: bool = False, skips: SkipLog | None = N
             facts.append("Objects present: " + (", ".join(objects) if objects else "none") + ".")
         return PairImage(str(record["image_id"]), record["image"], facts)
 
-    images = parse_records(path, parse, skip_invalid=skip_invalid, skips=skips)
+    images = parse_records(path, parse, skip_invalid=skip_invalid, skips=skips, images=images)
     seen: set[str] = set()
     for item in images:
         if item.image_id in seen:
