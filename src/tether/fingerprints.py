@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from tether.data.io import is_special_file, read_json, write_json
 from tether.errors import TetherError
 
 logger = logging.getLogger(__name__)
@@ -132,9 +133,10 @@ class OutputClaim:
         self.replaced = replaced
         self.started = not fresh
 
-    def start(self) -> None:
-        from tether.data.io import write_json
+    def record(self, finished: bool) -> dict:
+        return {"fingerprint": fingerprint(self.inputs), "inputs": self.inputs, "finished": finished}
 
+    def start(self) -> None:
         if self.started:
             return
         if is_main_process():
@@ -145,19 +147,15 @@ class OutputClaim:
                         path.write_bytes(b"")
                 elif path.is_dir():
                     shutil.rmtree(path)
-                elif not _is_special(path):
+                elif not is_special_file(path):
                     path.unlink()
-            write_json(self.marker, {"fingerprint": fingerprint(self.inputs), "inputs": self.inputs,
-                                     "finished": False})  # fmt: skip
+            write_json(self.marker, self.record(finished=False))
         self.started = True
 
     def mark_finished(self, **extra) -> None:
-        from tether.data.io import write_json
-
         self.start()
         if is_main_process():
-            write_json(self.marker, {"fingerprint": fingerprint(self.inputs), "inputs": self.inputs,
-                                     "finished": True, **extra})  # fmt: skip
+            write_json(self.marker, {**self.record(finished=True), **extra})
         self.finished = True
 
 
@@ -180,8 +178,6 @@ def claim_output(
     difference, unless ``overwrite``, which removes the produced files and starts fresh. ``output`` names
     the output in messages (default: the marker's folder).
     """
-    from tether.data.io import read_json
-
     marker = Path(marker)
     inputs = json.loads(json.dumps(inputs, default=str))  # plain JSON, as it will read back
     existing = [p for p in map(Path, produced) if p.exists()]  # a dangling symlink holds nothing yet
@@ -209,9 +205,3 @@ def claim_output(
     if start:
         claim.start()
     return claim
-
-
-def _is_special(path: Path) -> bool:
-    from tether.data.io import is_special_file
-
-    return is_special_file(path)

@@ -52,6 +52,9 @@ _OPERATIONAL = ("output_dir", "overwrite", "resume", "progress_bar", "report_to"
                 "save_total_limit", "dataloader_num_workers")  # fmt: skip
 # config keys that name what a run writes: never hashed (the file is made by the run itself)
 _OUTPUT_KEYS = ("output", "output_dir")
+# what the trainers leave in output_dir besides checkpoint-*/ and DPO's ref_logps-*.safetensors
+_RUN_FILES = ("run.json", "log.jsonl", "rollouts.jsonl", "pseudo_labels.jsonl", "hacl_heads.safetensors",
+              "label_head.safetensors", "labels.json")  # fmt: skip
 
 
 def training_inputs(command: str, config) -> dict:
@@ -61,8 +64,7 @@ def training_inputs(command: str, config) -> dict:
 
     raw = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     train = {k: v for k, v in raw.get("train", {}).items() if k not in _OPERATIONAL}
-    settings = {key: value for key, value in {**raw, "train": train}.items()}
-    return {"command": command, "config": _identify(settings, identify_paths)}
+    return {"command": command, "config": _identify({**raw, "train": train}, identify_paths)}
 
 
 def _identify(value, identify_paths):
@@ -95,23 +97,11 @@ def training_run(command: str, output: str = "model"):
             from tether.fingerprints import MARKER, claim_output
 
             out_dir = Path(config.train.output_dir)
-            produced = (
-                sorted(out_dir.glob("checkpoint-*"))
-                + [
-                    out_dir / name
-                    for name in (
-                        output,
-                        "run.json",
-                        "log.jsonl",
-                        "rollouts.jsonl",
-                        "pseudo_labels.jsonl",
-                        "hacl_heads.safetensors",
-                        "label_head.safetensors",
-                        "labels.json",
-                    )  # fmt: skip
-                ]
-                + sorted(out_dir.glob("ref_logps-*.safetensors"))
-            )
+            produced = [
+                *sorted(out_dir.glob("checkpoint-*")),
+                *sorted(out_dir.glob("ref_logps-*.safetensors")),
+                *(out_dir / name for name in (output, *_RUN_FILES)),
+            ]
             claim = claim_output(
                 out_dir / MARKER,
                 training_inputs(command, config),
