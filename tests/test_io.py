@@ -62,6 +62,11 @@ def test_writes_go_through_symlinks_and_into_pipes(tmp_path):
     write_json(link, {"a": 1})
     assert link.is_symlink() and json.loads(target.read_text()) == {"a": 1}
 
+    device = tmp_path / "device.json"  # a character device behind a link: written into, never replaced
+    device.symlink_to(os.devnull)
+    write_json(device, {"a": 1})
+    assert device.is_symlink() and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     reader, received = _read_fifo_in_background(fifo)

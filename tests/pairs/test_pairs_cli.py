@@ -181,7 +181,22 @@ def test_missing_pieces_are_one_line_errors(extra, message, tmp_path, capsys):
 def test_image_list_errors_name_the_line(tmp_path, capsys):
     image_list = tmp_path / "list.jsonl"
     image_list.write_text('{"image_id": "a", "image": "a.png"}\n{"image_id": "b", "captions": 3}\n')
-    args = ["data", "pairs", "model", "--judge", "world", "--world", "w", "--out", str(tmp_path / "p.jsonl")]
+    world = tmp_path / "w"
+    args = [
+        "data",
+        "pairs",
+        "model",
+        "--judge",
+        "world",
+        "--world",
+        str(world),
+        "--out",
+        str(tmp_path / "p.jsonl"),
+    ]
+    assert main(args + ["--image-list", str(image_list)]) == 2  # images are checked where they are listed
+    assert f"{image_list}:1: image 'a.png' not found under {world / 'images'}" in capsys.readouterr().err
+    (world / "images").mkdir(parents=True)
+    (world / "images" / "a.png").write_bytes(b"")
     assert main(args + ["--image-list", str(image_list)]) == 2
     assert f"{image_list}:2: missing field 'image'" in capsys.readouterr().err
 

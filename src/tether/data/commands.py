@@ -256,6 +256,7 @@ def _pairs(args) -> int:
         raise TetherError("--judge llm needs --image-list with facts or captions for each image")
     if args.judge == "llm" and not args.images:
         raise TetherError("--judge llm needs --images DIR (the folder the image paths are under)")
+    client = _pairs_client(args)
     skips = SkipLog()
     images_root = args.images or (Path(args.world) / "images" if args.world else None)
     images = (
@@ -263,7 +264,6 @@ def _pairs(args) -> int:
         if args.image_list
         else None
     )
-    client = _pairs_client(args)
 
     if args.judge == "world":
         from tether.world.pairs import WorldPairJudge

@@ -206,11 +206,12 @@ def write_text(path, text: str) -> None:
     be, a regular file. A symlink is written through: its target is replaced and the link stays. A device
     or a pipe (``--out /dev/stdout``) is written directly, since renaming over it would replace it; so is
     anything under /dev or /proc (``/dev/stdout`` redirected to a file is the shell's open file)."""
-    if is_stream(path):
+    real = Path(os.path.realpath(path))
+    if is_stream(path) or is_stream(real):
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         return
-    path = Path(os.path.realpath(path))
+    path = real
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
