@@ -271,6 +271,12 @@ def _add_run_options(p) -> None:
     )
     add_model_load_options(p)
     p.set_defaults(resume_hint="run the same command again to resume: the answers in samples.jsonl are kept")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the answers in --out when they come from another model, data, mode, decoding or judge "
+        "(without it such a rerun is refused; the same inputs resume)",
+    )
 
 
 # ---- loading ---------------------------------------------------------------------------------------
@@ -412,6 +418,8 @@ def _print_score(score, *, as_json: bool) -> None:
     for name, value in score.notes.items():
         if value and name != "skip_reasons":
             print(f"note: {name}: {value}")
+    if score.notes.get("skip_reasons"):
+        print(f"note: skipped because: {'; '.join(score.notes['skip_reasons'][:3])}")
 
 
 def _run(args) -> int:
@@ -461,9 +469,13 @@ def _run(args) -> int:
         progress=not args.no_progress,
         load_settings=ModelLoadSettings(**run_settings["model_load"]),
         extra=run_settings,
+        overwrite=args.overwrite,
     )
     for name, value in score.metrics.items():
         print(f"{name:>16}: {value:.4f}" if isinstance(value, float) else f"{name:>16}: {value}")
+    if score.notes.get("skipped_items"):
+        reasons = "; ".join(score.notes["skip_reasons"][:3])
+        print(f"note: {score.notes['skipped_items']} items skipped: {reasons}")
     print(f"results written to {Path(args.out) / 'results.json'}")
     return 0
 
