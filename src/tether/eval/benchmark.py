@@ -38,6 +38,7 @@ class Score:
     metrics_fn: Callable[[list[dict]], dict[str, float]] | None = None
     cluster_key: str | None = None
     notes: dict = field(default_factory=dict)  # counts worth reporting: dropped, unparsed, skipped lines
+    scoring: dict = field(default_factory=dict)  # official rules or tether's corrections (Benchmark.scoring)
 
     def intervals(self, n_resamples: int = 1000, seed: int = 0) -> dict[str, list[float]]:
         """Percentile bootstrap 95% intervals of every metric (empty when no metrics_fn)."""
@@ -53,6 +54,17 @@ class Benchmark(ABC):
 
     name: str = ""
     needs_judge: bool = False  # MMHal-Bench and SHR score through a judge
+    # The official scorer's behaviour is the default, quirks included; ``corrected`` (``--corrected``)
+    # applies tether's deliberate corrections, each described in ``corrections``.
+    corrected: bool = False
+    corrections: tuple[str, ...] = ()
+
+    def scoring(self) -> dict:
+        """What results.json records about the rules used."""
+        return {
+            "rules": "corrected" if self.corrected else "official",
+            "corrections": list(self.corrections) if self.corrected else [],
+        }
 
     @abstractmethod
     def load_items(self, data_path, **options) -> list[EvalItem]:

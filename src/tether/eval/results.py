@@ -50,6 +50,7 @@ def write_results(
         "interval_method": f"percentile bootstrap over samples, 95%, {n_resamples} resamples, seed {seed}",
         "n_samples": len(score.per_sample),
         "notes": score.notes,
+        "scoring": score.scoring,
         "model": model,
         "data": {"file": str(data_file), "version": data_version, "sha256": file_sha256(data_file)},
         "decoding": decoding or {},
