@@ -86,6 +86,15 @@ def _ratio(numerator: float, denominator: float, epsilon: float) -> float:
     return numerator / (denominator + epsilon) if epsilon else safe_div(numerator, denominator)
 
 
+def extract_nouns(text: str, vocabulary) -> list[str]:
+    """Candidate nouns of a reply: NLTK's tokens (case kept, as the official), singular for ``vocabulary``.
+
+    The official keeps NN* tokens by NLTK's tagger and lemmatises them with WordNet; neither's data
+    installs from PyPI, so every token is a candidate and the singular prefers a vocabulary word.
+    """
+    return [corrected_singularize(token, vocabulary) for token in tokenize(text, lower=False)]
+
+
 def amber_metrics(records: list[dict], corrected: bool = False) -> dict[str, float]:
     generative = [r for r in records if r["task"] == "generative"]
     discriminative = [r for r in records if r["task"] == "discriminative"]
@@ -175,8 +184,7 @@ class Amber(Benchmark):
 
     def _generative_record(self, item: EvalItem, answer: str) -> dict:
         vocabulary = set(self.association) | {w for words in self.association.values() for w in words}
-        tokens = tokenize(answer, lower=False)
-        nouns = [w for w in (corrected_singularize(t, vocabulary) for t in tokens) if w in vocabulary]
+        nouns = [w for w in extract_nouns(answer, vocabulary) if w in vocabulary]
         truth, hallu = item.meta["truth"], item.meta["hallu"]
         truth_words = self._credited_objects(truth)
         hallu_words = self._credited_objects(hallu)

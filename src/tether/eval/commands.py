@@ -284,10 +284,13 @@ def _score(args) -> int:
         from tether.eval.pope import align_answers_by_line_order
 
         items = _load_items(args, benchmark)
-        lines = read_answer_lines(args.answers, **opts)
+        lines = read_answer_lines(args.answers, **opts, keep_skipped=args.match == "order")
         if args.match == "order":
             answers, mismatched = align_answers_by_line_order(items, lines, args.answers)
             notes["answers_with_other_question_id"] = mismatched
+            # A skipped answer line is skipped with the question it stands against.
+            notes["skipped_questions"] = len(items) - len(answers)
+            items = [item for item in items if item.id in answers]
         else:
             answers = answers_by_id(lines, args.answers)
         score = benchmark.score(items, answers)
