@@ -20,9 +20,8 @@ class OfficialCrash(Exception):
 
 
 def pope(answer_texts: list[str], labels: list[str]) -> dict:
-    """k-th answer against the k-th label; "no" when the first sentence without commas has No/no/not."""
-    if len(answer_texts) != len(labels):
-        raise OfficialCrash("answers and labels differ in number")
+    """k-th answer against the k-th label (``zip``: the longer list is cut, silently); "no" when the first
+    sentence without commas has No/no/not. The yes-ratio is over every answer."""
     predictions = []
     for text in answer_texts:
         if text.find(".") != -1:
@@ -30,10 +29,11 @@ def pope(answer_texts: list[str], labels: list[str]) -> dict:
         words = text.replace(",", "").split(" ")
         predictions.append(0 if ("No" in words or "not" in words or "no" in words) else 1)
     truths = [0 if label == "no" else 1 for label in labels]
-    tp = sum(p == 1 and t == 1 for p, t in zip(predictions, truths))
-    fp = sum(p == 1 and t == 0 for p, t in zip(predictions, truths))
-    tn = sum(p == 0 and t == 0 for p, t in zip(predictions, truths))
-    fn = sum(p == 0 and t == 1 for p, t in zip(predictions, truths))
+    pairs = list(zip(predictions, truths))
+    tp = sum(p == 1 and t == 1 for p, t in pairs)
+    fp = sum(p == 1 and t == 0 for p, t in pairs)
+    tn = sum(p == 0 and t == 0 for p, t in pairs)
+    fn = sum(p == 0 and t == 1 for p, t in pairs)
     try:
         precision = float(tp) / float(tp + fp)
         recall = float(tp) / float(tp + fn)
