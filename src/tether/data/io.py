@@ -105,11 +105,16 @@ def read_json(path) -> object:
         raise DataError("invalid JSON: nested too deeply", path) from None
 
 
-def read_text_lines(path) -> list[str]:
-    """The lines of a UTF-8 text file (synonym lists, word lists, MME's txt files)."""
+def read_text_lines(path, line_ends_only: bool = False) -> list[str]:
+    """The lines of a UTF-8 text file (synonym lists, word lists, MME's txt files).
+
+    ``line_ends_only`` splits as Python's ``readlines()`` does (\\n, \\r\\n, \\r), not also on the other
+    Unicode separators (U+2028, U+0085, form feed); the text after a last line end is a last, empty line.
+    """
     path = Path(path)
     try:
-        return readable(path).read_text(encoding="utf-8").splitlines()
+        text = readable(path).read_text(encoding="utf-8")  # universal newlines: \r\n and \r read as \n
+        return text.split("\n") if line_ends_only else text.splitlines()
     except UnicodeDecodeError as e:
         raise DataError(f"not UTF-8 text (byte {e.start})", path) from None
 

@@ -49,6 +49,7 @@ def write_results(
         "interval_method": f"percentile bootstrap over samples, 95%, {n_resamples} resamples, seed {seed}",
         "n_samples": len(score.per_sample),
         "notes": score.notes,
+        "scoring": score.scoring,
         "model": model,
         "data": _data_record(data_file, data_version),
         "decoding": decoding or {},

@@ -174,6 +174,7 @@ def run_benchmark(
         if judge is not None
         else benchmark.score(scored_items, answers)
     )
+    score.scoring = benchmark.scoring()
     if skips.skipped:
         score.notes["skipped_items"] = skips.skipped
         score.notes["skip_reasons"] = skips.reasons
