@@ -96,6 +96,24 @@ def _close_process_group() -> None:
         distributed.destroy_process_group()
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that loads a model checkpoint (read back by ``model_options``)."""
+    from tether.models.chat_templates import DOCUMENTED_FORMATS
+
+    parser.add_argument(
+        "--chat-template",
+        metavar="FILE|FORMAT",
+        help="chat template to use instead of the checkpoint's: a Jinja file (or a chat_template.json), or "
+        f"a family's documented prompt format by name ({', '.join(sorted(DOCUMENTED_FORMATS))}); needed "
+        "for checkpoints that ship none",
+    )
+
+
+def model_options(args) -> dict:
+    """Keyword arguments for ``tether.models.load`` from the options ``add_model_options`` added."""
+    return {"chat_template": getattr(args, "chat_template", None)}
+
+
 def add_set_option(parser: argparse.ArgumentParser) -> None:
     """The shared ``--config`` / ``--set`` pair of every command that reads a YAML recipe."""
     parser.add_argument("--config", help="YAML recipe (see configs/)")

@@ -4,6 +4,8 @@
 No heavy imports at module level.
 """
 
+from tether.cli import add_model_options, model_options
+
 
 def register_verb(verbs) -> None:
     description = (
@@ -21,6 +23,7 @@ def register_verb(verbs) -> None:
         metavar="PATH[=LABEL]",
         help="model folder, optionally with a plot label (repeat: before/after)",
     )
+    add_model_options(parser)
     parser.add_argument("--items", required=True, help='JSONL of {"image", "prompt", "objects": [...]}')
     parser.add_argument("--images", default=".", help="root that item image paths are relative to")
     parser.add_argument(
@@ -65,7 +68,7 @@ def run(args) -> int:
         label = label or Path(path).name
         if label in reports:
             raise TetherError(f"two models labelled '{label}'; name them with PATH=LABEL")
-        reports[label] = attention_share_report(load(path), items, lookup, settings)
+        reports[label] = attention_share_report(load(path, **model_options(args)), items, lookup, settings)
     out = Path(args.out)
     write_json(out / "attention.json", {"reports": reports, "environment": environment()})
     plot_attention_shares(reports, out / "attention.png")

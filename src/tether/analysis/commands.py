@@ -2,6 +2,8 @@
 
 import argparse
 
+from tether.cli import add_model_options, model_options
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -21,6 +23,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     gap.add_argument("--model", action="append", required=True, help="checkpoint folder (repeatable)")
+    add_model_options(gap)
     gap.add_argument("--label", action="append", help="panel label per --model (default: folder names)")
     gap.add_argument("--negatives", required=True, help="negatives JSONL (image, caption, negative)")
     gap.add_argument("--images", default=".", help="root that image paths are relative to")
@@ -54,6 +57,7 @@ def _gap(args) -> int:
         projection=args.projection,
         batch_size=args.batch_size,
         seed=args.seed,
+        load_options=model_options(args),
     )
     print(f"{report['pairs']} pairs; written {args.out}/gap.json and gap.png")
     for m in report["models"]:

@@ -170,8 +170,11 @@ def analyze_gap(
     batch_size: int = 16,
     seed: int = 0,
     columns: int | None = None,
+    load_options: dict | None = None,
 ) -> dict:
-    """Measure every ``(label, checkpoint)`` on the same pairs; write ``gap.json`` and ``gap.png`` to ``out_dir``."""
+    """Measure every ``(label, checkpoint)`` on the same pairs; write ``gap.json`` and ``gap.png`` to ``out_dir``.
+
+    ``load_options`` go to ``tether.models.load`` for every checkpoint (``chat_template``)."""
     from pathlib import Path
 
     from tether.data.images import open_image
@@ -189,7 +192,7 @@ def analyze_gap(
     out_dir.mkdir(parents=True, exist_ok=True)
     panels, results = [], []
     for label, path in models:
-        vlm = load(path)
+        vlm = load(path, **(load_options or {}))
         image, caption, negative = representations(
             vlm, images, [p.caption for p in pairs], [p.negative for p in pairs], batch_size
         )

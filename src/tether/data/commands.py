@@ -2,6 +2,7 @@
 
 import argparse
 
+from tether.cli import add_model_options, model_options
 from tether.errors import TetherError
 
 
@@ -64,6 +65,7 @@ def _register_answer_pairs(verbs) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("model", help="checkpoint folder of the model whose answers are judged")
+    add_model_options(parser)
     parser.add_argument("--questions", required=True, help="JSONL/JSON of yes/no questions with answers")
     parser.add_argument("--images", required=True, help="folder the questions' image paths are under")
     parser.add_argument("--out", required=True, help="preference pairs JSONL to write")
@@ -107,11 +109,17 @@ def _answer_pairs(args) -> int:
     if not questions:
         raise TetherError(f"{args.questions}: no questions")
     counts = build_answer_pairs(
-        load(args.model), questions, args.images, args.out, settings, progress=not args.no_progress
+        load(args.model, **model_options(args)),
+        questions,
+        args.images,
+        args.out,
+        settings,
+        progress=not args.no_progress,
     )
     run = {
         "model": str(args.model),
         "questions": str(args.questions),
+        **{k: v for k, v in model_options(args).items() if v is not None},
         "settings": asdict(settings),
         "counts": counts,
         "skipped_input": skips.reasons,
@@ -143,6 +151,7 @@ def _register_pairs(verbs) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     pairs.add_argument("model", help="checkpoint folder of the model whose descriptions are judged")
+    add_model_options(pairs)
     pairs.add_argument("--out", required=True, help="preference pairs JSONL to write (appended per image)")
     pairs.add_argument("--judge", choices=["world", "llm"], required=True, help="sentence judge")
     pairs.add_argument(
@@ -256,6 +265,8 @@ def _pairs(args) -> int:
     out = Path(args.out)
     run_path = out.with_suffix(".run.json")
     run = {"model": str(args.model), "judge": judge_record, "settings": asdict(settings)}
+    options = {k: v for k, v in model_options(args).items() if v is not None}
+    run.update(options)  # a chosen chat template changes every prompt: a resume must use the same one
     started = out.is_file() or out.with_suffix(".progress.jsonl").is_file()
     if started and run_path.is_file():
         earlier = read_json(run_path)
@@ -279,6 +290,7 @@ def _pairs(args) -> int:
         judge_name=judge.name,
         progress=not args.no_progress,
         rewriter=rewriter,
+        load_options=options,
     )
     invalid = getattr(judge, "invalid_replies", [])
     record = {**run, "counts": counts, "invalid_replies": invalid, "skipped_input": skips.reasons}

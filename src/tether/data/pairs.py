@@ -106,10 +106,12 @@ def build_pairs(
     judge_name: str = "",
     progress: bool = True,
     rewriter: StyleRewriter | None = None,
+    load_options: dict | None = None,
 ) -> dict:
     """Write preference pairs for ``images`` (``(image_id, image file)``) to ``out_path``; return counts.
 
-    ``vlm`` is a loaded model, or a checkpoint path loaded with ``settings.backend`` (hf or vllm).
+    ``vlm`` is a loaded model, or a checkpoint path loaded with ``settings.backend`` (hf or vllm) and
+    ``load_options`` (``chat_template``).
     With a ``rewriter``, each judged pair is rewritten into ``settings.variants`` pairs in one consistent
     style; their provenance keeps the variant number and the pair before rewriting.
     """
@@ -134,7 +136,7 @@ def build_pairs(
         if isinstance(vlm, str | Path):  # loaded only when some image is left to do
             from tether.models.vllm_backend import generator
 
-            vlm = generator(vlm, settings.backend)
+            vlm = generator(vlm, settings.backend, **(load_options or {}))
         decoding.seed = settings.seed * 1_000_003 + index  # each image's samples are reproducible alone
         descriptions = vlm.generate(
             [image] * settings.samples_per_image, [settings.prompt] * settings.samples_per_image, decoding

@@ -7,6 +7,7 @@ to the model runner (``tether.eval.runner``). Heavy imports stay inside handlers
 import json
 from pathlib import Path
 
+from tether.cli import add_model_options, model_options
 from tether.errors import TetherError
 
 BENCHMARK_HELP = {
@@ -192,6 +193,7 @@ def _add_common_score_options(p) -> None:
 
 def _add_run_options(p) -> None:
     p.add_argument("--model", required=True, help="local Hugging Face checkpoint folder")
+    add_model_options(p)
     p.add_argument("--images", required=True, help="root folder of the benchmark images")
     p.add_argument("--out", required=True, help="output folder (answers, results.json, samples.jsonl)")
     p.add_argument(
@@ -382,6 +384,7 @@ def _run(args) -> int:
         items,
         judge=_make_judge(args) if benchmark.needs_judge else None,
         model_path=args.model,
+        load_options=model_options(args),
         images_root=args.images,
         out_dir=args.out,
         decoding=decoding,

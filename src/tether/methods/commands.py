@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tether.cli import add_set_option
+from tether.cli import add_model_options, add_set_option, model_options
 
 EXPECTED_WORLD_SIZE = "TETHER_EXPECTED_WORLD_SIZE"
 
@@ -45,6 +45,7 @@ def register(subparsers) -> None:
     for verb, (module_name, help_text) in TRAIN_VERBS.items():
         sub = verbs.add_parser(verb, help=help_text, description=help_text)
         add_set_option(sub)
+        add_model_options(sub)
         _add_launcher_options(sub)
         module = importlib.import_module(module_name)
         module.configure(sub)
@@ -65,6 +66,8 @@ def _add_launcher_options(parser) -> None:
 
 def _launching(run):
     def handler(args) -> int:
+        # the model options are recipe fields (model.*), so a recipe and the command line say the same thing
+        args.overrides += [f"model.{k}={v}" for k, v in model_options(args).items() if v is not None]
         if args.launcher == "none" or "LOCAL_RANK" in os.environ:
             return run(args)
         return _relaunch(args)

@@ -226,7 +226,9 @@ class PPORunner:
         self.policy = load_for_training(config.model)
         self.reference = None
         if config.model.lora is None:  # no adapters to switch off: the reference is a frozen copy
-            self.reference = load(config.model.path, dtype=config.model.dtype)
+            self.reference = load(
+                config.model.path, dtype=config.model.dtype, chat_template=config.model.chat_template
+            )
             self.reference.model.requires_grad_(False).eval().to(device)
 
         reward = load_reward_model(self.settings.reward_model, dtype=config.model.dtype)

@@ -19,6 +19,8 @@ class ModelSettings:
     )
     dtype: str = "float32"
     trust_remote_code: bool = False
+    # a template file or a documented format's name instead of the checkpoint's template (--chat-template)
+    chat_template: str | None = None
     freeze_vision: bool = True
     freeze_projector: bool = False
     freeze_llm: bool = False

@@ -185,7 +185,7 @@ def train_ssl(config: SSLConfig):
         )
     ]
     pseudo_path = Path(config.pseudo.output or Path(config.train.output_dir) / "pseudo_labels.jsonl")
-    teacher = load(config.pseudo.teacher, dtype=config.model.dtype)
+    teacher = load(config.pseudo.teacher, dtype=config.model.dtype, chat_template=config.model.chat_template)
     pseudo = pseudo_label(teacher, items, config.data.images, pseudo_path, config.pseudo)
     del teacher  # the student never needs it; free its memory before training
     kept = [SFTRecord(r["image"], r["prompt"], r["response"]) for r in pseudo if r["kept"]]

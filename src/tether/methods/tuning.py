@@ -9,7 +9,12 @@ logger = logging.getLogger(__name__)
 
 
 def load_for_training(settings: ModelSettings) -> VisionLanguageModel:
-    vlm = load(settings.path, trust_remote_code=settings.trust_remote_code, dtype=settings.dtype)
+    vlm = load(
+        settings.path,
+        trust_remote_code=settings.trust_remote_code,
+        dtype=settings.dtype,
+        chat_template=settings.chat_template,
+    )
     configure_trainable(vlm, settings)
     return vlm
 

@@ -1,5 +1,7 @@
 """`tether models ...`: build tiny checkpoints, inspect a local checkpoint."""
 
+from tether.cli import add_model_options, model_options
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("models", help="build tiny checkpoints, inspect local checkpoints")
@@ -10,6 +12,7 @@ def register(subparsers) -> None:
     info.add_argument(
         "--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint"
     )
+    add_model_options(info)
     info.set_defaults(handler=_info)
 
     tiny = verbs.add_parser("tiny", help="write a tiny random-init checkpoint of a supported architecture")
@@ -24,7 +27,7 @@ def register(subparsers) -> None:
 def _info(args) -> int:
     from tether.models import load
 
-    vlm = load(args.path, trust_remote_code=args.trust_remote_code)
+    vlm = load(args.path, trust_remote_code=args.trust_remote_code, **model_options(args))
     for key, value in vlm.describe().items():
         print(f"{key:>14}: {value}")
     return 0
