@@ -246,6 +246,14 @@ def test_no_template_names_every_home_and_takes_a_chosen_one(corpus, tmp_path, r
     assert results["decoding"]["chat_template"] == "llava-1.5"
 
 
+@pytest.mark.parametrize("family,name", [("llava", "llava-1.5"), ("qwen2_5_vl", "qwen2-vl")])
+def test_documented_formats_render_as_the_publishers_templates(corpus, family, name):
+    vlm = load(corpus[family, "single-jinja"])
+    published = [vlm.prompt_text(QUESTIONS[0]), vlm.prompt_text(QUESTIONS[0], with_image=False)]
+    vlm.chat_template = DOCUMENTED_FORMATS[name]
+    assert [vlm.prompt_text(QUESTIONS[0]), vlm.prompt_text(QUESTIONS[0], with_image=False)] == published
+
+
 def test_fast_yes_no_uses_only_tokens_that_tell_yes_from_no():
     """A LLaVA-style tokenizer splits " Yes" into "▁", "▁Yes" and " No" into "▁", "▁No": "▁" starts both
     answers and must count for neither."""
