@@ -196,3 +196,28 @@ def test_pair_pipeline_samples_through_the_chosen_backend(fake_vllm, tiny_checkp
     pair = json.loads(out.read_text())
     assert (pair["chosen"], pair["rejected"]) == ("No.", "No. There is none.")  # joined with their periods
     assert pair["provenance"]["settings"]["backend"] == "vllm"
+
+
+def test_vllm_stops_where_hf_stops_and_takes_a_chosen_template(fake_vllm, tiny_checkpoint, tmp_path):
+    """Every EOS id of generation_config.json stops vLLM too; --chat-template reaches its prompts."""
+    import shutil
+
+    from tether.models import load
+
+    path = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, path)
+    generation_config = json.loads((path / "generation_config.json").read_text())
+    vlm = load(path)
+    other = vlm.tokenizer.convert_tokens_to_ids("<unk>")
+    generation_config["eos_token_id"] = [vlm.eos_token_id, other]
+    (path / "generation_config.json").write_text(json.dumps(generation_config))
+    template = tmp_path / "plain.jinja"
+    template.write_text("{% for m in messages %}Q: {{ m['content'] }}{% endfor %} A:")
+
+    model = generator(path, "vllm", chat_template=str(template))
+    model.generate([Image.new("RGB", (32, 24))], ["Is there a square?"])
+    requests, params = FakeLLM.instances[-1].calls[-1]
+    assert params[0].kwargs["stop_token_ids"] == load(path).stop_token_ids == [vlm.eos_token_id, other]
+    image_text = "<|vision_start|><|image_pad|><|vision_end|>" if "qwen" in vlm.arch else "<image>\n"
+    assert requests[0]["prompt"] == f"Q: {image_text}Is there a square? A:"
+    assert requests[0]["prompt"] == load(path, chat_template=str(template)).prompt_text("Is there a square?")

@@ -6,12 +6,10 @@ from PIL import Image
 
 from tether.errors import DataError
 from tether.eval.runner import (
-    NO_WORDS,
-    YES_WORDS,
-    _answer_token_ids,
     fast_yes_no,
     read_finished,
     yes_no_margins,
+    yes_no_token_ids,
 )
 
 QUESTIONS = [
@@ -23,8 +21,7 @@ QUESTIONS = [
 
 def full_forward_answers(vlm, image, prompts):
     """Reference: a full forward per question, reading the next-token distribution after the prompt."""
-    yes_ids = _answer_token_ids(vlm.tokenizer, YES_WORDS)
-    no_ids = _answer_token_ids(vlm.tokenizer, NO_WORDS)
+    yes_ids, no_ids = yes_no_token_ids(vlm.tokenizer)
     answers, margins = [], []
     for prompt in prompts:
         batch = vlm.encode([image], [prompt])

@@ -105,7 +105,7 @@ def generation_shares(vlm, item: AttentionItem, settings) -> tuple[list[torch.Te
     output = vlm.model.generate(
         **batch.to(vlm.device).model_inputs(),
         **settings.generate_kwargs(),
-        eos_token_id=vlm.eos_token_id,
+        eos_token_id=vlm.stop_token_ids,
         pad_token_id=vlm.pad_token_id,
         output_attentions=True,
         return_dict_in_generate=True,
@@ -116,7 +116,7 @@ def generation_shares(vlm, item: AttentionItem, settings) -> tuple[list[torch.Te
     visual = torch.zeros(output.sequences.shape[1], dtype=torch.bool)
     visual[:prompt_length] = vlm.visual_token_mask(batch.input_ids[0])
     shares = [step_shares(step, visual) for step in output.attentions]
-    keep = [i for i, t in enumerate(new_ids) if t not in (vlm.eos_token_id, vlm.pad_token_id)]
+    keep = [i for i, t in enumerate(new_ids) if t not in (*vlm.stop_token_ids, vlm.pad_token_id)]
     return [shares[i] for i in keep], [new_ids[i] for i in keep]
 
 

@@ -157,6 +157,7 @@ def _answer_pairs(args) -> int:
         "model": str(args.model),
         "model_placement": placement_record(vlm.model),
         "questions": str(args.questions),
+        **({"chat_template": args.chat_template} if args.chat_template else {}),
         "settings": asdict(settings),
         "counts": counts,
         "skipped_input": skips.reasons,

@@ -191,7 +191,9 @@ def run_benchmark(
         model=model_name,
         data_file=data_file,
         data_version=data_version,
-        decoding={**settings.to_dict(), "batch_size": batch_size, "mode": mode, "backend": backend},
+        # a chosen chat template changes every prompt, so it is recorded with the decoding
+        decoding={**settings.to_dict(), "batch_size": batch_size, "mode": mode, "backend": backend}
+        | ({"chat_template": load_settings.chat_template} if load_settings and load_settings.chat_template else {}),
         judge=_judge_record(judge),
         seed=seed,
         extra=extra,
@@ -313,14 +315,40 @@ def _generate_answers(vlm, items, images_root, settings, batch_size, skip_invali
             bar.update(len(chunk))
 
 
-def _answer_token_ids(tokenizer, words) -> list[int]:
-    ids = []
+def yes_no_token_ids(tokenizer) -> tuple[list[int], list[int]]:
+    """The tokens that start a yes answer and those that start a no answer, keeping only tokens that tell
+    the two apart: a sentencepiece tokenizer (LLaVA's) splits " Yes" into "▁", "▁Yes" and " No" into "▁",
+    "▁No", and "▁" in both sets would pull both margins toward zero. A word whose first token is shared
+    contributes its first token that is not."""
+    yes_words, no_words = _word_token_ids(tokenizer, YES_WORDS), _word_token_ids(tokenizer, NO_WORDS)
+    yes_first = {tokens[0] for tokens in yes_words}
+    no_first = {tokens[0] for tokens in no_words}
+    yes_ids, no_ids = _telling_ids(yes_words, no_first), _telling_ids(no_words, yes_first)
+    shared = set(yes_ids) & set(no_ids)
+    yes_ids, no_ids = [t for t in yes_ids if t not in shared], [t for t in no_ids if t not in shared]
+    if not yes_ids or not no_ids:
+        raise TetherError(f"the tokenizer has no token that tells any of {YES_WORDS} from {NO_WORDS}")
+    return yes_ids, no_ids
+
+
+def _word_token_ids(tokenizer, words) -> list[list[int]]:
+    """Each word's token ids, without unknown tokens; words the tokenizer cannot spell are left out."""
+    lists = []
     for word in words:
-        tokens = tokenizer(word, add_special_tokens=False).input_ids
-        if tokens and tokens[0] != tokenizer.unk_token_id and tokens[0] not in ids:
-            ids.append(tokens[0])
-    if not ids:
-        raise TetherError(f"the tokenizer has no token for any of {words}")
+        tokens = [
+            t for t in tokenizer(word, add_special_tokens=False).input_ids if t != tokenizer.unk_token_id
+        ]
+        if tokens:
+            lists.append(tokens)
+    return lists
+
+
+def _telling_ids(word_token_ids: list[list[int]], other_first: set[int]) -> list[int]:
+    ids = []
+    for tokens in word_token_ids:
+        token = next((t for t in tokens if t not in other_first), None)
+        if token is not None and token not in ids:
+            ids.append(token)
     return ids
 
 
@@ -338,8 +366,7 @@ def yes_no_margins(vlm, image, prompts: list[str]) -> torch.Tensor:
 def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> torch.Tensor:
     """Yes/no margins for ``(image index, prompt)`` questions: one prefix forward for all ``images`` (they must
     give the same number of visual tokens), the cache rows gathered per question, one suffix forward."""
-    yes_ids = _answer_token_ids(vlm.tokenizer, YES_WORDS)
-    no_ids = _answer_token_ids(vlm.tokenizer, NO_WORDS)
+    yes_ids, no_ids = yes_no_token_ids(vlm.tokenizer)
     image_inputs = vlm.image_inputs(images)
     counts = vlm.image_token_counts(image_inputs)
     if len(set(counts)) != 1:

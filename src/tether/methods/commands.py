@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from tether.cli import add_set_option
+from tether.models.placement import add_chat_template_option
 
 EXPECTED_WORLD_SIZE = "TETHER_EXPECTED_WORLD_SIZE"
 
@@ -51,6 +52,7 @@ def register(subparsers) -> None:
             help="replace a run in the output folder made with other settings, model or data (without it "
             "such a rerun is refused; the same inputs resume, and a finished run is left as it is)",
         )
+        add_chat_template_option(sub)
         _add_launcher_options(sub)
         module = importlib.import_module(module_name)
         module.configure(sub)
@@ -77,6 +79,8 @@ def _launching(run):
     def handler(args) -> int:
         if args.overwrite:
             args.overrides.append("train.overwrite=true")
+        if args.chat_template:  # a recipe field (model.chat_template): the recipe and the command line agree
+            args.overrides.append(f"model.chat_template={args.chat_template}")
         if args.launcher == "none" or "LOCAL_RANK" in os.environ:
             return run(args)
         return _relaunch(args)

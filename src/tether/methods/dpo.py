@@ -50,6 +50,7 @@ from tether.methods.noise import noise_hook
 from tether.methods.run_record import start_output, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
+from tether.models.chat_templates import chosen_template
 
 logger = logging.getLogger(__name__)
 
@@ -378,14 +379,21 @@ def compute_reference_logprobs(
 
 
 def reference_fingerprint(
-    model_path, dtype: str, pairs: Sequence[PreferenceRecord], images_root, max_length: int | None
+    model_path,
+    dtype: str,
+    pairs: Sequence[PreferenceRecord],
+    images_root,
+    max_length: int | None,
+    chat_template: str | None = None,
 ) -> str:
-    """Hash of what reference log-probs depend on: checkpoint files, dtype, pairs, their images, max_length."""
+    """Hash of what reference log-probs depend on: checkpoint files, dtype, pairs, their images, max_length,
+    and the chat template when one is chosen instead of the checkpoint's."""
     from tether.fingerprints import model_digest
 
     digest = hashlib.sha256(CACHE_VERSION.encode())
     digest.update(bytes.fromhex(model_digest(model_path)))
-    digest.update(json.dumps({"dtype": dtype, "max_length": max_length}).encode())
+    chosen = {"chat_template": chosen_template(chat_template)} if chat_template else {}
+    digest.update(json.dumps({"dtype": dtype, "max_length": max_length, **chosen}).encode())
     root = Path(images_root)
     seen: set[str] = set()
     for pair in pairs:
@@ -501,7 +509,12 @@ def train_dpo(config: DPOConfig):
     # reference log-probs before any update: cached on disk, keyed by what they depend on
     reference_collator = DPOCollator(vlm, config.data.images, config.data.max_length, shared_prefix)
     fingerprint = reference_fingerprint(
-        config.model.path, config.model.dtype, pairs, config.data.images, config.data.max_length
+        config.model.path,
+        config.model.dtype,
+        pairs,
+        config.data.images,
+        config.data.max_length,
+        config.model.chat_template,
     )
     start_output(config.train.output_dir)
     ref_chosen, ref_rejected, cache_path, cache_hit = cached_reference_logprobs(

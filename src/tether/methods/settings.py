@@ -16,7 +16,8 @@ class LoraSettings:
 
 @dataclass
 class ModelSettings(ModelLoadSettings):
-    """The model to train; ``device``, ``dtype`` and ``attn_implementation`` come from ``ModelLoadSettings``.
+    """The model to train; ``device``, ``dtype``, ``attn_implementation`` and ``chat_template`` come from
+    ``ModelLoadSettings``.
 
     Training places the model through the trainer: ``device`` is ``cpu`` or ``cuda`` (unset: this process's
     GPU when there is one, else the CPU); pick one GPU with ``CUDA_VISIBLE_DEVICES``, several with

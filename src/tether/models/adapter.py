@@ -32,6 +32,7 @@ expansion lets us validate image-token spans and never truncate inside one.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from tether.errors import TetherError
+from tether.models.chat_templates import chat_prompt
 from tether.models.decoding import DecodingSettings
 from tether.models.image_cache import ImageInputCache, concatenate, file_tag
 from tether.models.unknown_tokens import UnknownTokenMonitor
@@ -115,6 +117,8 @@ class ResponseLogProbs:
 class VisionLanguageModel:
     arch: str = ""
     image_token: str = ""
+    # what stands for the image in a template that takes string content (LLaVA's training data: "<image>\n")
+    image_prompt_text: str = "{image_token}\n"
 
     def __init__(
         self, model, tokenizer, image_processor, chat_template: str | None, path: str | Path | None = None
@@ -125,9 +129,7 @@ class VisionLanguageModel:
         self.image_processor = image_processor
         self.chat_template = chat_template or tokenizer.chat_template
         if not self.chat_template:
-            raise TetherError(
-                f"{path}: checkpoint has no chat template (chat_template.jinja or tokenizer_config)"
-            )
+            raise TetherError(f"{path}: no chat template given (tether.models.load finds the checkpoint's)")
         self.path = str(path) if path is not None else None
         self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
         if self.image_token_id is None or self.image_token_id == tokenizer.unk_token_id:
@@ -135,6 +137,7 @@ class VisionLanguageModel:
         if tokenizer.eos_token_id is None:
             raise TetherError(f"{path}: tokenizer has no EOS token")
         self.eos_token_id = tokenizer.eos_token_id
+        self.stop_token_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
         self.pad_token_id = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_id
         )
@@ -222,7 +225,8 @@ class VisionLanguageModel:
 
     def prompt_text(self, question: str, with_image: bool = True) -> str:
         """The user turn through the checkpoint's chat template, ending where the assistant answers."""
-        return chat_prompt(self.tokenizer, self.chat_template, question, with_image)
+        image_text = self.image_prompt_text.format(image_token=self.image_token) if with_image else None
+        return chat_prompt(self.tokenizer, self.chat_template, question, image_text)
 
     def _prompt_ids(self, question: str, n_image_tokens: int | None) -> list[int]:
         text = self.prompt_text(question, with_image=n_image_tokens is not None)
@@ -440,7 +444,7 @@ class VisionLanguageModel:
             output_ids = self.model.generate(
                 **batch.to(self.device).model_inputs(),
                 **settings.generate_kwargs(),
-                eos_token_id=self.eos_token_id,
+                eos_token_id=self.stop_token_ids,
                 pad_token_id=self.pad_token_id,
                 **kwargs,
             )
@@ -448,28 +452,41 @@ class VisionLanguageModel:
             self.model.train(was_training)
         new_tokens = output_ids[:, batch.input_ids.shape[1] :]
         texts = [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-        return texts, (new_tokens == self.eos_token_id).any(dim=1).tolist()
+        stopped = torch.isin(new_tokens, torch.tensor(self.stop_token_ids, device=new_tokens.device))
+        return texts, stopped.any(dim=1).tolist()
+
+    def processor_kwargs(self) -> dict:
+        """What the family's transformers processor needs besides its tokenizer and image processor, as it
+        reads them from ``processor_config.json`` (LLaVA's patch size and feature strategy)."""
+        return {}
 
     def save_pretrained(self, out_dir) -> None:
-        """Save model (safetensors), tokenizer, image processor and chat template as a loadable folder."""
+        """Save model (safetensors), tokenizer, image processor, processor config and chat template as a
+        folder that ``tether.models.load`` and transformers' ``AutoProcessor`` both load."""
+        from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(out_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(out_dir)
         self.image_processor.save_pretrained(out_dir)
+        # the template lives in one home only (the tokenizer may have written its own there)
         (out_dir / "chat_template.jinja").write_text(self.chat_template)
+        processor_class = PROCESSOR_MAPPING_NAMES.get(self.base_model.config.model_type)
+        if processor_class:
+            processor_config = {"processor_class": processor_class, **self.processor_kwargs()}
+            (out_dir / "processor_config.json").write_text(json.dumps(processor_config, indent=2) + "\n")
 
 
-def chat_prompt(tokenizer, chat_template: str, question: str, with_image: bool = True) -> str:
-    """One user turn (an image, then the question) through ``chat_template``, ending where the assistant
-    answers. Shared by the HF adapters and the vLLM backend so both see the same prompt text."""
-    content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": question}]
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": content}],
-        chat_template=chat_template,
-        tokenize=False,
-        add_generation_prompt=True,
-    )
+def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
+    """The tokenizer's EOS and every EOS id of the checkpoint's ``generation_config.json``: transformers'
+    ``generate`` stops at all of them (Qwen2-VL's lists ``<|im_end|>`` and ``<|endoftext|>``)."""
+    ids = [tokenizer.eos_token_id]
+    configured = getattr(generation_config, "eos_token_id", None)
+    for token_id in configured if isinstance(configured, list) else [configured]:
+        if token_id is not None and token_id not in ids:
+            ids.append(token_id)
+    return ids
 
 
 def logprobs_from_logits(

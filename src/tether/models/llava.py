@@ -28,6 +28,15 @@ class LlavaAdapter(VisionLanguageModel):
         n_tokens = n_patches + int(has_cls) - int(config.vision_feature_select_strategy == "default")
         return [n_tokens] * pixel_values.shape[0]
 
+    def processor_kwargs(self) -> dict:
+        config = self.base_model.config
+        return {
+            "image_token": self.image_token,
+            "patch_size": config.vision_config.patch_size,
+            "vision_feature_select_strategy": config.vision_feature_select_strategy,
+            "num_additional_image_tokens": int(config.vision_config.model_type in _TOWERS_WITH_CLS),
+        }
+
     @property
     def projector(self) -> torch.nn.Module:
         return self.base_model.model.multi_modal_projector

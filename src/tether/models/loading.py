@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tether.errors import TetherError
 from tether.models.adapter import VisionLanguageModel
+from tether.models.chat_templates import resolve_chat_template
 from tether.models.llava import LlavaAdapter
 from tether.models.placement import from_pretrained_options, placement_record
 from tether.models.qwen2_vl import Qwen2VLAdapter
@@ -48,12 +49,15 @@ def load(
     device: str | None = None,
     attn_implementation: str | None = None,
     adapter: str | None = None,
+    chat_template: str | None = None,
 ) -> VisionLanguageModel:
     """Load model, tokenizer, image processor and chat template from ``path``.
 
-    ``device``, ``dtype`` and ``attn_implementation`` are those of ``tether.models.placement`` (a
-    ``ModelLoadSettings`` passes them as ``**settings.load_options()``). ``adapter`` forces an adapter by
-    name (for architectures registered under another ``model_type``).
+    ``device``, ``dtype``, ``attn_implementation`` and ``chat_template`` are those of
+    ``tether.models.placement`` (a ``ModelLoadSettings`` passes them as ``**settings.load_options()``).
+    ``adapter`` forces an adapter by name (for architectures registered under another ``model_type``).
+    ``chat_template``: a template file or a documented format's name (``--chat-template``) used instead of
+    the checkpoint's own (``tether.models.chat_templates``).
     """
     from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
@@ -71,6 +75,7 @@ def load(
         )
     _require_safetensors(path)
     placement = from_pretrained_options(device, dtype, attn_implementation)
+    template = resolve_chat_template(path, chat_template)  # before the weights: a missing one fails fast
 
     model = AutoModelForImageTextToText.from_pretrained(
         path, use_safetensors=True, trust_remote_code=trust_remote_code, **placement
@@ -78,7 +83,7 @@ def load(
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     image_processor = AutoImageProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
     logger.debug("%s loaded: %s", path, placement_record(model))
-    return ADAPTERS[name](model, tokenizer, image_processor, _chat_template(path, tokenizer), path)
+    return ADAPTERS[name](model, tokenizer, image_processor, template, path)
 
 
 def _require_safetensors(path: Path) -> None:
@@ -91,13 +96,3 @@ def _require_safetensors(path: Path) -> None:
             "only (pickle can run code). Convert them to safetensors first."
         )
     raise TetherError(f"{path}: no *.safetensors weights found")
-
-
-def _chat_template(path: Path, tokenizer) -> str | None:
-    jinja = path / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text()
-    as_json = path / "chat_template.json"
-    if as_json.is_file():
-        return json.loads(as_json.read_text()).get("chat_template")
-    return tokenizer.chat_template

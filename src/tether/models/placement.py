@@ -31,6 +31,7 @@ class ModelLoadSettings:
     device: str | None = None  # cpu, cuda, cuda:N, auto (device_map); None: cuda if visible, else cpu
     dtype: str = "float32"  # float32, bfloat16, float16, auto (the checkpoint's own)
     attn_implementation: str | None = None  # sdpa, eager, flash_attention_2; None: transformers' default
+    chat_template: str | None = None  # a template file or a documented format's name; None: the checkpoint's
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, default_dtype: str = "float32") -> ModelLoadSettings:
@@ -39,11 +40,15 @@ class ModelLoadSettings:
             device=args.device,
             dtype=args.dtype or default_dtype,
             attn_implementation=getattr(args, "attn_implementation", None),
+            chat_template=getattr(args, "chat_template", None),
         )
 
     def load_options(self) -> dict:
         """Keywords for ``tether.models.load`` (the load settings only, none of a subclass's fields)."""
-        return {"device": self.device, "dtype": self.dtype, "attn_implementation": self.attn_implementation}
+        options = {"device": self.device, "dtype": self.dtype, "attn_implementation": self.attn_implementation}
+        if self.chat_template is not None:  # only when chosen: fingerprints without one stay as they were
+            options["chat_template"] = self.chat_template
+        return options
 
 
 def check_load_settings(device: str | None, dtype: str, attn_implementation: str | None) -> tuple:
@@ -106,8 +111,9 @@ def placement_record(model) -> dict:
 
 
 def add_model_load_options(parser: argparse.ArgumentParser, attention: bool = True) -> None:
-    """``--device``, ``--dtype`` and ``--attn-implementation`` on a command that loads a model (without the
-    last for a command that fixes the attention kernel itself)."""
+    """``--chat-template``, ``--device``, ``--dtype`` and ``--attn-implementation`` on a command that loads a
+    model (without the last for a command that fixes the attention kernel itself)."""
+    add_chat_template_option(parser)
     group = parser.add_argument_group("model placement")
     group.add_argument(
         "--device",
@@ -125,4 +131,17 @@ def add_model_load_options(parser: argparse.ArgumentParser, attention: bool = Tr
         "--attn-implementation",
         choices=ATTN_IMPLEMENTATIONS,
         help="attention kernel (default: transformers' choice, sdpa where supported)",
+    )
+
+
+def add_chat_template_option(parser: argparse.ArgumentParser) -> None:
+    """``--chat-template FILE|FORMAT``: the template used instead of the checkpoint's own."""
+    from tether.models.chat_templates import DOCUMENTED_FORMATS
+
+    parser.add_argument(
+        "--chat-template",
+        metavar="FILE|FORMAT",
+        help="chat template to use instead of the checkpoint's: a Jinja file (or a chat_template.json), or "
+        f"a family's documented prompt format by name ({', '.join(sorted(DOCUMENTED_FORMATS))}); needed "
+        "for checkpoints that ship none",
     )

@@ -8,6 +8,7 @@ from tether.models.adapter import VisionLanguageModel
 class Qwen2VLAdapter(VisionLanguageModel):
     arch = "qwen2_vl"
     image_token = "<|image_pad|>"
+    image_prompt_text = "<|vision_start|>{image_token}<|vision_end|>"
 
     def __init__(self, model, tokenizer, image_processor, chat_template, path=None):
         super().__init__(model, tokenizer, image_processor, chat_template, path)

@@ -3,7 +3,7 @@
 ``VllmGenerator`` has the one method the runner and ``tether.data.pairs`` call on a model,
 ``generate(images, prompts, settings) -> list[str]``, so either backend writes the same files. Prompts are
 built with the checkpoint's own chat template through the same function the HF adapters use
-(``tether.models.adapter.chat_prompt``); ``DecodingSettings`` map to ``vllm.SamplingParams``.
+(``tether.models.chat_templates.chat_prompt``); ``DecodingSettings`` map to ``vllm.SamplingParams``.
 What vLLM does not do the HF way is refused rather than approximated: beam search, and the ``fast``
 yes/no mode (it needs next-token logits from a forward pass).
 
@@ -16,9 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from tether.errors import TetherError
-from tether.models.adapter import chat_prompt
+from tether.models.adapter import stop_token_ids
+from tether.models.chat_templates import chat_prompt, resolve_chat_template
 from tether.models.decoding import DecodingSettings
-from tether.models.loading import _chat_template, _require_safetensors, checkpoint_type
+from tether.models.loading import ADAPTERS, _require_safetensors, checkpoint_type
 from tether.models.placement import ModelLoadSettings
 
 BACKENDS = ("hf", "vllm")
@@ -52,6 +53,8 @@ def generator(path, backend: str = "hf", load_settings: ModelLoadSettings | None
                     "--device and --attn-implementation are for --backend hf"
                 )
             options = {"dtype": load_settings.dtype, **options}
+            if load_settings.chat_template is not None:
+                options["chat_template"] = load_settings.chat_template
         return VllmGenerator(path, **options)
     raise TetherError(f"unknown generation backend '{backend}'; choose from {', '.join(BACKENDS)}")
 
@@ -67,7 +70,7 @@ def sampling_params(vllm, settings: DecodingSettings, stop_token_ids: list[int])
         max_tokens=settings.max_new_tokens,
         repetition_penalty=settings.repetition_penalty,
         seed=settings.seed,
-        stop_token_ids=stop_token_ids,  # the tokenizer's EOS, as the HF path stops on
+        stop_token_ids=stop_token_ids,  # the same stop ids as the HF path
         skip_special_tokens=True,
         **sampling,
     )
@@ -85,9 +88,10 @@ class VllmGenerator:
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
         trust_remote_code: bool = False,
+        chat_template: str | None = None,
     ):
         vllm = import_vllm()
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer, GenerationConfig
 
         path = Path(path)
         model_type, config = checkpoint_type(path)
@@ -104,13 +108,16 @@ class VllmGenerator:
         self.path = str(path)
         self.vllm = vllm
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        self.chat_template = _chat_template(path, self.tokenizer)
-        if not self.chat_template:
-            raise TetherError(
-                f"{path}: checkpoint has no chat template (chat_template.jinja or tokenizer_config)"
-            )
+        self.chat_template = resolve_chat_template(path, chat_template)
+        adapter = ADAPTERS[model_type]
+        image_token = getattr(self.tokenizer, "image_token", None) or adapter.image_token or "<image>"
+        self.image_text = adapter.image_prompt_text.format(image_token=image_token)
         if self.tokenizer.eos_token_id is None:
             raise TetherError(f"{path}: tokenizer has no EOS token")
+        generation_config = (
+            GenerationConfig.from_pretrained(path) if (path / "generation_config.json").is_file() else None
+        )
+        self.stop_token_ids = stop_token_ids(self.tokenizer, generation_config)
         engine = dict(
             model=self.path,
             dtype=dtype,
@@ -124,14 +131,14 @@ class VllmGenerator:
         self.llm = vllm.LLM(**engine)
 
     def prompt_text(self, question: str) -> str:
-        return chat_prompt(self.tokenizer, self.chat_template, question, with_image=True)
+        return chat_prompt(self.tokenizer, self.chat_template, question, self.image_text)
 
     def generate(self, images, prompts, settings: DecodingSettings | None = None) -> list[str]:
         """One answer per (image, prompt), stripped like the HF adapters' answers."""
         if len(images) != len(prompts):
             raise TetherError(f"{len(images)} images for {len(prompts)} prompts")
         settings = settings or DecodingSettings()
-        stop = [self.tokenizer.eos_token_id]
+        stop = self.stop_token_ids
         # one seed per request: identical prompts in a batch (the pair pipeline's samples) must differ,
         # as the rows of one seeded HF batch do
         params = [sampling_params(self.vllm, _request_seed(settings, i), stop) for i in range(len(prompts))]
