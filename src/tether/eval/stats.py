@@ -22,7 +22,7 @@ def bootstrap_intervals(
 
     Records are drawn with replacement; with ``cluster_key`` whole groups of records sharing that
     field's value are drawn instead (an MME image's two questions, an SHR image's sentences), so
-    metrics that need the group stay defined. A metric some resample cannot compute is left out. The same
+    metrics that need the group stay defined. Fewer than two items or clusters give no interval. A metric some resample cannot compute is left out. The same
     seed gives the same intervals.
     """
     if not records:
@@ -34,6 +34,8 @@ def bootstrap_intervals(
         for record in records:
             groups.setdefault(record[cluster_key], []).append(record)
         clusters = list(groups.values())
+    if len(clusters) < 2:  # one item (or one cluster) has no spread to resample: no interval
+        return {}
     names = list(metrics_fn(records))
 
     def statistic(picks: np.ndarray) -> np.ndarray:
