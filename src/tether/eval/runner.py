@@ -27,6 +27,7 @@ from tether.data.images import open_image
 from tether.data.io import SkipLog, append_jsonl
 from tether.errors import DataError, TetherError
 from tether.eval.results import SAMPLES_FILE, write_results
+from tether.models.adapter import model_image_inputs
 from tether.models.decoding import DecodingSettings
 from tether.models.vllm_backend import BACKENDS, generator
 
@@ -226,7 +227,7 @@ def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> 
     yes_ids = _answer_token_ids(vlm.tokenizer, YES_WORDS)
     no_ids = _answer_token_ids(vlm.tokenizer, NO_WORDS)
     image_inputs = vlm.image_inputs(images)
-    counts = vlm.image_token_counts(image_inputs)
+    counts = vlm.image_layouts(image_inputs)
     if len(set(counts)) != 1:
         raise TetherError("images of one fast-mode batch must give the same number of visual tokens")
     rows = [vlm._prompt_ids(prompt, counts[0]) for _, prompt in questions]
@@ -241,7 +242,7 @@ def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> 
         out = model(
             input_ids=prefix,
             attention_mask=torch.ones_like(prefix),
-            **image_inputs,
+            **model_image_inputs(image_inputs),
             **vlm.extra_inputs(prefix),
             use_cache=True,
             logits_to_keep=1,

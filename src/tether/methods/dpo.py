@@ -49,6 +49,7 @@ from tether.methods.dpo_loss import dpo_sigmoid_loss
 from tether.methods.noise import noise_hook
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
+from tether.models.adapter import model_image_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def encode_packed_pairs(
     (``{chosen,rejected}_target``); the first token of both responses is predicted from the last prefix token.
     """
     image_inputs = vlm.image_inputs(images)
-    counts = vlm.image_token_counts(image_inputs)
+    counts = vlm.image_layouts(image_inputs)
     rows, segments = [], []
     sources = {"chosen": [], "rejected": []}  # per row: positions whose hidden state predicts each token
     targets = {"chosen": [], "rejected": []}  # per row: the response tokens
@@ -180,7 +181,7 @@ def packed_hidden_states(vlm: VisionLanguageModel, packed: dict) -> torch.Tensor
         input_ids=input_ids,
         attention_mask=block_causal_mask(segment_ids, base.dtype),
         position_ids=packed_position_ids(vlm, {**packed, "input_ids": input_ids, "segment_ids": segment_ids}),
-        **image_inputs,
+        **model_image_inputs(image_inputs),
         **vlm.extra_inputs(input_ids),
     ).last_hidden_state
 

@@ -45,6 +45,15 @@ from tether.models.image_cache import ImageInputCache, concatenate, file_tag
 
 TEMPLATES = ("chat", "plain")
 
+# ``image_inputs`` keys with this prefix are tether's record of each image's layout (InternVL's tile counts,
+# Idefics3's crop grid), which the model does not take; ``model_image_inputs`` leaves them out.
+LAYOUT_PREFIX = "tether_"
+
+
+def model_image_inputs(image_inputs: dict) -> dict:
+    """The image inputs the model's forward takes (tether's layout records left out)."""
+    return {k: v for k, v in image_inputs.items() if not k.startswith(LAYOUT_PREFIX)}
+
 
 class ImageTokenMismatch(TetherError):
     """A batch whose image-token count differs from the number of visual features its images produce."""
@@ -84,7 +93,7 @@ class ModelBatch:
         return {
             "input_ids": self.input_ids,
             "attention_mask": self.attention_mask,
-            **self.image_inputs,
+            **model_image_inputs(self.image_inputs),
             **self.extra,
         }
 
@@ -151,6 +160,12 @@ class VisionLanguageModel:
 
     def image_token_counts(self, image_inputs: dict) -> list[int]:
         raise NotImplementedError
+
+    def image_layouts(self, image_inputs: dict) -> list:
+        """What each image's placeholder expands to: its visual-token count, or (families whose expansion
+        depends on more, such as Idefics3's crop grid) a description that ``_prompt_ids`` and ``image_span``
+        accept."""
+        return self.image_token_counts(image_inputs)
 
     def image_span(self, n_tokens: int) -> list[int]:
         return [self.image_token_id] * n_tokens
@@ -269,7 +284,7 @@ class VisionLanguageModel:
         if images is not None and len(images) != len(prompts):
             raise TetherError(f"{len(images)} images for {len(prompts)} prompts")
         image_inputs = self.image_inputs(images) if images is not None else {}
-        counts = self.image_token_counts(image_inputs) if images is not None else [None] * len(prompts)
+        counts = self.image_layouts(image_inputs) if images is not None else [None] * len(prompts)
         rows, masks = [], []
         for i, prompt in enumerate(prompts):
             if template == "plain":
@@ -373,7 +388,7 @@ class VisionLanguageModel:
         image_inputs = self.image_inputs(images)
         start = self.start_ids
         rows = [
-            start + self.image_span(n) + [self.eos_token_id] for n in self.image_token_counts(image_inputs)
+            start + self.image_span(n) + [self.eos_token_id] for n in self.image_layouts(image_inputs)
         ]
         masks = [[False] * len(r) for r in rows]
         input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, "right")

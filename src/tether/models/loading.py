@@ -9,13 +9,26 @@ from pathlib import Path
 
 from tether.errors import TetherError
 from tether.models.adapter import VisionLanguageModel
+from tether.models.gemma3 import Gemma3Adapter
+from tether.models.idefics3 import Idefics3Adapter, SmolVLMAdapter
+from tether.models.internvl import InternVLAdapter
 from tether.models.llava import LlavaAdapter
+from tether.models.llava_next import LlavaNextAdapter, LlavaOnevisionAdapter
 from tether.models.qwen2_vl import Qwen2VLAdapter
+from tether.models.qwen3_vl import LlavaOnevision15Adapter, Qwen3VLAdapter
 
 ADAPTERS: dict[str, type[VisionLanguageModel]] = {
     "llava": LlavaAdapter,
     "qwen2_vl": Qwen2VLAdapter,
     "qwen2_5_vl": Qwen2VLAdapter,
+    "llava_next": LlavaNextAdapter,
+    "llava_onevision": LlavaOnevisionAdapter,
+    "llava_onevision1_5": LlavaOnevision15Adapter,
+    "qwen3_vl": Qwen3VLAdapter,
+    "internvl": InternVLAdapter,
+    "gemma3": Gemma3Adapter,
+    "idefics3": Idefics3Adapter,
+    "smolvlm": SmolVLMAdapter,
 }
 
 _DTYPES = {

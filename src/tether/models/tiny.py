@@ -33,7 +33,7 @@ QWEN2_VL_TEMPLATE = (
 
 @dataclass
 class TinyConfig:
-    arch: str = "llava"  # llava | qwen2_vl
+    arch: str = "llava"  # llava, qwen2_vl or a key of tiny_families.BUILDERS
     image_size: int = 32
     patch_size: int = 8
     vision_hidden: int = 32
@@ -48,7 +48,9 @@ class TinyConfig:
 
 def build_tiny_checkpoint(config: TinyConfig, out_dir, words=()) -> Path:
     """Build a random-init model of ``config.arch`` over a word-level vocabulary and save it to ``out_dir``."""
-    builders = {"llava": _build_llava, "qwen2_vl": _build_qwen2_vl}
+    from tether.models.tiny_families import BUILDERS
+
+    builders = {"llava": _build_llava, "qwen2_vl": _build_qwen2_vl, **BUILDERS}
     if config.arch not in builders:
         raise TetherError(f"no tiny builder for '{config.arch}'; choose from {sorted(builders)}")
     torch.manual_seed(config.seed)
