@@ -177,10 +177,13 @@ def packed_hidden_states(vlm: VisionLanguageModel, packed: dict) -> torch.Tensor
     segment_ids = packed["segment_ids"].to(device)
     image_inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in packed["image_inputs"].items()}
     vlm.check_image_tokens(ModelBatch(input_ids, (segment_ids >= 0).long(), segment_ids > 0, image_inputs))
+    position_ids = packed_position_ids(vlm, {**packed, "input_ids": input_ids, "segment_ids": segment_ids})
     return base.model(
         input_ids=input_ids,
-        attention_mask=block_causal_mask(segment_ids, base.dtype),
-        position_ids=packed_position_ids(vlm, {**packed, "input_ids": input_ids, "segment_ids": segment_ids}),
+        attention_mask=vlm.packed_attention_mask(
+            block_causal_mask(segment_ids, base.dtype), input_ids, position_ids
+        ),
+        position_ids=position_ids,
         **model_image_inputs(image_inputs),
         **vlm.extra_inputs(input_ids),
     ).last_hidden_state

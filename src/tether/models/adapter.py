@@ -181,6 +181,12 @@ class VisionLanguageModel:
         """Position ids for tokens continuing a cached prefix (right-padded); None lets the model count on."""
         return None
 
+    def packed_attention_mask(self, mask: torch.Tensor, input_ids: torch.Tensor, position_ids: torch.Tensor):
+        """The attention mask a packed forward (shared-prefix DPO, HACL) passes to the model, from the block-
+        causal additive ``mask`` ``[batch, 1, seq, seq]``; families whose own mask is more than causal (Gemma 3:
+        bidirectional within an image, sliding-window layers) add what they add."""
+        return mask
+
     def position_ids(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_inputs: dict
     ) -> torch.Tensor:

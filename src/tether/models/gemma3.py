@@ -41,6 +41,23 @@ class Gemma3Adapter(TextExpandingAdapter):
         # 1 marks visual tokens: the model lets each image's tokens see each other (bidirectional block)
         return {"token_type_ids": (input_ids == self.image_token_id).long()}
 
+    def packed_attention_mask(self, mask: torch.Tensor, input_ids: torch.Tensor, position_ids: torch.Tensor):
+        """The block-causal mask with each image's tokens seeing each other (as ``create_masks_for_vision_model``
+        builds it from ``token_type_ids``), one per layer type: sliding-window layers also drop keys a window
+        or more behind the query, measured in the positions the unpacked sequence would have."""
+        is_image = input_ids == self.image_token_id
+        starts = is_image & ~torch.nn.functional.pad(is_image, (1, 0))[:, :-1]
+        blocks = torch.where(is_image, starts.long().cumsum(dim=1), 0)
+        same_image = (blocks[:, :, None] == blocks[:, None, :]) & is_image[:, :, None]
+        allowed = (mask == 0) | same_image[:, None]
+        text_config = self.base_model.config.get_text_config()
+        masks = {"full_attention": allowed}
+        if text_config.sliding_window is not None:
+            distance = position_ids[:, :, None] - position_ids[:, None, :]
+            masks["sliding_attention"] = allowed & (distance < text_config.sliding_window)[:, None]
+        minimum = torch.finfo(mask.dtype).min
+        return {k: torch.zeros_like(mask).masked_fill(~v, minimum) for k, v in masks.items()}
+
     @property
     def projector(self) -> torch.nn.Module:
         return self.base_model.model.multi_modal_projector

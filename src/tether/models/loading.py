@@ -41,6 +41,8 @@ _DTYPES = {
     "auto": "auto",
 }
 
+ATTENTION_IMPLEMENTATIONS = (None, "sdpa", "eager", "flash_attention_2")
+
 
 def checkpoint_type(path) -> tuple[str, dict]:
     """``(model_type, config)`` of a local checkpoint folder, with clear errors for what is not one."""
@@ -66,10 +68,13 @@ def load(
     dtype: str = "float32",
     device: str | None = None,
     adapter: str | None = None,
+    attn_implementation: str | None = None,
 ) -> VisionLanguageModel:
     """Load model, tokenizer, image processor and chat template from ``path``.
 
     ``adapter`` forces an adapter by name (for architectures registered under another ``model_type``).
+    ``attn_implementation`` (``sdpa``, ``eager``, ``flash_attention_2``) is passed to transformers; None
+    keeps its default (sdpa where the family supports it).
     """
     from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
@@ -78,7 +83,9 @@ def load(
     name = adapter or model_type
     if name not in ADAPTERS:
         raise TetherError(
-            f"{path}: architecture '{model_type}' is not supported; supported: {', '.join(sorted(ADAPTERS))}"
+            f"{path}: architecture '{model_type}' is not supported; supported: {', '.join(sorted(ADAPTERS))}; "
+            "a checkpoint that ships its own code loads with --trust-remote-code and --adapter NAME "
+            "(the supported family whose layout it shares)"
         )
     if config.get("auto_map") and not trust_remote_code:
         raise TetherError(
@@ -88,9 +95,18 @@ def load(
     _require_safetensors(path)
     if dtype not in _DTYPES:
         raise TetherError(f"unknown dtype '{dtype}'; choose from {sorted(_DTYPES)}")
+    if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+        raise TetherError(
+            f"unknown attention implementation '{attn_implementation}'; "
+            f"choose from {', '.join(a for a in ATTENTION_IMPLEMENTATIONS if a)}"
+        )
 
     model = AutoModelForImageTextToText.from_pretrained(
-        path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=_DTYPES[dtype]
+        path,
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+        dtype=_DTYPES[dtype],
+        attn_implementation=attn_implementation,
     )
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     image_processor = AutoImageProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)

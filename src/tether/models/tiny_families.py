@@ -158,7 +158,7 @@ def build_gemma3(config, words):
         tokenizer,
         head_dim=head_dim,
         query_pre_attn_scalar=head_dim,
-        sliding_window=64,
+        sliding_window=16,  # shorter than a prompt: the sliding layers really slide in the tests
         layer_types=["sliding_attention", "full_attention"][: config.text_layers],
     )
     patches_per_side = config.image_size // config.patch_size
@@ -173,7 +173,10 @@ def build_gemma3(config, words):
     )
     side = config.image_size
     image_processor = Gemma3ImageProcessorPil(size={"height": side, "width": side})
-    return Gemma3ForConditionalGeneration(model_config), tokenizer, image_processor, GEMMA3_TEMPLATE
+    model = Gemma3ForConditionalGeneration(model_config)
+    # transformers initialises the projection to zeros (every image would look alike); a trained one is not
+    model.model.multi_modal_projector.mm_input_projection_weight.data.normal_(0.0, 0.5)
+    return model, tokenizer, image_processor, GEMMA3_TEMPLATE
 
 
 def build_internvl(config, words):
@@ -264,6 +267,43 @@ def build_qwen3_vl(config, words):
     )
     return (
         Qwen3VLForConditionalGeneration(model_config),
+        tokenizer,
+        _qwen_image_processor(config),
+        QWEN2_VL_TEMPLATE,
+    )
+
+
+def build_qwen2_5_vl(config, words):
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from tether.models.tiny import QWEN2_VL_TEMPLATE
+
+    tokenizer = build_word_tokenizer(words, QWEN_SPECIALS)
+    ids = tokenizer.convert_tokens_to_ids
+    text = _text_config(config, tokenizer)
+    text["rope_parameters"] = _qwen_rope(config)
+    model_config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=dict(
+            depth=config.vision_layers,
+            hidden_size=config.vision_hidden,
+            intermediate_size=config.vision_hidden * 4,
+            num_heads=config.vision_heads,
+            patch_size=config.patch_size,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            out_hidden_size=config.text_hidden,
+            window_size=2 * config.patch_size * 2,  # windows of 2x2 merged tokens, full attention in layer 0
+            fullatt_block_indexes=[0],
+        ),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    return (
+        Qwen2_5_VLForConditionalGeneration(model_config),
         tokenizer,
         _qwen_image_processor(config),
         QWEN2_VL_TEMPLATE,
@@ -363,6 +403,7 @@ BUILDERS = {
     "llava_next": build_llava_next,
     "llava_onevision": build_llava_onevision,
     "llava_onevision1_5": build_llava_onevision1_5,
+    "qwen2_5_vl": build_qwen2_5_vl,
     "qwen3_vl": build_qwen3_vl,
     "internvl": build_internvl,
     "gemma3": build_gemma3,
