@@ -113,6 +113,66 @@ def test_encode(vlm):
         assert alone.input_ids[0].tolist() == batch.input_ids[i, :length].tolist()
 
 
+def hf_processor(vlm, monkeypatch):
+    """The family's own transformers processor over the checkpoint's tokenizer and image processor."""
+    import transformers
+    from transformers.models.smolvlm import processing_smolvlm
+    from transformers.processing_utils import ProcessorMixin
+
+    # transformers checks the class of a video processor even when none is given, through a mapping that
+    # needs torchvision; SmolVLM's processor wants num2words for videos only
+    check = ProcessorMixin.check_argument_for_proper_class
+    monkeypatch.setattr(
+        ProcessorMixin,
+        "check_argument_for_proper_class",
+        lambda self, name, arg: None if arg is None else check(self, name, arg),
+    )
+    monkeypatch.setattr(processing_smolvlm, "num2words", str)
+    config, parts = vlm.base_model.config, (vlm.image_processor, vlm.tokenizer)
+    anyres = dict(vision_feature_select_strategy=getattr(config, "vision_feature_select_strategy", None))
+    qwen = lambda cls: cls(*parts, video_processor=None)  # noqa: E731
+    factories = {
+        "llava": lambda: transformers.LlavaProcessor(
+            *parts, patch_size=config.vision_config.patch_size, num_additional_image_tokens=1, **anyres
+        ),
+        "llava_next": lambda: transformers.LlavaNextProcessor(
+            *parts, patch_size=config.vision_config.patch_size, num_additional_image_tokens=1, **anyres
+        ),
+        "llava_onevision": lambda: transformers.LlavaOnevisionProcessor(
+            *parts,
+            video_processor=None,
+            num_image_tokens=(config.vision_config.image_size // config.vision_config.patch_size) ** 2,
+            vision_aspect_ratio=config.vision_aspect_ratio,
+            **anyres,
+        ),
+        "gemma3": lambda: transformers.Gemma3Processor(*parts, image_seq_length=config.mm_tokens_per_image),
+        "internvl": lambda: transformers.InternVLProcessor(
+            *parts, video_processor=None, image_seq_length=config.image_seq_length
+        ),
+        "idefics3": lambda: transformers.Idefics3Processor(*parts, image_seq_len=vlm.tokens_per_crop),
+        "smolvlm": lambda: transformers.SmolVLMProcessor(
+            *parts, video_processor=None, image_seq_len=vlm.tokens_per_crop
+        ),
+        "qwen2_vl": lambda: qwen(transformers.Qwen2VLProcessor),
+        "qwen2_5_vl": lambda: qwen(transformers.Qwen2_5_VLProcessor),
+        "qwen3_vl": lambda: qwen(transformers.Qwen3VLProcessor),
+        "llava_onevision1_5": lambda: qwen(transformers.Qwen2VLProcessor),  # its hub processor class
+    }
+    return factories[vlm.base_model.config.model_type]()
+
+
+def test_inputs_equal_hf_processor(vlm, monkeypatch):
+    """tether's own expansion gives the token ids and pixels of the family's HF processor, image by image
+    (sizes that change the anyres grid, the tile and crop counts and the native-resolution grid)."""
+    processor = hf_processor(vlm, monkeypatch)
+    for image in images():
+        ours = vlm.encode([image], [PROMPTS[1]])
+        theirs = processor(images=[image], text=[vlm.prompt_text(PROMPTS[1])], return_tensors="pt")
+        assert ours.input_ids[0].tolist() == theirs["input_ids"][0].tolist()
+        for name, value in model_image_inputs(ours.image_inputs).items():
+            torch.testing.assert_close(value, theirs[name].to(value.dtype), atol=0, rtol=0, msg=name)
+
+
 def test_log_probs_equal_manual(vlm):
     batch = vlm.encode(images(), PROMPTS, RESPONSES)
     with torch.no_grad():

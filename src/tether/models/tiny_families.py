@@ -192,6 +192,7 @@ def build_internvl(config, words):
             "start_image_token": "<img>",
             "end_image_token": "</img>",
             "context_image_token": "<IMG_CONTEXT>",
+            "video_token": "<video>",  # InternVL's HF processor reads it even for images
         },
     )
     side = config.image_size
