@@ -35,3 +35,11 @@ def test_remote_code_needs_explicit_flag(tmp_path):
     )
     with pytest.raises(TetherError, match="--trust-remote-code"):
         load(tmp_path)
+
+
+def test_instructblip_is_refused_with_its_reason(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "instructblip"}))
+    with pytest.raises(
+        TetherError, match="'instructblip' is not supported: .*Q-Former that reads the instruction"
+    ):
+        load(tmp_path)

@@ -26,7 +26,28 @@ Everything else is shared, and is what the rest of tether calls:
 
 We build inputs ourselves from the tokenizer and image processor rather than through the HF processor
 classes: some of those (Qwen2-VL's) refuse to load without torchvision even for images, and owning the
-expansion lets us validate image-token spans and never truncate inside one.
+expansion lets us validate image-token spans and never truncate inside one. Families whose layout varies
+per image (``llava_next.py``: anyres tiles and row newlines; ``internvl.py``: tiles; ``idefics3.py``: crop
+grids with row/column tags; ``gemma3.py``: delimiters and bidirectional image blocks; ``expanded.py``)
+describe each image by a *layout* (``image_layouts``), from which the placeholder's expansion and its
+visual-token count follow; the tests compare the result with each family's HF processor.
+
+Where NoiseBoost and HACL attach when the visual tokens are not a plain projector output:
+
+- NoiseBoost perturbs the output of ``projector``, which is always the module whose output *is* the
+  sequence of vectors the LLM reads at the visual positions (one per image token). InternVL: the ViT's
+  patches go through a pixel shuffle (2x2 neighbouring patches concatenated into one token, no weights) and
+  then the MLP projector; the hook is the MLP (``multi_modal_projector``), after the shuffle, so the noise
+  lands on the tokens, not on patches the shuffle would mix. Idefics3/SmolVLM are the same with their
+  ``connector``; Gemma 3's projector pools then projects. InstructBLIP: ViT → Q-Former (learned queries
+  cross-attending to the image) → ``language_projection`` (linear); the hook would be
+  ``language_projection``, whose output is the query tokens the LLM reads. Tokens added after the projector
+  are not noised: LLaVA-NeXT/OneVision's learned row-newline embeddings, Qwen3-VL's DeepStack features.
+- HACL's visual-only sequence is ``start_ids + image_span(layout) + EOS``: an image's whole expansion with
+  its own delimiters (InternVL: ``<img>`` + every tile's tokens + ``</img>``; Idefics3: the crop grid with
+  its tags and the global view; Gemma 3: ``<start_of_image>`` … ``<end_of_image>``). For InstructBLIP it
+  would be the query tokens alone; but its Q-Former reads the instruction, so its visual tokens depend on
+  the prompt, not the image alone; that is why tether refuses InstructBLIP (``loading.REFUSED``).
 """
 
 from __future__ import annotations

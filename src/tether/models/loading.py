@@ -43,6 +43,15 @@ _DTYPES = {
 
 ATTENTION_IMPLEMENTATIONS = (None, "sdpa", "eager", "flash_attention_2")
 
+# families transformers ships that tether refuses, and why
+REFUSED = {
+    "instructblip": (
+        "InstructBLIP's visual tokens come from a Q-Former that reads the instruction, so they depend on "
+        "the prompt and not on the image alone; tether's image cache, shared-prefix yes/no answers, packed "
+        "DPO and HACL's visual-only sequence all need visual tokens that depend on the image alone"
+    ),
+}
+
 
 def checkpoint_type(path) -> tuple[str, dict]:
     """``(model_type, config)`` of a local checkpoint folder, with clear errors for what is not one."""
@@ -81,6 +90,8 @@ def load(
     path = Path(path)
     model_type, config = checkpoint_type(path)
     name = adapter or model_type
+    if name in REFUSED:
+        raise TetherError(f"{path}: '{name}' is not supported: {REFUSED[name]}")
     if name not in ADAPTERS:
         raise TetherError(
             f"{path}: architecture '{model_type}' is not supported; supported: {', '.join(sorted(ADAPTERS))}; "
