@@ -256,7 +256,8 @@ def test_image_token_guard(vlm):
 
 
 def llm_input_embeddings(vlm, batch) -> torch.Tensor:
-    """The embeddings the language model reads (text embeddings with the visual tokens scattered in)."""
+    """The embeddings the language model reads (text embeddings with the visual tokens scattered in), from a
+    tether batch or a dict of model inputs."""
     captured = {}
 
     def grab(module, args, kwargs):
@@ -267,7 +268,7 @@ def llm_input_embeddings(vlm, batch) -> torch.Tensor:
     handle = llm.register_forward_pre_hook(grab, with_kwargs=True)
     try:
         with torch.no_grad():
-            vlm.forward(batch)
+            vlm.forward(batch) if isinstance(batch, ModelBatch) else vlm.base_model(**batch)
     finally:
         handle.remove()
     return captured["embeds"]
@@ -490,3 +491,39 @@ def test_pixels_the_model_reads(vlm):
     inputs = vlm.image_inputs(images())
     assert all(not k.startswith("tether_") for k in model_image_inputs(inputs))
     assert inputs["pixel_values"].dtype == vlm.base_model.dtype
+
+
+# ---- several images per prompt ----------------------------------------------------------------------------
+
+
+def test_multiple_images_per_prompt(vlm, monkeypatch):
+    imgs = images()
+    groups = [[imgs[0], imgs[1]], [imgs[2]], [imgs[1], imgs[2], imgs[0]]]
+    batch = vlm.encode(groups, PROMPTS, RESPONSES)
+    counts = vlm.sample_token_counts(batch.image_inputs)
+    assert [len(c) for c in counts] == [2, 1, 3]
+    assert vlm.visual_token_mask(batch.input_ids).sum(1).tolist() == [sum(c) for c in counts]
+    # the same ids as the family's HF processor for the three-image prompt, and the same LLM inputs (the
+    # pixel tensors may be laid out differently: Idefics3 stacks a sample's crops, OneVision keeps all tiles)
+    processor = hf_processor(vlm, monkeypatch)
+    ours = vlm.encode(groups[2:], PROMPTS[2:])
+    text = [vlm.prompt_text(PROMPTS[2], n_images=3)]
+    theirs = processor(images=[groups[2]], text=text, return_tensors="pt")
+    assert ours.input_ids[0].tolist() == theirs["input_ids"][0].tolist()
+    theirs = {k: v.to(vlm.base_model.dtype) if k == "pixel_values" else v for k, v in theirs.items()}
+    torch.testing.assert_close(
+        llm_input_embeddings(vlm, ours), llm_input_embeddings(vlm, theirs), atol=1e-6, rtol=1e-6
+    )
+    with torch.no_grad():
+        batched = vlm.response_logprobs(batch).summed
+        single = [
+            vlm.response_logprobs(vlm.encode([g], [p], [r])).summed[0]
+            for g, p, r in zip(groups, PROMPTS, RESPONSES)
+        ]
+        swapped = vlm.response_logprobs(vlm.encode([groups[0][::-1]], PROMPTS[:1], RESPONSES[:1])).summed[0]
+    torch.testing.assert_close(batched, torch.stack(single), atol=1e-5, rtol=1e-5)
+    assert abs(swapped.item() - single[0].item()) > 1e-6  # the images are read in their order
+    settings = DecodingSettings(max_new_tokens=4)
+    assert vlm.generate(groups, PROMPTS, settings) == [
+        vlm.generate([g], [p], settings)[0] for g, p in zip(groups, PROMPTS)
+    ]

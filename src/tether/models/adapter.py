@@ -71,6 +71,10 @@ TEMPLATES = ("chat", "plain")
 LAYOUT_PREFIX = "tether_"
 
 
+# how many images each sample of a batch has, when some have several
+IMAGES_PER_SAMPLE = LAYOUT_PREFIX + "images_per_sample"
+
+
 def model_image_inputs(image_inputs: dict) -> dict:
     """The image inputs the model's forward takes (tether's layout records left out)."""
     return {k: v for k, v in image_inputs.items() if not k.startswith(LAYOUT_PREFIX)}
@@ -182,6 +186,24 @@ class VisionLanguageModel:
     def image_token_counts(self, image_inputs: dict) -> list[int]:
         raise NotImplementedError
 
+    def encode_images(self, images: Sequence) -> dict:
+        """Image inputs for one entry of ``images`` per sample: an image, or a list of several (in the order
+        of the prompt's placeholders). Several images per sample are recorded (``IMAGES_PER_SAMPLE``)."""
+        per_sample = [len(x) if isinstance(x, (list, tuple)) else 1 for x in images]
+        flat = [im for x in images for im in (x if isinstance(x, (list, tuple)) else [x])]
+        image_inputs = self.image_inputs(flat)
+        if all(n == 1 for n in per_sample):
+            return image_inputs
+        return self.group_image_inputs(image_inputs, per_sample)
+
+    def group_image_inputs(self, image_inputs: dict, per_sample: list[int]) -> dict:
+        """Record how many images each sample has (families whose model needs it add their own key)."""
+        return {**image_inputs, IMAGES_PER_SAMPLE: torch.tensor(per_sample)}
+
+    def sample_layouts(self, image_inputs: dict) -> list[list]:
+        """The layouts of each sample's images."""
+        return _per_sample(self.image_layouts(image_inputs), image_inputs)
+
     def image_layouts(self, image_inputs: dict) -> list:
         """What each image's placeholder expands to: its visual-token count, or (families whose expansion
         depends on more, such as Idefics3's crop grid) a description that ``_prompt_ids`` and ``image_span``
@@ -260,9 +282,9 @@ class VisionLanguageModel:
 
     # ---- text building ---------------------------------------------------------------------------------
 
-    def prompt_text(self, question: str, with_image: bool = True) -> str:
+    def prompt_text(self, question: str, with_image: bool = True, n_images: int = 1) -> str:
         """The user turn through the checkpoint's chat template, ending where the assistant answers."""
-        return chat_prompt(self.tokenizer, self.chat_template, question, with_image)
+        return chat_prompt(self.tokenizer, self.chat_template, question, with_image, n_images)
 
     def _prompt_ids(self, question: str, n_image_tokens: int | None) -> list[int]:
         ids = self.tokenizer(self.prompt_text(question, with_image=n_image_tokens is not None)).input_ids
@@ -275,6 +297,27 @@ class VisionLanguageModel:
             )
         i = positions[0]
         return ids[:i] + [self.image_token_id] * n_image_tokens + ids[i + 1 :]
+
+    def _multi_image_prompt_ids(self, question: str, layouts: list) -> list[int]:
+        """A prompt with several images: each of the template's image tokens expanded in order."""
+        ids = self.tokenizer(self.prompt_text(question, n_images=len(layouts))).input_ids
+        positions = [i for i, t in enumerate(ids) if t == self.image_token_id]
+        if len(positions) != len(layouts):
+            raise TetherError(
+                f"chat template produced {len(positions)} image tokens for {len(layouts)} images"
+            )
+        out, start = [], 0
+        for position, n_tokens in zip(positions, layouts):
+            out += ids[start:position] + [self.image_token_id] * n_tokens
+            start = position + 1
+        return out + ids[start:]
+
+    def _sample_prompt_ids(self, question: str, layouts: list | None) -> list[int]:
+        if layouts is None:
+            return self._prompt_ids(question, None)
+        if len(layouts) == 1:
+            return self._prompt_ids(question, layouts[0])
+        return self._multi_image_prompt_ids(question, layouts)
 
     def _plain_prompt_ids(self, n_image_tokens: int | None) -> list[int]:
         """LLaVA's stage-1 ``plain`` template: the image alone, then the response; the question is dropped."""
@@ -310,14 +353,16 @@ class VisionLanguageModel:
             raise TetherError(f"template must be one of {', '.join(TEMPLATES)}, not {template!r}")
         if images is not None and len(images) != len(prompts):
             raise TetherError(f"{len(images)} images for {len(prompts)} prompts")
-        image_inputs = self.image_inputs(images) if images is not None else {}
-        counts = self.image_layouts(image_inputs) if images is not None else [None] * len(prompts)
+        image_inputs = self.encode_images(images) if images is not None else {}
+        layouts = self.sample_layouts(image_inputs) if images is not None else [None] * len(prompts)
         rows, masks = [], []
         for i, prompt in enumerate(prompts):
             if template == "plain":
-                prompt_ids = self._plain_prompt_ids(counts[i])
+                if layouts[i] is not None and len(layouts[i]) != 1:
+                    raise TetherError("the plain template takes one image per sample")
+                prompt_ids = self._plain_prompt_ids(None if layouts[i] is None else layouts[i][0])
             else:
-                prompt_ids = self._prompt_ids(prompt, counts[i])
+                prompt_ids = self._sample_prompt_ids(prompt, layouts[i])
             response_ids = self._response_ids(responses[i], add_eos) if responses is not None else []
             if max_length is not None:
                 if len(prompt_ids) >= max_length:
@@ -344,7 +389,7 @@ class VisionLanguageModel:
             input_ids,
             batch.attention_mask[rows, :width],
             batch.response_mask[rows, :width],
-            self.image_inputs([images[i] for i in rows]),
+            self.encode_images([images[i] for i in rows]),
             self.extra_inputs(input_ids),
         )
 
@@ -366,6 +411,10 @@ class VisionLanguageModel:
     def visual_token_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         return input_ids == self.image_token_id
 
+    def sample_token_counts(self, image_inputs: dict) -> list[list[int]]:
+        """The visual-token counts of each sample's images."""
+        return _per_sample(self.image_token_counts(image_inputs), image_inputs)
+
     def check_image_tokens(self, batch: ModelBatch) -> None:
         """Raise before the forward if any sample's image-token count differs from its image's features."""
         found = self.visual_token_mask(batch.input_ids).sum(dim=1).tolist()
@@ -373,7 +422,7 @@ class VisionLanguageModel:
             if any(found):
                 raise ImageTokenMismatch(f"batch has image tokens {found} but no images")
             return
-        expected = self.image_token_counts(batch.image_inputs)
+        expected = [sum(counts) for counts in self.sample_token_counts(batch.image_inputs)]
         if len(expected) != len(found):
             raise ImageTokenMismatch(f"{len(expected)} images for a batch of {len(found)} samples")
         for i, (n_found, n_expected) in enumerate(zip(found, expected)):
@@ -414,9 +463,7 @@ class VisionLanguageModel:
         adds one) followed by EOS."""
         image_inputs = self.image_inputs(images)
         start = self.start_ids
-        rows = [
-            start + self.image_span(n) + [self.eos_token_id] for n in self.image_layouts(image_inputs)
-        ]
+        rows = [start + self.image_span(n) + [self.eos_token_id] for n in self.image_layouts(image_inputs)]
         masks = [[False] * len(r) for r in rows]
         input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, "right")
         return ModelBatch(
@@ -495,10 +542,12 @@ class VisionLanguageModel:
         (out_dir / "chat_template.jinja").write_text(self.chat_template)
 
 
-def chat_prompt(tokenizer, chat_template: str, question: str, with_image: bool = True) -> str:
-    """One user turn (an image, then the question) through ``chat_template``, ending where the assistant
-    answers. Shared by the HF adapters and the vLLM backend so both see the same prompt text."""
-    content = ([{"type": "image"}] if with_image else []) + [{"type": "text", "text": question}]
+def chat_prompt(
+    tokenizer, chat_template: str, question: str, with_image: bool = True, n_images: int = 1
+) -> str:
+    """One user turn (an image, or ``n_images`` images, then the question) through ``chat_template``, ending
+    where the assistant answers. Shared by the HF adapters and the vLLM backend so both see the same prompt."""
+    content = ([{"type": "image"}] * n_images if with_image else []) + [{"type": "text", "text": question}]
     return tokenizer.apply_chat_template(
         [{"role": "user", "content": content}],
         chat_template=chat_template,
@@ -523,6 +572,15 @@ def logprobs_from_logits(
     per_token = torch.zeros(mask.shape, dtype=token_logps.dtype, device=logits.device)
     per_token = per_token.masked_scatter(mask, token_logps)
     return ResponseLogProbs(per_token, mask, per_token.sum(dim=1), logits if return_logits else None)
+
+
+def _per_sample(values: list, image_inputs: dict) -> list[list]:
+    """Per-image ``values`` grouped by sample (one image per sample unless ``IMAGES_PER_SAMPLE`` says more)."""
+    per_sample = image_inputs.get(IMAGES_PER_SAMPLE)
+    if per_sample is None:
+        return [[value] for value in values]
+    bounds = [0, *torch.as_tensor(per_sample).cumsum(0).tolist()]
+    return [values[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def _pad(rows, masks, pad_id: int, side: str):

@@ -26,16 +26,20 @@ class TextExpandingAdapter(VisionLanguageModel):
         return [self.layout_token_count(layout) for layout in self.image_layouts(image_inputs)]
 
     def _prompt_ids(self, question: str, layout) -> list[int]:
-        text = self.prompt_text(question, with_image=layout is not None)
         if layout is None:
-            return self.tokenizer(text).input_ids
-        if text.count(self.placeholder) != 1:
+            return self.tokenizer(self.prompt_text(question, with_image=False)).input_ids
+        return self._multi_image_prompt_ids(question, [layout])
+
+    def _multi_image_prompt_ids(self, question: str, layouts: list) -> list[int]:
+        pieces = self.prompt_text(question, n_images=len(layouts)).split(self.placeholder)
+        if len(pieces) != len(layouts) + 1:
             raise TetherError(
-                f"chat template produced {text.count(self.placeholder)} image placeholders "
-                f"({self.placeholder!r}) for one image; expected 1"
+                f"chat template produced {len(pieces) - 1} image placeholders ({self.placeholder!r}) for "
+                f"{len(layouts)} images"
             )
-        ids = self.tokenizer(text.replace(self.placeholder, self.image_text(layout))).input_ids
-        found, expected = ids.count(self.image_token_id), self.layout_token_count(layout)
+        text = pieces[0] + "".join(self.image_text(lay) + piece for lay, piece in zip(layouts, pieces[1:]))
+        ids = self.tokenizer(text).input_ids
+        found, expected = ids.count(self.image_token_id), sum(map(self.layout_token_count, layouts))
         if found != expected:
             raise TetherError(
                 f"the prompt has {found} image tokens after expansion, the image gives {expected}; "

@@ -13,6 +13,7 @@ import torch
 from transformers.image_processing_utils import select_best_resolution
 
 from tether.models.adapter import VisionLanguageModel
+from tether.models.image_cache import concatenate
 from tether.models.llava import _TOWERS_WITH_CLS
 
 
@@ -76,7 +77,37 @@ class LlavaNextAdapter(VisionLanguageModel):
 
 
 class LlavaOnevisionAdapter(LlavaNextAdapter):
+    """Images of a sample with several images skip the anyres grid: each is padded to a square and read as
+    the base view alone, plus one newline."""
+
     arch = "llava_onevision"
+
+    def encode_images(self, images) -> dict:
+        groups = [list(x) if isinstance(x, (list, tuple)) else [x] for x in images]
+        if all(len(group) == 1 for group in groups):
+            return super().encode_images(images)
+        parts = []
+        for group in groups:
+            if len(group) == 1:
+                parts.append(self.image_inputs(group))
+            else:  # the processor's multi-image preprocessing (pad to square, no tiles)
+                out = self.image_processor(images=[group], return_tensors="pt")
+                pixel_values = out["pixel_values"].to(self.base_model.dtype)
+                parts.append({"pixel_values": pixel_values, "image_sizes": out["image_sizes"]})
+        return self.group_image_inputs(concatenate(parts), [len(group) for group in groups])
+
+    def group_image_inputs(self, image_inputs: dict, per_sample: list[int]) -> dict:
+        grouped = super().group_image_inputs(image_inputs, per_sample)
+        return {**grouped, "batch_num_images": torch.tensor(per_sample)}
+
+    def image_token_counts(self, image_inputs: dict) -> list[int]:
+        counts = super().image_token_counts(image_inputs)
+        if "batch_num_images" not in image_inputs:
+            return counts
+        tile_height, tile_width = image_inputs["pixel_values"].shape[-2:]
+        base = self._base_tokens(tile_height, tile_width)[0] + 1  # + the image's newline
+        several = [n > 1 for n in image_inputs["batch_num_images"].tolist() for _ in range(n)]
+        return [base if multi else n for n, multi in zip(counts, several)]
 
     def _tokens_per_image(self, height, width, tile_height, tile_width) -> int:
         base, rows, cols = self._base_tokens(tile_height, tile_width)
