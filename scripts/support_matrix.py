@@ -125,6 +125,11 @@ def render(cells: dict) -> str:
     ]
     if notes:
         lines += ["Reasons:", ""] + [f"{i}. {note}" for i, note in enumerate(notes, 1)] + [""]
+    from tether.models.loading import REFUSED
+
+    lines += ["Refused families (`load()` raises this reason):", ""]
+    lines += [f"- {FAMILY_NAMES.get(name, name)} (`{name}`): {reason}." for name, reason in REFUSED.items()]
+    lines += [""]
     lines += [
         "What the columns check:",
         "",
@@ -137,7 +142,9 @@ def render(cells: dict) -> str:
         "- **SFT + NoiseBoost**, **HACL**, **DPO**, **reward**, **PPO**: one optimizer step, with LoRA and",
         "  without; DPO's packed shared-prefix loss equals the two-sequence loss within 1e-5.",
         "- **bfloat16**: summed response log-probs within 0.1 nats and the SFT loss within 1% of float32.",
-        "- **eager = sdpa**: `load(path, attn_implementation=...)` gives the same log-probs with both.",
+        "- **eager = sdpa**: `load(path, attn_implementation=...)` gives the same log-probs with both",
+        "  (`flash_attention_2` needs a GPU and the flash-attn package; transformers itself refuses it for",
+        "  Gemma 3, whose image blocks need a mask flash attention cannot take).",
         "",
         "`tether models info DIR [--image-size WxH]` prints a checkpoint's family, its visual tokens per image",
         "at that size, the projector module (NoiseBoost's hook point) and its prompt under the chat template.",
