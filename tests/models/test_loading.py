@@ -40,6 +40,6 @@ def test_remote_code_needs_explicit_flag(tmp_path):
 def test_instructblip_is_refused_with_its_reason(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "instructblip"}))
     with pytest.raises(
-        TetherError, match="'instructblip' is not supported: .*Q-Former that reads the instruction"
+        TetherError, match="'instructblip' is not supported yet: .*Q-Former that reads the instruction"
     ):
         load(tmp_path)

@@ -46,8 +46,9 @@ Where NoiseBoost and HACL attach when the visual tokens are not a plain projecto
 - HACL's visual-only sequence is ``start_ids + image_span(layout) + EOS``: an image's whole expansion with
   its own delimiters (InternVL: ``<img>`` + every tile's tokens + ``</img>``; Idefics3: the crop grid with
   its tags and the global view; Gemma 3: ``<start_of_image>`` … ``<end_of_image>``). For InstructBLIP it
-  would be the query tokens alone; but its Q-Former reads the instruction, so its visual tokens depend on
-  the prompt, not the image alone; that is why tether refuses InstructBLIP (``loading.REFUSED``).
+  would be the query tokens alone, the Q-Former given an empty instruction: its Q-Former reads the
+  instruction, so its visual tokens depend on the prompt, not the image alone. tether does not load
+  InstructBLIP yet (``loading.REFUSED`` says why).
 """
 
 from __future__ import annotations

@@ -46,9 +46,10 @@ ATTENTION_IMPLEMENTATIONS = (None, "sdpa", "eager", "flash_attention_2")
 # families transformers ships that tether refuses, and why
 REFUSED = {
     "instructblip": (
-        "InstructBLIP's visual tokens come from a Q-Former that reads the instruction, so they depend on "
-        "the prompt and not on the image alone; tether's image cache, shared-prefix yes/no answers, packed "
-        "DPO and HACL's visual-only sequence all need visual tokens that depend on the image alone"
+        "not supported yet: its visual tokens come from a Q-Former that reads the instruction, so they "
+        "depend on the prompt (the shared-prefix yes/no mode cannot share them across questions and every "
+        "encode must also tokenize the prompt for the Q-Former), and its model class has no separate "
+        "decoder and LM head for tether's hidden-state read-outs (reward and value heads, HACL, packed DPO)"
     ),
 }
 
@@ -91,7 +92,7 @@ def load(
     model_type, config = checkpoint_type(path)
     name = adapter or model_type
     if name in REFUSED:
-        raise TetherError(f"{path}: '{name}' is not supported: {REFUSED[name]}")
+        raise TetherError(f"{path}: '{name}' is {REFUSED[name]}")
     if name not in ADAPTERS:
         raise TetherError(
             f"{path}: architecture '{model_type}' is not supported; supported: {', '.join(sorted(ADAPTERS))}; "
