@@ -113,21 +113,11 @@ def test_encode(vlm):
         assert alone.input_ids[0].tolist() == batch.input_ids[i, :length].tolist()
 
 
-def hf_processor(vlm, monkeypatch):
-    """The family's own transformers processor over the checkpoint's tokenizer and image processor."""
+def hf_processor(vlm):
+    """The family's own transformers processor over the checkpoint's tokenizer and image processor (use
+    with the ``processors_without_torchvision`` fixture)."""
     import transformers
-    from transformers.models.smolvlm import processing_smolvlm
-    from transformers.processing_utils import ProcessorMixin
 
-    # transformers checks the class of a video processor even when none is given, through a mapping that
-    # needs torchvision; SmolVLM's processor wants num2words for videos only
-    check = ProcessorMixin.check_argument_for_proper_class
-    monkeypatch.setattr(
-        ProcessorMixin,
-        "check_argument_for_proper_class",
-        lambda self, name, arg: None if arg is None else check(self, name, arg),
-    )
-    monkeypatch.setattr(processing_smolvlm, "num2words", str)
     config, parts = vlm.base_model.config, (vlm.image_processor, vlm.tokenizer)
     anyres = dict(vision_feature_select_strategy=getattr(config, "vision_feature_select_strategy", None))
     qwen = lambda cls: cls(*parts, video_processor=None)  # noqa: E731
@@ -161,10 +151,10 @@ def hf_processor(vlm, monkeypatch):
     return factories[vlm.base_model.config.model_type]()
 
 
-def test_inputs_equal_hf_processor(vlm, monkeypatch):
+def test_inputs_equal_hf_processor(vlm, processors_without_torchvision):
     """tether's own expansion gives the token ids and pixels of the family's HF processor, image by image
     (sizes that change the anyres grid, the tile and crop counts and the native-resolution grid)."""
-    processor = hf_processor(vlm, monkeypatch)
+    processor = hf_processor(vlm)
     for image in images():
         ours = vlm.encode([image], [PROMPTS[1]])
         theirs = processor(images=[image], text=[vlm.prompt_text(PROMPTS[1])], return_tensors="pt")
@@ -496,7 +486,7 @@ def test_pixels_the_model_reads(vlm):
 # ---- several images per prompt ----------------------------------------------------------------------------
 
 
-def test_multiple_images_per_prompt(vlm, monkeypatch):
+def test_multiple_images_per_prompt(vlm, processors_without_torchvision):
     imgs = images()
     groups = [[imgs[0], imgs[1]], [imgs[2]], [imgs[1], imgs[2], imgs[0]]]
     batch = vlm.encode(groups, PROMPTS, RESPONSES)
@@ -505,7 +495,7 @@ def test_multiple_images_per_prompt(vlm, monkeypatch):
     assert vlm.visual_token_mask(batch.input_ids).sum(1).tolist() == [sum(c) for c in counts]
     # the same ids as the family's HF processor for the three-image prompt, and the same LLM inputs (the
     # pixel tensors may be laid out differently: Idefics3 stacks a sample's crops, OneVision keeps all tiles)
-    processor = hf_processor(vlm, monkeypatch)
+    processor = hf_processor(vlm)
     ours = vlm.encode(groups[2:], PROMPTS[2:])
     text = [vlm.prompt_text(PROMPTS[2], n_images=3)]
     theirs = processor(images=[groups[2]], text=text, return_tensors="pt")
