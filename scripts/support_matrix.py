@@ -125,11 +125,6 @@ def render(cells: dict) -> str:
     ]
     if notes:
         lines += ["Reasons:", ""] + [f"{i}. {note}" for i, note in enumerate(notes, 1)] + [""]
-    from tether.models.loading import REFUSED
-
-    lines += ["Refused families (`load()` raises this reason):", ""]
-    lines += [f"- {FAMILY_NAMES.get(name, name)} (`{name}`): {reason}." for name, reason in REFUSED.items()]
-    lines += [""]
     lines += [
         "What the columns check:",
         "",

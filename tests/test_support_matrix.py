@@ -41,4 +41,3 @@ def test_cells_from_junit_outcomes(tmp_path):
     # one failing variant (LoRA) makes the cell a failure; a skip carries its reason as a footnote
     assert rows["PPO"] == "| PPO | ✗ [1] | ✗ [2] |"
     assert "1. fails the suite" in table and "2. no place for a value head" in table
-    assert "InstructBLIP (`instructblip`): not supported yet" in table

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tokenizers import AddedToken
 
 from tether.errors import TetherError
 from tether.models import ADAPTERS, DecodingSettings, ImageTokenMismatch, ModelBatch, load
@@ -147,8 +148,14 @@ def hf_processor(vlm):
         "qwen2_5_vl": lambda: qwen(transformers.Qwen2_5_VLProcessor),
         "qwen3_vl": lambda: qwen(transformers.Qwen3VLProcessor),
         "llava_onevision1_5": lambda: qwen(transformers.Qwen2VLProcessor),  # its hub processor class
+        "instructblip": lambda: transformers.InstructBlipProcessor(
+            *parts, qformer_tokenizer=vlm.qformer_tokenizer, num_query_tokens=config.num_query_tokens
+        ),
     }
-    return factories[vlm.base_model.config.model_type]()
+    processor = factories[vlm.base_model.config.model_type]()
+    if vlm.arch == "instructblip":  # it takes the tokenizer's image_token string for an AddedToken
+        processor.image_token = AddedToken(vlm.image_token, special=True)
+    return processor
 
 
 def test_inputs_equal_hf_processor(vlm, processors_without_torchvision):
@@ -253,7 +260,7 @@ def llm_input_embeddings(vlm, batch) -> torch.Tensor:
     def grab(module, args, kwargs):
         captured["embeds"] = kwargs["inputs_embeds"].detach().clone()
 
-    model = vlm.base_model.model
+    model = getattr(vlm.base_model, "model", vlm.base_model)  # InstructBLIP keeps its parts at the top
     llm = model.language_model if hasattr(model, "language_model") else model.text_model  # Idefics3, SmolVLM
     handle = llm.register_forward_pre_hook(grab, with_kwargs=True)
     try:
@@ -282,7 +289,7 @@ def test_noiseboost_exactly_on_visual_tokens_only_while_training(vlm):
         vlm.model.eval()
     changed = (noisy != clean).any(dim=-1)
     expected = vlm.visual_token_mask(batch.input_ids)
-    newline = getattr(vlm.base_model.model, "image_newline", None)
+    newline = getattr(getattr(vlm.base_model, "model", None), "image_newline", None)
     if newline is not None:
         # anyres row separators are a learned embedding appended after the projector, never noised
         expected &= ~(clean == newline.detach()).all(dim=-1)
@@ -489,6 +496,12 @@ def test_pixels_the_model_reads(vlm):
 def test_multiple_images_per_prompt(vlm, processors_without_torchvision):
     imgs = images()
     groups = [[imgs[0], imgs[1]], [imgs[2]], [imgs[1], imgs[2], imgs[0]]]
+    if vlm.arch == "instructblip":
+        from tether.models.instructblip import ONE_IMAGE
+
+        with pytest.raises(TetherError, match="one image per prompt"):
+            vlm.encode(groups, PROMPTS, RESPONSES)
+        pytest.skip(ONE_IMAGE)
     batch = vlm.encode(groups, PROMPTS, RESPONSES)
     counts = vlm.sample_token_counts(batch.image_inputs)
     assert [len(c) for c in counts] == [2, 1, 3]

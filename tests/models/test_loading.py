@@ -15,7 +15,7 @@ def test_missing_folder_and_config(tmp_path):
 
 def test_unknown_architecture(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "blip-2"}))
-    families = "gemma3, idefics3, internvl, llava, llava_next, llava_onevision, llava_onevision1_5, qwen2_5_vl, qwen2_vl, qwen3_vl, smolvlm"
+    families = "gemma3, idefics3, instructblip, internvl, llava, llava_next, llava_onevision, llava_onevision1_5, qwen2_5_vl, qwen2_vl, qwen3_vl, smolvlm"
     with pytest.raises(
         TetherError, match=f"'blip-2' is not supported; supported: {families}; .*--trust-remote-code"
     ):
@@ -34,12 +34,4 @@ def test_remote_code_needs_explicit_flag(tmp_path):
         json.dumps({"model_type": "llava", "auto_map": {"AutoModel": "x.Y"}})
     )
     with pytest.raises(TetherError, match="--trust-remote-code"):
-        load(tmp_path)
-
-
-def test_instructblip_is_refused_with_its_reason(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "instructblip"}))
-    with pytest.raises(
-        TetherError, match="'instructblip' is not supported yet: .*Q-Former that reads the instruction"
-    ):
         load(tmp_path)

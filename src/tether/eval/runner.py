@@ -226,6 +226,16 @@ def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> 
     give the same number of visual tokens), the cache rows gathered per question, one suffix forward."""
     yes_ids = _answer_token_ids(vlm.tokenizer, YES_WORDS)
     no_ids = _answer_token_ids(vlm.tokenizer, NO_WORDS)
+    if vlm.instruction_input_names:
+        # the visual tokens read each question (InstructBLIP): no prefix to share, one left-padded forward
+        batch = vlm.encode([images[i] for i, _ in questions], [p for _, p in questions], padding_side="left")
+        was_training = vlm.model.training
+        vlm.model.eval()
+        try:
+            final = vlm.forward(batch).logits[:, -1].float().log_softmax(dim=-1)
+        finally:
+            vlm.model.train(was_training)
+        return torch.logsumexp(final[:, yes_ids], dim=-1) - torch.logsumexp(final[:, no_ids], dim=-1)
     image_inputs = vlm.image_inputs(images)
     counts = vlm.image_layouts(image_inputs)
     if len(set(counts)) != 1:

@@ -28,9 +28,8 @@ VISION_TOWERS = ("vision_tower", "visual", "vision_model")
 
 
 def vision_tower(vlm: VisionLanguageModel):
-    return next(
-        getattr(vlm.base_model.model, name) for name in VISION_TOWERS if hasattr(vlm.base_model.model, name)
-    )
+    inner = getattr(vlm.base_model, "model", vlm.base_model)  # InstructBLIP keeps its parts at the top
+    return next(getattr(inner, name) for name in VISION_TOWERS if hasattr(inner, name))
 
 
 def configure_trainable(vlm: VisionLanguageModel, settings: ModelSettings) -> None:

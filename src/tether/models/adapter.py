@@ -40,15 +40,17 @@ Where NoiseBoost and HACL attach when the visual tokens are not a plain projecto
   then the MLP projector; the hook is the MLP (``multi_modal_projector``), after the shuffle, so the noise
   lands on the tokens, not on patches the shuffle would mix. Idefics3/SmolVLM are the same with their
   ``connector``; Gemma 3's projector pools then projects. InstructBLIP: ViT → Q-Former (learned queries
-  cross-attending to the image) → ``language_projection`` (linear); the hook would be
-  ``language_projection``, whose output is the query tokens the LLM reads. Tokens added after the projector
-  are not noised: LLaVA-NeXT/OneVision's learned row-newline embeddings, Qwen3-VL's DeepStack features.
+  cross-attending to the image and reading the instruction) → ``language_projection`` (linear); the hook is
+  ``language_projection``, whose output is the query tokens the LLM reads, so the noise lands after the
+  Q-Former has read the image. Tokens added after the projector are not noised: LLaVA-NeXT/OneVision's
+  learned row-newline embeddings, Qwen3-VL's DeepStack features.
 - HACL's visual-only sequence is ``start_ids + image_span(layout) + EOS``: an image's whole expansion with
   its own delimiters (InternVL: ``<img>`` + every tile's tokens + ``</img>``; Idefics3: the crop grid with
-  its tags and the global view; Gemma 3: ``<start_of_image>`` … ``<end_of_image>``). For InstructBLIP it
-  would be the query tokens alone, the Q-Former given an empty instruction: its Q-Former reads the
-  instruction, so its visual tokens depend on the prompt, not the image alone. tether does not load
-  InstructBLIP yet (``loading.REFUSED`` says why).
+  its tags and the global view; Gemma 3: ``<start_of_image>`` … ``<end_of_image>``). InstructBLIP: the
+  query tokens alone, the Q-Former given the empty prompt. Its Q-Former reads the instruction, so its
+  visual tokens depend on the prompt: ``instruction_inputs`` adds the Q-Former's token ids to the image
+  inputs of every batch, HACL then never shares the L_G row's visual prefix (its visual tokens read the
+  caption prompt), and the fast yes/no mode runs one forward per question instead of sharing a prefix.
 """
 
 from __future__ import annotations
@@ -221,6 +223,23 @@ class VisionLanguageModel:
     def extra_inputs(self, input_ids: torch.Tensor) -> dict:
         return {}
 
+    # image inputs that depend on each image's prompt (InstructBLIP's Q-Former reads the instruction)
+    instruction_input_names: tuple[str, ...] = ()
+
+    def instruction_inputs(self, image_inputs: dict, instructions: Sequence[str]) -> dict:
+        """``image_inputs`` completed with what depends on each image's instruction; unchanged by default."""
+        return image_inputs
+
+    def decoder_hidden_states(self, **inputs) -> torch.Tensor:
+        """Last-layer hidden states of the decoder (no LM head) for model ``inputs`` (ids, masks, positions,
+        image inputs). PEFT injects LoRA layers in place, so adapters apply (and ``disable_adapter()`` turns
+        them off) here too; ``self.model.model`` under PEFT would be the whole causal-LM."""
+        return self.base_model.model(**inputs).last_hidden_state
+
+    @property
+    def lm_head(self) -> torch.nn.Module:
+        return self.base_model.lm_head
+
     def continuation_position_ids(self, prefix_length: int, suffix_length: int, batch_size: int):
         """Position ids for tokens continuing a cached prefix (right-padded); None lets the model count on."""
         return None
@@ -354,7 +373,11 @@ class VisionLanguageModel:
             raise TetherError(f"template must be one of {', '.join(TEMPLATES)}, not {template!r}")
         if images is not None and len(images) != len(prompts):
             raise TetherError(f"{len(images)} images for {len(prompts)} prompts")
-        image_inputs = self.encode_images(images) if images is not None else {}
+        image_inputs = {}
+        if images is not None:
+            per_sample = [len(x) if isinstance(x, (list, tuple)) else 1 for x in images]
+            instructions = [prompt for prompt, n in zip(prompts, per_sample) for _ in range(n)]
+            image_inputs = self.instruction_inputs(self.encode_images(images), instructions)
         layouts = self.sample_layouts(image_inputs) if images is not None else [None] * len(prompts)
         rows, masks = [], []
         for i, prompt in enumerate(prompts):
@@ -386,11 +409,18 @@ class VisionLanguageModel:
             raise ValueError("select_rows needs a right-padded batch")
         width = int(batch.attention_mask[rows].sum(dim=1).max())
         input_ids = batch.input_ids[rows, :width]
+        image_inputs = self.encode_images([images[i] for i in rows])
+        if self.instruction_input_names:  # the selected samples' images' rows
+            image_rows = _per_sample(
+                list(range(len(self.image_layouts(batch.image_inputs)))), batch.image_inputs
+            )
+            index = torch.tensor([r for i in rows for r in image_rows[i]])
+            image_inputs.update({k: batch.image_inputs[k][index] for k in self.instruction_input_names})
         return ModelBatch(
             input_ids,
             batch.attention_mask[rows, :width],
             batch.response_mask[rows, :width],
-            self.encode_images([images[i] for i in rows]),
+            image_inputs,
             self.extra_inputs(input_ids),
         )
 
@@ -450,19 +480,14 @@ class VisionLanguageModel:
         )
 
     def last_hidden_states(self, batch: ModelBatch) -> torch.Tensor:
-        """Last-layer hidden states ``[batch, seq, hidden]`` without the LM head (reward and value heads).
-
-        Runs the decoder of ``base_model``: PEFT injects LoRA layers in place, so adapters apply (and
-        ``disable_adapter()`` turns them off) here too; ``self.model.model`` under PEFT would be the whole
-        causal-LM, whose output has no ``last_hidden_state``.
-        """
+        """Last-layer hidden states ``[batch, seq, hidden]`` without the LM head (reward and value heads)."""
         self.check_image_tokens(batch)
-        return self.base_model.model(**batch.to(self.device).model_inputs()).last_hidden_state
+        return self.decoder_hidden_states(**batch.to(self.device).model_inputs())
 
     def visual_only_batch(self, images: Sequence) -> ModelBatch:
         """Each image's visual tokens alone (with the architecture's delimiters, after BOS where the tokenizer
         adds one) followed by EOS."""
-        image_inputs = self.image_inputs(images)
+        image_inputs = self.instruction_inputs(self.image_inputs(images), [""] * len(images))
         start = self.start_ids
         rows = [start + self.image_span(n) + [self.eos_token_id] for n in self.image_layouts(image_inputs)]
         masks = [[False] * len(r) for r in rows]

@@ -5,6 +5,7 @@
 TINY_ARCHS = (
     "gemma3",
     "idefics3",
+    "instructblip",
     "internvl",
     "llava",
     "llava_next",

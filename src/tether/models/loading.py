@@ -11,6 +11,7 @@ from tether.errors import TetherError
 from tether.models.adapter import VisionLanguageModel
 from tether.models.gemma3 import Gemma3Adapter
 from tether.models.idefics3 import Idefics3Adapter, SmolVLMAdapter
+from tether.models.instructblip import InstructBlipAdapter
 from tether.models.internvl import InternVLAdapter
 from tether.models.llava import LlavaAdapter
 from tether.models.llava_next import LlavaNextAdapter, LlavaOnevisionAdapter
@@ -29,6 +30,7 @@ ADAPTERS: dict[str, type[VisionLanguageModel]] = {
     "gemma3": Gemma3Adapter,
     "idefics3": Idefics3Adapter,
     "smolvlm": SmolVLMAdapter,
+    "instructblip": InstructBlipAdapter,
 }
 
 _DTYPES = {
@@ -42,16 +44,6 @@ _DTYPES = {
 }
 
 ATTENTION_IMPLEMENTATIONS = (None, "sdpa", "eager", "flash_attention_2")
-
-# families transformers ships that tether refuses, and why
-REFUSED = {
-    "instructblip": (
-        "not supported yet: its visual tokens come from a Q-Former that reads the instruction, so they "
-        "depend on the prompt (the shared-prefix yes/no mode cannot share them across questions and every "
-        "encode must also tokenize the prompt for the Q-Former), and its model class has no separate "
-        "decoder and LM head for tether's hidden-state read-outs (reward and value heads, HACL, packed DPO)"
-    ),
-}
 
 
 def checkpoint_type(path) -> tuple[str, dict]:
@@ -91,8 +83,6 @@ def load(
     path = Path(path)
     model_type, config = checkpoint_type(path)
     name = adapter or model_type
-    if name in REFUSED:
-        raise TetherError(f"{path}: '{name}' is {REFUSED[name]}")
     if name not in ADAPTERS:
         raise TetherError(
             f"{path}: architecture '{model_type}' is not supported; supported: {', '.join(sorted(ADAPTERS))}; "

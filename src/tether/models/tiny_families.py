@@ -1,6 +1,6 @@
 """Tiny random-init builders for the families beyond LLaVA-1.5 and Qwen2-VL (``tiny.py`` dispatches here).
 
-Each builder returns ``(model, tokenizer, image_processor, chat_template)`` made from the family's own
+Each builder returns ``(model, tokenizer, image_processor, chat_template[, sub-folder tokenizers])`` made from the family's own
 transformers config and PIL image-processor classes at toy sizes (32-pixel images, 8-pixel patches), with a
 chat template in the family's published format. The sizes keep variable layouts variable: LLaVA-NeXT and
 OneVision pick among 2x2 anyres grids, InternVL tiles up to 4 crops, Idefics3/SmolVLM split into row/column
@@ -400,6 +400,51 @@ def build_smolvlm(config, words):
     return SmolVLMForConditionalGeneration(model_config), tokenizer, image_processor, IDEFICS3_TEMPLATE
 
 
+# InstructBLIP has no chat format: the prompt is the instruction itself (the image tokens go in front)
+INSTRUCTBLIP_TEMPLATE = (
+    "{% for message in messages %}{% for c in message['content'] %}{% if c['type'] == 'text' %}"
+    "{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}"
+)
+
+
+def build_instructblip(config, words):
+    from tokenizers.processors import TemplateProcessing
+    from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration, LlamaConfig
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+    tokenizer = build_word_tokenizer(words, {"image_token": "<image>"})
+    # the Q-Former's own tokenizer, BERT-like: [CLS] text [SEP]
+    qformer_tokenizer = build_word_tokenizer(words, {"cls_token": "[CLS]", "sep_token": "[SEP]"})
+    ids = qformer_tokenizer.convert_tokens_to_ids
+    qformer_tokenizer.backend_tokenizer.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids("[CLS]")), ("[SEP]", ids("[SEP]"))]
+    )
+    model_config = InstructBlipConfig(
+        vision_config=_vision(config, initializer_range=0.02),  # its default (1e-10) makes images alike
+        qformer_config=dict(
+            vocab_size=len(qformer_tokenizer),
+            hidden_size=config.text_hidden,
+            num_hidden_layers=2,
+            num_attention_heads=config.text_heads,
+            intermediate_size=config.text_hidden * 4,
+            encoder_hidden_size=config.vision_hidden,
+            pad_token_id=qformer_tokenizer.pad_token_id,
+            max_position_embeddings=config.max_positions,
+            hidden_dropout_prob=0.0,  # deterministic, as every other tiny model
+            attention_probs_dropout_prob=0.0,
+        ),
+        text_config=LlamaConfig(**_text_config(config, tokenizer)),
+        num_query_tokens=4,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    side = config.image_size
+    image_processor = BlipImageProcessorPil(size={"height": side, "width": side})
+    model = InstructBlipForConditionalGeneration(model_config)
+    model.query_tokens.data.normal_(0.0, 0.5)  # initialised to zeros, as pretraining would not leave them
+    # the fifth item: tokenizers saved in sub-folders (where InstructBlipProcessor looks for its own)
+    return model, tokenizer, image_processor, INSTRUCTBLIP_TEMPLATE, {"qformer_tokenizer": qformer_tokenizer}
+
+
 BUILDERS = {
     "llava_next": build_llava_next,
     "llava_onevision": build_llava_onevision,
@@ -410,4 +455,5 @@ BUILDERS = {
     "gemma3": build_gemma3,
     "idefics3": build_idefics3,
     "smolvlm": build_smolvlm,
+    "instructblip": build_instructblip,
 }
