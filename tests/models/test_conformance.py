@@ -506,6 +506,12 @@ def test_multiple_images_per_prompt(vlm, processors_without_torchvision):
     counts = vlm.sample_token_counts(batch.image_inputs)
     assert [len(c) for c in counts] == [2, 1, 3]
     assert vlm.visual_token_mask(batch.input_ids).sum(1).tolist() == [sum(c) for c in counts]
+    # the guard sums each sample's images: one visual token short in the three-image row is caught
+    last = int(vlm.visual_token_mask(batch.input_ids[2]).nonzero()[-1])
+    ids = batch.input_ids.clone()
+    ids[2, last] = vlm.pad_token_id
+    with pytest.raises(ImageTokenMismatch, match="sample 2: "):
+        vlm.check_image_tokens(ModelBatch(ids, batch.attention_mask, batch.response_mask, batch.image_inputs))
     # the same ids as the family's HF processor for the three-image prompt, and the same LLM inputs (the
     # pixel tensors may be laid out differently: Idefics3 stacks a sample's crops, OneVision keeps all tiles)
     processor = hf_processor(vlm)
