@@ -48,20 +48,9 @@ PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]
 
 
 def _text_config(config, tokenizer, **extra) -> dict:
-    return dict(
-        vocab_size=len(tokenizer),
-        hidden_size=config.text_hidden,
-        intermediate_size=config.text_hidden * 4,
-        num_hidden_layers=config.text_layers,
-        num_attention_heads=config.text_heads,
-        num_key_value_heads=config.text_heads,
-        max_position_embeddings=config.max_positions,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
-        **extra,
-    )
+    from tether.models.tiny import text_config
+
+    return {**text_config(config, tokenizer), **extra}
 
 
 def _vision(config, **extra) -> dict:
@@ -237,114 +226,80 @@ def _qwen_image_processor(config, temporal_patch_size=2):
     )
 
 
-def build_qwen3_vl(config, words):
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
-
+def _build_qwen_style(config, words, config_class, model_class, text, vision, temporal_patch_size=2):
+    """A model with Qwen2-VL's tokens and layout (native-resolution grid, 2x2 merge)."""
     from tether.models.tiny import QWEN2_VL_TEMPLATE
 
     tokenizer = build_word_tokenizer(words, QWEN_SPECIALS)
     ids = tokenizer.convert_tokens_to_ids
-    text = _text_config(config, tokenizer, head_dim=config.text_hidden // config.text_heads)
-    text["rope_parameters"] = {**_qwen_rope(config), "mrope_interleaved": True}
-    model_config = Qwen3VLConfig(
-        text_config=text,
-        vision_config=dict(
-            depth=config.vision_layers,
-            hidden_size=config.vision_hidden,
-            intermediate_size=config.vision_hidden * 4,
-            num_heads=config.vision_heads,
-            patch_size=config.patch_size,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            out_hidden_size=config.text_hidden,
-            num_position_embeddings=64,
-            deepstack_visual_indexes=[0],
-        ),
+    vision = dict(
+        depth=config.vision_layers,
+        hidden_size=config.vision_hidden,
+        intermediate_size=config.vision_hidden * 4,
+        num_heads=config.vision_heads,
+        patch_size=config.patch_size,
+        spatial_merge_size=2,
+        out_hidden_size=config.text_hidden,
+        **vision,
+    )
+    model_config = config_class(
+        text_config=text(_text_config(config, tokenizer)),
+        vision_config=vision,
         image_token_id=ids("<|image_pad|>"),
         video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"),
         vision_end_token_id=ids("<|vision_end|>"),
         tie_word_embeddings=False,
     )
-    return (
-        Qwen3VLForConditionalGeneration(model_config),
-        tokenizer,
-        _qwen_image_processor(config),
-        QWEN2_VL_TEMPLATE,
-    )
+    image_processor = _qwen_image_processor(config, temporal_patch_size)
+    return model_class(model_config), tokenizer, image_processor, QWEN2_VL_TEMPLATE
+
+
+def build_qwen3_vl(config, words):
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    def text(base):
+        rope = {**_qwen_rope(config), "mrope_interleaved": True}
+        return {**base, "head_dim": config.text_hidden // config.text_heads, "rope_parameters": rope}
+
+    vision = dict(temporal_patch_size=2, num_position_embeddings=64, deepstack_visual_indexes=[0])
+    return _build_qwen_style(config, words, Qwen3VLConfig, Qwen3VLForConditionalGeneration, text, vision)
 
 
 def build_qwen2_5_vl(config, words):
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    from tether.models.tiny import QWEN2_VL_TEMPLATE
-
-    tokenizer = build_word_tokenizer(words, QWEN_SPECIALS)
-    ids = tokenizer.convert_tokens_to_ids
-    text = _text_config(config, tokenizer)
-    text["rope_parameters"] = _qwen_rope(config)
-    model_config = Qwen2_5_VLConfig(
-        text_config=text,
-        vision_config=dict(
-            depth=config.vision_layers,
-            hidden_size=config.vision_hidden,
-            intermediate_size=config.vision_hidden * 4,
-            num_heads=config.vision_heads,
-            patch_size=config.patch_size,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            out_hidden_size=config.text_hidden,
-            window_size=2 * config.patch_size * 2,  # windows of 2x2 merged tokens, full attention in layer 0
-            fullatt_block_indexes=[0],
-        ),
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=False,
+    vision = dict(
+        temporal_patch_size=2,
+        window_size=2 * config.patch_size * 2,  # windows of 2x2 merged tokens, full attention in layer 0
+        fullatt_block_indexes=[0],
     )
-    return (
-        Qwen2_5_VLForConditionalGeneration(model_config),
-        tokenizer,
-        _qwen_image_processor(config),
-        QWEN2_VL_TEMPLATE,
+    return _build_qwen_style(
+        config,
+        words,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        lambda base: {**base, "rope_parameters": _qwen_rope(config)},
+        vision,
     )
 
 
 def build_llava_onevision1_5(config, words):
     from transformers import LlavaOnevision15Config, LlavaOnevision15ForConditionalGeneration, Qwen3Config
 
-    from tether.models.tiny import QWEN2_VL_TEMPLATE
-
-    tokenizer = build_word_tokenizer(words, QWEN_SPECIALS)
-    ids = tokenizer.convert_tokens_to_ids
-    text = _text_config(config, tokenizer, head_dim=config.text_hidden // config.text_heads)
-    model_config = LlavaOnevision15Config(
-        text_config=Qwen3Config(**text),
-        vision_config=dict(
-            depth=config.vision_layers,
-            hidden_size=config.vision_hidden,
-            intermediate_size=config.vision_hidden * 4,
-            num_heads=config.vision_heads,
-            patch_size=config.patch_size,
-            spatial_merge_size=2,
-            out_hidden_size=config.text_hidden,
-        ),
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=False,
-    )
-    return (
-        LlavaOnevision15ForConditionalGeneration(model_config),
-        tokenizer,
-        _qwen_image_processor(config, temporal_patch_size=1),  # its tower embeds single frames
-        QWEN2_VL_TEMPLATE,
+    return _build_qwen_style(
+        config,
+        words,
+        LlavaOnevision15Config,
+        LlavaOnevision15ForConditionalGeneration,
+        lambda base: Qwen3Config(**base, head_dim=config.text_hidden // config.text_heads),
+        {},
+        temporal_patch_size=1,  # its tower embeds single frames
     )
 
 
-def _idefics3_parts(config, words):
+def _build_idefics3_style(config, words, config_class, model_class, processor_class):
+    """Idefics3 or SmolVLM: the same tokens, crop grid and connector."""
     grid_tokens = {f"row_{r}_col_{c}": f"<row_{r}_col_{c}>" for r in range(1, 5) for c in range(1, 5)}
     tokenizer = build_word_tokenizer(
         words,
@@ -356,48 +311,37 @@ def _idefics3_parts(config, words):
             **grid_tokens,
         },
     )
-    side = config.image_size
-    text = _text_config(config, tokenizer)
-    vision = _vision(config)
-    # images are resized to at most 2x the encoder's side, then split into side-sized crops plus a global view
-    processor_kwargs = dict(
-        size={"longest_edge": 2 * side},
-        max_image_size={"longest_edge": side},
-        do_image_splitting=True,
+    model_config = config_class(
+        text_config=_text_config(config, tokenizer),
+        vision_config=_vision(config),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        scale_factor=2,
+        tie_word_embeddings=False,
     )
-    return tokenizer, text, vision, processor_kwargs
+    side = config.image_size
+    # images are resized to at most 2x the encoder's side, then split into side-sized crops plus a global view
+    image_processor = processor_class(
+        size={"longest_edge": 2 * side}, max_image_size={"longest_edge": side}, do_image_splitting=True
+    )
+    return model_class(model_config), tokenizer, image_processor, IDEFICS3_TEMPLATE
 
 
 def build_idefics3(config, words):
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
-    tokenizer, text, vision, processor_kwargs = _idefics3_parts(config, words)
-    model_config = Idefics3Config(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        scale_factor=2,
-        tie_word_embeddings=False,
+    return _build_idefics3_style(
+        config, words, Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessorPil
     )
-    image_processor = Idefics3ImageProcessorPil(**processor_kwargs)
-    return Idefics3ForConditionalGeneration(model_config), tokenizer, image_processor, IDEFICS3_TEMPLATE
 
 
 def build_smolvlm(config, words):
     from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
     from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
 
-    tokenizer, text, vision, processor_kwargs = _idefics3_parts(config, words)
-    model_config = SmolVLMConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
-        scale_factor=2,
-        tie_word_embeddings=False,
+    return _build_idefics3_style(
+        config, words, SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMImageProcessorPil
     )
-    image_processor = SmolVLMImageProcessorPil(**processor_kwargs)
-    return SmolVLMForConditionalGeneration(model_config), tokenizer, image_processor, IDEFICS3_TEMPLATE
 
 
 # InstructBLIP has no chat format: the prompt is the instruction itself (the image tokens go in front)
