@@ -67,7 +67,7 @@ def build_tiny_checkpoint(config: TinyConfig, out_dir, words=()) -> Path:
     return out_dir
 
 
-def text_config(config: TinyConfig, tokenizer) -> dict:
+def _text_config(config: TinyConfig, tokenizer) -> dict:
     return dict(
         vocab_size=len(tokenizer),
         hidden_size=config.text_hidden,
@@ -98,7 +98,7 @@ def _build_llava(config: TinyConfig, words):
     )
     model_config = LlavaConfig(
         vision_config=vision,
-        text_config=LlamaConfig(**text_config(config, tokenizer)),
+        text_config=LlamaConfig(**_text_config(config, tokenizer)),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-1,  # a 2-layer tower has no useful penultimate layer
         vision_feature_select_strategy="default",
@@ -128,7 +128,7 @@ def _build_qwen2_vl(config: TinyConfig, words):
     )
     head_dim = config.text_hidden // config.text_heads
     section = head_dim // 2 // 4  # M-RoPE splits rotary dims between time, height and width
-    text = text_config(config, tokenizer)
+    text = _text_config(config, tokenizer)
     text["rope_parameters"] = {
         "rope_type": "default",
         "rope_theta": 10000.0,

@@ -48,9 +48,9 @@ PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]
 
 
 def _text_config(config, tokenizer, **extra) -> dict:
-    from tether.models.tiny import text_config
+    from tether.models.tiny import _text_config as llm_config  # LLaVA's and Qwen2-VL's
 
-    return {**text_config(config, tokenizer), **extra}
+    return {**llm_config(config, tokenizer), **extra}
 
 
 def _vision(config, **extra) -> dict:
