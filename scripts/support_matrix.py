@@ -138,7 +138,7 @@ def render(cells: dict) -> str:
         "  nothing in eval mode.",
         "- **SFT + NoiseBoost**, **HACL**, **DPO**, **reward**, **PPO**: one optimizer step, with LoRA and",
         "  without; DPO's packed shared-prefix loss equals the two-sequence loss within 1e-5.",
-        "- **bfloat16**: summed response log-probs within 0.1 nats and the SFT loss within 1% of float32.",
+        "- **bfloat16**: summed response log-probs within 0.02 nats and the SFT loss within 0.1% of float32.",
         "- **eager = sdpa**: `load(path, attn_implementation=...)` gives the same log-probs with both",
         "  (`flash_attention_2` needs a GPU and the flash-attn package; transformers itself refuses it for",
         "  Gemma 3, whose image blocks need a mask flash attention cannot take).",

@@ -450,13 +450,15 @@ def test_attention_share_and_modality_gap(vlm):
 
 
 def test_bfloat16_close_to_float32(checkpoint):
-    """Stated tolerance: summed response log-probs within 0.1 nats (each ~10-token response), mean token
-    loss within 1% (bfloat16 keeps 8 mantissa bits; the log-softmax itself runs in float32)."""
+    """Stated tolerance: summed response log-probs (up to ten tokens) within 0.02 nats and the mean token loss
+    within 0.1% of float32 (measured on these models: at most 0.005 nats and 0.006%; bfloat16 keeps 8 mantissa
+    bits, and the log-softmax runs in float32)."""
     from tether.methods.sft import SFTModule
 
     results = {}
     for dtype in ("float32", "bfloat16"):
         vlm = load(checkpoint, dtype=dtype)
+        assert vlm.base_model.dtype == getattr(torch, dtype)
         batch = vlm.encode(images(), PROMPTS, RESPONSES)
         assert batch.image_inputs["pixel_values"].dtype == getattr(torch, dtype)
         with torch.no_grad():
@@ -465,8 +467,9 @@ def test_bfloat16_close_to_float32(checkpoint):
                 SFTModule(vlm)(image_batch=batch.as_dict())["loss"].float(),
             )
     (logps32, loss32), (logps16, loss16) = results["float32"], results["bfloat16"]
-    torch.testing.assert_close(logps16, logps32, atol=0.1, rtol=0)
-    assert abs(loss16.item() - loss32.item()) <= 0.01 * loss32.item()
+    assert not torch.equal(logps16, logps32)  # the bfloat16 run really ran in bfloat16
+    torch.testing.assert_close(logps16, logps32, atol=0.02, rtol=0)
+    assert abs(loss16.item() - loss32.item()) <= 1e-3 * loss32.item()
 
 
 def test_attention_implementations_agree(checkpoint):
