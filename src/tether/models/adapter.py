@@ -1,7 +1,7 @@
 """The one interface every method and evaluator uses to talk to a vision-language model.
 
 ``VisionLanguageModel`` wraps a Hugging Face image-text-to-text model with its tokenizer, image processor
-and chat template. Subclasses (one per architecture: ``llava.py``, ``qwen2_vl.py``) supply only what differs
+and chat template. Subclasses (one module per family: ``llava.py``, ``qwen2_vl.py``, ...) supply only what differs
 between architectures:
 
 - ``image_token``: the placeholder token that the model replaces with projected visual features;
@@ -10,7 +10,11 @@ between architectures:
 - ``image_token_counts(image_inputs)``: how many visual tokens each image becomes;
 - ``image_span(n)``: token ids of a visual sequence of ``n`` tokens, with its delimiters (HACL's image-alone input);
 - ``projector``: the module whose output is the projected visual tokens (NoiseBoost's hook point);
-- ``extra_inputs(input_ids)``: architecture-specific forward inputs (Qwen2-VL's token types).
+- ``extra_inputs(input_ids)``: architecture-specific forward inputs (Qwen2-VL's token types);
+- ``image_layouts(image_inputs)``: what each image's placeholder expands to, where more than a count;
+- ``packed_attention_mask``, ``decoder_hidden_states``, ``lm_head``: for packed forwards and read-outs, where
+  the family's mask or module layout differs (Gemma 3, InstructBLIP);
+- ``instruction_inputs(image_inputs, prompts)``: image inputs that read the prompt (InstructBLIP's Q-Former).
 
 Everything else is shared, and is what the rest of tether calls:
 
@@ -192,12 +196,11 @@ class VisionLanguageModel:
     def encode_images(self, images: Sequence) -> dict:
         """Image inputs for one entry of ``images`` per sample: an image, or a list of several (in the order
         of the prompt's placeholders). Several images per sample are recorded (``IMAGES_PER_SAMPLE``)."""
-        per_sample = [len(x) if isinstance(x, (list, tuple)) else 1 for x in images]
-        flat = [im for x in images for im in (x if isinstance(x, (list, tuple)) else [x])]
-        image_inputs = self.image_inputs(flat)
-        if all(n == 1 for n in per_sample):
+        groups = image_groups(images)
+        image_inputs = self.image_inputs([image for group in groups for image in group])
+        if all(len(group) == 1 for group in groups):
             return image_inputs
-        return self.group_image_inputs(image_inputs, per_sample)
+        return self.group_image_inputs(image_inputs, [len(group) for group in groups])
 
     def group_image_inputs(self, image_inputs: dict, per_sample: list[int]) -> dict:
         """Record how many images each sample has (families whose model needs it add their own key)."""
@@ -375,8 +378,7 @@ class VisionLanguageModel:
             raise TetherError(f"{len(images)} images for {len(prompts)} prompts")
         image_inputs = {}
         if images is not None:
-            per_sample = [len(x) if isinstance(x, (list, tuple)) else 1 for x in images]
-            instructions = [prompt for prompt, n in zip(prompts, per_sample) for _ in range(n)]
+            instructions = [prompt for prompt, group in zip(prompts, image_groups(images)) for _ in group]
             image_inputs = self.instruction_inputs(self.encode_images(images), instructions)
         layouts = self.sample_layouts(image_inputs) if images is not None else [None] * len(prompts)
         rows, masks = [], []
@@ -598,6 +600,11 @@ def logprobs_from_logits(
     per_token = torch.zeros(mask.shape, dtype=token_logps.dtype, device=logits.device)
     per_token = per_token.masked_scatter(mask, token_logps)
     return ResponseLogProbs(per_token, mask, per_token.sum(dim=1), logits if return_logits else None)
+
+
+def image_groups(images: Sequence) -> list[list]:
+    """Each sample's images: an entry of ``images`` is one image or a list of several."""
+    return [list(x) if isinstance(x, (list, tuple)) else [x] for x in images]
 
 
 def _per_sample(values: list, image_inputs: dict) -> list[list]:

@@ -12,7 +12,7 @@ import math
 import torch
 from transformers.image_processing_utils import select_best_resolution
 
-from tether.models.adapter import VisionLanguageModel
+from tether.models.adapter import VisionLanguageModel, image_groups
 from tether.models.image_cache import concatenate
 from tether.models.llava import _TOWERS_WITH_CLS
 
@@ -83,7 +83,7 @@ class LlavaOnevisionAdapter(LlavaNextAdapter):
     arch = "llava_onevision"
 
     def encode_images(self, images) -> dict:
-        groups = [list(x) if isinstance(x, (list, tuple)) else [x] for x in images]
+        groups = image_groups(images)
         if all(len(group) == 1 for group in groups):
             return super().encode_images(images)
         parts = []
