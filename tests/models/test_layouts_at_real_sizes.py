@@ -122,3 +122,20 @@ def test_pooled_onevision_grid_is_what_the_model_fills():
     assert vlm.image_token_counts(batch.image_inputs) == [27 * 27 + max_rows * max_rows + max_rows]
     with torch.no_grad():
         vlm.forward(batch)
+
+
+def test_batch_of_different_crop_grids_equals_one_by_one():
+    """Images with different crop counts share a batch through zero-padded crop stacks, which the model skips."""
+    vlm, _ = idefics3()
+    images = [Image.new("RGB", (1000, 300), "red"), Image.new("RGB", (2000, 2000), "blue")]
+    prompts, responses = ["describe", "describe"], ["describe", "describe describe"]
+    batch = vlm.encode(images, prompts, responses)
+    grids = vlm.image_layouts(batch.image_inputs)
+    assert grids[0] != grids[1] and batch.image_inputs["pixel_values"].shape[1] == 4 * 4 + 1
+    with torch.no_grad():
+        batched = vlm.response_logprobs(batch).summed
+        single = [
+            vlm.response_logprobs(vlm.encode([i], [p], [r])).summed[0]
+            for i, p, r in zip(images, prompts, responses)
+        ]
+    torch.testing.assert_close(batched, torch.stack(single), atol=1e-5, rtol=1e-5)

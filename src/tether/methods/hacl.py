@@ -102,10 +102,8 @@ def encode_shared_visual_prefix(
     ``segment_ids``: 0 = the visual prefix, 1 = the rest of the L_G row, 2 = the representation EOS, -1 =
     padding; ``representation_index[b]`` is where row b's representation EOS sits.
     """
-    if (
-        vlm.instruction_input_names
-    ):  # the visual tokens read the prompt: the L_G row's are not the image's alone
-        return None
+    if vlm.instruction_input_names:
+        return None  # the visual tokens read the prompt: the L_G row's are not the image's alone
     lengths = lm_batch.attention_mask.sum(dim=1).tolist()
     prefix_lengths = (visual_batch.attention_mask.sum(dim=1) - 1).tolist()
     for i, (length, prefix) in enumerate(zip(lengths, prefix_lengths)):
