@@ -86,8 +86,8 @@ def load(
     if name not in ADAPTERS:
         raise TetherError(
             f"{path}: architecture '{model_type}' is not supported; supported: {', '.join(sorted(ADAPTERS))}; "
-            "a checkpoint that ships its own code loads with --trust-remote-code and --adapter NAME "
-            "(the supported family whose layout it shares)"
+            "a checkpoint that ships its own code (auto_map) can be tried with --trust-remote-code and "
+            "--adapter NAME, naming the supported family whose layout and module names it follows"
         )
     if config.get("auto_map") and not trust_remote_code:
         raise TetherError(
