@@ -67,7 +67,18 @@ def test_user_error_is_one_line_without_traceback(tmp_path):
     assert "tether: error:" in result.stderr and "not a local checkpoint folder" in result.stderr
 
 
+def test_unknown_family_is_one_line_naming_families_and_remote_code(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "blip-2"}')
+    result = run_cli("models", "info", str(tmp_path), check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "supported: gemma3, idefics3" in result.stderr and "--trust-remote-code" in result.stderr
+
+
 def test_tiny_then_info(tmp_path):
     run_cli("models", "tiny", "--arch", "qwen2_vl", "--out", str(tmp_path / "q"), "--words", "red square")
     out = run_cli("models", "info", str(tmp_path / "q")).stdout
     assert "qwen2_vl" in out and "<|image_pad|>" in out
+    # a 64x40 image keeps its aspect: an 8x4 grid of 8-pixel patches, 2x2 merged into 8 tokens
+    out = run_cli("models", "info", str(tmp_path / "q"), "--image-size", "64x40").stdout
+    assert "family: qwen2_vl" in out and "visual tokens 64x40: 8" in out
+    assert "projector: model.visual.merger" in out and "template: '<|im_start|>user" in out

@@ -15,8 +15,9 @@ def test_missing_folder_and_config(tmp_path):
 
 def test_unknown_architecture(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "blip-2"}))
+    families = "gemma3, idefics3, instructblip, internvl, llava, llava_next, llava_onevision, llava_onevision1_5, qwen2_5_vl, qwen2_vl, qwen3_vl, smolvlm"
     with pytest.raises(
-        TetherError, match="'blip-2' is not supported; supported: llava, qwen2_5_vl, qwen2_vl"
+        TetherError, match=f"'blip-2' is not supported; supported: {families}; .*--trust-remote-code"
     ):
         load(tmp_path)
 

@@ -39,11 +39,14 @@ def step_shares(step_attentions: Sequence[torch.Tensor], visual_positions: torch
     for a step); the last query row is the position whose output is the generated token.
     ``visual_positions`` is a bool vector over (at least) the ``keys`` positions.
     """
-    rows = torch.stack([layer[0, :, -1, :].float().mean(dim=0) for layer in step_attentions])  # [L, keys]
-    visual = visual_positions[: rows.shape[1]].to(rows.device)
-    visual_mass = rows[:, visual].sum(dim=1)
-    text_mass = rows[:, ~visual].sum(dim=1)
-    return torch.stack([visual_mass, text_mass], dim=1)
+    total = max(layer.shape[-1] for layer in step_attentions)
+    shares = []
+    for layer in step_attentions:
+        row = layer[0, :, -1, :].float().mean(dim=0)  # [keys]
+        # a sliding-window layer (Gemma 3) caches, and attends over, the last keys only
+        visual = visual_positions[total - row.shape[0] : total].to(row.device)
+        shares.append(torch.stack([row[visual].sum(), row[~visual].sum()]))
+    return torch.stack(shares)
 
 
 def _word(text: str) -> str:

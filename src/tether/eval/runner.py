@@ -32,6 +32,7 @@ from tether.data.io import SkipLog, append_jsonl
 from tether.errors import DataError, TetherError
 from tether.eval.results import RESULTS_FILE, SAMPLES_FILE, write_results
 from tether.fingerprints import MARKER, claim_output, file_identity, model_identity
+from tether.models.adapter import model_image_inputs
 from tether.models.decoding import DecodingSettings
 from tether.models.placement import ModelLoadSettings, placement_record
 from tether.models.vllm_backend import BACKENDS, generator
@@ -367,8 +368,18 @@ def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> 
     """Yes/no margins for ``(image index, prompt)`` questions: one prefix forward for all ``images`` (they must
     give the same number of visual tokens), the cache rows gathered per question, one suffix forward."""
     yes_ids, no_ids = yes_no_token_ids(vlm.tokenizer)
+    if vlm.instruction_input_names:
+        # the visual tokens read each question (InstructBLIP): no prefix to share, one left-padded forward
+        batch = vlm.encode([images[i] for i, _ in questions], [p for _, p in questions], padding_side="left")
+        was_training = vlm.model.training
+        vlm.model.eval()
+        try:
+            final = vlm.forward(batch).logits[:, -1].float().log_softmax(dim=-1)
+        finally:
+            vlm.model.train(was_training)
+        return torch.logsumexp(final[:, yes_ids], dim=-1) - torch.logsumexp(final[:, no_ids], dim=-1)
     image_inputs = vlm.image_inputs(images)
-    counts = vlm.image_token_counts(image_inputs)
+    counts = vlm.image_layouts(image_inputs)
     if len(set(counts)) != 1:
         raise TetherError("images of one fast-mode batch must give the same number of visual tokens")
     rows = [vlm._prompt_ids(prompt, counts[0]) for _, prompt in questions]
@@ -383,7 +394,7 @@ def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> 
         out = model(
             input_ids=prefix,
             attention_mask=torch.ones_like(prefix),
-            **image_inputs,
+            **model_image_inputs(image_inputs),
             **vlm.extra_inputs(prefix),
             use_cache=True,
             logits_to_keep=1,

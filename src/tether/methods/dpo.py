@@ -50,6 +50,7 @@ from tether.methods.noise import noise_hook
 from tether.methods.run_record import start_output, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
+from tether.models.adapter import model_image_inputs
 from tether.models.chat_templates import chosen_template
 
 logger = logging.getLogger(__name__)
@@ -106,8 +107,8 @@ def encode_packed_pairs(
     ``{chosen,rejected}_source[b, j]`` is the row position whose hidden state predicts response token ``j``
     (``{chosen,rejected}_target``); the first token of both responses is predicted from the last prefix token.
     """
-    image_inputs = vlm.image_inputs(images)
-    counts = vlm.image_token_counts(image_inputs)
+    image_inputs = vlm.instruction_inputs(vlm.image_inputs(images), list(prompts))
+    counts = vlm.image_layouts(image_inputs)
     rows, segments = [], []
     sources = {"chosen": [], "rejected": []}  # per row: positions whose hidden state predicts each token
     targets = {"chosen": [], "rejected": []}  # per row: the response tokens
@@ -173,31 +174,34 @@ def packed_position_ids(vlm: VisionLanguageModel, packed: dict) -> torch.Tensor:
 def packed_hidden_states(vlm: VisionLanguageModel, packed: dict) -> torch.Tensor:
     """Last-layer hidden states of a packed batch (``input_ids``, ``segment_ids``, ``image_inputs``) under its
     block mask and shifted positions; shared by DPO's pairs and HACL's shared visual prefix."""
-    base, device = vlm.base_model, vlm.device
+    device = vlm.device
     input_ids = packed["input_ids"].to(device)
     segment_ids = packed["segment_ids"].to(device)
     image_inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in packed["image_inputs"].items()}
     vlm.check_image_tokens(ModelBatch(input_ids, (segment_ids >= 0).long(), segment_ids > 0, image_inputs))
-    return base.model(
+    position_ids = packed_position_ids(vlm, {**packed, "input_ids": input_ids, "segment_ids": segment_ids})
+    return vlm.decoder_hidden_states(
         input_ids=input_ids,
-        attention_mask=block_causal_mask(segment_ids, base.dtype),
-        position_ids=packed_position_ids(vlm, {**packed, "input_ids": input_ids, "segment_ids": segment_ids}),
-        **image_inputs,
+        attention_mask=vlm.packed_attention_mask(
+            block_causal_mask(segment_ids, vlm.base_model.dtype), input_ids, position_ids
+        ),
+        position_ids=position_ids,
+        **model_image_inputs(image_inputs),
         **vlm.extra_inputs(input_ids),
-    ).last_hidden_state
+    )
 
 
 def packed_pair_logprobs(
     vlm: VisionLanguageModel, packed: dict
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Summed log-probs of chosen and rejected responses from one packed forward; also chosen token counts."""
-    base, device = vlm.base_model, vlm.device
+    device = vlm.device
     hidden = packed_hidden_states(vlm, packed)
     sums = []
     for name in ("chosen", "rejected"):
         source, target, mask = (packed[f"{name}_{k}"].to(device) for k in ("source", "target", "mask"))
         rows = torch.arange(source.shape[0], device=device)[:, None].expand_as(source)
-        logits = base.lm_head(hidden[rows[mask], source[mask]]).float()
+        logits = vlm.lm_head(hidden[rows[mask], source[mask]]).float()
         token_logps = torch.gather(F.log_softmax(logits, dim=-1), 1, target[mask][:, None]).squeeze(1)
         per_token = torch.zeros(mask.shape, dtype=token_logps.dtype, device=device).masked_scatter(
             mask, token_logps

@@ -103,6 +103,8 @@ def encode_shared_visual_prefix(
     ``segment_ids``: 0 = the visual prefix, 1 = the rest of the L_G row, 2 = the representation EOS, -1 =
     padding; ``representation_index[b]`` is where row b's representation EOS sits.
     """
+    if vlm.instruction_input_names:
+        return None  # the visual tokens read the prompt: the L_G row's are not the image's alone
     lengths = lm_batch.attention_mask.sum(dim=1).tolist()
     prefix_lengths = (visual_batch.attention_mask.sum(dim=1) - 1).tolist()
     for i, (length, prefix) in enumerate(zip(lengths, prefix_lengths)):
@@ -133,11 +135,11 @@ def encode_shared_visual_prefix(
 def shared_prefix_forward(vlm: VisionLanguageModel, packed: dict) -> tuple[ResponseLogProbs, torch.Tensor]:
     """One forward of a ``encode_shared_visual_prefix`` batch: the caption log-probs (with logits) of L_G and
     the image representations ``[batch, hidden]`` read at the representation EOS."""
-    base, device = vlm.base_model, vlm.device
+    device = vlm.device
     hidden = packed_hidden_states(vlm, packed)
     input_ids = packed["input_ids"].to(device)
     response_mask = packed["response_mask"].to(device)
-    lm = logprobs_from_logits(base.lm_head(hidden), input_ids, response_mask, return_logits=True)
+    lm = logprobs_from_logits(vlm.lm_head(hidden), input_ids, response_mask, return_logits=True)
     rows = torch.arange(hidden.shape[0], device=device)
     return lm, hidden[rows, packed["representation_index"].to(device)]
 

@@ -21,6 +21,7 @@ from tether.data.io import SkipLog, parse_records, require_fields
 from tether.errors import DataError, TetherError
 from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.tuning import vision_tower
 from tether.models import VisionLanguageModel
 
 
@@ -104,11 +105,6 @@ class VisionCollator:
             for label in labels:
                 targets[patches, self.index[label]] = 1.0
         return targets
-
-
-def vision_tower(vlm: VisionLanguageModel) -> torch.nn.Module:
-    base = vlm.base_model.model
-    return base.vision_tower if hasattr(base, "vision_tower") else base.visual
 
 
 class VisionModule(torch.nn.Module):

@@ -1,7 +1,7 @@
 """The one interface every method and evaluator uses to talk to a vision-language model.
 
 ``VisionLanguageModel`` wraps a Hugging Face image-text-to-text model with its tokenizer, image processor
-and chat template. Subclasses (one per architecture: ``llava.py``, ``qwen2_vl.py``) supply only what differs
+and chat template. Subclasses (one module per family: ``llava.py``, ``qwen2_vl.py``, ...) supply only what differs
 between architectures:
 
 - ``image_token``: the placeholder token that the model replaces with projected visual features;
@@ -10,7 +10,11 @@ between architectures:
 - ``image_token_counts(image_inputs)``: how many visual tokens each image becomes;
 - ``image_span(n)``: token ids of a visual sequence of ``n`` tokens, with its delimiters (HACL's image-alone input);
 - ``projector``: the module whose output is the projected visual tokens (NoiseBoost's hook point);
-- ``extra_inputs(input_ids)``: architecture-specific forward inputs (Qwen2-VL's token types).
+- ``extra_inputs(input_ids)``: architecture-specific forward inputs (Qwen2-VL's token types);
+- ``image_layouts(image_inputs)``: what each image's placeholder expands to, where more than a count;
+- ``packed_attention_mask``, ``decoder_hidden_states``, ``lm_head``: for packed forwards and read-outs, where
+  the family's mask or module layout differs (Gemma 3, InstructBLIP);
+- ``instruction_inputs(image_inputs, prompts)``: image inputs that read the prompt (InstructBLIP's Q-Former).
 
 Everything else is shared, and is what the rest of tether calls:
 
@@ -26,7 +30,31 @@ Everything else is shared, and is what the rest of tether calls:
 
 We build inputs ourselves from the tokenizer and image processor rather than through the HF processor
 classes: some of those (Qwen2-VL's) refuse to load without torchvision even for images, and owning the
-expansion lets us validate image-token spans and never truncate inside one.
+expansion lets us validate image-token spans and never truncate inside one. Families whose layout varies
+per image (``llava_next.py``: anyres tiles and row newlines; ``internvl.py``: tiles; ``idefics3.py``: crop
+grids with row/column tags; ``gemma3.py``: delimiters and bidirectional image blocks; ``expanded.py``)
+describe each image by a *layout* (``image_layouts``), from which the placeholder's expansion and its
+visual-token count follow; the tests compare the result with each family's HF processor.
+
+Where NoiseBoost and HACL attach when the visual tokens are not a plain projector output:
+
+- NoiseBoost perturbs the output of ``projector``, which is always the module whose output *is* the
+  sequence of vectors the LLM reads at the visual positions (one per image token). InternVL: the ViT's
+  patches go through a pixel shuffle (2x2 neighbouring patches concatenated into one token, no weights) and
+  then the MLP projector; the hook is the MLP (``multi_modal_projector``), after the shuffle, so the noise
+  lands on the tokens, not on patches the shuffle would mix. Idefics3/SmolVLM are the same with their
+  ``connector``; Gemma 3's projector pools then projects. InstructBLIP: ViT → Q-Former (learned queries
+  cross-attending to the image and reading the instruction) → ``language_projection`` (linear); the hook is
+  ``language_projection``, whose output is the query tokens the LLM reads, so the noise lands after the
+  Q-Former has read the image. Tokens added after the projector are not noised: LLaVA-NeXT/OneVision's
+  learned row-newline embeddings, Qwen3-VL's DeepStack features.
+- HACL's visual-only sequence is ``start_ids + image_span(layout) + EOS``: an image's whole expansion with
+  its own delimiters (InternVL: ``<img>`` + every tile's tokens + ``</img>``; Idefics3: the crop grid with
+  its tags and the global view; Gemma 3: ``<start_of_image>`` … ``<end_of_image>``). InstructBLIP: the
+  query tokens alone, the Q-Former given the empty prompt. Its Q-Former reads the instruction, so its
+  visual tokens depend on the prompt: ``instruction_inputs`` adds the Q-Former's token ids to the image
+  inputs of every batch, HACL then never shares the L_G row's visual prefix (its visual tokens read the
+  caption prompt), and the fast yes/no mode runs one forward per question instead of sharing a prefix.
 """
 
 from __future__ import annotations
@@ -47,6 +75,19 @@ from tether.models.image_cache import ImageInputCache, concatenate, file_tag
 from tether.models.unknown_tokens import UnknownTokenMonitor
 
 TEMPLATES = ("chat", "plain")
+
+# ``image_inputs`` keys with this prefix are tether's record of each image's layout (InternVL's tile counts,
+# Idefics3's crop grid), which the model does not take; ``model_image_inputs`` leaves them out.
+LAYOUT_PREFIX = "tether_"
+
+
+# how many images each sample of a batch has, when some have several
+IMAGES_PER_SAMPLE = LAYOUT_PREFIX + "images_per_sample"
+
+
+def model_image_inputs(image_inputs: dict) -> dict:
+    """The image inputs the model's forward takes (tether's layout records left out)."""
+    return {k: v for k, v in image_inputs.items() if not k.startswith(LAYOUT_PREFIX)}
 
 
 class ImageTokenMismatch(TetherError):
@@ -87,7 +128,7 @@ class ModelBatch:
         return {
             "input_ids": self.input_ids,
             "attention_mask": self.attention_mask,
-            **self.image_inputs,
+            **model_image_inputs(self.image_inputs),
             **self.extra,
         }
 
@@ -157,6 +198,29 @@ class VisionLanguageModel:
     def image_token_counts(self, image_inputs: dict) -> list[int]:
         raise NotImplementedError
 
+    def encode_images(self, images: Sequence) -> dict:
+        """Image inputs for one entry of ``images`` per sample: an image, or a list of several (in the order
+        of the prompt's placeholders). Several images per sample are recorded (``IMAGES_PER_SAMPLE``)."""
+        groups = image_groups(images)
+        image_inputs = self.image_inputs([image for group in groups for image in group])
+        if all(len(group) == 1 for group in groups):
+            return image_inputs
+        return self.group_image_inputs(image_inputs, [len(group) for group in groups])
+
+    def group_image_inputs(self, image_inputs: dict, per_sample: list[int]) -> dict:
+        """Record how many images each sample has (families whose model needs it add their own key)."""
+        return {**image_inputs, IMAGES_PER_SAMPLE: torch.tensor(per_sample)}
+
+    def sample_layouts(self, image_inputs: dict) -> list[list]:
+        """The layouts of each sample's images."""
+        return _per_sample(self.image_layouts(image_inputs), image_inputs)
+
+    def image_layouts(self, image_inputs: dict) -> list:
+        """What each image's placeholder expands to: its visual-token count, or (families whose expansion
+        depends on more, such as Idefics3's crop grid) a description that ``_prompt_ids`` and ``image_span``
+        accept."""
+        return self.image_token_counts(image_inputs)
+
     def image_span(self, n_tokens: int) -> list[int]:
         return [self.image_token_id] * n_tokens
 
@@ -167,9 +231,32 @@ class VisionLanguageModel:
     def extra_inputs(self, input_ids: torch.Tensor) -> dict:
         return {}
 
+    # image inputs that depend on each image's prompt (InstructBLIP's Q-Former reads the instruction)
+    instruction_input_names: tuple[str, ...] = ()
+
+    def instruction_inputs(self, image_inputs: dict, instructions: Sequence[str]) -> dict:
+        """``image_inputs`` completed with what depends on each image's instruction; unchanged by default."""
+        return image_inputs
+
+    def decoder_hidden_states(self, **inputs) -> torch.Tensor:
+        """Last-layer hidden states of the decoder (no LM head) for model ``inputs`` (ids, masks, positions,
+        image inputs). PEFT injects LoRA layers in place, so adapters apply (and ``disable_adapter()`` turns
+        them off) here too; ``self.model.model`` under PEFT would be the whole causal-LM."""
+        return self.base_model.model(**inputs).last_hidden_state
+
+    @property
+    def lm_head(self) -> torch.nn.Module:
+        return self.base_model.lm_head
+
     def continuation_position_ids(self, prefix_length: int, suffix_length: int, batch_size: int):
         """Position ids for tokens continuing a cached prefix (right-padded); None lets the model count on."""
         return None
+
+    def packed_attention_mask(self, mask: torch.Tensor, input_ids: torch.Tensor, position_ids: torch.Tensor):
+        """The attention mask a packed forward (shared-prefix DPO, HACL) passes to the model, from the block-
+        causal additive ``mask`` ``[batch, 1, seq, seq]``; families whose own mask is more than causal (Gemma 3:
+        bidirectional within an image, sliding-window layers) add what they add."""
+        return mask
 
     def position_ids(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_inputs: dict
@@ -223,10 +310,10 @@ class VisionLanguageModel:
 
     # ---- text building ---------------------------------------------------------------------------------
 
-    def prompt_text(self, question: str, with_image: bool = True) -> str:
+    def prompt_text(self, question: str, with_image: bool = True, n_images: int = 1) -> str:
         """The user turn through the checkpoint's chat template, ending where the assistant answers."""
         image_text = self.image_prompt_text.format(image_token=self.image_token) if with_image else None
-        return chat_prompt(self.tokenizer, self.chat_template, question, image_text)
+        return chat_prompt(self.tokenizer, self.chat_template, question, image_text, n_images)
 
     def _prompt_ids(self, question: str, n_image_tokens: int | None) -> list[int]:
         text = self.prompt_text(question, with_image=n_image_tokens is not None)
@@ -241,6 +328,27 @@ class VisionLanguageModel:
             )
         i = positions[0]
         return ids[:i] + [self.image_token_id] * n_image_tokens + ids[i + 1 :]
+
+    def _multi_image_prompt_ids(self, question: str, layouts: list) -> list[int]:
+        """A prompt with several images: each of the template's image tokens expanded in order."""
+        ids = self.tokenizer(self.prompt_text(question, n_images=len(layouts))).input_ids
+        positions = [i for i, t in enumerate(ids) if t == self.image_token_id]
+        if len(positions) != len(layouts):
+            raise TetherError(
+                f"chat template produced {len(positions)} image tokens for {len(layouts)} images"
+            )
+        out, start = [], 0
+        for position, n_tokens in zip(positions, layouts):
+            out += ids[start:position] + [self.image_token_id] * n_tokens
+            start = position + 1
+        return out + ids[start:]
+
+    def _sample_prompt_ids(self, question: str, layouts: list | None) -> list[int]:
+        if layouts is None:
+            return self._prompt_ids(question, None)
+        if len(layouts) == 1:
+            return self._prompt_ids(question, layouts[0])
+        return self._multi_image_prompt_ids(question, layouts)
 
     def _plain_prompt_ids(self, n_image_tokens: int | None) -> list[int]:
         """LLaVA's stage-1 ``plain`` template: the image alone, then the response; the question is dropped."""
@@ -277,14 +385,19 @@ class VisionLanguageModel:
             raise TetherError(f"template must be one of {', '.join(TEMPLATES)}, not {template!r}")
         if images is not None and len(images) != len(prompts):
             raise TetherError(f"{len(images)} images for {len(prompts)} prompts")
-        image_inputs = self.image_inputs(images) if images is not None else {}
-        counts = self.image_token_counts(image_inputs) if images is not None else [None] * len(prompts)
+        image_inputs = {}
+        if images is not None:
+            instructions = [prompt for prompt, group in zip(prompts, image_groups(images)) for _ in group]
+            image_inputs = self.instruction_inputs(self.encode_images(images), instructions)
+        layouts = self.sample_layouts(image_inputs) if images is not None else [None] * len(prompts)
         rows, masks = [], []
         for i, prompt in enumerate(prompts):
             if template == "plain":
-                prompt_ids = self._plain_prompt_ids(counts[i])
+                if layouts[i] is not None and len(layouts[i]) != 1:
+                    raise TetherError("the plain template takes one image per sample")
+                prompt_ids = self._plain_prompt_ids(None if layouts[i] is None else layouts[i][0])
             else:
-                prompt_ids = self._prompt_ids(prompt, counts[i])
+                prompt_ids = self._sample_prompt_ids(prompt, layouts[i])
             response_ids = self._response_ids(responses[i], add_eos) if responses is not None else []
             if max_length is not None:
                 if len(prompt_ids) >= max_length:
@@ -308,11 +421,18 @@ class VisionLanguageModel:
             raise ValueError("select_rows needs a right-padded batch")
         width = int(batch.attention_mask[rows].sum(dim=1).max())
         input_ids = batch.input_ids[rows, :width]
+        image_inputs = self.encode_images([images[i] for i in rows])
+        if self.instruction_input_names:  # the selected samples' images' rows
+            image_rows = _per_sample(
+                list(range(len(self.image_layouts(batch.image_inputs)))), batch.image_inputs
+            )
+            index = torch.tensor([r for i in rows for r in image_rows[i]])
+            image_inputs.update({k: batch.image_inputs[k][index] for k in self.instruction_input_names})
         return ModelBatch(
             input_ids,
             batch.attention_mask[rows, :width],
             batch.response_mask[rows, :width],
-            self.image_inputs([images[i] for i in rows]),
+            image_inputs,
             self.extra_inputs(input_ids),
         )
 
@@ -335,6 +455,10 @@ class VisionLanguageModel:
     def visual_token_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
         return input_ids == self.image_token_id
 
+    def sample_token_counts(self, image_inputs: dict) -> list[list[int]]:
+        """The visual-token counts of each sample's images."""
+        return _per_sample(self.image_token_counts(image_inputs), image_inputs)
+
     def check_image_tokens(self, batch: ModelBatch) -> None:
         """Raise before the forward if any sample's image-token count differs from its image's features."""
         found = self.visual_token_mask(batch.input_ids).sum(dim=1).tolist()
@@ -342,7 +466,7 @@ class VisionLanguageModel:
             if any(found):
                 raise ImageTokenMismatch(f"batch has image tokens {found} but no images")
             return
-        expected = self.image_token_counts(batch.image_inputs)
+        expected = [sum(counts) for counts in self.sample_token_counts(batch.image_inputs)]
         if len(expected) != len(found):
             raise ImageTokenMismatch(f"{len(expected)} images for a batch of {len(found)} samples")
         for i, (n_found, n_expected) in enumerate(zip(found, expected)):
@@ -369,23 +493,16 @@ class VisionLanguageModel:
         )
 
     def last_hidden_states(self, batch: ModelBatch) -> torch.Tensor:
-        """Last-layer hidden states ``[batch, seq, hidden]`` without the LM head (reward and value heads).
-
-        Runs the decoder of ``base_model``: PEFT injects LoRA layers in place, so adapters apply (and
-        ``disable_adapter()`` turns them off) here too; ``self.model.model`` under PEFT would be the whole
-        causal-LM, whose output has no ``last_hidden_state``.
-        """
+        """Last-layer hidden states ``[batch, seq, hidden]`` without the LM head (reward and value heads)."""
         self.check_image_tokens(batch)
-        return self.base_model.model(**batch.to(self.device).model_inputs()).last_hidden_state
+        return self.decoder_hidden_states(**batch.to(self.device).model_inputs())
 
     def visual_only_batch(self, images: Sequence) -> ModelBatch:
         """Each image's visual tokens alone (with the architecture's delimiters, after BOS where the tokenizer
         adds one) followed by EOS."""
-        image_inputs = self.image_inputs(images)
+        image_inputs = self.instruction_inputs(self.image_inputs(images), [""] * len(images))
         start = self.start_ids
-        rows = [
-            start + self.image_span(n) + [self.eos_token_id] for n in self.image_token_counts(image_inputs)
-        ]
+        rows = [start + self.image_span(n) + [self.eos_token_id] for n in self.image_layouts(image_inputs)]
         masks = [[False] * len(r) for r in rows]
         input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, "right")
         return ModelBatch(
@@ -505,6 +622,20 @@ def logprobs_from_logits(
     per_token = torch.zeros(mask.shape, dtype=token_logps.dtype, device=logits.device)
     per_token = per_token.masked_scatter(mask, token_logps)
     return ResponseLogProbs(per_token, mask, per_token.sum(dim=1), logits if return_logits else None)
+
+
+def image_groups(images: Sequence) -> list[list]:
+    """Each sample's images: an entry of ``images`` is one image or a list of several."""
+    return [list(x) if isinstance(x, (list, tuple)) else [x] for x in images]
+
+
+def _per_sample(values: list, image_inputs: dict) -> list[list]:
+    """Per-image ``values`` grouped by sample (one image per sample unless ``IMAGES_PER_SAMPLE`` says more)."""
+    per_sample = image_inputs.get(IMAGES_PER_SAMPLE)
+    if per_sample is None:
+        return [[value] for value in values]
+    bounds = [0, *torch.as_tensor(per_sample).cumsum(0).tolist()]
+    return [values[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def _pad(rows, masks, pad_id: int, side: str):

@@ -131,22 +131,26 @@ def chosen_template(chosen: str) -> str:
     return template
 
 
-def chat_prompt(tokenizer, chat_template: str, question: str, image_text: str | None = None) -> str:
-    """One user turn (an image, then the question) through ``chat_template``, ending where the assistant
-    answers; ``image_text`` None means no image.
+def chat_prompt(
+    tokenizer, chat_template: str, question: str, image_text: str | None = None, n_images: int = 1
+) -> str:
+    """One user turn (an image, or ``n_images`` images, then the question) through ``chat_template``, ending
+    where the assistant answers; ``image_text`` None means no image. Shared by the HF adapters and the vLLM
+    backend so both see the same prompt.
 
     Templates written for processors take content as a list of parts; many fine-tune exports take a string
     (and expect the image placeholder inside it). The list shape is tried first; a template that fails on
-    it, or prints the list itself, gets the string shape: ``image_text`` followed by the question.
+    it, or prints the list itself, gets the string shape: ``image_text`` per image followed by the question.
     """
-    parts = ([{"type": "image"}] if image_text is not None else []) + [{"type": "text", "text": question}]
+    images = [{"type": "image"}] * n_images if image_text is not None else []
+    parts = images + [{"type": "text", "text": question}]
     try:
         text = _render(tokenizer, chat_template, parts)
         if question in text and "'type': 'text'" not in text:
             return text
     except TypeError:
         pass  # a template that concatenates or filters content as a string
-    return _render(tokenizer, chat_template, (image_text or "") + question)
+    return _render(tokenizer, chat_template, (image_text or "") * len(images) + question)
 
 
 def _render(tokenizer, chat_template: str, content) -> str:

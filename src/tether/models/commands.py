@@ -2,21 +2,54 @@
 
 from tether.models.placement import add_model_load_options
 
+# the families `tether models tiny` builds (kept here, not imported, so `--help` needs no torch);
+# tests/models/test_conformance.py checks it against the registered adapters
+TINY_ARCHS = (
+    "gemma3",
+    "idefics3",
+    "instructblip",
+    "internvl",
+    "llava",
+    "llava_next",
+    "llava_onevision",
+    "llava_onevision1_5",
+    "qwen2_5_vl",
+    "qwen2_vl",
+    "qwen3_vl",
+    "smolvlm",
+)
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("models", help="build tiny checkpoints, inspect local checkpoints")
     verbs = parser.add_subparsers(dest="models_verb", metavar="<verb>", required=True)
 
-    info = verbs.add_parser("info", help="load a local checkpoint folder and print what tether sees in it")
+    info = verbs.add_parser(
+        "info",
+        help="load a local checkpoint folder and print what tether sees in it: family, visual tokens per "
+        "image, projector module, template",
+    )
     info.add_argument("path", help="a local Hugging Face checkpoint folder (model + processor)")
+    info.add_argument(
+        "--image-size",
+        default="448x448",
+        metavar="WxH",
+        help="report the visual tokens of an image of this size (default 448x448)",
+    )
     info.add_argument(
         "--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint"
     )
     add_model_load_options(info)
+    info.add_argument(
+        "--adapter",
+        default=None,
+        help="the supported family whose layout a checkpoint of another model_type shares (with "
+        "--trust-remote-code for checkpoints that ship their own code)",
+    )
     info.set_defaults(handler=_info)
 
     tiny = verbs.add_parser("tiny", help="write a tiny random-init checkpoint of a supported architecture")
-    tiny.add_argument("--arch", default="llava", choices=["llava", "qwen2_vl"])
+    tiny.add_argument("--arch", default="llava", choices=TINY_ARCHS)
     tiny.add_argument("--out", required=True, help="folder to write the checkpoint to")
     tiny.add_argument(
         "--for-world",
@@ -33,12 +66,15 @@ def register(subparsers) -> None:
 
 def _info(args) -> int:
     from tether.models import load
+    from tether.models.inspect import checkpoint_summary, parse_size
     from tether.models.placement import ModelLoadSettings, placement_record
 
+    size = parse_size(args.image_size)
     settings = ModelLoadSettings.from_args(args)
-    vlm = load(args.path, trust_remote_code=args.trust_remote_code, **settings.load_options())
-    for key, value in {**vlm.describe(), **placement_record(vlm.model)}.items():
-        print(f"{key:>14}: {value}")
+    vlm = load(args.path, trust_remote_code=args.trust_remote_code, adapter=args.adapter, **settings.load_options())
+    summary = {**vlm.describe(), **checkpoint_summary(vlm, size), **placement_record(vlm.model)}
+    for key, value in summary.items():
+        print(f"{key:>18}: {value}")
     return 0
 
 

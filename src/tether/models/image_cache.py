@@ -53,8 +53,21 @@ def file_tag(image) -> tuple | None:
 
 def concatenate(parts: list[dict]) -> dict:
     """Per-image inputs → one batch: every architecture's image tensors stack along their first dimension
-    (LLaVA's ``[n, 3, H, W]`` pixels; Qwen2-VL's patch rows and ``[n, 3]`` grids)."""
-    return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+    (LLaVA's ``[n, 3, H, W]`` pixels; Qwen2-VL's patch rows and ``[n, 3]`` grids). Per-image crop stacks of
+    different lengths (LLaVA-NeXT's anyres tiles, Idefics3's crops: ``[n, crops, ...]``) are zero-padded to
+    the longest, as the families' own image processors pad a batch; their models skip the padding."""
+    return {name: _cat_padded([part[name] for part in parts]) for name in parts[0]}
+
+
+def _cat_padded(tensors: list[torch.Tensor]) -> torch.Tensor:
+    shape = [max(sizes) for sizes in zip(*(t.shape for t in tensors))]
+    padded = []
+    for t in tensors:
+        pad = []
+        for dim in reversed(range(1, t.dim())):
+            pad += [0, shape[dim] - t.shape[dim]]
+        padded.append(torch.nn.functional.pad(t, pad) if any(pad) else t)
+    return torch.cat(padded)
 
 
 def _nbytes(inputs: dict) -> int:

@@ -11,14 +11,29 @@ from pathlib import Path
 from tether.errors import TetherError
 from tether.models.adapter import VisionLanguageModel
 from tether.models.chat_templates import resolve_chat_template
+from tether.models.gemma3 import Gemma3Adapter
+from tether.models.idefics3 import Idefics3Adapter, SmolVLMAdapter
+from tether.models.instructblip import InstructBlipAdapter
+from tether.models.internvl import InternVLAdapter
 from tether.models.llava import LlavaAdapter
+from tether.models.llava_next import LlavaNextAdapter, LlavaOnevisionAdapter
 from tether.models.placement import from_pretrained_options, placement_record
 from tether.models.qwen2_vl import Qwen2VLAdapter
+from tether.models.qwen3_vl import LlavaOnevision15Adapter, Qwen3VLAdapter
 
 ADAPTERS: dict[str, type[VisionLanguageModel]] = {
     "llava": LlavaAdapter,
     "qwen2_vl": Qwen2VLAdapter,
     "qwen2_5_vl": Qwen2VLAdapter,
+    "llava_next": LlavaNextAdapter,
+    "llava_onevision": LlavaOnevisionAdapter,
+    "llava_onevision1_5": LlavaOnevision15Adapter,
+    "qwen3_vl": Qwen3VLAdapter,
+    "internvl": InternVLAdapter,
+    "gemma3": Gemma3Adapter,
+    "idefics3": Idefics3Adapter,
+    "smolvlm": SmolVLMAdapter,
+    "instructblip": InstructBlipAdapter,
 }
 
 logger = logging.getLogger(__name__)
@@ -58,6 +73,8 @@ def load(
     ``adapter`` forces an adapter by name (for architectures registered under another ``model_type``).
     ``chat_template``: a template file or a documented format's name (``--chat-template``) used instead of
     the checkpoint's own (``tether.models.chat_templates``).
+    ``attn_implementation`` (``sdpa``, ``eager``, ``flash_attention_2``) is passed to transformers; None
+    keeps its default (sdpa where the family supports it).
     """
     from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
@@ -66,7 +83,9 @@ def load(
     name = adapter or model_type
     if name not in ADAPTERS:
         raise TetherError(
-            f"{path}: architecture '{model_type}' is not supported; supported: {', '.join(sorted(ADAPTERS))}"
+            f"{path}: architecture '{model_type}' is not supported; supported: {', '.join(sorted(ADAPTERS))}; "
+            "a checkpoint that ships its own code (auto_map) can be tried with --trust-remote-code and "
+            "--adapter NAME, naming the supported family whose layout and module names it follows"
         )
     if config.get("auto_map") and not trust_remote_code:
         raise TetherError(

@@ -33,7 +33,7 @@ QWEN2_VL_TEMPLATE = (
 
 @dataclass
 class TinyConfig:
-    arch: str = "llava"  # llava | qwen2_vl
+    arch: str = "llava"  # llava, qwen2_vl or a key of tiny_families.BUILDERS
     image_size: int = 32
     patch_size: int = 8
     vision_hidden: int = 32
@@ -48,17 +48,21 @@ class TinyConfig:
 
 def build_tiny_checkpoint(config: TinyConfig, out_dir, words=()) -> Path:
     """Build a random-init model of ``config.arch`` over a word-level vocabulary and save it to ``out_dir``."""
-    builders = {"llava": _build_llava, "qwen2_vl": _build_qwen2_vl}
+    from tether.models.tiny_families import BUILDERS
+
+    builders = {"llava": _build_llava, "qwen2_vl": _build_qwen2_vl, **BUILDERS}
     if config.arch not in builders:
         raise TetherError(f"no tiny builder for '{config.arch}'; choose from {sorted(builders)}")
     torch.manual_seed(config.seed)
-    model, tokenizer, image_processor, template = builders[config.arch](config, words)
+    model, tokenizer, image_processor, template, *extra = builders[config.arch](config, words)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.chat_template = template
     tokenizer.save_pretrained(out_dir)
     image_processor.save_pretrained(out_dir)
+    for folder, sub_tokenizer in (extra[0] if extra else {}).items():  # InstructBLIP's Q-Former tokenizer
+        sub_tokenizer.save_pretrained(out_dir / folder)
     (out_dir / "chat_template.jinja").write_text(template)
     return out_dir
 
