@@ -201,10 +201,10 @@ def test_batched_generation_equals_batch_of_one(vlm):
 
 
 def test_fast_yes_no_equals_full_forward(vlm):
-    from tether.eval.runner import NO_WORDS, YES_WORDS, _answer_token_ids, yes_no_margins
+    from tether.eval.runner import yes_no_margins, yes_no_token_ids
 
     image = images(2)[1]
-    yes_ids, no_ids = _answer_token_ids(vlm.tokenizer, YES_WORDS), _answer_token_ids(vlm.tokenizer, NO_WORDS)
+    yes_ids, no_ids = yes_no_token_ids(vlm.tokenizer)
     full = []
     with torch.no_grad():
         for prompt in PROMPTS:
