@@ -3,6 +3,7 @@
 import argparse
 
 from tether.errors import TetherError
+from tether.eval.endpoint import add_endpoint_options
 
 
 def register(subparsers) -> None:
@@ -63,7 +64,9 @@ def _register_answer_pairs(verbs) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("model", help="checkpoint folder of the model whose answers are judged")
+    parser.add_argument(
+        "model", nargs="?", help="checkpoint folder of the model whose answers are judged (or --endpoint)"
+    )
     parser.add_argument("--questions", required=True, help="JSONL/JSON of yes/no questions with answers")
     parser.add_argument("--images", required=True, help="folder the questions' image paths are under")
     parser.add_argument("--out", required=True, help="preference pairs JSONL to write")
@@ -87,6 +90,7 @@ def _register_answer_pairs(verbs) -> None:
     parser.add_argument("--seed", type=int, default=0, help="which correct answers balancing draws")
     parser.add_argument("--skip-invalid", action="store_true", help="skip malformed question lines")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_endpoint_options(parser, judges=False)
     parser.set_defaults(handler=_answer_pairs)
 
 
@@ -96,9 +100,9 @@ def _answer_pairs(args) -> int:
 
     from tether.data.answer_pairs import AnswerPairSettings, build_answer_pairs, load_yes_no_questions
     from tether.data.io import SkipLog, write_json
-    from tether.models import load
     from tether.provenance import environment
 
+    model = _model_or_endpoint(args)
     settings = AnswerPairSettings(
         select=args.select, balance=not args.no_balance, seed=args.seed, mode=args.mode
     )
@@ -106,11 +110,16 @@ def _answer_pairs(args) -> int:
     questions = load_yes_no_questions(args.questions, args.skip_invalid, skips)
     if not questions:
         raise TetherError(f"{args.questions}: no questions")
+    if model is None:
+        from tether.models import load
+
+        model = load(args.model)
     counts = build_answer_pairs(
-        load(args.model), questions, args.images, args.out, settings, progress=not args.no_progress
+        model, questions, args.images, args.out, settings, progress=not args.no_progress
     )
     run = {
-        "model": str(args.model),
+        "model": str(args.model or model.path),
+        "endpoint": model.record(settings.mode) if hasattr(model, "record") else None,
         "questions": str(args.questions),
         "settings": asdict(settings),
         "counts": counts,
@@ -142,7 +151,11 @@ def _register_pairs(verbs) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    pairs.add_argument("model", help="checkpoint folder of the model whose descriptions are judged")
+    pairs.add_argument(
+        "model",
+        nargs="?",
+        help="checkpoint folder of the model whose descriptions are judged (or --endpoint)",
+    )
     pairs.add_argument("--out", required=True, help="preference pairs JSONL to write (appended per image)")
     pairs.add_argument("--judge", choices=["world", "llm"], required=True, help="sentence judge")
     pairs.add_argument(
@@ -183,6 +196,7 @@ def _register_pairs(verbs) -> None:
     )
     pairs.add_argument("--skip-invalid", action="store_true", help="skip malformed image list lines")
     pairs.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_endpoint_options(pairs)
     pairs.set_defaults(handler=_pairs)
 
 
@@ -215,6 +229,9 @@ def _pairs(args) -> int:
         raise TetherError("--judge llm needs --image-list with facts or captions for each image")
     if args.judge == "llm" and not args.images:
         raise TetherError("--judge llm needs --images DIR (the folder the image paths are under)")
+    endpoint = _model_or_endpoint(args)
+    if endpoint is not None and args.backend != "hf":
+        raise TetherError("--backend picks a local generation backend; an --endpoint has its own")
     skips = SkipLog()
     images = load_pair_images(args.image_list, args.skip_invalid, skips) if args.image_list else None
     client = _pairs_client(args)
@@ -255,7 +272,8 @@ def _pairs(args) -> int:
 
     out = Path(args.out)
     run_path = out.with_suffix(".run.json")
-    run = {"model": str(args.model), "judge": judge_record, "settings": asdict(settings)}
+    model_name = str(args.model) if endpoint is None else f"{endpoint.served_model} at {endpoint.client.host}"
+    run = {"model": model_name, "judge": judge_record, "settings": asdict(settings)}
     started = out.is_file() or out.with_suffix(".progress.jsonl").is_file()
     if started and run_path.is_file():
         earlier = read_json(run_path)
@@ -269,7 +287,7 @@ def _pairs(args) -> int:
     write_json(run_path, {**run, "environment": environment(), "finished": False})
 
     counts = build_pairs(
-        args.model,  # loaded with settings.backend once an image is left to do
+        endpoint or args.model,  # a checkpoint is loaded with settings.backend once an image is left to do
         [(i.image_id, i.image) for i in images],
         images_root,
         out,
@@ -279,11 +297,14 @@ def _pairs(args) -> int:
         judge_name=judge.name,
         progress=not args.no_progress,
         rewriter=rewriter,
+        concurrency=args.concurrency,
     )
     invalid = getattr(judge, "invalid_replies", [])
     record = {**run, "counts": counts, "invalid_replies": invalid, "skipped_input": skips.reasons}
     if client is not None:
         record["judge_usage"] = client.usage.to_dict()
+    if endpoint is not None:
+        record["endpoint"] = endpoint.record()
     write_json(run_path, {**record, "environment": environment(), "finished": True})
     print(
         f"{counts['images']} images ({counts['resumed']} resumed), {counts['descriptions']} descriptions, "
@@ -294,6 +315,18 @@ def _pairs(args) -> int:
     if client is not None:
         print(f"  {client.usage_report()}")
     return 0
+
+
+def _model_or_endpoint(args):
+    """The served model of --endpoint/--served-model, or None for the local checkpoint MODEL (one of the two)."""
+    from tether.eval.endpoint import endpoint_from_args
+
+    endpoint = endpoint_from_args(args)
+    if (endpoint is None) == (args.model is None):
+        raise TetherError(
+            "give a checkpoint folder MODEL, or --endpoint URL with --served-model NAME (not both)"
+        )
+    return endpoint
 
 
 def _pairs_client(args):

@@ -35,8 +35,9 @@ def register(subparsers) -> None:
         score.set_defaults(handler=_score)
         run = verbs.add_parser(
             "run",
-            help="generate answers with a local model, then score them",
-            description=f"{help_text}: run a local model on the items (tether.eval.runner), write results.",
+            help="generate answers with a local model or a served one (--endpoint), then score them",
+            description=f"{help_text}: run a local model (--model) or a served one (--endpoint, "
+            "--served-model) on the items (tether.eval.runner), write results.",
         )
         _DATA_OPTIONS[name](run, for_run=True)
         _add_run_options(run)
@@ -191,7 +192,9 @@ def _add_common_score_options(p) -> None:
 
 
 def _add_run_options(p) -> None:
-    p.add_argument("--model", required=True, help="local Hugging Face checkpoint folder")
+    from tether.eval.endpoint import add_endpoint_options
+
+    p.add_argument("--model", help="local Hugging Face checkpoint folder (or --endpoint)")
     p.add_argument("--images", required=True, help="root folder of the benchmark images")
     p.add_argument("--out", required=True, help="output folder (answers, results.json, samples.jsonl)")
     p.add_argument(
@@ -228,6 +231,7 @@ def _add_run_options(p) -> None:
         "--skip-invalid", action="store_true", help="skip and count items whose image is missing or bad"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_endpoint_options(p)
 
 
 # ---- loading ---------------------------------------------------------------------------------------
@@ -364,9 +368,15 @@ def _print_score(score, *, as_json: bool) -> None:
 
 
 def _run(args) -> int:
+    from tether.eval.endpoint import endpoint_from_args
     from tether.eval.registry import get_benchmark
     from tether.eval.runner import run_benchmark
 
+    endpoint = endpoint_from_args(args)
+    if (endpoint is None) == (args.model is None):
+        raise TetherError("give --model DIR, or --endpoint URL with --served-model NAME (not both)")
+    if endpoint is not None and args.backend != "hf":
+        raise TetherError("--backend picks a local generation backend; an --endpoint has its own")
     benchmark = get_benchmark(args.benchmark)
     items = _load_items(args, benchmark)
     decoding = {
@@ -392,6 +402,8 @@ def _run(args) -> int:
         seed=args.seed,
         skip_invalid=args.skip_invalid,
         progress=not args.no_progress,
+        endpoint=endpoint,
+        concurrency=args.concurrency,
     )
     for name, value in score.metrics.items():
         print(f"{name:>16}: {value:.4f}" if isinstance(value, float) else f"{name:>16}: {value}")

@@ -9,6 +9,10 @@ Two ways to answer:
   questions); the answer is "Yes" if the next-token probability mass of the yes-tokens beats that of the
   no-tokens. Agreement with ``generate`` is measured by ``benchmarks/pope_fast_vs_generate.py``.
 
+With ``endpoint`` (``tether.eval.endpoint.EndpointModel``) the model is a served one: its requests run
+``endpoint.concurrency`` at a time, each answer written as it completes, in either mode. ``concurrency``
+> 1 also asks an LLM judge that many at a time (``tether.eval.concurrent``).
+
 Every finished sample is appended (fsync'd) to ``samples.jsonl`` as ``{"id", "answer", ...}``; a rerun
 skips the ids already there, so a killed run loses at most the batch in flight. At the end the file is
 rewritten with the scored records (a superset of those fields) next to ``results.json``.
@@ -26,7 +30,7 @@ import torch
 from tether.data.images import open_image
 from tether.data.io import SkipLog, append_jsonl
 from tether.errors import DataError, TetherError
-from tether.eval.results import SAMPLES_FILE, write_results
+from tether.eval.results import RESULTS_FILE, SAMPLES_FILE, write_results
 from tether.models.decoding import DecodingSettings
 from tether.models.vllm_backend import BACKENDS, generator
 
@@ -85,10 +89,13 @@ def run_benchmark(
     progress: bool = True,
     batch_size: int | None = None,
     backend: str = "hf",
+    endpoint=None,
+    concurrency: int = 1,
 ):
     """Answer ``items`` with the model, score them with ``benchmark`` and write results to ``out_dir``.
 
-    ``backend`` generates through Hugging Face (``hf``) or vLLM (``vllm``, generate mode only)."""
+    ``backend`` generates through Hugging Face (``hf``) or vLLM (``vllm``, generate mode only); an
+    ``endpoint`` replaces both. ``concurrency`` is the number of judge requests in flight."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings, default_batch = _decoding(decoding)
@@ -99,7 +106,7 @@ def run_benchmark(
         raise TetherError(f"unknown mode '{mode}' (generate or fast)")
     if backend not in BACKENDS:
         raise TetherError(f"unknown generation backend '{backend}'; choose from {', '.join(BACKENDS)}")
-    if backend != "hf" and mode == "fast":
+    if backend != "hf" and mode == "fast" and endpoint is None:
         raise TetherError("--mode fast reads next-token logits from a forward pass: use --backend hf")
     if benchmark.needs_judge and judge is None:
         raise TetherError(f"{benchmark.name} needs a judge (see --judge-* options)")
@@ -109,8 +116,6 @@ def run_benchmark(
     todo = [item for item in items if item.id not in answers]
     skips = SkipLog()
     if todo:
-        if vlm is None:
-            vlm = generator(model_path, backend)
         logger.info(
             "%s: %d of %d items to answer (%d already done)",
             benchmark.name,
@@ -118,22 +123,37 @@ def run_benchmark(
             len(items),
             len(items) - len(todo),
         )
-        answer_fn = _fast_answers if mode == "fast" else _generate_answers
-        for item, answer in answer_fn(
-            vlm, todo, images_root, settings, batch_size, skip_invalid, skips, progress
-        ):
+        if endpoint is not None:
+            from tether.eval.endpoint import endpoint_answers
+
+            answered = endpoint_answers(
+                endpoint, todo, images_root, settings, mode, skip_invalid, skips, progress
+            )
+        else:
+            if vlm is None:
+                vlm = generator(model_path, backend)
+            answer_fn = _fast_answers if mode == "fast" else _generate_answers
+            answered = answer_fn(vlm, todo, images_root, settings, batch_size, skip_invalid, skips, progress)
+        for item, answer in answered:
             append_jsonl(samples_path, {"id": item.id, "answer": answer, "mode": mode})
             answers[item.id] = answer
     scored_items = [item for item in items if item.id in answers]
     score = (
-        benchmark.score(scored_items, answers, judge=judge)
+        benchmark.score(
+            scored_items, answers, judge=_prefetched(judge, benchmark, scored_items, answers, concurrency)
+        )
         if judge is not None
         else benchmark.score(scored_items, answers)
     )
     if skips.skipped:
         score.notes["skipped_items"] = skips.skipped
         score.notes["skip_reasons"] = skips.reasons
-    model_name = str(model_path) if model_path is not None else getattr(vlm, "path", None)
+    model_name = str(model_path) if model_path is not None else getattr(endpoint or vlm, "path", None)
+    decoding_record = {**settings.to_dict(), "batch_size": batch_size, "mode": mode, "backend": backend}
+    extra = None
+    if endpoint is not None:
+        decoding_record["backend"] = "endpoint"
+        extra = {"endpoint": endpoint.record(mode, previous=_previous_endpoint(out_dir))}
     write_results(
         out_dir,
         benchmark.name,
@@ -141,11 +161,34 @@ def run_benchmark(
         model=model_name,
         data_file=data_file,
         data_version=data_version,
-        decoding={**settings.to_dict(), "batch_size": batch_size, "mode": mode, "backend": backend},
+        decoding=decoding_record,
         judge=_judge_record(judge),
         seed=seed,
+        extra=extra,
     )
     return score
+
+
+def _prefetched(judge, benchmark, items, answers, concurrency: int):
+    """The judge, with its replies for ``items`` asked ``concurrency`` at a time beforehand when > 1."""
+    if concurrency <= 1 or benchmark.name not in ("mmhal", "shr"):
+        return judge
+    from tether.eval.concurrent import PrefetchedJudge
+
+    prefetched = PrefetchedJudge(judge)
+    prefetched.prefetch(benchmark.name, items, answers, concurrency)
+    return prefetched
+
+
+def _previous_endpoint(out_dir: Path) -> dict | None:
+    """The endpoint record of an earlier run into ``out_dir`` (a rerun that asks nothing keeps its reported model)."""
+    path = out_dir / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text()).get("extra", {}).get("endpoint")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _decoding(decoding) -> tuple[DecodingSettings, int]:
