@@ -92,12 +92,7 @@ def test_rerun_asks_only_for_missing_answers(chat_server, tmp_path):
         get_benchmark("pope"), items, images_root=images, out_dir=out, decoding={"max_new_tokens": 4},
         progress=False, endpoint=endpoint_for(server, concurrency=4),
     )  # fmt: skip
-    asked = {
-        [p["text"] for p in r["body"]["messages"][0]["content"] if p["type"] == "text"][0]
-        for r in server.requests
-    }
-    assert len(server.requests) == len(items) - 5
-    assert asked == {item.prompt for item in items[5:]} or len(asked) == 2  # prompts repeat per image
+    assert len(server.requests) == len(items) - 5  # only the missing ones were asked
 
 
 def test_fast_mode_without_logprobs_falls_back_to_generation_and_says_so(chat_server, tmp_path, caplog):
