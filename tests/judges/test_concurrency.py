@@ -72,6 +72,9 @@ def test_faults_under_concurrency_lose_nothing_and_ask_nothing_twice(chat_server
     assert body["temperature"] == 0.0 and body["max_tokens"] == 4 and body["seed"] == 0
     image_part = body["messages"][0]["content"][0]
     assert image_part["image_url"]["url"].startswith("data:image/png;base64,")
+    assert all(r["headers"]["authorization"] == f"Bearer {SECRET}" for r in server.requests)
+    assert not any(SECRET in p.read_text() for p in (tmp_path / "out").iterdir())  # the key is never written
+    assert SECRET not in caplog.text
     written = (tmp_path / "out" / "samples.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["id"] for line in written) == sorted(i.id for i in items)
 
