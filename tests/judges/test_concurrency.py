@@ -180,3 +180,30 @@ def test_completed_bounds_tasks_in_flight_and_stops_after_a_failure():
         for item in completed(failing, range(100), 3):
             results.append(item)
     assert len(started) < 100 and 2 not in [n for n, _ in results]
+
+
+def test_llm_negatives_with_concurrency_equal_sequential_and_account_every_call(chat_server):
+    from tether.data.io import SkipLog
+    from tether.data.negatives import CaptionRecord, make_negatives
+    from tether.data.negatives_llm import LLMRewriter
+    from tether.eval.judges import ChatClient
+
+    def rewrite(messages):  # the caption's number + 1, or a useless reply for every third caption
+        number = int(messages[-1]["content"].split("Caption: ")[-1].split()[1])
+        if number % 3 == 0:
+            return "I cannot do that."
+        return json.dumps({"negative": f"Dogs {number + 1} on the left.", "kinds": ["count"]})
+
+    records = [CaptionRecord(f"{n}.png", f"Dogs {n} on the left.") for n in range(24)]
+    rows, skipped = {}, {}
+    for concurrency in (1, 8):
+        server = chat_server([status(429), hang(5.0)], default=ok(rewrite))
+        client = ChatClient("judge-test", base_url=server.base_url, api_key_env="TETHER_TEST_KEY", timeout=2.0,
+                            max_retries=5, backoff=0.001)  # fmt: skip
+        skips = SkipLog()
+        rows[concurrency] = make_negatives(records, LLMRewriter(client), skips=skips, concurrency=concurrency)
+        skipped[concurrency] = skips.reasons
+        assert client.usage.calls == len(records)
+        assert client.usage.completion_tokens == server.usage_sent["completion_tokens"]
+    assert rows[1] == rows[8] and len(rows[1]) == 16
+    assert skipped[1] == skipped[8] and len(skipped[1]) == 8

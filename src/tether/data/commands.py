@@ -44,6 +44,9 @@ def register(subparsers) -> None:
     )
     negatives.add_argument("--judge", help="llm backend: judge recipe YAML (configs/judges/*.yaml)")
     negatives.add_argument("--skip-invalid", action="store_true", help="skip malformed input lines")
+    negatives.add_argument(
+        "--concurrency", type=int, default=1, help="llm backend: requests in flight at once"
+    )
     negatives.set_defaults(handler=_negatives)
     _register_pairs(verbs)
     _register_answer_pairs(verbs)
@@ -372,7 +375,9 @@ def _negatives(args) -> int:
             raise TetherError("the llm backend needs --judge RECIPE.yaml")
         rewriter = LLMRewriter(make_client(load_config(JudgeConfig, args.judge, [])), kinds, args.max_kinds)
     rewrite_skips = SkipLog()
-    rows = make_negatives(records, rewriter, seed=args.seed, skips=rewrite_skips)
+    rows = make_negatives(
+        records, rewriter, seed=args.seed, skips=rewrite_skips, concurrency=args.concurrency
+    )
     write_negatives(Path(args.out), rows)
     print(
         f"{len(rows)} negatives from {len(records)} captions written to {args.out}; "
