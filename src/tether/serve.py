@@ -225,7 +225,6 @@ class Batcher:
     def __init__(self, vlm, max_batch_size: int = 8):
         self.vlm = vlm
         self.max_batch_size = max_batch_size
-        self.batches_run = 0  # for the log and tests: how many generate calls served the requests
         self._jobs: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="tether-serve-batcher", daemon=True)
         self._thread.start()
@@ -256,7 +255,6 @@ class Batcher:
             for job in jobs:
                 job.future.set_exception(e)
             return
-        self.batches_run += 1
         for job, reply in zip(jobs, replies):
             job.future.set_result(reply)
 

@@ -238,6 +238,8 @@ class EndpointModel:
                     self.logprobs_missing = True
             elif verdict is not None:
                 return verdict
+            else:
+                log.info("%s: neither yes nor no among the top %d tokens; generating", prompt, TOP_LOGPROBS)
         with self._lock:
             self.fast_generated += 1
         return self.answer(image, prompt, settings)
