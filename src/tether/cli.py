@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "tether.models.commands",
     "tether.methods.commands",
     "tether.eval.commands",
+    "tether.serve",
     "tether.world.commands",
     "tether.eval.judges.commands",
     "tether.data.commands",

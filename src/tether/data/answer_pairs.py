@@ -88,6 +88,8 @@ def model_answers(
         by_image.setdefault(q.image, []).append(index)
     answers: list[str] = [""] * len(questions)
     decoding = DecodingSettings(max_new_tokens=settings.max_new_tokens, do_sample=False)
+    if hasattr(vlm, "yes_no"):  # a served model (tether.eval.endpoint): one request per question
+        return _endpoint_answers(vlm, questions, images_root, settings, decoding, progress)
     for image_file, indices in tqdm(by_image.items(), desc="answers", disable=not progress):
         first = questions[indices[0]]
         image = open_image(images_root, image_file, source=first.source, line=first.line)
@@ -100,6 +102,28 @@ def model_answers(
             texts = vlm.generate([image] * len(prompts), prompts, decoding)
         for i, text in zip(indices, texts):
             answers[i] = text
+    return answers
+
+
+def _endpoint_answers(endpoint, questions, images_root, settings, decoding, progress) -> list[str]:
+    """Each question asked alone, ``endpoint.concurrency`` at a time; fast mode through the first token's
+    logprobs (generation where the server has none)."""
+    from tqdm.auto import tqdm
+
+    from tether.eval.concurrent import completed
+
+    def ask(index: int) -> str:
+        q = questions[index]
+        image = open_image(images_root, q.image, source=q.source, line=q.line)
+        if settings.mode == "fast":
+            return endpoint.yes_no(image, q.question, decoding)
+        return endpoint.answer(image, q.question, decoding)
+
+    answers = [""] * len(questions)
+    with tqdm(total=len(questions), desc="answers", disable=not progress) as bar:
+        for index, text in completed(ask, range(len(questions)), endpoint.concurrency):
+            answers[index] = text
+            bar.update(1)
     return answers
 
 

@@ -3,6 +3,7 @@
 import argparse
 
 from tether.errors import TetherError
+from tether.eval.endpoint import add_endpoint_options
 from tether.models.placement import add_model_load_options
 
 
@@ -44,6 +45,9 @@ def register(subparsers) -> None:
     )
     negatives.add_argument("--judge", help="llm backend: judge recipe YAML (configs/judges/*.yaml)")
     negatives.add_argument("--skip-invalid", action="store_true", help="skip malformed input lines")
+    negatives.add_argument(
+        "--concurrency", type=int, default=1, help="llm backend: requests in flight at once"
+    )
     _add_overwrite_option(negatives)
     negatives.set_defaults(handler=_negatives)
     _register_pairs(verbs)
@@ -90,7 +94,9 @@ def _register_answer_pairs(verbs) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("model", help="checkpoint folder of the model whose answers are judged")
+    parser.add_argument(
+        "model", nargs="?", help="checkpoint folder of the model whose answers are judged (or --endpoint)"
+    )
     parser.add_argument("--questions", required=True, help="JSONL/JSON of yes/no questions with answers")
     parser.add_argument("--images", required=True, help="folder the questions' image paths are under")
     parser.add_argument("--out", required=True, help="preference pairs JSONL to write")
@@ -116,6 +122,7 @@ def _register_answer_pairs(verbs) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_load_options(parser)
     _add_overwrite_option(parser)
+    add_endpoint_options(parser, judges=False)
     parser.set_defaults(handler=_answer_pairs)
 
 
@@ -129,6 +136,7 @@ def _answer_pairs(args) -> int:
     from tether.models.placement import ModelLoadSettings, placement_record
     from tether.provenance import environment
 
+    model = _model_or_endpoint(args)
     settings = AnswerPairSettings(
         select=args.select, balance=not args.no_balance, seed=args.seed, mode=args.mode
     )
@@ -138,7 +146,7 @@ def _answer_pairs(args) -> int:
         raise TetherError(f"{args.questions}: no questions")
     load_settings = ModelLoadSettings.from_args(args)
     inputs = {
-        "model": model_identity(args.model),
+        "model": model_identity(args.model) if model is None else _endpoint_identity(model),
         "model_load": asdict(load_settings),
         "questions": file_identity(args.questions),
         "images": str(args.images),
@@ -149,13 +157,15 @@ def _answer_pairs(args) -> int:
     if claim is not None and claim.finished:
         print(f"{args.out} was written from these inputs already (see {claim.marker}); nothing to do")
         return 0
-    vlm = load(args.model, **load_settings.load_options())
+    if model is None:
+        model = load(args.model, **load_settings.load_options())
     counts = build_answer_pairs(
-        vlm, questions, args.images, args.out, settings, progress=not args.no_progress
+        model, questions, args.images, args.out, settings, progress=not args.no_progress
     )
     run = {
-        "model": str(args.model),
-        "model_placement": placement_record(vlm.model),
+        "model": str(args.model or model.path),
+        "model_placement": placement_record(model.model) if hasattr(model, "model") else None,
+        "endpoint": model.record(settings.mode) if hasattr(model, "record") else None,
         "questions": str(args.questions),
         **({"chat_template": args.chat_template} if args.chat_template else {}),
         "settings": asdict(settings),
@@ -189,7 +199,11 @@ def _register_pairs(verbs) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    pairs.add_argument("model", help="checkpoint folder of the model whose descriptions are judged")
+    pairs.add_argument(
+        "model",
+        nargs="?",
+        help="checkpoint folder of the model whose descriptions are judged (or --endpoint)",
+    )
     pairs.add_argument("--out", required=True, help="preference pairs JSONL to write (appended per image)")
     pairs.add_argument("--judge", choices=["world", "llm"], required=True, help="sentence judge")
     pairs.add_argument(
@@ -232,6 +246,7 @@ def _register_pairs(verbs) -> None:
     pairs.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_load_options(pairs)
     _add_overwrite_option(pairs)
+    add_endpoint_options(pairs)
     pairs.set_defaults(
         handler=_pairs, resume_hint="run the same command again to resume: finished images are kept"
     )
@@ -268,6 +283,9 @@ def _pairs(args) -> int:
         raise TetherError("--judge llm needs --image-list with facts or captions for each image")
     if args.judge == "llm" and not args.images:
         raise TetherError("--judge llm needs --images DIR (the folder the image paths are under)")
+    endpoint = _model_or_endpoint(args)
+    if endpoint is not None and args.backend != "hf":
+        raise TetherError("--backend picks a local generation backend; an --endpoint has its own")
     client = _pairs_client(args)
     skips = SkipLog()
     images_root = args.images or (Path(args.world) / "images" if args.world else None)
@@ -314,14 +332,14 @@ def _pairs(args) -> int:
         raise TetherError(f"{out}: pairs are appended per image and resumed, so --out must be a file")
     load_settings = ModelLoadSettings.from_args(args, "auto" if settings.backend == "vllm" else "float32")
     run = {
-        "model": str(args.model),
+        "model": str(args.model) if endpoint is None else f"{endpoint.served_model} at {endpoint.client.host}",
         "judge": judge_record,
         "settings": asdict(settings),
         "model_load": asdict(load_settings),
     }
     inputs = {
         **run,
-        "model": model_identity(args.model),
+        "model": model_identity(args.model) if endpoint is None else _endpoint_identity(endpoint),
         "images": [[i.image_id, i.image] for i in images],
         "images_root": str(images_root),
         "image_list": file_identity(args.image_list),
@@ -331,7 +349,7 @@ def _pairs(args) -> int:
     run["n_images"] = len(images)
 
     counts = build_pairs(
-        args.model,  # loaded with settings.backend once an image is left to do
+        endpoint or args.model,  # a checkpoint is loaded with settings.backend once an image is left to do
         [(i.image_id, i.image) for i in images],
         images_root,
         out,
@@ -342,11 +360,14 @@ def _pairs(args) -> int:
         progress=not args.no_progress,
         rewriter=rewriter,
         load_settings=load_settings,
+        concurrency=args.concurrency,
     )
     invalid = getattr(judge, "invalid_replies", [])
     record = {**run, "counts": counts, "invalid_replies": invalid, "skipped_input": skips.reasons}
     if client is not None:
         record["judge_usage"] = client.usage.to_dict()
+    if endpoint is not None:
+        record["endpoint"] = endpoint.record()
     claim.mark_finished(**record, environment=environment())
     print(
         f"{counts['images']} images ({counts['resumed']} resumed), {counts['descriptions']} descriptions, "
@@ -357,6 +378,23 @@ def _pairs(args) -> int:
     if client is not None:
         print(f"  {client.usage_report()}")
     return 0
+
+
+def _model_or_endpoint(args):
+    """The served model of --endpoint/--served-model, or None for the local checkpoint MODEL (one of the two)."""
+    from tether.eval.endpoint import endpoint_from_args
+
+    endpoint = endpoint_from_args(args)
+    if (endpoint is None) == (args.model is None):
+        raise TetherError(
+            "give a checkpoint folder MODEL, or --endpoint URL with --served-model NAME (not both)"
+        )
+    return endpoint
+
+
+def _endpoint_identity(endpoint) -> dict:
+    """What a served model's answers depend on, as far as the client can tell: the host and the model name."""
+    return {"endpoint": endpoint.client.host, "served_model": endpoint.served_model}
 
 
 def _pairs_client(args):
@@ -420,7 +458,9 @@ def _negatives(args) -> int:
         print(f"{args.out} was written from these inputs already (see {claim.marker}); nothing to do")
         return 0
     rewrite_skips = SkipLog()
-    rows = make_negatives(records, rewriter, seed=args.seed, skips=rewrite_skips)
+    rows = make_negatives(
+        records, rewriter, seed=args.seed, skips=rewrite_skips, concurrency=args.concurrency
+    )
     write_negatives(Path(args.out), rows)
     if claim is not None:
         counts = {"negatives": len(rows), "captions": len(records), "not_rewritten": rewrite_skips.skipped}

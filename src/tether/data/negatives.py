@@ -339,25 +339,31 @@ def make_negatives(
     seed: int = 0,
     skip_invalid: bool = True,
     skips: SkipLog | None = None,
+    concurrency: int = 1,
 ) -> list[dict]:
     """Rewrite every record; records nothing can be rewritten in (or invalid LLM replies) are skipped and logged.
 
-    Each record draws from its own seeded generator, so a record's negative does not depend on the others.
+    Each record draws from its own seeded generator, so a record's negative does not depend on the others,
+    nor on the order in which ``concurrency`` > 1 rewrites (an LLM rewriter's requests) finish.
     """
-    out = []
-    for i, record in enumerate(records):
+    from tether.eval.concurrent import completed
+
+    def rewrite_one(i: int):
         rng = random.Random(f"{seed}:{i}")
         try:
-            rewrite = rewriter.rewrite(record.caption, record.objects, rng)
+            return records[i], rewriter.rewrite(records[i].caption, records[i].objects, rng), None
         except DataError as e:
             if not skip_invalid:
                 raise
-            rewrite, reason = None, f"record {i + 1}: {e}"
-        else:
-            reason = f"record {i + 1}: no object, attribute, count or position to rewrite"
+            return records[i], None, f"record {i + 1}: {e}"
+
+    done = dict(completed(rewrite_one, range(len(records)), concurrency))
+    out = []
+    for i in range(len(records)):
+        record, rewrite, reason = done[i]
         if rewrite is None:
             if skips is not None:
-                skips.add(reason)
+                skips.add(reason or f"record {i + 1}: no object, attribute, count or position to rewrite")
             continue
         out.append(negative_record(record, rewrite, rewriter.name))
     return out

@@ -15,10 +15,12 @@ the judge's verdicts as provenance; the output file is appended per image, so a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tether.data.images import open_image
@@ -109,15 +111,20 @@ def build_pairs(
     progress: bool = True,
     rewriter: StyleRewriter | None = None,
     load_settings=None,
+    concurrency: int = 1,
 ) -> dict:
     """Write preference pairs for ``images`` (``(image_id, image file)``) to ``out_path``; return counts.
 
     ``vlm`` is a loaded model, or a checkpoint path loaded with ``settings.backend`` (hf or vllm) and
     ``load_settings`` (a ``ModelLoadSettings``: device, dtype, attention).
     With a ``rewriter``, each judged pair is rewritten into ``settings.variants`` pairs in one consistent
-    style; their provenance keeps the variant number and the pair before rewriting.
+    style; their provenance keeps the variant number and the pair before rewriting. ``concurrency`` images
+    are worked on at once (a served model's requests and an LLM judge's); a local model still generates
+    for one image at a time. Pairs are appended as images finish and put in image-list order at the end.
     """
     from tqdm.auto import tqdm
+
+    from tether.eval.concurrent import completed
 
     settings = settings or PairSettings()
     if rewriter is not None and settings.variants < 1:
@@ -131,57 +138,97 @@ def build_pairs(
         temperature=settings.temperature,
         top_p=settings.top_p,
     )
-    for index, (image_id, image_file) in enumerate(tqdm(images, disable=not progress, desc="pairs")):
-        if image_id in done:
-            continue
-        image = open_image(images_root, image_file)
-        if isinstance(vlm, str | Path):  # loaded only when some image is left to do
-            from tether.models.vllm_backend import generator
+    todo = [
+        (index, image_id, image_file)
+        for index, (image_id, image_file) in enumerate(images)
+        if image_id not in done
+    ]
+    if todo and isinstance(vlm, str | Path):  # loaded only when some image is left to do
+        from tether.models.vllm_backend import generator
 
-            vlm = generator(vlm, settings.backend, load_settings)
-            logger.debug("the prompt, as the model sees it: %r", vlm.prompt_text(settings.prompt))
-        decoding.seed = settings.seed * 1_000_003 + index  # each image's samples are reproducible alone
-        descriptions = vlm.generate(
-            [image] * settings.samples_per_image, [settings.prompt] * settings.samples_per_image, decoding
-        )
-        pairs = []
-        for description in dict.fromkeys(descriptions):  # identical samples make one candidate
-            sentences = split_sentences(description)
-            if not sentences:
-                continue
-            labels = judge(image_id, sentences)
-            counts["descriptions"] += 1
-            if "hallucination" not in labels:
-                continue
-            counts["hallucinated"] += 1
-            corrected = corrector(image_id, sentences, labels)
-            if not corrected or len(pairs) >= settings.max_pairs_per_image:
-                continue
-            pairs.append(
-                {
-                    "prompt": settings.prompt,
-                    "chosen": join_sentences(corrected),
-                    "rejected": join_sentences(sentences),
-                    "images": [image_file],
-                    "image_id": image_id,
-                    "provenance": {
-                        "source": "tether data pairs",
-                        "judge": judge_name,
-                        "labels": labels,
-                        "model": getattr(vlm, "path", None),
-                        "settings": asdict(settings),
-                    },
-                }
+        vlm = generator(vlm, settings.backend, load_settings)
+        logger.debug("the prompt, as the model sees it: %r", vlm.prompt_text(settings.prompt))
+    # a local model seeds torch's global generator before each batch: one image at a time; a served model
+    # takes the seed with each request and bounds its own requests in flight
+    generation_lock = contextlib.nullcontext() if hasattr(vlm, "concurrency") else threading.Lock()
+
+    def image_pairs(task):
+        index, image_id, image_file = task
+        image = open_image(images_root, image_file)
+        # each image's samples are reproducible alone
+        seeded = replace(decoding, seed=settings.seed * 1_000_003 + index)
+        with generation_lock:
+            descriptions = vlm.generate(
+                [image] * settings.samples_per_image, [settings.prompt] * settings.samples_per_image, seeded
             )
-        if rewriter is not None:
-            pairs = [variant for pair in pairs for variant in _rewritten(pair, rewriter, settings.variants)]
-        for pair in pairs:
-            append_jsonl(out_path, pair)
-        # then one line per image, pairs or not: what was done is never redone
-        append_jsonl(out_path.with_suffix(".progress.jsonl"), {"image_id": image_id, "pairs": len(pairs)})
-        counts["images"] += 1
-        counts["pairs"] += len(pairs)
+        return _pairs_of_image(
+            image_id, image_file, descriptions, judge, corrector, settings, judge_name, vlm, rewriter
+        )
+
+    with tqdm(total=len(images), initial=len(images) - len(todo), disable=not progress, desc="pairs") as bar:
+        for (_, image_id, _), (pairs, described, hallucinated) in completed(image_pairs, todo, concurrency):
+            for pair in pairs:
+                append_jsonl(out_path, pair)
+            # then one line per image, pairs or not: what was done is never redone
+            append_jsonl(out_path.with_suffix(".progress.jsonl"), {"image_id": image_id, "pairs": len(pairs)})
+            counts["images"] += 1
+            counts["pairs"] += len(pairs)
+            counts["descriptions"] += described
+            counts["hallucinated"] += hallucinated
+            bar.update(1)
+    if concurrency > 1:
+        _order_by_images(out_path, [image_id for image_id, _ in images])
     return counts
+
+
+def _pairs_of_image(
+    image_id, image_file, descriptions, judge, corrector, settings, judge_name, vlm, rewriter
+):
+    """The judged (and rewritten) pairs of one image's descriptions, with how many were judged and how many
+    had a hallucination."""
+    pairs, described, hallucinated = [], 0, 0
+    for description in dict.fromkeys(descriptions):  # identical samples make one candidate
+        sentences = split_sentences(description)
+        if not sentences:
+            continue
+        labels = judge(image_id, sentences)
+        described += 1
+        if "hallucination" not in labels:
+            continue
+        hallucinated += 1
+        corrected = corrector(image_id, sentences, labels)
+        if not corrected or len(pairs) >= settings.max_pairs_per_image:
+            continue
+        pairs.append(
+            {
+                "prompt": settings.prompt,
+                "chosen": join_sentences(corrected),
+                "rejected": join_sentences(sentences),
+                "images": [image_file],
+                "image_id": image_id,
+                "provenance": {
+                    "source": "tether data pairs",
+                    "judge": judge_name,
+                    "labels": labels,
+                    "model": getattr(vlm, "path", None),
+                    "settings": asdict(settings),
+                },
+            }
+        )
+    if rewriter is not None:
+        pairs = [variant for pair in pairs for variant in _rewritten(pair, rewriter, settings.variants)]
+    return pairs, described, hallucinated
+
+
+def _order_by_images(out_path: Path, image_ids: list[str]) -> None:
+    """Pairs in image-list order (they were appended as images finished), so the file does not depend on
+    which request came back first."""
+    if not out_path.is_file():
+        return
+    position = {image_id: n for n, image_id in enumerate(image_ids)}
+    lines = out_path.read_text().splitlines()
+    lines.sort(key=lambda line: position.get(json.loads(line)["image_id"], len(position)))  # stable
+    _rewrite_lines(out_path, lines)
 
 
 def join_sentences(sentences: list[str]) -> str:

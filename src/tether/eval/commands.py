@@ -37,8 +37,9 @@ def register(subparsers) -> None:
         score.set_defaults(handler=_score)
         run = verbs.add_parser(
             "run",
-            help="generate answers with a local model, then score them",
-            description=f"{help_text}: run a local model on the items (tether.eval.runner), write results.",
+            help="generate answers with a local model or a served one (--endpoint), then score them",
+            description=f"{help_text}: run a local model (--model) or a served one (--endpoint, "
+            "--served-model) on the items (tether.eval.runner), write results.",
         )
         _DATA_OPTIONS[name](run, for_run=True)
         _add_run_options(run)
@@ -226,8 +227,10 @@ def _add_corrected_option(p) -> None:
 
 
 def _add_run_options(p) -> None:
+    from tether.eval.endpoint import add_endpoint_options
+
     _add_corrected_option(p)
-    p.add_argument("--model", required=True, help="local Hugging Face checkpoint folder")
+    p.add_argument("--model", help="local Hugging Face checkpoint folder (or --endpoint)")
     p.add_argument("--images", required=True, help="root folder of the benchmark images")
     p.add_argument("--out", required=True, help="output folder (answers, results.json, samples.jsonl)")
     p.add_argument(
@@ -288,6 +291,7 @@ def _add_run_options(p) -> None:
         help="replace the answers in --out when they come from another model, data, mode, decoding or judge "
         "(without it such a rerun is refused; the same inputs resume)",
     )
+    add_endpoint_options(p)
 
 
 # ---- loading ---------------------------------------------------------------------------------------
@@ -439,11 +443,17 @@ def _print_score(score, *, as_json: bool) -> None:
 
 
 def _run(args) -> int:
+    from tether.eval.endpoint import endpoint_from_args
     from tether.eval.registry import get_benchmark
     from tether.eval.run_options import apply_prompt, default_max_new_tokens, limit_items, prompt_suffix_text
     from tether.eval.runner import run_benchmark
     from tether.models.placement import ModelLoadSettings
 
+    endpoint = endpoint_from_args(args)
+    if (endpoint is None) == (args.model is None):
+        raise TetherError("give --model DIR, or --endpoint URL with --served-model NAME (not both)")
+    if endpoint is not None and args.backend != "hf":
+        raise TetherError("--backend picks a local generation backend; an --endpoint has its own")
     if not Path(args.images).is_dir():  # before anything slow: reading questions, loading the model
         raise TetherError(f"--images {args.images}: no such folder")
     benchmark = get_benchmark(args.benchmark)
@@ -487,6 +497,8 @@ def _run(args) -> int:
         load_settings=ModelLoadSettings(**run_settings["model_load"]),
         extra=run_settings,
         overwrite=args.overwrite,
+        endpoint=endpoint,
+        concurrency=args.concurrency,
     )
     for name, value in score.metrics.items():
         print(f"{name:>16}: {value:.4f}" if isinstance(value, float) else f"{name:>16}: {value}")

@@ -15,6 +15,11 @@ most the batch in flight. At the end the file is rewritten with the scored recor
 image (and p_yes) of its item, next to ``results.json``.
 
 Every input is checked before the model loads: the images folder and each item's image file.
+
+With ``endpoint`` (``tether.eval.endpoint.EndpointModel``) the model is a served one: its requests run
+``endpoint.concurrency`` at a time, each answer written as it completes, in either mode. ``concurrency``
+> 1 also asks an LLM judge that many at a time (``tether.eval.concurrent``).
+
 """
 
 from __future__ import annotations
@@ -102,14 +107,17 @@ def run_benchmark(
     load_settings: ModelLoadSettings | None = None,
     extra: dict | None = None,
     overwrite: bool = False,
+    endpoint=None,
+    concurrency: int = 1,
 ):
     """Answer ``items`` with the model, score them with ``benchmark`` and write results to ``out_dir``.
 
-    ``backend`` generates through Hugging Face (``hf``) or vLLM (``vllm``, generate mode only);
-    ``load_settings`` places the model (device, dtype, attention); where it ran is recorded in
+    ``backend`` generates through Hugging Face (``hf``) or vLLM (``vllm``, generate mode only); an
+    ``endpoint`` replaces both. ``concurrency`` is the number of judge requests in flight.
+    ``load_settings`` places a local model (device, dtype, attention); where it ran is recorded in
     ``results.json`` (``extra.model_placement``), beside anything given in ``extra``. ``out_dir`` records
-    what its answers come from (``fingerprint.json``): a rerun with the same model, placement, items, mode,
-    decoding and judge resumes; another one is refused unless ``overwrite``."""
+    what its answers come from (``fingerprint.json``): a rerun with the same model (or endpoint), placement,
+    items, mode, decoding and judge resumes; another one is refused unless ``overwrite``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings, default_batch = _decoding(decoding)
@@ -120,17 +128,18 @@ def run_benchmark(
         raise TetherError(f"unknown mode '{mode}' (generate or fast)")
     if backend not in BACKENDS:
         raise TetherError(f"unknown generation backend '{backend}'; choose from {', '.join(BACKENDS)}")
-    if backend != "hf" and mode == "fast":
+    if backend != "hf" and mode == "fast" and endpoint is None:
         raise TetherError("--mode fast reads next-token logits from a forward pass: use --backend hf")
     if benchmark.needs_judge and judge is None:
         raise TetherError(f"{benchmark.name} needs a judge (see --judge-* options)")
 
-    model_name = str(model_path) if model_path is not None else getattr(vlm, "path", None)
+    model_name = str(model_path) if model_path is not None else getattr(endpoint or vlm, "path", None)
     claim_output(
         out_dir / MARKER,
         answer_inputs(
             benchmark, items, model_name, data_file, images_root, mode, backend, settings, judge, load_settings
-        ),
+        )
+        | ({"backend": "endpoint", "endpoint": endpoint.client.host} if endpoint is not None else {}),
         produced=[out_dir / SAMPLES_FILE, out_dir / RESULTS_FILE],
         overwrite=overwrite,
         what="answers",
@@ -142,10 +151,6 @@ def run_benchmark(
     skips = SkipLog()
     if todo:
         check_images(todo, images_root, skip_invalid)
-        if vlm is None:
-            vlm = generator(model_path, backend, load_settings)
-        if hasattr(vlm, "prompt_text"):
-            logger.debug("first prompt, as the model sees it: %r", vlm.prompt_text(todo[0].prompt))
         logger.info(
             "%s: %d of %d items to answer (%d already done)",
             benchmark.name,
@@ -153,10 +158,20 @@ def run_benchmark(
             len(items),
             len(items) - len(todo),
         )
-        answer_fn = _fast_answers if mode == "fast" else _generate_answers
-        for item, answer, p_yes in answer_fn(
-            vlm, todo, images_root, settings, batch_size, skip_invalid, skips, progress
-        ):
+        if endpoint is not None:
+            from tether.eval.endpoint import endpoint_answers
+
+            answered = endpoint_answers(
+                endpoint, todo, images_root, settings, mode, skip_invalid, skips, progress
+            )
+        else:
+            if vlm is None:
+                vlm = generator(model_path, backend, load_settings)
+            if hasattr(vlm, "prompt_text"):
+                logger.debug("first prompt, as the model sees it: %r", vlm.prompt_text(todo[0].prompt))
+            answer_fn = _fast_answers if mode == "fast" else _generate_answers
+            answered = answer_fn(vlm, todo, images_root, settings, batch_size, skip_invalid, skips, progress)
+        for item, answer, p_yes in answered:
             record = {
                 "id": item.id,
                 "answer": answer,
@@ -171,7 +186,9 @@ def run_benchmark(
             stored[item.id] = record
     scored_items = [item for item in items if item.id in answers]
     score = (
-        benchmark.score(scored_items, answers, judge=judge)
+        benchmark.score(
+            scored_items, answers, judge=_prefetched(judge, benchmark, scored_items, answers, concurrency)
+        )
         if judge is not None
         else benchmark.score(scored_items, answers)
     )
@@ -180,8 +197,15 @@ def run_benchmark(
         score.notes["skipped_items"] = skips.skipped
         score.notes["skip_reasons"] = skips.reasons
     _add_item_fields(score.per_sample, scored_items, stored)
+    decoding_record = {**settings.to_dict(), "batch_size": batch_size, "mode": mode, "backend": backend}
+    if load_settings is not None and load_settings.chat_template:
+        # a chosen chat template changes every prompt, so it is recorded with the decoding
+        decoding_record["chat_template"] = load_settings.chat_template
     extra = dict(extra or {})
-    if vlm is not None and hasattr(vlm, "model"):
+    if endpoint is not None:
+        decoding_record["backend"] = "endpoint"
+        extra["endpoint"] = endpoint.record(mode, previous=_previous_endpoint(out_dir))
+    elif vlm is not None and hasattr(vlm, "model"):
         extra["model_placement"] = placement_record(vlm.model)
     elif load_settings is not None:  # vLLM, or every answer resumed: what was asked
         extra["model_load"] = load_settings.load_options()
@@ -192,9 +216,7 @@ def run_benchmark(
         model=model_name,
         data_file=data_file,
         data_version=data_version,
-        # a chosen chat template changes every prompt, so it is recorded with the decoding
-        decoding={**settings.to_dict(), "batch_size": batch_size, "mode": mode, "backend": backend}
-        | ({"chat_template": load_settings.chat_template} if load_settings and load_settings.chat_template else {}),
+        decoding=decoding_record,
         judge=_judge_record(judge),
         seed=seed,
         extra=extra,
@@ -223,6 +245,28 @@ def answer_inputs(
         # device, dtype and attention kernel change the answers' numerics; recorded only when asked for
         **({"model_load": load_settings.load_options()} if load_settings is not None else {}),
     }
+
+
+def _prefetched(judge, benchmark, items, answers, concurrency: int):
+    """The judge, with its replies for ``items`` asked ``concurrency`` at a time beforehand when > 1."""
+    if concurrency <= 1 or benchmark.name not in ("mmhal", "shr"):
+        return judge
+    from tether.eval.concurrent import PrefetchedJudge
+
+    prefetched = PrefetchedJudge(judge)
+    prefetched.prefetch(benchmark.name, items, answers, concurrency)
+    return prefetched
+
+
+def _previous_endpoint(out_dir: Path) -> dict | None:
+    """The endpoint record of an earlier run into ``out_dir`` (a rerun that asks nothing keeps its reported model)."""
+    path = out_dir / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text()).get("extra", {}).get("endpoint")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _decoding(decoding) -> tuple[DecodingSettings, int]:

@@ -550,6 +550,23 @@ class VisionLanguageModel:
         **kwargs,
     ) -> tuple[list[str], list[bool]]:
         """Like ``generate``, also saying for each row whether it ended with EOS (False: cut by the budget)."""
+        new_tokens = self.generate_ids(images, prompts, settings, **kwargs)[0]
+        texts = [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        stopped = torch.isin(new_tokens, torch.tensor(self.stop_token_ids, device=new_tokens.device))
+        return texts, stopped.any(dim=1).tolist()
+
+    @torch.no_grad()
+    def generate_ids(
+        self,
+        images: Sequence | None,
+        prompts: Sequence[str],
+        settings: DecodingSettings | None = None,
+        output_logits: bool = False,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """The generated token ids ``[batch, new]`` (EOS, then padding, after a finished row), the raw
+        next-token logits at each step ``[batch, new, vocab]`` when ``output_logits`` (else None), and the
+        prompt lengths without padding ``[batch]``."""
         settings = settings or DecodingSettings()
         batch = self.encode(images, prompts, padding_side="left")
         self.check_image_tokens(batch)
@@ -558,19 +575,20 @@ class VisionLanguageModel:
         was_training = self.model.training
         self.model.eval()
         try:
-            output_ids = self.model.generate(
+            output = self.model.generate(
                 **batch.to(self.device).model_inputs(),
                 **settings.generate_kwargs(),
                 eos_token_id=self.stop_token_ids,
                 pad_token_id=self.pad_token_id,
+                output_logits=output_logits,
+                return_dict_in_generate=True,
                 **kwargs,
             )
         finally:
             self.model.train(was_training)
-        new_tokens = output_ids[:, batch.input_ids.shape[1] :]
-        texts = [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-        stopped = torch.isin(new_tokens, torch.tensor(self.stop_token_ids, device=new_tokens.device))
-        return texts, stopped.any(dim=1).tolist()
+        new_tokens = output.sequences[:, batch.input_ids.shape[1] :]
+        logits = torch.stack(output.logits, dim=1) if output_logits else None
+        return new_tokens, logits, batch.attention_mask.sum(dim=1)
 
     def processor_kwargs(self) -> dict:
         """What the family's transformers processor needs besides its tokenizer and image processor, as it

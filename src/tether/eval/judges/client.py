@@ -37,10 +37,14 @@ RETRY_STATUSES = {408, 409, 429}  # plus every 5xx
 
 
 class JudgeError(TetherError):
-    """The judge could not answer: a rejected request (4xx), or retries ran out."""
+    """The judge could not answer: a rejected request (4xx, its ``status``), or retries ran out."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
-class _Retryable(Exception):
+class RetryableReply(Exception):
     """A failure worth another attempt; ``retry_after`` is the server's hint in seconds, if any."""
 
     def __init__(self, reason: str, retry_after: float | None = None):
@@ -85,12 +89,14 @@ class ChatClient:
         cache_dir=None,
         price_per_1k_input: float | None = None,
         price_per_1k_output: float | None = None,
+        role: str = "judge",
     ):
         if not model:
             raise JudgeError("no judge model given")
         if max_retries < 0 or timeout <= 0 or backoff < 0:
             raise JudgeError("max_retries and backoff must be >= 0 and timeout > 0")
         self.model = model
+        self.role = role  # what errors and logs call it: a judge, or the served model under evaluation
         self.base_url = base_url
         self.host = _host_of(base_url)
         self.temperature = temperature
@@ -110,7 +116,7 @@ class ChatClient:
         if not api_key:
             if urlparse(base_url or "").hostname not in LOCAL_HOSTS:
                 raise JudgeError(
-                    f"judge '{model}' at {self.host}: no API key; set the environment variable {api_key_env}"
+                    f"{role} '{model}' at {self.host}: no API key; set the environment variable {api_key_env}"
                 )
             api_key = LOCAL_PLACEHOLDER_KEY
         import openai  # here, not at the top: `tether --help` must not pay for it
@@ -140,16 +146,25 @@ class ChatClient:
                     self.usage.calls += 1
                     self.usage.cache_hits += 1
                 return hit["reply"]
-        reply, tokens = self._request_with_retries(messages)
+        reply, tokens = self._request_with_retries(
+            messages, {}, lambda data: _parse_completion(data, self._where(), self.max_tokens)
+        )
         with self._lock:
-            self.usage.calls += 1
-            self.usage.prompt_tokens += tokens["prompt_tokens"]
-            self.usage.completion_tokens += tokens["completion_tokens"]
-            if self.usage.cost is not None:
-                self.usage.cost += self._cost(tokens)
+            self._account(tokens)
             if self.cache is not None:
                 self.cache.put(key, self.model, reply, tokens)
         return reply
+
+    def chat(self, messages: list[dict], parse, **params):
+        """One uncached request with the same retry rules: ``params`` (e.g. ``seed``, ``stop``, ``logprobs``,
+        ``temperature``) override the client's settings, and ``parse(response_json)`` returns what the caller
+        wants or raises ``RetryableReply`` for a reply worth another attempt. Usage is accounted as for
+        ``complete``. Safe to call from several threads at once."""
+        _check_messages(messages)
+        result, tokens = self._request_with_retries(messages, params, lambda data: _with_tokens(parse, data))
+        with self._lock:
+            self._account(tokens)
+        return result
 
     def usage_report(self) -> str:
         """One line for the end of a run: calls, cache hits, requests, retries, tokens, cost."""
@@ -163,6 +178,14 @@ class ChatClient:
 
     # -- internals ---------------------------------------------------------------------------------
 
+    def _account(self, tokens: dict) -> None:
+        """Add one answered call's tokens and cost (the caller holds ``self._lock``)."""
+        self.usage.calls += 1
+        self.usage.prompt_tokens += tokens["prompt_tokens"]
+        self.usage.completion_tokens += tokens["completion_tokens"]
+        if self.usage.cost is not None:
+            self.usage.cost += self._cost(tokens)
+
     def _has_prices(self) -> bool:
         return self.price_per_1k_input is not None or self.price_per_1k_output is not None
 
@@ -172,21 +195,21 @@ class ChatClient:
         return tokens["prompt_tokens"] / 1000 * price_in + tokens["completion_tokens"] / 1000 * price_out
 
     def _where(self) -> str:
-        return f"judge '{self.model}' at {self.host}"
+        return f"{self.role} '{self.model}' at {self.host}"
 
     def _scrub(self, text: str) -> str:
         """Remove the key from text that came from outside (a server's error message can echo it)."""
         key = self._openai.api_key
         return text.replace(key, "***") if key else text
 
-    def _request_with_retries(self, messages: list[dict]) -> tuple[str, dict]:
+    def _request_with_retries(self, messages: list[dict], params: dict, parse) -> tuple:
         attempts = self.max_retries + 1
         for attempt in range(attempts):
             with self._lock:
                 self.usage.requests += 1
             try:
-                return self._request_once(messages)
-            except _Retryable as failure:
+                return self._request_once(messages, params, parse)
+            except RetryableReply as failure:
                 reason = self._scrub(str(failure))
                 if attempt == attempts - 1:
                     raise JudgeError(
@@ -213,33 +236,42 @@ class ChatClient:
             wait = max(wait, retry_after)
         return min(wait, MAX_WAIT_S)
 
-    def _request_once(self, messages: list[dict]) -> tuple[str, dict]:
+    def _request_once(self, messages: list[dict], params: dict, parse) -> tuple:
         import openai
 
+        request = {"temperature": self.temperature, "max_tokens": self.max_tokens, **params}
         try:
             raw = self._openai.chat.completions.with_raw_response.create(
-                model=self.model,
-                messages=messages,
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
+                model=self.model, messages=messages, **request
             )
             body = raw.content
         except openai.APITimeoutError:
-            raise _Retryable(f"no reply within {self.timeout:g} s") from None
+            raise RetryableReply(f"no reply within {self.timeout:g} s") from None
         except openai.APIConnectionError as e:
             cause = type(e.__cause__).__name__ if e.__cause__ else "connection error"
-            raise _Retryable(f"connection failed or reply cut off ({cause})") from None
+            raise RetryableReply(f"connection failed or reply cut off ({cause})") from None
         except openai.APIStatusError as e:
             status = e.status_code
             if status in RETRY_STATUSES or status >= 500:
-                raise _Retryable(f"HTTP {status}", _retry_after_seconds(e.response.headers)) from None
+                raise RetryableReply(f"HTTP {status}", _retry_after_seconds(e.response.headers)) from None
             message = self._scrub(_error_message(e))[:300]
-            raise JudgeError(f"{self._where()}: HTTP {status}: {message}") from None
+            raise JudgeError(f"{self._where()}: HTTP {status}: {message}", status=status) from None
         try:
             data = json.loads(body)
         except ValueError:
-            raise _Retryable(f"malformed JSON reply ({len(body)} bytes)") from None
-        return _parse_completion(data, self._where(), self.max_tokens)
+            raise RetryableReply(f"malformed JSON reply ({len(body)} bytes)") from None
+        return parse(data)
+
+
+def _with_tokens(parse, data) -> tuple:
+    if not isinstance(data, dict):
+        raise RetryableReply("reply is not a JSON object")
+    return parse(data), _usage_tokens(data)
+
+
+def _usage_tokens(data: dict) -> dict:
+    usage = data.get("usage") or {}
+    return {name: int(usage.get(name) or 0) for name in ("prompt_tokens", "completion_tokens")}
 
 
 def _parse_completion(data, where: str, max_tokens: int) -> tuple[str, dict]:
@@ -248,14 +280,12 @@ def _parse_completion(data, where: str, max_tokens: int) -> tuple[str, dict]:
         choice = data["choices"][0]
         content = choice["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        raise _Retryable("reply without choices[0].message.content") from None
+        raise RetryableReply("reply without choices[0].message.content") from None
     if not isinstance(content, str) or not content.strip():
-        raise _Retryable("reply with empty content")
+        raise RetryableReply("reply with empty content")
     if choice.get("finish_reason") == "length":
         log.warning("%s: reply cut at max_tokens=%d; consider raising it", where, max_tokens)
-    usage = data.get("usage") or {}
-    tokens = {name: int(usage.get(name) or 0) for name in ("prompt_tokens", "completion_tokens")}
-    return content, tokens
+    return content, _usage_tokens(data)
 
 
 def _retry_after_seconds(headers) -> float | None:
