@@ -80,6 +80,11 @@ def test_faults_under_concurrency_lose_nothing_and_ask_nothing_twice(chat_server
 
 
 def test_rerun_asks_only_for_missing_answers(chat_server, tmp_path):
+    from tether.eval.runner import answer_inputs, endpoint_identity
+    from tether.fingerprints import MARKER, claim_output
+    from tether.models.decoding import DecodingSettings
+    from tether.models.placement import ModelLoadSettings
+
     items, images = pope(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
@@ -87,13 +92,20 @@ def test_rerun_asks_only_for_missing_answers(chat_server, tmp_path):
         item.id: says_yes_to_squares([{"content": [{"type": "text", "text": item.prompt}]}])
         for item in items[:5]
     }
+    server = chat_server(default=ok(says_yes_to_squares))
+    endpoint = endpoint_for(server, concurrency=4)
+    # the folder of an interrupted run of these inputs: its record, then the answers it had saved
+    inputs = answer_inputs(
+        get_benchmark("pope"), items, endpoint.path, None, images, "generate", "hf",
+        DecodingSettings(max_new_tokens=4), None, ModelLoadSettings(),
+    ) | {"backend": "endpoint", "endpoint": endpoint_identity(endpoint)}  # fmt: skip
+    claim_output(out / MARKER, inputs, produced=[], what="answers")
     (out / "samples.jsonl").write_text(
         "".join(json.dumps({"id": i, "answer": a}) + "\n" for i, a in done.items())
     )
-    server = chat_server(default=ok(says_yes_to_squares))
     run_benchmark(
         get_benchmark("pope"), items, images_root=images, out_dir=out, decoding={"max_new_tokens": 4},
-        progress=False, endpoint=endpoint_for(server, concurrency=4),
+        progress=False, endpoint=endpoint, load_settings=ModelLoadSettings(),
     )  # fmt: skip
     assert len(server.requests) == len(items) - 5  # only the missing ones were asked
 
@@ -117,6 +129,9 @@ def test_fast_mode_without_logprobs_falls_back_to_generation_and_says_so(chat_se
 def test_judge_requests_concurrent_give_the_same_scores_and_add_up(chat_server, tmp_path):
     """MMHal answers already on disk: the run only asks the judge, 8 at a time, through 429s and hangs."""
     from tether.eval.judges import ChatClient
+    from tether.eval.runner import answer_inputs
+    from tether.fingerprints import MARKER, claim_output
+    from tether.models.decoding import DecodingSettings
 
     template = [
         {"question_type": "attribute", "question_topic": "t", "image_id": f"i{k}", "image_src": f"img{k}.png",
@@ -140,6 +155,9 @@ def test_judge_requests_concurrent_give_the_same_scores_and_add_up(chat_server, 
         server = chat_server(faults, default=ok(lambda m: f"rating: {len(m[-1]['content']) % 7}"))
         client = ChatClient("judge-test", base_url=server.base_url, api_key_env="TETHER_TEST_KEY", timeout=2.0,
                             max_retries=8, backoff=0.001)  # fmt: skip
+        # the answers are those of an earlier run of these inputs (no model): its record goes with them
+        inputs = answer_inputs(bench, items, None, None, tmp_path, "generate", "hf", DecodingSettings(), LLMJudge(client))
+        claim_output(out / MARKER, inputs, produced=[], what="answers")
         score = run_benchmark(bench, items, images_root=tmp_path, out_dir=out, judge=LLMJudge(client),
                               progress=False, concurrency=concurrency)  # fmt: skip
         scores[concurrency] = score.metrics

@@ -131,6 +131,7 @@ def _answer_pairs(args) -> int:
 
     from tether.data.answer_pairs import AnswerPairSettings, build_answer_pairs, load_yes_no_questions
     from tether.data.io import SkipLog
+    from tether.eval.runner import endpoint_identity
     from tether.fingerprints import file_identity, model_identity
     from tether.models import load
     from tether.models.placement import ModelLoadSettings, placement_record
@@ -146,7 +147,7 @@ def _answer_pairs(args) -> int:
         raise TetherError(f"{args.questions}: no questions")
     load_settings = ModelLoadSettings.from_args(args)
     inputs = {
-        "model": model_identity(args.model) if model is None else _endpoint_identity(model),
+        "model": model_identity(args.model) if model is None else endpoint_identity(model),
         "model_load": asdict(load_settings),
         "questions": file_identity(args.questions),
         "images": str(args.images),
@@ -258,6 +259,7 @@ def _pairs(args) -> int:
 
     from tether.data.io import SkipLog, is_stream
     from tether.data.pairs import PairSettings, build_pairs, load_pair_images
+    from tether.eval.runner import endpoint_identity
     from tether.fingerprints import file_identity, model_identity
     from tether.models.placement import ModelLoadSettings
     from tether.provenance import environment
@@ -339,7 +341,7 @@ def _pairs(args) -> int:
     }
     inputs = {
         **run,
-        "model": model_identity(args.model) if endpoint is None else _endpoint_identity(endpoint),
+        "model": model_identity(args.model) if endpoint is None else endpoint_identity(endpoint),
         "images": [[i.image_id, i.image] for i in images],
         "images_root": str(images_root),
         "image_list": file_identity(args.image_list),
@@ -390,11 +392,6 @@ def _model_or_endpoint(args):
             "give a checkpoint folder MODEL, or --endpoint URL with --served-model NAME (not both)"
         )
     return endpoint
-
-
-def _endpoint_identity(endpoint) -> dict:
-    """What a served model's answers depend on, as far as the client can tell: the host and the model name."""
-    return {"endpoint": endpoint.client.host, "served_model": endpoint.served_model}
 
 
 def _pairs_client(args):

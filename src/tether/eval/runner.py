@@ -139,7 +139,7 @@ def run_benchmark(
         answer_inputs(
             benchmark, items, model_name, data_file, images_root, mode, backend, settings, judge, load_settings
         )
-        | ({"backend": "endpoint", "endpoint": endpoint.client.host} if endpoint is not None else {}),
+        | ({"backend": "endpoint", "endpoint": endpoint_identity(endpoint)} if endpoint is not None else {}),
         produced=[out_dir / SAMPLES_FILE, out_dir / RESULTS_FILE],
         overwrite=overwrite,
         what="answers",
@@ -185,6 +185,8 @@ def run_benchmark(
             answers[item.id] = answer
             stored[item.id] = record
     scored_items = [item for item in items if item.id in answers]
+    # the items' order, not the order answers arrived in (concurrent requests finish in any order)
+    answers = {item.id: answers[item.id] for item in scored_items}
     score = (
         benchmark.score(
             scored_items, answers, judge=_prefetched(judge, benchmark, scored_items, answers, concurrency)
@@ -245,6 +247,13 @@ def answer_inputs(
         # device, dtype and attention kernel change the answers' numerics; recorded only when asked for
         **({"model_load": load_settings.load_options()} if load_settings is not None else {}),
     }
+
+
+def endpoint_identity(endpoint) -> dict:
+    """What a served model's answers depend on, as far as a client can tell: the server's host name and the
+    model name. The port is left out, so a server restarted on another port resumes the same run."""
+    host = endpoint.client.host.rsplit(":", 1)[0] if ":" in endpoint.client.host else endpoint.client.host
+    return {"host": host, "served_model": endpoint.served_model}
 
 
 def _prefetched(judge, benchmark, items, answers, concurrency: int):
