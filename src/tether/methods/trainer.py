@@ -10,6 +10,7 @@ Checkpoints hold only the parameters that train (LoRA adapters, projector, heads
 and safe to load.
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -54,7 +55,9 @@ def training_arguments(
         seed=settings.seed,
         data_seed=settings.seed,
         bf16=settings.bf16,
-        activation_checkpointing=settings.gradient_checkpointing,
+        # the Trainer would ask the method module itself, which is no PreTrainedModel: run_training enables
+        # checkpointing on the Hugging Face models inside it instead (enable_activation_checkpointing)
+        activation_checkpointing=False,
         dataloader_pin_memory=torch.cuda.is_available(),
         # without it, accelerate does not set up multi-process CPU (gloo) training under torchrun
         use_cpu=model_device == "cpu" or not torch.cuda.is_available(),
@@ -185,6 +188,8 @@ def run_training(
     if len(dataset) == 0:
         raise TetherError("training dataset is empty")
     args = training_arguments(settings, model_device, **argument_overrides)
+    if settings.gradient_checkpointing:
+        enable_activation_checkpointing(module)
     expected = os.environ.get("TETHER_EXPECTED_WORLD_SIZE")
     if expected and int(expected) != args.world_size:
         # `accelerate launch --cpu --num_processes 2` has been seen to start one process silently
@@ -199,6 +204,52 @@ def run_training(
             logger.info("resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
     return trainer
+
+
+def enable_activation_checkpointing(module: torch.nn.Module) -> int:
+    """Recompute, in the backward pass, the activations of every Hugging Face model in ``module`` that trains.
+
+    ``train.gradient_checkpointing``: memory for compute. Each outermost ``PreTrainedModel`` with a trainable
+    parameter is switched to non-reentrant checkpointing (transformers' default), which is correct with DDP's
+    ``find_unused_parameters`` and with frozen layers; transformers also hooks the input embeddings to require
+    grad, which LoRA needs. Frozen models (PPO's reference, a frozen reward model) keep their activations: they
+    run without gradients anyway. Returns how many models were switched.
+    """
+    from transformers import PreTrainedModel
+
+    inside_enabled: set[int] = set()
+    enabled = 0
+    for sub in module.modules():
+        if id(sub) in inside_enabled or not isinstance(sub, PreTrainedModel):
+            continue
+        if not any(param.requires_grad for param in sub.parameters()):
+            continue
+        if not sub.supports_gradient_checkpointing:
+            raise TetherError(f"train.gradient_checkpointing: {type(sub).__name__} does not support it")
+        sub.activation_checkpointing_enable()
+        inside_enabled.update(id(m) for m in sub.modules())
+        enabled += 1
+    if enabled == 0:
+        raise TetherError("train.gradient_checkpointing: no trainable Hugging Face model in this method")
+    return enabled
+
+
+@contextlib.contextmanager
+def checkpointing_in_eval_mode(module: torch.nn.Module):
+    """Let checkpointed layers recompute while ``module`` stays in eval mode (PPO trains in eval mode).
+
+    transformers checkpoints a layer only when ``layer.training``; flipping that flag on the checkpointed
+    layers alone keeps dropout (held by their child modules) switched off.
+    """
+    layers = [m for m in module.modules() if getattr(m, "gradient_checkpointing", False) is True]
+    modes = [layer.training for layer in layers]
+    for layer in layers:
+        layer.training = True
+    try:
+        yield
+    finally:
+        for layer, mode in zip(layers, modes):
+            layer.training = mode
 
 
 def last_complete_checkpoint(output_dir, last_file: str) -> str | None:
