@@ -87,6 +87,10 @@ def read_records(path, **kwargs) -> list[tuple[int, dict]]:
     For a JSON list, the 'line' is the 1-based index of the item, which is what a user can find.
     Some published files (POPE's caption data) are concatenated JSON objects; those read as JSONL.
     """
+    from tether.data.hf_dataset import dataset_rows, is_dataset_source
+
+    if is_dataset_source(path):  # a Hugging Face dataset: its rows as records, row numbers as lines
+        return dataset_rows(path)
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path)

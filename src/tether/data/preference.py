@@ -136,6 +136,10 @@ class _Skip(Exception):
 
 def _hadpo_desc_dict(path: Path) -> dict | None:
     """The file as a dict of per-image dicts if it is one JSON object of that shape, else None (JSONL...)."""
+    from tether.data.hf_dataset import is_dataset_source
+
+    if is_dataset_source(path):
+        return None
     if not path.is_file():
         raise DataError("file not found", path)
     with open(path, "rb") as f:
