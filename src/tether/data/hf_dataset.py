@@ -69,8 +69,29 @@ def open_dataset(source: str):
 def dataset_rows(path) -> list[tuple[int, dict]]:
     """``(row, record)`` for every row of the dataset at ``path`` (rows counted from 1, like JSONL lines)."""
     source = str(path) if str(path).startswith(HUB_PREFIX) else str(Path(path).resolve())
-    data = open_dataset(source)
-    return [(i, to_record(row, source, i)) for i, row in enumerate(data, start=1)]
+    data = undecoded_images(open_dataset(source))
+    rows, index = [], 0
+    # in batches off the memory-mapped table, images left as bytes: a large set is never held whole
+    for batch in data.iter(batch_size=256):
+        for values in zip(*batch.values()):
+            index += 1
+            rows.append((index, to_record(dict(zip(batch.keys(), values)), source, index)))
+    return rows
+
+
+def undecoded_images(data):
+    """``data`` with its image columns left as ``{"bytes", "path"}``: decoding every image of the set to
+    read its text would cost more than the training reads; ``open_image`` decodes one when it is used."""
+    import datasets
+
+    for name, feature in data.features.items():
+        if isinstance(feature, datasets.Image):
+            data = data.cast_column(name, datasets.Image(decode=False))
+        elif isinstance(feature, (datasets.Sequence, datasets.List)) and isinstance(
+            feature.feature, datasets.Image
+        ):
+            data = data.cast_column(name, datasets.List(datasets.Image(decode=False)))
+    return data
 
 
 def to_record(row: dict, source: str, index: int) -> dict:
