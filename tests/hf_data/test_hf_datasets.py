@@ -129,3 +129,25 @@ def test_train_sft_from_parquet_with_embedded_images(tiny_checkpoint, trl_sft_pa
     train_sft(config)
     record = json.loads((out / "run.json").read_text())
     assert [r for r in record["log_history"] if "train_loss" in r]
+
+
+def test_parquet_is_streamed_by_row_group(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    colours = ["red", "blue", "green", "white", "black"]
+    table = pa.table(
+        {
+            "image": [{"bytes": _png(c), "path": None} for c in colours],
+            "question": ["what color ?"] * 5,
+            "answer": colours,
+        }
+    )
+    path = tmp_path / "qa.parquet"
+    pq.write_table(table, path, row_group_size=2)  # three row groups
+    monkeypatch.setattr(datasets, "load_dataset", None)  # parquet never goes through the datasets cache
+    records = load_sft_records(path)
+    assert [r.response for r in records] == colours
+    assert open_image(tmp_path, records[4].image).getpixel((0, 0)) == (0, 0, 0)  # from the third group
+    with pytest.raises(DataError, match="not found"):
+        open_image(tmp_path, records[4].image.replace("#5/", "#9/"))

@@ -7,7 +7,8 @@ same checks and the same bad-input rules apply; a bad row is reported as ``file:
 
 Images embedded in a row (``datasets.Image`` columns decoded to PIL, raw bytes, or ``{"bytes": ...}``) are
 not written to disk: the record names them ``embedded://<dataset>#<row>/<column>[/<index>]`` and
-``open_image`` decodes them from the (memory-mapped) dataset when a batch needs them.
+``open_image`` decodes them from the dataset when a batch needs them. Parquet files are streamed row group by
+row group off the file; other datasets are memory-mapped: a large set is never held whole.
 
 Declared schemas map the columns of the common formats onto tether's records:
 
@@ -69,6 +70,8 @@ def open_dataset(source: str):
 def dataset_rows(path) -> list[tuple[int, dict]]:
     """``(row, record)`` for every row of the dataset at ``path`` (rows counted from 1, like JSONL lines)."""
     source = str(path) if str(path).startswith(HUB_PREFIX) else str(Path(path).resolve())
+    if source.endswith(".parquet"):
+        return _parquet_rows(source)
     data = undecoded_images(open_dataset(source))
     rows, index = [], 0
     # in batches off the memory-mapped table, images left as bytes: a large set is never held whole
@@ -77,6 +80,40 @@ def dataset_rows(path) -> list[tuple[int, dict]]:
             index += 1
             rows.append((index, to_record(dict(zip(batch.keys(), values)), source, index)))
     return rows
+
+
+@functools.lru_cache(maxsize=8)
+def _parquet_file(source: str):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(source)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataError(f"not a readable parquet file ({type(e).__name__}: {e})", source) from None
+
+
+def _parquet_rows(source: str) -> list[tuple[int, dict]]:
+    """Parquet rows streamed batch by batch off the file (no copy into the datasets cache): a set larger
+    than memory is read whole only as the records' text and image references."""
+    rows, index = [], 0
+    for batch in _parquet_file(source).iter_batches(batch_size=256):
+        for row in batch.to_pylist():
+            index += 1
+            rows.append((index, to_record(row, source, index)))
+    return rows
+
+
+def _parquet_value(source: str, row: int, column: str):
+    """One cell of a parquet file, reading only the row group that holds it."""
+    parquet = _parquet_file(source)
+    offset = 0
+    for group in range(parquet.num_row_groups):
+        count = parquet.metadata.row_group(group).num_rows
+        if row - 1 < offset + count:
+            table = parquet.read_row_group(group, columns=[column])
+            return table.column(0)[row - 1 - offset].as_py()
+        offset += count
+    raise IndexError(f"row {row} past the end ({offset} rows)")
 
 
 def undecoded_images(data):
@@ -185,7 +222,10 @@ def open_embedded_image(ref: str, *, source=None, line: int | None = None):
     parts = where.split("/")
     try:
         row, column, item = int(parts[0]), parts[1], (int(parts[2]) if len(parts) > 2 else None)
-        value = open_dataset(dataset)[row - 1][column]
+        if dataset.endswith(".parquet"):
+            value = _parquet_value(dataset, row, column)
+        else:
+            value = open_dataset(dataset)[row - 1][column]
         if item is not None:
             value = value[item]
     except (ValueError, IndexError, KeyError) as e:
