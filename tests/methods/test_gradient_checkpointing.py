@@ -123,3 +123,58 @@ def test_train_sft_with_checkpointing_and_lora(tiny_checkpoint, sft_data, tmp_pa
     train_sft(config)
     record = json.loads((out / "run.json").read_text())
     assert record["config"]["train"]["gradient_checkpointing"] is True
+
+
+def test_ppo_with_checkpointing_trains_to_the_same_weights(tiny_checkpoint, tmp_path, monkeypatch):
+    # PPO's own loop (eval mode, policy and value model): the same weights with checkpointing on and off
+    from safetensors.torch import load_file
+
+    import tether.methods.trainer as trainer
+    from tether.methods.ppo import PPOConfig, train_ppo
+    from tether.methods.reward import RewardModel
+    from tether.models import load
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = []
+    for i, colour in enumerate(["red", "blue"]):
+        Image.new("RGB", (32, 32), colour).save(images / f"{i}.png")
+        rows.append({"image": f"{i}.png", "prompt": "what color is it ?", "facts": [f"a {colour} square ."]})
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    reward_model = RewardModel(load(tiny_checkpoint)).save(tmp_path / "rm")
+    switched = []
+    enable = trainer.enable_activation_checkpointing
+    monkeypatch.setattr(trainer, "enable_activation_checkpointing", lambda m: switched.append(enable(m)))
+
+    def run(out, checkpointing: bool):
+        config = load_config(
+            PPOConfig,
+            None,
+            [
+                f"model.path={tiny_checkpoint}",
+                f"data.train=[{prompts}]",
+                f"data.images={images}",
+                f"ppo.reward_model={reward_model}",
+                f"train.output_dir={out}",
+                "ppo.rollout_batch_size=2",
+                "ppo.mini_batch_size=2",
+                "ppo.max_new_tokens=4",
+                "train.max_steps=2",
+                "train.save_steps=2",
+                "train.learning_rate=1e-3",
+                "train.progress_bar=false",
+                "model.lora={r: 4, alpha: 8, dropout: 0.0}",
+                f"train.gradient_checkpointing={str(checkpointing).lower()}",
+            ],
+        )
+        train_ppo(config, score_fn=lambda records, responses: [float("red" in r.split()) for r in responses])
+        return load_file(out / "checkpoint-2" / "trainable.safetensors")
+
+    plain = run(tmp_path / "plain", False)
+    checkpointed = run(tmp_path / "checkpointed", True)
+    assert switched == [2]  # the policy and the value model
+    assert plain.keys() == checkpointed.keys() and plain
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in plain.items())  # trained (B starts at zero)
+    for key in plain:
+        torch.testing.assert_close(checkpointed[key], plain[key], atol=1e-5, rtol=1e-4, msg=key)
