@@ -79,7 +79,8 @@ def test_rlaif_v_bytes_column_from_save_to_disk_and_arrow(tmp_path):
         assert blue.getpixel((0, 0)) == (0, 0, 255)
 
 
-def test_trl_preference_parquet_for_dpo_reward_and_ppo(tmp_path):
+@pytest.fixture
+def trl_preference_parquet(tmp_path):
     rows = {
         "images": [[Image.new("RGB", (32, 32), c)] for c in COLOURS],
         "prompt": [[{"role": "user", "content": [{"type": "text", "text": "what color ?"}]}]] * 3,
@@ -90,6 +91,11 @@ def test_trl_preference_parquet_for_dpo_reward_and_ppo(tmp_path):
     datasets.Dataset.from_dict(rows).cast_column("images", datasets.Sequence(datasets.Image())).to_parquet(
         path
     )
+    return path
+
+
+def test_trl_preference_parquet_for_dpo_reward_and_ppo(trl_preference_parquet, tmp_path):
+    path = trl_preference_parquet
     dpo_pairs = preference.load_preference_records(path)
     assert [(p.prompt, p.chosen, p.rejected) for p in dpo_pairs] == [
         ("what color ?", c, "purple") for c in COLOURS
@@ -151,3 +157,20 @@ def test_parquet_is_streamed_by_row_group(tmp_path, monkeypatch):
     assert open_image(tmp_path, records[4].image).getpixel((0, 0)) == (0, 0, 0)  # from the third group
     with pytest.raises(DataError, match="not found"):
         open_image(tmp_path, records[4].image.replace("#5/", "#9/"))
+
+
+def test_train_dpo_from_parquet_with_embedded_images(tiny_checkpoint, trl_preference_parquet, tmp_path):
+    from tether.methods.dpo import DPOConfig, train_dpo
+
+    out = tmp_path / "dpo"
+    overrides = [
+        f"model.path={tiny_checkpoint}",
+        f"data.train=[{trl_preference_parquet}]",
+        f"data.images={tmp_path / 'no-images'}",
+        f"train.output_dir={out}",
+        "train.max_steps=2",
+        "train.per_device_train_batch_size=3",
+        "train.progress_bar=false",
+    ]
+    train_dpo(load_config(DPOConfig, None, overrides))
+    assert (out / "run.json").is_file()

@@ -234,3 +234,20 @@ def open_embedded_image(ref: str, *, source=None, line: int | None = None):
         return value
     data = value["bytes"] if isinstance(value, dict) else value
     return Image.open(io.BytesIO(data))
+
+
+def image_file_stat(root, image: str) -> tuple[int, int]:
+    """``(size, mtime_ns)`` of the file that holds ``image`` (an embedded image: its dataset), for
+    fingerprints that notice changed images without hashing them."""
+    if image.startswith(EMBEDDED):
+        dataset = image[len(EMBEDDED) :].rpartition("#")[0]
+        if dataset.startswith(HUB_PREFIX):  # the cache holds one immutable revision per name
+            return 0, 0
+        path = Path(dataset)
+        if path.is_dir():  # save_to_disk: its arrow shards
+            stats = [f.stat() for f in sorted(path.glob("*.arrow"))]
+            return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
+    else:
+        path = Path(root) / image
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
