@@ -157,6 +157,10 @@ def test_parquet_is_streamed_by_row_group(tmp_path, monkeypatch):
     assert open_image(tmp_path, records[4].image).getpixel((0, 0)) == (0, 0, 0)  # from the third group
     with pytest.raises(DataError, match="not found"):
         open_image(tmp_path, records[4].image.replace("#5/", "#9/"))
+    other = tmp_path / "other.parquet"  # a dataset no data file was read from: refused, like ../ paths
+    pq.write_table(table, other)
+    with pytest.raises(DataError, match="not in a dataset read as data"):
+        open_image(tmp_path, f"embedded://{other}#1/image")
 
 
 def test_train_dpo_from_parquet_with_embedded_images(tiny_checkpoint, trl_preference_parquet, tmp_path):

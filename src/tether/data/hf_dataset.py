@@ -29,6 +29,9 @@ from tether.errors import DataError
 
 EMBEDDED = "embedded://"
 HUB_PREFIX = "hf:"
+# datasets read as data in this process: an embedded:// name may point only into one of them, as a file
+# name may point only inside the image root (a JSONL record cannot make tether read any dataset on disk)
+_READ_AS_DATA: set[str] = set()
 
 
 def is_dataset_source(path) -> bool:
@@ -70,6 +73,7 @@ def open_dataset(source: str):
 def dataset_rows(path) -> list[tuple[int, dict]]:
     """``(row, record)`` for every row of the dataset at ``path`` (rows counted from 1, like JSONL lines)."""
     source = str(path) if str(path).startswith(HUB_PREFIX) else str(Path(path).resolve())
+    _READ_AS_DATA.add(source)
     if source.endswith(".parquet"):
         return _parquet_rows(source)
     data = undecoded_images(open_dataset(source))
@@ -220,6 +224,8 @@ def open_embedded_image(ref: str, *, source=None, line: int | None = None):
 
     dataset, _, where = ref[len(EMBEDDED) :].rpartition("#")
     parts = where.split("/")
+    if dataset not in _READ_AS_DATA:
+        raise DataError(f"embedded image '{ref}' is not in a dataset read as data", source, line)
     try:
         row, column, item = int(parts[0]), parts[1], (int(parts[2]) if len(parts) > 2 else None)
         if dataset.endswith(".parquet"):
