@@ -178,3 +178,21 @@ def test_train_dpo_from_parquet_with_embedded_images(tiny_checkpoint, trl_prefer
     ]
     train_dpo(load_config(DPOConfig, None, overrides))
     assert (out / "run.json").is_file()
+
+
+def test_dataset_name_from_the_hub_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "hub" / "datasets--someone--colours"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("a" * 40)
+    data = repo / "snapshots" / ("a" * 40) / "data"
+    data.mkdir(parents=True)
+    for split, colours in (("train", COLOURS), ("test", ["white"])):
+        rows = {"image": [_png(c) for c in colours], "question": ["q"] * len(colours), "answer": colours}
+        datasets.Dataset.from_dict(rows).to_parquet(data / f"{split}-00000-of-00001.parquet")
+    assert [r.response for r in load_sft_records("hf:someone/colours")] == COLOURS
+    records = load_sft_records("hf:someone/colours:test")
+    assert [r.response for r in records] == ["white"]
+    assert open_image(tmp_path, records[0].image).getpixel((0, 0)) == (255, 255, 255)

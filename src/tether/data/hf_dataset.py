@@ -54,8 +54,13 @@ def open_dataset(source: str):
     try:
         if source.startswith(HUB_PREFIX):
             name, _, split = source[len(HUB_PREFIX) :].partition(":")
-            datasets.config.HF_HUB_OFFLINE = True  # "already in the local cache": never a download
-            data = datasets.load_dataset(name, split=split or "train")
+            files = cached_hub_files(name, split or "train")
+            if files:  # a snapshot in the hub cache (snapshot_download, hf download): its data files
+                kind = "parquet" if files[0].endswith(".parquet") else "arrow"
+                data = datasets.load_dataset(kind, data_files=files, split="train")
+            else:  # prepared earlier by load_dataset: the datasets cache, looked up offline
+                datasets.config.HF_HUB_OFFLINE = True
+                data = datasets.load_dataset(name, split=split or "train")
         elif Path(source).is_dir():
             data = datasets.load_from_disk(source)
         else:
@@ -68,6 +73,24 @@ def open_dataset(source: str):
             raise DataError(f"dataset has no 'train' split (splits: {', '.join(data)})", source)
         data = data["train"]
     return data
+
+
+def cached_hub_files(name: str, split: str) -> list[str]:
+    """The parquet (else arrow) files of ``split`` in the hub cache's snapshot of dataset ``name``."""
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / f"datasets--{name.replace('/', '--')}"
+    ref = repo / "refs" / "main"
+    if not ref.is_file():
+        return []
+    snapshot = repo / "snapshots" / ref.read_text().strip()
+    for suffix in ("parquet", "arrow"):
+        files = sorted(str(f) for f in snapshot.rglob(f"*.{suffix}"))
+        # HF's layout names the split in the file or folder name (data/train-00000-of-00001.parquet)
+        in_split = [f for f in files if split in Path(f).relative_to(snapshot).as_posix()]
+        if in_split or files:
+            return in_split or files
+    return []
 
 
 def dataset_rows(path) -> list[tuple[int, dict]]:
