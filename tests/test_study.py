@@ -1,5 +1,6 @@
 """`tether study --preset quick` end to end (the README's first command): a smoke test of every stage."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -59,6 +60,11 @@ def test_quick_study_writes_a_report(tmp_path):
         "**noiseboost_ssl vs sft_half**, gap to the 100%-label baseline (sft_half → SSL): POPE adv. F1"
         in report
     )
+    # one seed: HA-DPO's POPE and CHAIR claims get paired bootstrap intervals over the evaluated items
+    claims = {line.split(" | ")[1]: line for line in report.splitlines() if line.startswith("| HA-DPO |")}
+    assert "(60 items, one seed)" in claims["POPE-adversarial F1 up vs the baseline"]
+    assert "(20 items, one seed)" in claims["CHAIR_i down vs the baseline"]
+    assert "smoke: shorter than full in baseline recipe (vision, align, qa, sft)" in report
     html = (out / "report.html").read_text()
     assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") == 4
     assert html.count("<figcaption>") == 4
@@ -76,7 +82,7 @@ def test_quick_study_writes_a_report(tmp_path):
 def test_intervals_and_verdicts_by_hand():
     mean, half = mean_interval([0.5, 0.7, 0.6])
     assert mean == 0.6
-    assert abs(half - 4.303 * 0.1 / 3**0.5) < 1e-9
+    assert abs(half - 4.302653 * 0.1 / 3**0.5) < 1e-7
     assert mean_interval([0.4]) == (0.4, None)
     assert verdict(0.05, 0.01, True) == "helps" and verdict(0.05, 0.01, False) == "hurts"
     assert (
@@ -283,3 +289,16 @@ def test_the_recipes_grounding_curriculum_follows_hacls_stage_1_too(tmp_path):
     names, recipe = hacl_stages({"ground": 2000, "grounding_in_sft": True})
     assert names == ["negatives", "hacl_align", "hacl_ground", "hacl_qa", "hacl_sft"]
     assert (recipe.ground.steps, recipe.grounding_in_sft) == (2000, True)
+
+
+def test_rows_say_whether_they_are_smoke_or_measurement():
+    from tether.report import row_levels
+
+    quick = row_levels(dataclasses.asdict(PRESETS["quick"]), VARIANTS)
+    assert quick["baseline"] == "smoke: shorter than full in baseline recipe (vision, align, qa, sft)"
+    assert quick["ha_dpo"].endswith("; dpo_steps")
+    assert set(row_levels(dataclasses.asdict(PRESETS["full"]), VARIANTS).values()) == {"measurement"}
+    short_dpo = row_levels({**dataclasses.asdict(PRESETS["full"]), "dpo_steps": 100}, VARIANTS)
+    assert (
+        short_dpo["ha_dpo"] == "smoke: shorter than full in dpo_steps" and short_dpo["hacl"] == "measurement"
+    )

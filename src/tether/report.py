@@ -1,9 +1,9 @@
 """The study report: ``report.md`` (figures beside it in ``figures/``) and a self-contained ``report.html``.
 
-For each variant and metric: the mean over seeds with its 95% interval (Student t over seeds; with one seed,
-no interval is claimed), and the paired difference against the baseline (same seed, same world) with its
-interval. A method "helps" on a metric only when the whole interval of its paired difference lies on the
-good side of zero; the report says so in words, and says so too when it does not help.
+For each variant and metric: the mean over seeds with its 95% interval (Student t over seeds,
+``tether.stats``; with one seed, no interval is claimed), and the paired difference against the baseline
+(same seed, same world) with its interval. A method "helps" on a metric only when the whole interval of its
+paired difference lies on the good side of zero; the report says so in words, and says so too when it does not help.
 
 The report is built as a list of ``Section``s (a paragraph, tables, a figure, bullet notes) rendered twice,
 to Markdown and to HTML; the analysis sections (modality gap, attention share, SSL, reward model) live in
@@ -13,6 +13,7 @@ to Markdown and to HTML; the analysis sections (modality gap, attention share, S
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
@@ -20,6 +21,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tether.stats import mean_interval
 
 # (metric key, label, True if higher is better / False if lower / None if neither)
 HEADLINE = [
@@ -57,19 +60,6 @@ COUNT_METRICS = (
     "ssl/pseudo_labels_kept",
     "ppo/steps",
 )
-
-# two-sided 97.5% Student t quantiles by degrees of freedom
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
-def mean_interval(values: list[float]) -> tuple[float, float | None]:
-    """Mean and half-width of its 95% t-interval (None with fewer than two values)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, _T975.get(n - 1, 1.96) * sd / math.sqrt(n)
 
 
 def paired(metrics: dict, a: tuple[str, str], b: tuple[str, str]) -> tuple[float, float | None] | None:
@@ -181,11 +171,20 @@ def difference(cell: Cell, diff: tuple, key: str, better) -> Cell:
     return cell
 
 
-def variant_table(summary: dict, metrics: list[tuple[str, str, bool | None]], variants=None) -> Table:
+def variant_table(
+    summary: dict, metrics: list[tuple[str, str, bool | None]], variants=None, levels: dict | None = None
+) -> Table:
+    """One row per variant, one column per metric; ``levels`` adds a last column (smoke or measurement)."""
     variants = [v for v in (variants or summary) if v in summary]
+    extra = ["level"] if levels else []
     return Table(
-        ["variant"] + [label for _, label, _ in metrics],
-        [[v] + [metric_cell(summary[v], key, better, v) for key, _, better in metrics] for v in variants],
+        ["variant"] + [label for _, label, _ in metrics] + extra,
+        [
+            [v]
+            + [metric_cell(summary[v], key, better, v) for key, _, better in metrics]
+            + ([levels.get(v, "")] if levels else [])
+            for v in variants
+        ],
     )
 
 
@@ -204,11 +203,12 @@ def html_table(table: Table) -> str:
     def td(cell):
         if isinstance(cell, str):
             return f"<td{_num(cell)}>{html.escape(cell)}</td>"
-        note = (
-            cell.note
-            and f"<br><small class='{cell.verdict.replace(' ', '-')}'>{html.escape(cell.note)}</small>"
-        )
-        return f"<td{_num(cell.text)}>{html.escape(cell.text)}{note}</td>"
+        css = cell.verdict.replace(" ", "-")
+        text = html.escape(cell.text)
+        if cell.verdict and not cell.note:  # a verdict cell of its own (the claims table) takes its colour
+            text = f"<span class='{css}'>{text}</span>"
+        note = cell.note and f"<br><small class='{css}'>{html.escape(cell.note)}</small>"
+        return f"<td{_num(cell.text)}>{text}{note}</td>"
 
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table.head) + "</tr>"
     body = "".join("<tr>" + "".join(td(c) for c in row) + "</tr>" for row in table.rows)
@@ -379,6 +379,37 @@ def timings_table(out_dir: Path) -> Table:
     return Table(["seed", "stage", "seconds", "peak RSS (MB)"], rows)
 
 
+# the settings each variant's training rests on beyond the baseline recipe (StudyPreset fields)
+VARIANT_SETTINGS = {
+    "ha_dpo": ("dpo_steps",),
+    "noiseboost_dpo": ("dpo_steps",),
+    "combo": ("dpo_steps",),
+    "fact_rlhf": ("pair_images", "reward_steps", "ppo_steps"),
+    "noiseboost_ssl": ("ssl_images",),
+}
+
+
+def row_levels(preset: dict, variants) -> dict[str, str]:
+    """For each variant: "measurement" when its training (the baseline recipe's stages and its own) is at
+    least as long as the full preset's, whose results docs/results holds; else "smoke", naming what is
+    shorter: a model trained that briefly says nothing about the method, only that the pipeline runs. How
+    precise a measurement is on its items is the intervals' business, not this label's."""
+    from tether.study import PRESETS, StudyPreset, baseline_recipe
+    from tether.world.baseline import STAGES
+
+    known = {f.name for f in dataclasses.fields(StudyPreset)}
+    ours = StudyPreset(**{k: v for k, v in preset.items() if k in known})
+    full = PRESETS["full"]
+    recipe, full_recipe = baseline_recipe(ours, 0), baseline_recipe(full, 0)
+    short = [s for s in STAGES if getattr(recipe, s).steps < getattr(full_recipe, s).steps]
+    short = [f"baseline recipe ({', '.join(short)})"] if short else []
+    levels = {}
+    for variant in variants:
+        mine = short + [k for k in VARIANT_SETTINGS.get(variant, ()) if getattr(ours, k) < getattr(full, k)]
+        levels[variant] = "measurement" if not mine else "smoke: shorter than full in " + "; ".join(mine)
+    return levels
+
+
 def write_report(out_dir) -> Path:
     """Write report.md, figures/*.png and report.html from a study folder; returns the path of report.md."""
     from tether.report_analysis import analysis_sections
@@ -393,19 +424,21 @@ def write_report(out_dir) -> Path:
         "Each cell: mean over seeds ± 95% interval (percent, except the MMHal score on 0–6); for a method, "
         "below (in brackets in Markdown): its paired difference against the baseline on the same seed and "
         "world, with its interval and a verdict. Higher is better except CHAIR_i/CHAIR_s, the MMHal "
-        "hallucination rate and SHR; the POPE yes-ratio is best near 50%."
+        "hallucination rate and SHR; the POPE yes-ratio is best near 50%. The last column says whether a "
+        "row is a measurement (its training at least as long as the full preset's) or a smoke-level stage, "
+        "too short to mean anything about the method, naming what is shorter."
     )
     pooled = out_dir / "pooled_from.json"
     if pooled.is_file():
         runs = "; ".join(f"{r['run']} (seeds {r['seeds']})" for r in json.loads(pooled.read_text()))
         reading += f" Pooled from {runs} (`tether study --pool`)."
     analyses, analysis_findings = analysis_sections(metrics, out_dir)
-    claims = claims_section(metrics)
+    claims = claims_section(metrics, out_dir)
     sections = [
         Section(
             f"tether study: preset `{preset['name']}`, seeds {preset['seeds']}",
             reading,
-            [variant_table(summary, HEADLINE)],
+            [variant_table(summary, HEADLINE, levels=row_levels(preset, summary))],
             level=1,
         ),
         *([claims] if claims else []),

@@ -241,3 +241,40 @@ def test_interrupted_training_resumes_to_identical_weights(tiny_checkpoint, sft_
     assert straight.keys() == resumed.keys()
     for name in straight:
         torch.testing.assert_close(straight[name], resumed[name], atol=1e-6, rtol=1e-5)
+
+
+def test_gradient_checkpointing_recomputes_activations_and_trains_the_same_weights(
+    tiny_checkpoint, sft_data, tmp_path, monkeypatch
+):
+    """``train.gradient_checkpointing`` reaches the HF model inside the method module (the Trainer alone
+    called a method the module does not have), here under LoRA with frozen embeddings."""
+    import torch.utils.checkpoint
+    from safetensors.torch import load_file
+
+    path, images = sft_data
+    # every non-reentrant checkpointed call goes through this generator (looked up at call time)
+    calls = []
+    generator = torch.utils.checkpoint._checkpoint_without_reentrant_generator
+    monkeypatch.setattr(
+        torch.utils.checkpoint,
+        "_checkpoint_without_reentrant_generator",
+        lambda *a, **k: calls.append(1) or generator(*a, **k),
+    )
+
+    def train(name: str, checkpointing: bool) -> dict:
+        overrides = [
+            f"model.path={tiny_checkpoint}", f"data.train=[{path}]", f"data.images={images}",
+            f"train.output_dir={tmp_path / name}", "train.max_steps=3", "train.progress_bar=false",
+            "train.per_device_train_batch_size=5", "model.lora={r: 4, alpha: 8}",
+            f"train.gradient_checkpointing={str(checkpointing).lower()}",
+        ]  # fmt: skip
+        train_sft(load_config(SFTConfig, None, overrides))
+        return load_file(tmp_path / name / "checkpoint-3" / TRAINABLE_WEIGHTS)
+
+    plain = train("plain", False)
+    assert calls == []
+    checkpointed = train("checkpointed", True)
+    assert len(calls) > 0
+    assert plain.keys() == checkpointed.keys()
+    for name, value in plain.items():
+        torch.testing.assert_close(checkpointed[name], value, atol=1e-5, rtol=1e-4)

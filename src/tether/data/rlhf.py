@@ -2,7 +2,8 @@
 
 Preference pairs, one per line (JSONL or a JSON list):
 
-- tether: ``{"image", "prompt", "chosen", "rejected", "facts"?: [str], "options"?: [str]}``;
+- tether: ``{"image", "prompt", "chosen", "rejected", "facts"?: [str], "options"?: [str]}``, the image also as
+  ``"images": [one file]`` (what ``tether data answer-pairs`` and the DPO importers write);
 - LLaVA-RLHF (``LLaVA-Human-Preference-10K``): ``{"image", "conversations", "output_1": {"value"},
   "output_2": {"value"}, "preference": 1|2}``; the last gpt turn of ``conversations`` is the slot the two
   outputs fill, the human turn before it is the prompt, earlier turns become context in the prompt.
@@ -10,7 +11,9 @@ Preference pairs, one per line (JSONL or a JSON list):
 PPO prompts:
 
 - tether: ``{"image", "prompt", "facts"?, "options"?, "answer"?, "length_bonus"?}``; ``answer`` is the
-  ground truth for the symbolic bonus ("yes"/"no" or an option letter);
+  ground truth for the symbolic bonus ("yes"/"no" or an option letter); QA records ``{"image", "question",
+  "answer"}`` and POPE questions ``{"image", "text", "label"}`` (a world's ``text/*_qa.jsonl``,
+  ``pref_questions.jsonl``) read the same way;
 - LLaVA-RLHF (``llava_ppo50k-...json``): ``{"image", "conversations", "caption_type"?, "length_bonus"?}``;
   ``caption_type`` 2-5 means the correct option is A-D, 6 the answer is "no", 7 "yes", 1 a general question.
 
@@ -102,6 +105,13 @@ def _strings(raw: dict, key: str, path, line) -> list[str]:
 
 def _image(raw: dict, path, line) -> str | None:
     image = raw.get("image")
+    if image is None and "images" in raw:
+        images = raw["images"]
+        if not isinstance(images, list) or len(images) != 1:
+            raise DataError(
+                "field 'images' must list exactly one image file (one image per pair)", path, line
+            )
+        image = images[0]
     if image is not None and (not isinstance(image, str) or not image):
         raise DataError("field 'image' must be a file name", path, line)
     return image
@@ -189,12 +199,21 @@ def _parse_prompt(raw: dict, captions, path, line) -> PromptRecord:
             answer,
             float(length_bonus),
         )
-    answer = raw.get("answer")
+    # tether's prompt, a QA record's question, a POPE question's text (its label is the answer)
+    prompt_key, answer_key = next(
+        (
+            keys
+            for keys in (("prompt", "answer"), ("question", "answer"), ("text", "label"))
+            if keys[0] in raw
+        ),
+        ("prompt", "answer"),
+    )
+    answer = raw.get(answer_key)
     if answer is not None and (not isinstance(answer, str) or not answer.strip()):
-        raise DataError("field 'answer' must be a non-empty string", path, line)
+        raise DataError(f"field '{answer_key}' must be a non-empty string", path, line)
     return PromptRecord(
         image,
-        _text(raw, "prompt", path, line),
+        _text(raw, prompt_key, path, line),
         _facts(raw, image, captions, None, path, line),
         _strings(raw, "options", path, line),
         answer.strip() if answer else None,

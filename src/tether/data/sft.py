@@ -3,13 +3,22 @@
 Accepted per line (JSONL or a JSON list): tether's ``{"image", "prompt", "response"}``; QA
 ``{"image", "question", "answer"}``; LLaVA's ``{"image", "conversations": [{"from": "human", ...},
 {"from": "gpt", ...}, ...]}`` (each human/gpt exchange becomes one record; ``<image>`` markers are removed
-because the chat template places the image); and ``{"text"}`` for text-only records.
+because the chat template places the image); captions ``{"image", "caption"}`` and descriptions
+``{"image", "description"}`` (the synthetic world's, COCO-style caption files), asked for with
+``CAPTION_PROMPT`` / ``DESCRIPTION_PROMPT``; and ``{"text"}`` for text-only records. A ``.txt`` file is a
+text corpus: each non-empty line is one text-only record (the world's ``lm_corpus.txt``).
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from tether.data.io import SkipLog, parse_records
+from tether.data.io import SkipLog, parse_records, read_text_lines
 from tether.errors import DataError
+
+# The instructions of records that carry only the answer (LLaVA's brief and detailed description prompts;
+# under the ``plain`` template of stage-1 alignment no instruction is shown at all).
+CAPTION_PROMPT = "Describe this image briefly."
+DESCRIPTION_PROMPT = "Describe this image in detail."
 
 
 @dataclass
@@ -20,6 +29,8 @@ class SFTRecord:
 
 
 def load_sft_records(path, *, skip_invalid: bool = False, skips: SkipLog | None = None) -> list[SFTRecord]:
+    if Path(path).suffix == ".txt":
+        return [SFTRecord(None, None, line.strip()) for line in read_text_lines(path) if line.strip()]
     return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips)
 
 
@@ -56,10 +67,18 @@ def _parse(raw: dict, path, line) -> list[SFTRecord]:
         return [SFTRecord(image, _text(raw, "prompt", path, line), _text(raw, "response", path, line))]
     if "question" in raw:
         return [SFTRecord(image, _text(raw, "question", path, line), _text(raw, "answer", path, line))]
+    for key, prompt in (("caption", CAPTION_PROMPT), ("description", DESCRIPTION_PROMPT)):
+        if key in raw:
+            if image is None:
+                raise DataError(f"a '{key}' record needs the 'image' it is about", path, line)
+            return [SFTRecord(image, prompt, _text(raw, key, path, line))]
     if "text" in raw:
         if image is not None:
             raise DataError("a text-only record ('text') cannot name an image", path, line)
         return [SFTRecord(None, None, _text(raw, "text", path, line))]
     raise DataError(
-        "record has none of 'conversations', 'prompt'/'response', 'question'/'answer', 'text'", path, line
+        "record has none of 'conversations', 'prompt'/'response', 'question'/'answer', 'caption', "
+        "'description', 'text'",
+        path,
+        line,
     )

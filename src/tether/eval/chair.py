@@ -14,7 +14,7 @@ published captions is measured in docs/evaluation.md.
 
 from pathlib import Path
 
-from tether.data.io import read_json, read_records, read_text_lines
+from tether.data.io import read_json, read_records, read_text_lines, require_fields
 from tether.errors import DataError
 from tether.eval.benchmark import Benchmark, EvalItem, Score, require_answers, safe_div
 from tether.eval.text_norm import singularize, tokenize
@@ -132,12 +132,22 @@ class Chair(Benchmark):
     name = "chair"
 
     def load_items(
-        self, data_path, *, synonyms, image_ids=None, image_pattern="{image_id}", prompt=CAPTION_PROMPT, **_
+        self,
+        data_path,
+        *,
+        synonyms,
+        image_ids=None,
+        image_pattern="{image_id}",
+        prompt=CAPTION_PROMPT,
+        questions=None,
+        **_,
     ):
         """Load ground truth from a ``{"objects": [...], "images": {id: [indices]}}`` JSON.
 
         ``image_ids`` restricts to those images (e.g. the ids of a captions file); ``image_pattern``
         turns an id into an image file name, e.g. ``COCO_val2014_{image_id:012d}.jpg`` (ints formatted).
+        ``questions``, a JSONL of ``{"image_id", "image", "text"}`` (the world's ``bench/chair/questions.jsonl``),
+        gives the images to caption, each with its file name and prompt, in place of both.
         """
         path = Path(data_path)
         data = read_json(path)
@@ -154,9 +164,13 @@ class Chair(Benchmark):
         unknown = [o for o in objects if o not in self.vocabulary.canonical]
         if unknown:
             raise DataError(f"objects not in the synonym list: {unknown[:5]}", path)
-        wanted = data["images"].keys() if image_ids is None else [str(i) for i in image_ids]
+        if questions is not None:
+            wanted = _questions(questions)
+        else:
+            ids = data["images"].keys() if image_ids is None else [str(i) for i in image_ids]
+            wanted = [(i, image_pattern.format(image_id=int(i) if i.isdigit() else i), prompt) for i in ids]
         items = []
-        for image_id in wanted:
+        for image_id, image, image_prompt in wanted:
             if image_id not in data["images"]:
                 raise DataError(f"image id '{image_id}' has no ground truth", path)
             indices = data["images"][image_id]
@@ -164,12 +178,11 @@ class Chair(Benchmark):
                 type(k) is not int or not 0 <= k < len(objects) for k in indices
             ):
                 raise DataError(f"image '{image_id}' has an object index out of range", path)
-            image_key = int(image_id) if image_id.isdigit() else image_id
             items.append(
                 EvalItem(
                     id=image_id,
-                    image=image_pattern.format(image_id=image_key),
-                    prompt=prompt,
+                    image=image,
+                    prompt=image_prompt,
                     kind="free",
                     meta={"gt_objects": sorted({objects[k] for k in indices})},
                 )
@@ -212,3 +225,12 @@ def read_captions(path, *, skip_invalid=False, skips=None) -> dict[str, str]:
             continue
         captions[key] = record["caption"]
     return captions
+
+
+def _questions(path) -> list[tuple[str, str, str]]:
+    """``(image_id, image file, prompt)`` from a CHAIR question file (``image_id``, ``image``, ``text``)."""
+    out = []
+    for line, record in read_records(path):
+        require_fields(record, {"image_id": (str, int), "image": str, "text": str}, path, line)
+        out.append((str(record["image_id"]), record["image"], record["text"]))
+    return out

@@ -114,6 +114,11 @@ def _chair_options(p, for_run):
     )
     if for_run:
         p.add_argument("--image-ids", help="file with one image id per line (default: every image in --gt)")
+        p.add_argument(
+            "--questions",
+            help='JSONL of {"image_id", "image", "text"}: the images to caption, each with its file name and '
+            "prompt, in place of --image-ids and --image-pattern (a world's bench/chair/questions.jsonl)",
+        )
     else:
         p.add_argument(
             "--captions",
@@ -285,12 +290,18 @@ def _load_items(args, benchmark):
         return benchmark.load_items(args.data, labels=labels, category=args.category)
     if name == "chair":
         image_ids = None
+        if getattr(args, "questions", None) and (args.image_ids or args.image_pattern != "{image_id}"):
+            raise TetherError("--questions names the images: leave out --image-ids and --image-pattern")
         if getattr(args, "image_ids", None):
             from tether.data.io import read_text_lines
 
             image_ids = [x.strip() for x in read_text_lines(args.image_ids) if x.strip()]
         return benchmark.load_items(
-            args.gt, synonyms=args.synonyms, image_ids=image_ids, image_pattern=args.image_pattern
+            args.gt,
+            synonyms=args.synonyms,
+            image_ids=image_ids,
+            image_pattern=args.image_pattern,
+            questions=getattr(args, "questions", None),
         )
     if name == "amber":
         return benchmark.load_items(args.data, annotations=args.annotations)

@@ -1,8 +1,11 @@
 """Seeded percentile bootstrap over per-sample records, for any metric computed from them."""
 
+import math
 from collections.abc import Callable
 
 import numpy as np
+
+from tether.stats import bootstrap_interval
 
 
 def bootstrap_intervals(
@@ -14,11 +17,13 @@ def bootstrap_intervals(
     cluster_key: str | None = None,
     level: float = 0.95,
 ) -> dict[str, list[float]]:
-    """Return ``{metric: [low, high]}``, the percentile interval over ``n_resamples`` resamples.
+    """Return ``{metric: [low, high]}``, the percentile interval over ``n_resamples`` resamples
+    (``scipy.stats.bootstrap`` through ``tether.stats.bootstrap_interval``).
 
     Records are drawn with replacement; with ``cluster_key`` whole groups of records sharing that
     field's value are drawn instead (an MME image's two questions, an SHR image's sentences), so
-    metrics that need the group stay defined. The same seed gives the same intervals.
+    metrics that need the group stay defined. A metric some resample cannot compute is left out. The same
+    seed gives the same intervals.
     """
     if not records:
         return {}
@@ -29,16 +34,17 @@ def bootstrap_intervals(
         for record in records:
             groups.setdefault(record[cluster_key], []).append(record)
         clusters = list(groups.values())
-    rng = np.random.default_rng(seed)
-    samples: dict[str, list[float]] = {}
-    for _ in range(n_resamples):
-        picks = rng.integers(0, len(clusters), size=len(clusters))
-        resample = [record for i in picks for record in clusters[i]]
-        for name, value in metrics_fn(resample).items():
-            samples.setdefault(name, []).append(value)
-    alpha = (1.0 - level) / 2
+    names = list(metrics_fn(records))
+
+    def statistic(picks: np.ndarray) -> np.ndarray:
+        metrics = metrics_fn([record for i in picks for record in clusters[i]])
+        return np.array([float(metrics.get(name, math.nan)) for name in names])
+
+    low, high = bootstrap_interval(
+        len(clusters), statistic, n_resamples=n_resamples, seed=seed, confidence=level
+    )
     return {
-        name: [float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))]
-        for name, values in samples.items()
-        if len(values) == n_resamples
+        name: [float(lo), float(hi)]
+        for name, lo, hi in zip(names, low, high)
+        if not (math.isnan(lo) or math.isnan(hi))
     }

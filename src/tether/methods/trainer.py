@@ -55,9 +55,8 @@ def training_arguments(
         seed=settings.seed,
         data_seed=settings.seed,
         bf16=settings.bf16,
-        # the Trainer would ask the method module itself, which is no PreTrainedModel: run_training enables
-        # checkpointing on the Hugging Face models inside it instead (enable_activation_checkpointing)
-        activation_checkpointing=False,
+        # not the Trainer's activation_checkpointing: it calls the method module, which is no HF model
+        # (``enable_activation_checkpointing`` reaches the models inside)
         dataloader_pin_memory=torch.cuda.is_available(),
         # without it, accelerate does not set up multi-process CPU (gloo) training under torchrun
         use_cpu=model_device == "cpu" or not torch.cuda.is_available(),
@@ -188,12 +187,12 @@ def run_training(
     if len(dataset) == 0:
         raise TetherError("training dataset is empty")
     args = training_arguments(settings, model_device, **argument_overrides)
-    if settings.gradient_checkpointing:
-        enable_activation_checkpointing(module)
     expected = os.environ.get("TETHER_EXPECTED_WORLD_SIZE")
     if expected and int(expected) != args.world_size:
         # `accelerate launch --cpu --num_processes 2` has been seen to start one process silently
         raise TetherError(f"launched for {expected} processes but training runs in {args.world_size}")
+    if settings.gradient_checkpointing:
+        enable_activation_checkpointing(module)
     trainer = TetherTrainer(
         model=module, args=args, train_dataset=dataset, data_collator=collator, callbacks=callbacks
     )

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from tether.errors import TetherError
 from tether.models.decoding import DecodingSettings
 from tether.models.image_cache import ImageInputCache, concatenate, file_tag
+from tether.models.unknown_tokens import UnknownTokenMonitor
 
 TEMPLATES = ("chat", "plain")
 
@@ -138,6 +139,7 @@ class VisionLanguageModel:
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_id
         )
         self.image_cache = ImageInputCache()
+        self.unknown_tokens = UnknownTokenMonitor(tokenizer, self.path)
         # what the tokenizer puts before any text (BOS for Llama-family LLMs, nothing for Qwen2): sequences
         # built without the chat template (the image alone, a text alone) start with it too, like every
         # sequence the LLM was trained on
@@ -223,7 +225,9 @@ class VisionLanguageModel:
         return chat_prompt(self.tokenizer, self.chat_template, question, with_image)
 
     def _prompt_ids(self, question: str, n_image_tokens: int | None) -> list[int]:
-        ids = self.tokenizer(self.prompt_text(question, with_image=n_image_tokens is not None)).input_ids
+        text = self.prompt_text(question, with_image=n_image_tokens is not None)
+        ids = self.tokenizer(text).input_ids
+        self.unknown_tokens.count(ids, text)
         if n_image_tokens is None:
             return ids
         positions = [i for i, t in enumerate(ids) if t == self.image_token_id]
@@ -242,6 +246,7 @@ class VisionLanguageModel:
 
     def _response_ids(self, response: str, add_eos: bool) -> list[int]:
         ids = self.tokenizer(response, add_special_tokens=False).input_ids
+        self.unknown_tokens.count(ids, response, add_special_tokens=False)
         return ids + [self.eos_token_id] if add_eos else ids
 
     # ---- batching --------------------------------------------------------------------------------------
@@ -286,6 +291,7 @@ class VisionLanguageModel:
                 response_ids = response_ids[: max_length - len(prompt_ids)]
             rows.append(prompt_ids + response_ids)
             masks.append([False] * len(prompt_ids) + [True] * len(response_ids))
+        self.unknown_tokens.check()
         input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, padding_side)
         return ModelBatch(
             input_ids, attention_mask, response_mask, image_inputs, self.extra_inputs(input_ids)
@@ -316,6 +322,7 @@ class VisionLanguageModel:
         start = self.start_ids
         rows = [start + self._response_ids(t, add_eos) for t in texts]
         masks = [[False] * len(start) + [True] * (len(r) - len(start)) for r in rows]
+        self.unknown_tokens.check()
         input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, padding_side)
         return ModelBatch(input_ids, attention_mask, response_mask, {}, self.extra_inputs(input_ids))
 

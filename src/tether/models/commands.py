@@ -18,6 +18,13 @@ def register(subparsers) -> None:
     tiny = verbs.add_parser("tiny", help="write a tiny random-init checkpoint of a supported architecture")
     tiny.add_argument("--arch", default="llava", choices=["llava", "qwen2_vl"])
     tiny.add_argument("--out", required=True, help="folder to write the checkpoint to")
+    tiny.add_argument(
+        "--for-world",
+        metavar="DIR",
+        help="a world folder (`tether world build`): the vocabulary then holds every word of the world's "
+        "texts, prompts and benchmark files (without it, a tiny tokenizer knows only a few generic words "
+        "and reads the rest as <unk>)",
+    )
     tiny.add_argument("--words", default="", help="extra vocabulary, space-separated")
     tiny.add_argument("--image-size", type=int, default=32)
     tiny.add_argument("--seed", type=int, default=0)
@@ -38,7 +45,13 @@ def _info(args) -> int:
 def _tiny(args) -> int:
     from tether.models.tiny import TinyConfig, build_tiny_checkpoint
 
+    words = args.words.split()
+    if args.for_world:
+        from tether.world.show import world_vocabulary
+
+        words = world_vocabulary(args.for_world) + words
     config = TinyConfig(arch=args.arch, image_size=args.image_size, seed=args.seed)
-    out = build_tiny_checkpoint(config, args.out, args.words.split())
-    print(f"wrote a tiny {args.arch} checkpoint to {out}")
+    out = build_tiny_checkpoint(config, args.out, words)
+    coverage = f" (vocabulary: the words of the world {args.for_world})" if args.for_world else ""
+    print(f"wrote a tiny {args.arch} checkpoint to {out}{coverage}")
     return 0

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.data.io import read_json, read_jsonl, write_json, write_jsonl
+from tether.data.sft import CAPTION_PROMPT
 from tether.models.tiny import TinyConfig
 from tether.world.texts import DETAIL_PROMPT
 
 logger = logging.getLogger(__name__)
 
-CAPTION_PROMPT = "Describe this image briefly."
 STAGES = ("lm", "vision", "align", "ground", "qa", "sft")
 TOWER_TUNABLE_STAGES = ("align", "ground", "qa", "sft")  # the stages ``tune_tower`` unfreezes the tower in
 

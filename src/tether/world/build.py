@@ -173,6 +173,9 @@ def _write_benchmarks(
     amber = exports.amber_files(test, train, config)
     for name, records in amber.items():
         write_json(bench / "amber" / name, records)
+    # AMBER's nouns never counted as hallucinations (generic or ambiguous words): none in the world, whose
+    # association table lists shape names only; the generative scorer reads the file beside annotations.json
+    (bench / "amber" / "safe_words.txt").write_text("", encoding="utf-8")
     counts["amber_generative"] = len(amber["query_generative.json"])
     counts["amber_discriminative"] = len(amber["query_discriminative.json"])
     return counts

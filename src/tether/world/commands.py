@@ -1,6 +1,6 @@
-"""`tether world ...`: build a synthetic world folder, show one of its scenes."""
+"""`tether world ...`: build a synthetic world folder, train the baseline recipe on it, show one of its scenes."""
 
-from tether.cli import add_set_option
+from tether.cli import add_overrides_option, add_set_option
 
 
 def register(subparsers) -> None:
@@ -22,6 +22,23 @@ def register(subparsers) -> None:
     build.add_argument("--out", required=True, help="output folder (created; must be empty or a world)")
     build.add_argument("--overwrite", action="store_true", help="replace the world already in --out")
     build.set_defaults(handler=_build)
+
+    baseline = verbs.add_parser(
+        "baseline",
+        help="train the baseline recipe on a world: a tiny LLaVA that hallucinates along the world's bias",
+        description="LLaVA's training recipe in miniature (docs/baseline.md): a tiny model over the world's "
+        "vocabulary, then vision-tower pretraining, alignment on captions, existence questions and "
+        "instruction tuning, each an ordinary tether training run. Stages already done with the same "
+        "settings and inputs are skipped on a rerun. The final model is OUT/sft/model.",
+    )
+    baseline.add_argument("dir", help="a world folder made by `tether world build`")
+    baseline.add_argument("--out", required=True, help="output folder (one subfolder per stage)")
+    baseline.add_argument(
+        "--config", help="YAML of recipe settings (BaselineRecipe: seed, model, lm, vision, ...)"
+    )
+    add_overrides_option(baseline, "override a recipe setting, e.g. --set qa.steps=500 (repeatable)")
+    baseline.add_argument("--no-progress", action="store_true", help="no progress bars")
+    baseline.set_defaults(handler=_baseline)
 
     show = verbs.add_parser("show", help="print one scene graph and the texts written from it")
     show.add_argument("dir", help="a world folder made by `tether world build`")
@@ -46,6 +63,19 @@ def _build(args) -> int:
     print(f"built {scenes} scenes into {args.out} in {seconds:.1f} s")
     for name, value in counts.items():
         print(f"  {name:>24}: {value}")
+    return 0
+
+
+def _baseline(args) -> int:
+    from tether.config import load_config
+    from tether.world.baseline import BaselineRecipe, train_baseline
+    from tether.world.show import require_world
+
+    recipe = load_config(BaselineRecipe, args.config, args.overrides)
+    if args.no_progress:
+        recipe.progress_bar = False
+    model = train_baseline(require_world(args.dir), args.out, recipe)
+    print(f"baseline model written to {model}")
     return 0
 
 

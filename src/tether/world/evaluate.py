@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from tether.models.decoding import DecodingSettings
-from tether.world.texts import DETAIL_PROMPT
 
 POPE_SPLITS = ("random", "popular", "adversarial")
 
@@ -23,11 +22,7 @@ def world_benchmarks(world_dir) -> dict[str, tuple[str, Path, dict]]:
     runs["chair"] = (
         "chair",
         bench / "chair" / "gt_objects.json",
-        {
-            "synonyms": bench / "chair" / "synonyms.txt",
-            "image_pattern": "{image_id}.png",
-            "prompt": DETAIL_PROMPT,
-        },
+        {"synonyms": bench / "chair" / "synonyms.txt", "questions": bench / "chair" / "questions.jsonl"},
     )
     runs["mme"] = ("mme", bench / "mme", {})
     runs["amber_discriminative"] = (

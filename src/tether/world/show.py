@@ -1,22 +1,68 @@
-"""Read one scene of a built world back, with every text written from it (`tether world show`)."""
+"""Read a built world back: one scene with every text written from it (`tether world show`), the words of
+its files (`tether models tiny --for-world`)."""
 
 import json
 from pathlib import Path
 
-from tether.data.io import iter_jsonl
+from tether.data.io import iter_jsonl, read_json, read_records, read_text_lines
 from tether.errors import TetherError
 from tether.world.scene import Scene
+from tether.world.texts import IMAGE_TOKEN, world_words
+from tether.world.vocab import split_words
+
+# the fields of the world's text and benchmark files that hold words a model reads (not file names or ids)
+TEXT_FIELDS = (
+    "caption",
+    "description",
+    "question",
+    "answer",
+    "text",
+    "prompt",
+    "value",
+    "query",
+    "gt_answer",
+)
+
+
+def require_world(world_dir) -> Path:
+    if not (Path(world_dir) / "world.json").is_file():
+        raise TetherError(
+            f"{world_dir} is not a world folder (no world.json); run `tether world build` first"
+        )
+    return Path(world_dir)
 
 
 def load_scenes(world_dir, split: str) -> list[Scene]:
     """The scene graphs of one split of a built world (the unlabeled split's graphs are kept apart)."""
     name = "unlabeled_truth" if split == "unlabeled" else split
-    path = Path(world_dir) / "scenes" / f"{name}.jsonl"
-    if not (Path(world_dir) / "world.json").is_file():
-        raise TetherError(
-            f"{world_dir} is not a world folder (no world.json); run `tether world build` first"
-        )
+    path = require_world(world_dir) / "scenes" / f"{name}.jsonl"
     return [Scene.from_dict(record) for _, record in iter_jsonl(path)]
+
+
+def world_vocabulary(world_dir) -> list[str]:
+    """``world_words()``, then any other word of the world's text and benchmark JSONL files (a world written by
+    another tether version may say more), in ``split_words`` tokens: a tiny model's vocabulary for the world."""
+    known = world_words()
+    world = require_world(world_dir)
+    texts = []
+    for path in sorted([*(world / "text").glob("*.jsonl"), *(world / "bench").glob("*/*.json*")]):
+        data = read_json(path) if path.suffix == ".json" else [record for _, record in read_records(path)]
+        if isinstance(data, list):  # records (not the ground-truth and synonym tables)
+            texts += [text for record in data if isinstance(record, dict) for text in _text_values(record)]
+    for path in sorted((world / "bench").glob("mme/*/questions_answers_YN/*.txt")):
+        texts += read_text_lines(path)
+    extra = {word for text in texts for word in split_words(text.replace(IMAGE_TOKEN, " "))}
+    return known + sorted(extra - set(known))
+
+
+def _text_values(record):
+    for key, value in record.items():
+        if key == "conversations" and isinstance(value, list):
+            for turn in value:
+                if isinstance(turn, dict):
+                    yield from _text_values(turn)
+        elif key in TEXT_FIELDS and isinstance(value, str):
+            yield value
 
 
 def show_scene(world_dir, split: str, index: int) -> str:
