@@ -36,19 +36,39 @@ def load_config(cls, path=None, overrides: list[str] | None = None):
     return from_dict(cls, raw, where=str(path) if path else "config")
 
 
+class SetValue(str):
+    """The text of a ``--set`` value, with its YAML reading (or the YAML error) kept for the field's type.
+
+    A string field takes the text as typed when YAML reads it as something else or not at all, so
+    ``--set data.image_pattern={image_id}.png`` needs no quoting; other fields take the YAML value."""
+
+    def __new__(cls, text: str, item: str):
+        value = super().__new__(cls, text)
+        value.item = item
+        try:
+            value.parsed, value.error = yaml.safe_load(text), None
+        except yaml.YAMLError as e:
+            value.parsed, value.error = None, str(getattr(e, "problem", None) or e)
+        return value
+
+    def for_field(self, accepts_str: bool, accepts_none: bool):
+        if accepts_str and (self.error or not isinstance(self.parsed, str | type(None))):
+            return str(self)
+        if self.parsed is None and not accepts_none and accepts_str:
+            return str(self)  # an empty value for a string field
+        if self.error:
+            raise TetherError(f"--set {self.item}: invalid YAML value ({self.error})")
+        return self.parsed
+
+
 def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
-    """``--set key.sub=value`` items (values read as YAML) written into ``raw``, which is returned."""
+    """``--set key.sub=value`` items (``SetValue``: read as YAML, or as text by a string field) written
+    into ``raw``, which is returned."""
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise TetherError(f"--set expects key=value, got '{item}'")
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise TetherError(
-                f"--set {item}: invalid YAML value ({getattr(e, 'problem', None) or e})"
-            ) from None
-        _set_dotted(raw, key.strip(), value)
+        _set_dotted(raw, key.strip(), SetValue(value, item))
     return raw
 
 
@@ -76,6 +96,9 @@ def from_dict(cls, data: dict, where: str = "config"):
 
 def _coerce(hint, value, where: str):
     origin = typing.get_origin(hint)
+    if isinstance(value, SetValue):
+        options = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
+        value = value.for_field(str in options, type(None) in options)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
@@ -100,9 +123,9 @@ def _coerce(hint, value, where: str):
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
             raise TetherError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+        return _plain(dict(value))
     if hint is typing.Any:
-        return value
+        return _plain(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):
@@ -114,6 +137,17 @@ def _coerce(hint, value, where: str):
         return str(value)
     if isinstance(hint, type) and not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise TetherError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    return value
+
+
+def _plain(value):
+    """``value`` with the ``SetValue`` texts inside it (``--set train.extra.key=...``) read as YAML."""
+    if isinstance(value, SetValue):
+        return value.for_field(False, True)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
 
 

@@ -153,7 +153,7 @@ class Stages:
     def run(self, name: str, fingerprint_parts, fn):
         folder = self.root / name
         marker = folder / "stage.json"
-        from tether.methods.run_record import fingerprint as stage_fingerprint
+        from tether.fingerprints import fingerprint as stage_fingerprint
         from tether.methods.run_record import peak_rss_mb, read_marker, start_stage
 
         fingerprint = stage_fingerprint(*fingerprint_parts)

@@ -53,27 +53,38 @@ def test_hadpo_pope_skips_correct_answers_and_takes_reject_or_rejected(tmp_path)
     assert skips.skipped == 1 and "correct" in skips.reasons[0]
 
 
-def test_llava_rlhf_preference_picks_chosen_and_skips_multi_turn(tmp_path):
-    def row(pref, turns=1):
-        conv = [{"from": "human", "value": "<image>\nWhat is here?"}] * turns
+def test_llava_rlhf_preferences_mean_the_same_to_dpo_and_the_reward_model(tmp_path):
+    """Issue 23, problem 4: LLaVA-RLHF's file (outputs fill the last gpt turn, multi-turn conversations
+    included) gives the same pairs to `train dpo` and `train reward`; nothing is skipped."""
+    from tether.data.rlhf import load_preference_records as load_reward_pairs
+
+    def row(pref, turns):
         return {
             "id": "x",
             "image": "COCO_train2014_1.jpg",
-            "conversations": conv,
+            "conversations": turns,
             "output_1": {"from": "llava", "value": "one"},
             "output_2": {"from": "llava", "value": "two"},
             "preference": pref,
         }
 
-    path = write_jsonl(tmp_path / "llava_7b_v1_preference.jsonl", [row(1), row(2), row(1, turns=3)])
+    question = {"from": "human", "value": "<image>\nWhat is here?"}
+    slot = {"from": "gpt", "value": ""}
+    earlier = [{"from": "human", "value": "<image>\nWhat animal?"}, {"from": "gpt", "value": "A dog."}]
+    rows = [row(1, [question, slot]), row(2, [question, slot]), row(1, [*earlier, question, slot])]
+    path = write_jsonl(tmp_path / "llava_7b_v1_preference.jsonl", rows)
     skips = SkipLog()
-    records = load_preference_records(path, skips=skips)
-    assert [(r.prompt, r.chosen, r.rejected) for r in records] == [
+    dpo_pairs = [
+        (r.prompt, r.chosen, r.rejected, r.image) for r in load_preference_records(path, skips=skips)
+    ]
+    reward_pairs = [(r.prompt, r.chosen, r.rejected, r.image) for r in load_reward_pairs(path)]
+    assert dpo_pairs == reward_pairs and skips.skipped == 0
+    assert [p[:3] for p in dpo_pairs] == [
         ("What is here?", "one", "two"),
         ("What is here?", "two", "one"),
+        ("User: What animal?\nAssistant: A dog.\nWhat is here?", "one", "two"),
     ]
-    assert skips.skipped == 1
-    bad = write_jsonl(tmp_path / "bad.jsonl", [row(1), row(3)])
+    bad = write_jsonl(tmp_path / "bad.jsonl", [row(1, [question, slot]), row(3, [question, slot])])
     with pytest.raises(DataError, match=r"bad\.jsonl:2: field 'preference' must be 1 or 2"):
         load_preference_records(bad)
 

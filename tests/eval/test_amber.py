@@ -41,6 +41,10 @@ def test_amber_hand_computed(amber_files):
         "4": "No",  # right
         "5": "No",  # wrong
     }
+    official = amber.score(items, answers).metrics  # 0.001 added to each denominator, as the official
+    assert official["generative/chair"] == 2 / 4.001 and official["generative/cover"] == 1 / 2.001
+    assert official["generative/hal"] == 1 - 0 / 1.001 and official["discriminative/precision"] == 2 / 3.001
+    amber.corrected = True
     m = amber.score(items, answers).metrics
     assert m["generative/chair"] == pytest.approx(2 / 4)  # tree, cat unmatched; camera is a safe word
     assert m["generative/cover"] == pytest.approx(1 / 2)  # dog via "puppy"
@@ -76,8 +80,13 @@ def test_amber_cli_and_bad_input(amber_files, run_cli):
         "--answers",
         answers,
         "--json",
+        "--corrected",
+        "--out",
+        tmp_path / "run",
     )
     assert code == 0 and json.loads(out)["discriminative/accuracy"] == 0.5
+    scoring = json.loads((tmp_path / "run" / "results.json").read_text())["scoring"]
+    assert scoring["rules"] == "corrected" and len(scoring["corrections"]) == 2
     bad = write_jsonl(tmp_path / "q.jsonl", [{"id": 99, "image": "x.jpg", "query": "q"}])
     with pytest.raises(DataError, match=r"q.jsonl:1: id 99 is not in"):
         Amber().load_items(bad, annotations=annotations)

@@ -128,18 +128,22 @@ def _shr_items(tmp_path):
     return Shr().load_items(path)
 
 
-def test_shr_score_drops_misaligned_images(tmp_path):
+def test_shr_score_keeps_misaligned_images_in_averages(tmp_path):
     items = _shr_items(tmp_path)
     answers = {"a": "A red ball. A cat sits.", "b": "A blue cube. It is calm. A tree", "c": "A cone. A dog."}
     replies = {
         "a": "Judgement:\n1. correct: yes\n2. hallucination: no cat",
         "b": "Judgement:\n1. correct: ok\n2. cannot judge: mood\n3. hallucination: no tree",
-        "c": "Judgement:\n1. correct: ok",  # 1 label for 2 sentences: image dropped
+        "c": "Judgement:\n1. correct: ok",  # 1 label for 2 sentences: unlabelled, image kept (HA-DPO)
     }
     score = score_judgements(items, answers, replies)
-    assert score.notes["dropped_images"] == 1
+    assert score.notes["misaligned_images"] == 1
     assert score.metrics["shr"] == pytest.approx(2 / 5)
-    assert score.metrics["n_images"] == 2 and score.metrics["hal_sents_per_image"] == 1.0
+    assert score.metrics["n_images"] == 3 and score.metrics["hal_sents_per_image"] == pytest.approx(2 / 3)
+    assert score.metrics["sents_per_image"] == pytest.approx(7 / 3)
+    corrected = score_judgements(items, answers, replies, corrected=True)
+    assert corrected.metrics["shr"] == pytest.approx(2 / 5)
+    assert corrected.metrics["n_images"] == 2 and corrected.metrics["hal_sents_per_image"] == 1.0
 
 
 @pytest.mark.parametrize(

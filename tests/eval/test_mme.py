@@ -121,4 +121,4 @@ def test_bad_input(tmp_path, run_cli):
         ],
     )
     code, _, err = run_cli("eval", "mme", "score", "--questions", questions, "--answers", answers)
-    assert code == 2 and f"{answers}:2: answer's prompt differs" in err
+    assert code == 2 and f"{answers}:2: answer's prompt is none of the questions of image 'x/1.png'" in err

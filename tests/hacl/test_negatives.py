@@ -252,3 +252,13 @@ def test_cli_rule_backend(shared_data, tmp_path, capsys):
     assert pairs[0].image == "1.jpg" and pairs[0].negative != pairs[0].caption
     assert main(["data", "negatives", str(captions), "--out", str(out)]) == 2
     assert "--synonyms" in capsys.readouterr().err
+
+    # runs never mix (issue 23): the same inputs do nothing, others are refused unless --overwrite
+    co_occurrence = ["--co-occurrence", str(shared_data / "pope" / "coco_co_occur.json")]
+    written = out.read_bytes()
+    assert main([*args, *co_occurrence]) == 0
+    assert "nothing to do" in capsys.readouterr().out and out.read_bytes() == written
+    assert main([*args, *co_occurrence, "--max-kinds", "1"]) == 2
+    assert f"{out}: was made with other max_kinds (2 -> 1)" in capsys.readouterr().err
+    assert main([*args, "--max-kinds", "1", "--overwrite"]) == 0
+    assert json.loads(out.with_suffix(".run.json").read_text())["inputs"]["co_occurrence"] is None

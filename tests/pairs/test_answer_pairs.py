@@ -96,7 +96,7 @@ def test_select_all_pairs_every_question_and_repeats_the_short_side():
         answer_pairs(questions, answers, AnswerPairSettings(select="most"))
 
 
-def test_answer_pairs_cli_on_the_world_preference_split(world_checkpoint, tmp_path):
+def test_answer_pairs_cli_on_the_world_preference_split(world_checkpoint, tmp_path, capsys):
     from tether.data.images import open_image
     from tether.eval.runner import fast_yes_no
     from tether.models import load
@@ -138,6 +138,13 @@ def test_answer_pairs_cli_on_the_world_preference_split(world_checkpoint, tmp_pa
     assert {(p["images"][0], p["prompt"]) for p in pairs} == {(q.image, q.question) for q in questions}
     assert sum(p["chosen"] == "Yes" for p in pairs) == sum(p["chosen"] == "No" for p in pairs)
     assert json.loads(everything.with_suffix(".run.json").read_text())["settings"]["select"] == "all"
+
+    # runs never mix (issue 23): the same inputs do nothing, other settings are refused naming them
+    before = out.read_bytes()
+    assert main(args + ["--images", str(world / "images"), "--out", str(out)]) == 0
+    assert "nothing to do" in capsys.readouterr().out and out.read_bytes() == before
+    assert main(args + ["--images", str(world / "images"), "--out", str(out), "--select", "all"]) == 2
+    assert f"{out}: was made with other settings.select" in capsys.readouterr().err
 
 
 def test_an_unknown_answer_mode_is_refused_before_any_image_is_read(tmp_path):

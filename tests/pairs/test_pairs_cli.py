@@ -81,6 +81,8 @@ def test_rerun_resumes_and_a_torn_interrupted_run_ends_as_one_run(
     out.write_text("".join(kept) + "".join(third[:1]) + third[-1][:25])
     progress = world_run.with_suffix(".progress.jsonl").read_text().splitlines(keepends=True)
     out.with_suffix(".progress.jsonl").write_text("".join(progress[:2]) + progress[2][:10])
+    started = {**json.loads(world_run.with_suffix(".run.json").read_text()), "finished": False}
+    out.with_suffix(".run.json").write_text(json.dumps(started))
     assert third, "the scenario needs pairs for train_2"
 
     assert main(world_args(world_checkpoint, pair_world, out)) == 0
@@ -92,7 +94,7 @@ def test_rerun_resumes_and_a_torn_interrupted_run_ends_as_one_run(
 def test_rerun_with_other_settings_is_refused(world_run, world_checkpoint, pair_world, capsys):
     args = world_args(world_checkpoint, pair_world, world_run) + ["--temperature", "0.7"]
     assert main(args) == 2
-    assert "was started with other settings" in capsys.readouterr().err
+    assert "was made with other settings.temperature (1.0 -> 0.7)" in capsys.readouterr().err
 
 
 def fake_llm(messages: list[dict]) -> str:
@@ -179,7 +181,22 @@ def test_missing_pieces_are_one_line_errors(extra, message, tmp_path, capsys):
 def test_image_list_errors_name_the_line(tmp_path, capsys):
     image_list = tmp_path / "list.jsonl"
     image_list.write_text('{"image_id": "a", "image": "a.png"}\n{"image_id": "b", "captions": 3}\n')
-    args = ["data", "pairs", "model", "--judge", "world", "--world", "w", "--out", str(tmp_path / "p.jsonl")]
+    world = tmp_path / "w"
+    args = [
+        "data",
+        "pairs",
+        "model",
+        "--judge",
+        "world",
+        "--world",
+        str(world),
+        "--out",
+        str(tmp_path / "p.jsonl"),
+    ]
+    assert main(args + ["--image-list", str(image_list)]) == 2  # images are checked where they are listed
+    assert f"{image_list}:1: image 'a.png' not found under {world / 'images'}" in capsys.readouterr().err
+    (world / "images").mkdir(parents=True)
+    (world / "images" / "a.png").write_bytes(b"")
     assert main(args + ["--image-list", str(image_list)]) == 2
     assert f"{image_list}:2: missing field 'image'" in capsys.readouterr().err
 

@@ -35,7 +35,7 @@ def test_damaged_stage_marker_reruns_the_stage(tmp_path, caplog, content):
 def test_damaged_reference_cache_is_recomputed(tmp_path, monkeypatch, caplog):
     computed = []
 
-    def compute(vlm, pairs, collator, batch_size):
+    def compute(vlm, pairs, collator, batch_size, progress=False):
         computed.append(len(pairs))
         return torch.tensor([-1.0, -2.0]), torch.tensor([-3.0, -4.0])
 

@@ -103,8 +103,11 @@ def test_specific_recipe_errors(tmp_path):
     bad.write_text("inner:\n  path: x\n  steps: [1\n")
     with pytest.raises(TetherError, match=f"{bad}:4: invalid YAML"):
         load_config(Recipe, bad)
-    with pytest.raises(TetherError, match=r"--set inner.path=\[: invalid YAML value"):
-        load_config(Recipe, None, ["inner.path=["])
+    with pytest.raises(TetherError, match=r"--set inner.steps=\[: invalid YAML value"):
+        load_config(Recipe, None, ["inner.steps=["])
+    # a string field takes the text as typed where YAML reads something else (issue 23, problem 5)
+    typed = load_config(Recipe, None, ["inner.path={image_id}.png", "name=[", "files=[a, '{b}']"])
+    assert (typed.inner.path, typed.name, typed.files) == ("{image_id}.png", "[", ["a", "{b}"])
     with pytest.raises(TetherError, match="'steps' is not a section"):
         load_config(Recipe, None, ["inner.steps=3", "inner.steps.x=1"])
     (tmp_path / "latin.txt").write_bytes(b"caf\xe9, cafe\n")

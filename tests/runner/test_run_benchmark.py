@@ -30,7 +30,7 @@ def make_pope(tmp_path, n_images=3):
     return path, images
 
 
-def test_generate_and_fast_modes_write_results_and_resume(tiny_vlm, tmp_path):
+def test_generate_and_fast_modes_write_results_and_resume(tiny_vlm, tmp_path, monkeypatch):
     questions, images = make_pope(tmp_path)
     bench = get_benchmark("pope")
     items = bench.load_items(questions)
@@ -54,14 +54,19 @@ def test_generate_and_fast_modes_write_results_and_resume(tiny_vlm, tmp_path):
         samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
         assert [s["id"] for s in samples] == [it.id for it in items]
 
-    # a rerun answers nothing new: it would fail loading this model path if it tried
+    # a rerun answers nothing new: it would fail loading the model if it tried
+    def no_loading(*args):
+        raise AssertionError("a finished run loaded the model again")
+
+    monkeypatch.setattr("tether.eval.runner.generator", no_loading)
     again = run_benchmark(
         bench,
         items,
-        model_path=tmp_path / "no-such-model",
+        model_path=tiny_vlm.path,
         images_root=images,
         out_dir=tmp_path / "fast",
         mode="fast",
+        data_file=questions,
         progress=False,
     )
     assert again.metrics == score.metrics
@@ -72,8 +77,9 @@ def test_interrupted_run_answers_only_the_rest(tiny_vlm, tmp_path):
     bench = get_benchmark("pope")
     items = bench.load_items(questions)
     out = tmp_path / "run"
-    out.mkdir()
-    # two finished samples and a record torn by a kill
+    settings = {"images_root": images, "out_dir": out, "decoding": {"max_new_tokens": 3, "batch_size": 8}}
+    run_benchmark(bench, items, vlm=tiny_vlm, progress=False, **settings)
+    # as if killed after two samples, in the middle of writing the third
     (out / "samples.jsonl").write_text(
         json.dumps({"id": items[0].id, "answer": "Yes"})
         + "\n"
@@ -81,6 +87,7 @@ def test_interrupted_run_answers_only_the_rest(tiny_vlm, tmp_path):
         + "\n"
         + '{"id": "3", "ans'
     )
+    (out / "results.json").unlink()
     calls = []
     original = tiny_vlm.generate
 
@@ -90,15 +97,7 @@ def test_interrupted_run_answers_only_the_rest(tiny_vlm, tmp_path):
 
     tiny_vlm.generate = counting_generate
     try:
-        run_benchmark(
-            bench,
-            items,
-            vlm=tiny_vlm,
-            images_root=images,
-            out_dir=out,
-            decoding={"max_new_tokens": 3, "batch_size": 8},
-            progress=False,
-        )
+        run_benchmark(bench, items, vlm=tiny_vlm, progress=False, **settings)
     finally:
         del tiny_vlm.generate
     assert sum(calls) == len(items) - 2
@@ -184,3 +183,42 @@ def test_cli_mmhal_with_the_world_rule_judge(tmp_path):
     assert results["judge"]["name"] == "world-rule" and results["n_samples"] == 16
     # a random model's answers are not informative: the rule judge never rates them 6
     assert 0 <= results["metrics"]["average_score"] < 6
+
+
+def test_a_reused_folder_never_mixes_runs(tiny_checkpoint, tmp_path, capsys):
+    """Issue 23, problem 1: another model, mode or split into a used --out is refused, naming the change;
+    --overwrite replaces the old answers; the same inputs do nothing new."""
+    from tether.cli import main
+    from tether.models.tiny import TinyConfig, build_tiny_checkpoint
+
+    questions, images = make_pope(tmp_path, n_images=1)
+    other_split = tmp_path / "world_pope_adversarial.jsonl"
+    other_split.write_text(questions.read_text().replace("square", "triangle"))
+    other_model = build_tiny_checkpoint(TinyConfig(arch="llava", seed=1), tmp_path / "other", ["square"])
+    out = tmp_path / "out"
+
+    def run(model, data, *extra):
+        return main(["eval", "pope", "run", "--model", str(model), "--questions", str(data),
+                     "--images", str(images), "--out", str(out), "--max-new-tokens", "2", "--no-progress",
+                     *extra])  # fmt: skip
+
+    assert run(tiny_checkpoint, questions) == 0
+    samples = (out / "samples.jsonl").read_bytes()
+    for model, data, extra, change in (
+        (other_model, questions, [], "model.path"),
+        (tiny_checkpoint, questions, ["--mode", "fast"], "mode"),
+        (tiny_checkpoint, other_split, [], "data.path"),
+        (tiny_checkpoint, questions, ["--max-new-tokens", "3"], "decoding.max_new_tokens"),
+    ):
+        assert run(model, data, *extra) == 2
+        (error,) = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+        assert error.startswith(f"tether: error: {out}: was made with other ") and f" {change} (" in error
+        assert "pass --overwrite" in error
+        assert (out / "samples.jsonl").read_bytes() == samples
+    assert run(tiny_checkpoint, questions) == 0  # the same inputs: nothing answered again
+    assert (out / "samples.jsonl").read_bytes().count(b"\n") == 2
+    assert run(other_model, other_split, "--overwrite") == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"] == str(other_model) and results["data"]["file"] == str(other_split)
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(r["category"] == "adversarial" for r in records)

@@ -208,7 +208,7 @@ def test_world_ground_truth_scores_perfectly(judge, mmhal_items, shr_items):
     assert mmhal.notes["replies_without_exactly_one_rating"] == 0
     facts = {i.id: " ".join(i.meta["facts"]) for i in shr_items}
     shr = get_benchmark("shr").score(shr_items, facts, judge)
-    assert shr.notes["dropped_images"] == 0
+    assert shr.notes["misaligned_images"] == 0
     assert shr.metrics["shr"] == 0.0
     assert {r["label"] for r in shr.per_sample} == {"correct"}
     assert shr.metrics["n_sentences"] == sum(len(i.meta["facts"]) for i in shr_items)

@@ -44,9 +44,35 @@ def register(subparsers) -> None:
     )
     negatives.add_argument("--judge", help="llm backend: judge recipe YAML (configs/judges/*.yaml)")
     negatives.add_argument("--skip-invalid", action="store_true", help="skip malformed input lines")
+    _add_overwrite_option(negatives)
     negatives.set_defaults(handler=_negatives)
     _register_pairs(verbs)
     _register_answer_pairs(verbs)
+
+
+def _add_overwrite_option(parser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an --out made from other inputs or settings (recorded in OUT.run.json); without it "
+        "such a rerun is refused, and the same inputs resume or do nothing",
+    )
+
+
+def _claim(out, inputs: dict, overwrite: bool, produced=()):
+    """Claim ``out`` (a file) for this run: its inputs are recorded in ``OUT.run.json`` beside it. A device
+    or a pipe (``--out /dev/stdout``) keeps no record and is simply written."""
+    from pathlib import Path
+
+    from tether.data.io import is_stream
+    from tether.fingerprints import claim_output
+
+    out = Path(out)
+    if is_stream(out):
+        return None
+    return claim_output(
+        out.with_suffix(".run.json"), inputs, produced=[out, *produced], overwrite=overwrite, output=out
+    )
 
 
 def _register_answer_pairs(verbs) -> None:
@@ -89,15 +115,16 @@ def _register_answer_pairs(verbs) -> None:
     parser.add_argument("--skip-invalid", action="store_true", help="skip malformed question lines")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_load_options(parser)
+    _add_overwrite_option(parser)
     parser.set_defaults(handler=_answer_pairs)
 
 
 def _answer_pairs(args) -> int:
     from dataclasses import asdict
-    from pathlib import Path
 
     from tether.data.answer_pairs import AnswerPairSettings, build_answer_pairs, load_yes_no_questions
-    from tether.data.io import SkipLog, write_json
+    from tether.data.io import SkipLog
+    from tether.fingerprints import file_identity, model_identity
     from tether.models import load
     from tether.models.placement import ModelLoadSettings, placement_record
     from tether.provenance import environment
@@ -106,10 +133,23 @@ def _answer_pairs(args) -> int:
         select=args.select, balance=not args.no_balance, seed=args.seed, mode=args.mode
     )
     skips = SkipLog()
-    questions = load_yes_no_questions(args.questions, args.skip_invalid, skips)
+    questions = load_yes_no_questions(args.questions, args.skip_invalid, skips, images=args.images)
     if not questions:
         raise TetherError(f"{args.questions}: no questions")
-    vlm = load(args.model, **ModelLoadSettings.from_args(args).load_options())
+    load_settings = ModelLoadSettings.from_args(args)
+    inputs = {
+        "model": model_identity(args.model),
+        "model_load": asdict(load_settings),
+        "questions": file_identity(args.questions),
+        "images": str(args.images),
+        "skip_invalid": args.skip_invalid,
+        "settings": asdict(settings),
+    }
+    claim = _claim(args.out, inputs, args.overwrite)
+    if claim is not None and claim.finished:
+        print(f"{args.out} was written from these inputs already (see {claim.marker}); nothing to do")
+        return 0
+    vlm = load(args.model, **load_settings.load_options())
     counts = build_answer_pairs(
         vlm, questions, args.images, args.out, settings, progress=not args.no_progress
     )
@@ -122,14 +162,15 @@ def _answer_pairs(args) -> int:
         "skipped_input": skips.reasons,
         "environment": environment(),
     }
-    write_json(Path(args.out).with_suffix(".run.json"), run)
+    if claim is not None:
+        claim.mark_finished(**run)
     print(
         f"{counts['questions']} questions, {counts['wrong']} answered wrong ({counts['wrong_chosen_yes']} "
         f"of them should be yes), {counts['balancing']} balancing: {counts['pairs']} pairs written to "
         f"{args.out}"
     )
     if skips.skipped:
-        print(f"  {skips.skipped} input lines skipped")
+        print(f"  {skips.summary('input lines')}")
     return 0
 
 
@@ -189,6 +230,7 @@ def _register_pairs(verbs) -> None:
     pairs.add_argument("--skip-invalid", action="store_true", help="skip malformed image list lines")
     pairs.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_load_options(pairs)
+    _add_overwrite_option(pairs)
     pairs.set_defaults(
         handler=_pairs, resume_hint="run the same command again to resume: finished images are kept"
     )
@@ -198,8 +240,9 @@ def _pairs(args) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from tether.data.io import SkipLog, read_json, write_json
+    from tether.data.io import SkipLog, is_stream
     from tether.data.pairs import PairSettings, build_pairs, load_pair_images
+    from tether.fingerprints import file_identity, model_identity
     from tether.models.placement import ModelLoadSettings
     from tether.provenance import environment
 
@@ -224,9 +267,14 @@ def _pairs(args) -> int:
         raise TetherError("--judge llm needs --image-list with facts or captions for each image")
     if args.judge == "llm" and not args.images:
         raise TetherError("--judge llm needs --images DIR (the folder the image paths are under)")
-    skips = SkipLog()
-    images = load_pair_images(args.image_list, args.skip_invalid, skips) if args.image_list else None
     client = _pairs_client(args)
+    skips = SkipLog()
+    images_root = args.images or (Path(args.world) / "images" if args.world else None)
+    images = (
+        load_pair_images(args.image_list, args.skip_invalid, skips, images=images_root)
+        if args.image_list
+        else None
+    )
 
     if args.judge == "world":
         from tether.world.pairs import WorldPairJudge
@@ -241,12 +289,10 @@ def _pairs(args) -> int:
             raise TetherError(
                 f"{len(unknown)} images are not '{args.split}' scenes of {args.world}: {unknown[:3]}"
             )
-        images_root = args.images or Path(args.world) / "images"
         judge_record = {"name": judge.name}
     else:
         from tether.data.pairs_llm import LLMPairJudge
 
-        images_root = args.images
         judge = LLMPairJudge(client, {i.image_id: i.facts for i in images}, lenient=args.lenient)
         judge_record = {"name": judge.name, "client": client.settings(), "lenient": args.lenient}
     images = images[: args.limit] if args.limit is not None else images
@@ -263,7 +309,8 @@ def _pairs(args) -> int:
         judge_record["rewriter"] = client.settings()
 
     out = Path(args.out)
-    run_path = out.with_suffix(".run.json")
+    if is_stream(out):
+        raise TetherError(f"{out}: pairs are appended per image and resumed, so --out must be a file")
     load_settings = ModelLoadSettings.from_args(args, "auto" if settings.backend == "vllm" else "float32")
     run = {
         "model": str(args.model),
@@ -271,17 +318,16 @@ def _pairs(args) -> int:
         "settings": asdict(settings),
         "model_load": asdict(load_settings),
     }
-    started = out.is_file() or out.with_suffix(".progress.jsonl").is_file()
-    if started and run_path.is_file():
-        earlier = read_json(run_path)
-        changed = [k for k in run if not isinstance(earlier, dict) or earlier.get(k) != run[k]]
-        if changed:
-            raise TetherError(
-                f"{out} was started with other {', '.join(changed)} (see {run_path}); "
-                "use another --out, or delete it to start over"
-            )
+    inputs = {
+        **run,
+        "model": model_identity(args.model),
+        "images": [[i.image_id, i.image] for i in images],
+        "images_root": str(images_root),
+        "image_list": file_identity(args.image_list),
+        "world": [args.world, args.split] if args.judge == "world" else None,
+    }
+    claim = _claim(out, inputs, args.overwrite, produced=[out.with_suffix(".progress.jsonl")])
     run["n_images"] = len(images)
-    write_json(run_path, {**run, "environment": environment(), "finished": False})
 
     counts = build_pairs(
         args.model,  # loaded with settings.backend once an image is left to do
@@ -300,13 +346,13 @@ def _pairs(args) -> int:
     record = {**run, "counts": counts, "invalid_replies": invalid, "skipped_input": skips.reasons}
     if client is not None:
         record["judge_usage"] = client.usage.to_dict()
-    write_json(run_path, {**record, "environment": environment(), "finished": True})
+    claim.mark_finished(**record, environment=environment())
     print(
         f"{counts['images']} images ({counts['resumed']} resumed), {counts['descriptions']} descriptions, "
         f"{counts['hallucinated']} hallucinated, {counts['pairs']} pairs written to {out}"
     )
     if invalid or skips.skipped:
-        print(f"  {len(invalid)} unusable judge replies (lenient), {skips.skipped} input lines skipped")
+        print(f"  {len(invalid)} unusable judge replies (lenient); {skips.summary('input lines')}")
     if client is not None:
         print(f"  {client.usage_report()}")
     return 0
@@ -329,8 +375,22 @@ def _negatives(args) -> int:
 
     from tether.data.io import SkipLog, read_json
     from tether.data.negatives import coco_vocabulary, load_caption_records, make_negatives, write_negatives
+    from tether.fingerprints import file_identity
+    from tether.provenance import environment
 
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    inputs = {
+        "captions": file_identity(args.captions),
+        "backend": args.backend,
+        "kinds": kinds,
+        "max_kinds": args.max_kinds,
+        "seed": args.seed,
+        "skip_invalid": args.skip_invalid,
+        **{
+            name: file_identity(getattr(args, name))
+            for name in ("synonyms", "co_occurrence", "objects", "judge")
+        },
+    }
     skips = SkipLog()
     records = load_caption_records(args.captions, skip_invalid=args.skip_invalid, skips=skips)
     if args.objects:
@@ -354,13 +414,22 @@ def _negatives(args) -> int:
         if not args.judge:
             raise TetherError("the llm backend needs --judge RECIPE.yaml")
         rewriter = LLMRewriter(make_client(load_config(JudgeConfig, args.judge, [])), kinds, args.max_kinds)
+    claim = _claim(args.out, inputs, args.overwrite)
+    if claim is not None and claim.finished:
+        print(f"{args.out} was written from these inputs already (see {claim.marker}); nothing to do")
+        return 0
     rewrite_skips = SkipLog()
     rows = make_negatives(records, rewriter, seed=args.seed, skips=rewrite_skips)
     write_negatives(Path(args.out), rows)
+    if claim is not None:
+        counts = {"negatives": len(rows), "captions": len(records), "not_rewritten": rewrite_skips.skipped}
+        claim.mark_finished(counts=counts, skipped_input=skips.reasons, environment=environment())
     print(
         f"{len(rows)} negatives from {len(records)} captions written to {args.out}; "
         f"{rewrite_skips.skipped} not rewritten, {skips.skipped} input lines skipped"
     )
     for reason in rewrite_skips.reasons[:5]:
         print(f"  skipped: {reason}")
+    if skips.skipped:
+        print(f"  {skips.summary('input lines')}")
     return 0

@@ -4,13 +4,19 @@ Every loader in tether reads through these functions, so that bad input is repor
 everywhere: ``path:line: what is wrong``, or, with ``skip_invalid=True``, skipped and counted.
 """
 
+import atexit
 import json
+import logging
 import os
+import stat
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.errors import DataError
+from tether.errors import DataError, TetherError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,13 +31,71 @@ class SkipLog:
         if len(self.reasons) < 20:
             self.reasons.append(reason)
 
+    def summary(self, what: str = "records") -> str:
+        """One line for the end of a command: the count and the first reasons."""
+        if not self.skipped:
+            return f"no {what} skipped"
+        shown = "; ".join(self.reasons[:3])
+        more = f"; ... ({len(self.reasons)} reasons kept in the run record)" if len(self.reasons) > 3 else ""
+        return f"{self.skipped} {what} skipped: {shown}{more}"
+
+    def report(self, what: str = "records") -> None:
+        """Log the summary at the end of a command, where a user looks (nothing when nothing was skipped)."""
+        if self.skipped:
+            logger.warning("%s", self.summary(what))
+
+    def require(self, items, message: str, what: str = "records") -> None:
+        """Raise ``TetherError(message)`` when ``items`` is empty, with what was skipped and why."""
+        if not items:
+            raise TetherError(f"{message} ({self.summary(what)})")
+
+
+_SPOOLED: dict[str, Path] = {}
+
+
+def readable(path) -> Path:
+    """The file to open for input ``path``: the file itself, or for a pipe (``--answers <(...)``, a FIFO) a
+    copy of what it gave, read once per process so that a loader may open it again (format sniffing).
+
+    Raises ``DataError`` naming ``path`` when there is nothing readable there.
+    """
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        raise DataError("file not found", path) from None
+    if stat.S_ISREG(mode):
+        return path
+    if stat.S_ISDIR(mode):
+        raise DataError("is a folder, expected a file", path)
+    if str(path) not in _SPOOLED:
+        fd, copy = tempfile.mkstemp(prefix="tether-input-")
+        with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
+            while chunk := source.read(1 << 20):
+                target.write(chunk)
+        _SPOOLED[str(path)] = Path(copy)
+    return _SPOOLED[str(path)]
+
+
+@atexit.register
+def _remove_spooled() -> None:
+    for copy in _SPOOLED.values():
+        copy.unlink(missing_ok=True)
+
+
+def is_readable_file(path) -> bool:
+    """Whether ``path`` is a file or a pipe/device that can be read as one (not a folder, not missing)."""
+    try:
+        return not stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
 
 def read_json(path) -> object:
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path)
+    source = readable(path)
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(source, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise DataError(f"invalid JSON: {e.msg} (column {e.colno})", path, e.lineno) from None
@@ -41,13 +105,16 @@ def read_json(path) -> object:
         raise DataError("invalid JSON: nested too deeply", path) from None
 
 
-def read_text_lines(path) -> list[str]:
-    """The lines of a UTF-8 text file (synonym lists, word lists, MME's txt files)."""
+def read_text_lines(path, line_ends_only: bool = False) -> list[str]:
+    """The lines of a UTF-8 text file (synonym lists, word lists, MME's txt files).
+
+    ``line_ends_only`` splits as Python's ``readlines()`` does (\\n, \\r\\n, \\r), not also on the other
+    Unicode separators (U+2028, U+0085, form feed); the text after a last line end is a last, empty line.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path)
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        text = readable(path).read_text(encoding="utf-8")  # universal newlines: \r\n and \r read as \n
+        return text.split("\n") if line_ends_only else text.splitlines()
     except UnicodeDecodeError as e:
         raise DataError(f"not UTF-8 text (byte {e.start})", path) from None
 
@@ -57,9 +124,7 @@ def iter_jsonl(
 ) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, record)`` for each non-empty line; each record must be a JSON object."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path)
-    with open(path, "rb") as f:
+    with open(readable(path), "rb") as f:
         for line_no, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
@@ -92,9 +157,7 @@ def read_records(path, **kwargs) -> list[tuple[int, dict]]:
     if is_dataset_source(path):  # a Hugging Face dataset: its rows as records, row numbers as lines
         return dataset_rows(path)
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path)
-    with open(path, "rb") as f:
+    with open(readable(path), "rb") as f:
         head = f.read(4096).lstrip()
     if head.startswith(b"["):
         data = read_json(path)
@@ -123,22 +186,45 @@ def append_jsonl(path, record: dict) -> None:
 
 def write_jsonl(path, records) -> None:
     """Write a whole JSONL file at once and atomically (``append_jsonl`` fsyncs per record: for logs)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
 
 
 def write_json(path, obj, indent: int = 2) -> None:
     """Write atomically: a reader never sees a half-written results file."""
-    path = Path(path)
+    write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def is_special_file(path) -> bool:
+    """Whether ``path`` (followed through symlinks) is something other than a regular file or folder: a
+    character device (``/dev/stdout``, ``/dev/null``), a pipe or a socket."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def is_stream(path) -> bool:
+    """Whether an output path is a stream to write into as it is, never replaced and with no files beside
+    it: a device, a pipe, or anything under /dev or /proc (``/dev/stdout`` redirected to a file)."""
+    return is_special_file(path) or str(path).startswith(("/dev/", "/proc/"))
+
+
+def write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file renamed over it) where ``path`` is, or will
+    be, a regular file. A symlink is written through: its target is replaced and the link stays. A device
+    or a pipe (``--out /dev/stdout``) is written directly, since renaming over it would replace it; so is
+    anything under /dev or /proc (``/dev/stdout`` redirected to a file is the shell's open file)."""
+    real = Path(os.path.realpath(path))
+    if is_stream(path) or is_stream(real):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    path = real
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=indent, ensure_ascii=False)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
 
 
@@ -175,14 +261,31 @@ def resolve_under(root, relative: str, *, path=None, line: int | None = None) ->
     return candidate
 
 
-def parse_records(path, parse, *, skip_invalid: bool = False, skips: SkipLog | None = None) -> list:
+def require_image(images_root, relative: str, path, line: int | None) -> None:
+    """A record's image must exist under the images root: else a ``DataError`` naming the data file and line
+    (found when the data is read, not at the batch that needs it, so ``skip_invalid`` can drop the record).
+    An image embedded in a dataset row exists with its row."""
+    if isinstance(relative, str) and relative.startswith("embedded://"):  # tether.data.hf_dataset.EMBEDDED
+        return
+    if not resolve_under(images_root, relative, path=path, line=line).is_file():
+        raise DataError(f"image '{relative}' not found under {images_root}", path, line)
+
+
+def parse_records(
+    path, parse, *, skip_invalid: bool = False, skips: SkipLog | None = None, images=None
+) -> list:
     """``[parse(record, path, line) for each record of path]``; a DataError from ``parse`` stops the load,
     or with ``skip_invalid`` is counted in ``skips`` and the record dropped. ``parse`` may return a list
-    (one file record giving several items, e.g. a multi-turn conversation)."""
+    (one file record giving several items, e.g. a multi-turn conversation). With ``images`` (a root
+    folder), each item's ``image`` must exist under it (``require_image``)."""
     out = []
     for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
         try:
             parsed = parse(raw, path, line)
+            if images is not None:
+                for item in parsed if isinstance(parsed, list) else [parsed]:
+                    if isinstance(getattr(item, "image", None), str):
+                        require_image(images, item.image, path, line)
         except DataError as e:
             if not skip_invalid:
                 raise

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tether.data.images import open_image
-from tether.data.io import SkipLog, append_jsonl, parse_records, require_fields
+from tether.data.io import SkipLog, append_jsonl, parse_records, require_fields, write_text
 from tether.errors import DataError
 from tether.eval.shr import split_sentences
 from tether.models.decoding import DecodingSettings
@@ -66,9 +65,12 @@ class PairImage:
     facts: list[str]
 
 
-def load_pair_images(path, skip_invalid: bool = False, skips: SkipLog | None = None) -> list[PairImage]:
+def load_pair_images(
+    path, skip_invalid: bool = False, skips: SkipLog | None = None, images=None
+) -> list[PairImage]:
     """A JSONL/JSON list of ``{image_id, image[, facts][, captions][, objects]}`` (facts and captions: a
-    string or a list of strings; objects: a list, becoming one "Objects present: ..." fact)."""
+    string or a list of strings; objects: a list, becoming one "Objects present: ..." fact). With
+    ``images`` (the root), an entry whose image is missing is an error naming the line."""
 
     def parse(record: dict, source, line: int) -> PairImage:
         require_fields(record, {"image_id": (str, int), "image": str}, source, line)
@@ -86,7 +88,7 @@ def load_pair_images(path, skip_invalid: bool = False, skips: SkipLog | None = N
             facts.append("Objects present: " + (", ".join(objects) if objects else "none") + ".")
         return PairImage(str(record["image_id"]), record["image"], facts)
 
-    images = parse_records(path, parse, skip_invalid=skip_invalid, skips=skips)
+    images = parse_records(path, parse, skip_invalid=skip_invalid, skips=skips, images=images)
     seen: set[str] = set()
     for item in images:
         if item.image_id in seen:
@@ -228,7 +230,5 @@ def _finished_images(out_path: Path) -> set[str]:
 
 
 def _rewrite_lines(path: Path, lines: list[str]) -> None:
-    """Atomically: a kill during the rewrite leaves the old file, never half of it."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
+    """Atomically: a kill during the rewrite leaves the old file, never half of it (through a symlink)."""
+    write_text(path, "".join(line + "\n" for line in lines))

@@ -17,8 +17,8 @@ Published formats read by ``load_preference_records(path, format="auto")``:
 - ``hadpo_pope``: HA-DPO ``pope_data.json``: ``{"image_id", "question", "chosen", "reject" (or "rejected"),
   "correct"}``; records with ``correct: true`` are skipped, as HA-DPO's loader does.
 - ``llava_rlhf``: LLaVA-RLHF ``llava_7b_v1_preference.json``: ``{"image", "conversations", "output_1",
-  "output_2", "preference": 1|2}``. Single-turn conversations only (one human turn ending the list);
-  multi-turn ones are skipped and counted, since a pair here has one user turn.
+  "output_2", "preference": 1|2}``, read as ``train reward`` reads it (``tether.data.rlhf.llava_rlhf_pair``):
+  the outputs fill the last gpt turn, the human turn before it is the prompt, earlier turns are context.
 - ``rlaif_v``: RLAIF-V rows exported as JSON/JSONL: ``{"question", "chosen", "rejected", "image" (a path) or
   "image_path"}``.
 - ``tether``: the canonical record above (``image`` as a single string is accepted too).
@@ -26,13 +26,17 @@ Published formats read by ``load_preference_records(path, format="auto")``:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import SkipLog, read_json, read_records, write_jsonl
+from tether.data.io import SkipLog, read_json, read_records, readable, require_image, write_jsonl
 from tether.errors import DataError, TetherError
 
 FORMATS = ("tether", "hadpo_desc", "hadpo_pope", "llava_rlhf", "rlaif_v")
+DEFAULT_IMAGE_PATTERN = "{image_id}.jpg"  # HA-DPO's Visual Genome ids name .jpg files
+
+logger = logging.getLogger(__name__)
 
 # HA-DPO's detailed-description prompts (ha_dpo/models/llava-v1_5/train_dpo.py)
 HADPO_DESC_PROMPTS = (
@@ -71,13 +75,15 @@ def load_preference_records(
     format: str = "auto",
     skip_invalid: bool = False,
     skips: SkipLog | None = None,
-    image_pattern: str = "{image_id}.jpg",
+    image_pattern: str = DEFAULT_IMAGE_PATTERN,
+    images=None,
 ) -> list[PreferenceRecord]:
     """Read preference pairs from ``path`` in any supported format (``auto`` detects it from the content).
 
     ``image_pattern`` turns HA-DPO's Visual Genome image ids into file names under the images root.
     Invalid records raise ``DataError`` naming ``file:line`` (JSONL line or JSON-list item), or with
-    ``skip_invalid`` are skipped and counted in ``skips``.
+    ``skip_invalid`` are skipped and counted in ``skips``; with ``images`` (the root), so are records whose
+    image is missing under it.
     """
     if format != "auto" and format not in FORMATS:
         raise TetherError(f"unknown preference format '{format}'; choose from auto, {', '.join(FORMATS)}")
@@ -92,13 +98,26 @@ def load_preference_records(
         rows = read_records(path, skip_invalid=skip_invalid, skips=skips)
         if format == "auto":
             format = detect_format(rows[0][1], path, rows[0][0]) if rows else "tether"
+    if format in ("hadpo_desc", "hadpo_pope"):  # a default that rewrites the user's data: said when used
+        default = " (the default; set data.image_pattern to change it)"
+        logger.info(
+            "%s: %s image ids become file names by the pattern %r%s",
+            path,
+            format,
+            image_pattern,
+            default if image_pattern == DEFAULT_IMAGE_PATTERN else "",
+        )
     parse = _PARSERS[format]
     out: list[PreferenceRecord] = []
     for line, raw in rows:
         try:
             if not isinstance(raw, dict):
                 raise DataError("expected a JSON object", path, line)
-            out.extend(parse(raw, path, line, image_pattern))
+            records = parse(raw, path, line, image_pattern)
+            if images is not None:
+                for image in {image for record in records for image in record.images}:
+                    require_image(images, image, path, line)
+            out.extend(records)
         except _Skip as s:
             if skips is not None:
                 skips.add(f"{path}:{line}: {s}")
@@ -131,7 +150,7 @@ def detect_format(raw: dict, path, line: int) -> str:
 
 
 class _Skip(Exception):
-    """A valid record that the format's own rules leave out (HA-DPO 'correct', multi-turn RLHF)."""
+    """A valid record that the format's own rules leave out (HA-DPO's correctly answered questions)."""
 
 
 def _hadpo_desc_dict(path: Path) -> dict | None:
@@ -140,9 +159,7 @@ def _hadpo_desc_dict(path: Path) -> dict | None:
 
     if is_dataset_source(path):
         return None
-    if not path.is_file():
-        raise DataError("file not found", path)
-    with open(path, "rb") as f:
+    with open(readable(path), "rb") as f:
         if not f.read(4096).lstrip().startswith(b"{"):
             return None
     try:
@@ -235,24 +252,9 @@ def _parse_hadpo_pope(raw, path, line, image_pattern) -> list[PreferenceRecord]:
 
 
 def _parse_llava_rlhf(raw, path, line, image_pattern) -> list[PreferenceRecord]:
-    turns = raw.get("conversations")
-    if not isinstance(turns, list) or not turns or not all(isinstance(t, dict) for t in turns):
-        raise DataError("field 'conversations' must be a non-empty list of turns", path, line)
-    if len(turns) != 1:
-        raise _Skip(f"multi-turn conversation ({len(turns)} turns); pairs have one user turn")
-    if turns[0].get("from") != "human":
-        raise DataError("the conversation must end with a human turn", path, line)
-    prompt = _text(turns[0], "value", path, line).replace("<image>", "").strip()
-    outputs = []
-    for key in ("output_1", "output_2"):
-        value = raw.get(key)
-        if not isinstance(value, dict):
-            raise DataError(f"field '{key}' must be an object with 'value'", path, line)
-        outputs.append(_text(value, "value", path, line))
-    preference = raw.get("preference")
-    if preference not in (1, 2) or isinstance(preference, bool):
-        raise DataError(f"field 'preference' must be 1 or 2, got {preference!r}", path, line)
-    chosen, rejected = (outputs[0], outputs[1]) if preference == 1 else (outputs[1], outputs[0])
+    from tether.data.rlhf import llava_rlhf_pair
+
+    prompt, chosen, rejected = llava_rlhf_pair(raw, path, line)
     image = _text(raw, "image", path, line)
     return [
         PreferenceRecord(

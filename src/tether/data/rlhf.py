@@ -68,22 +68,37 @@ def load_captions(path) -> dict[str, list[str]]:
 
 
 def load_preference_records(
-    path, *, captions: dict | None = None, skip_invalid: bool = False, skips: SkipLog | None = None
+    path,
+    *,
+    captions: dict | None = None,
+    skip_invalid: bool = False,
+    skips: SkipLog | None = None,
+    images=None,
 ) -> list[PreferenceRecord]:
-    """Read preference pairs in tether's or LLaVA-RLHF's format (detected per record)."""
-    return _load(path, _parse_preference, captions, skip_invalid, skips)
+    """Read preference pairs in tether's or LLaVA-RLHF's format (detected per record); with ``images`` (the
+    root), a pair whose image is missing is a ``path:line`` error."""
+    return _load(path, _parse_preference, captions, skip_invalid, skips, images)
 
 
 def load_prompt_records(
-    path, *, captions: dict | None = None, skip_invalid: bool = False, skips: SkipLog | None = None
+    path,
+    *,
+    captions: dict | None = None,
+    skip_invalid: bool = False,
+    skips: SkipLog | None = None,
+    images=None,
 ) -> list[PromptRecord]:
     """Read PPO prompts in tether's or LLaVA-RLHF's format (detected per record)."""
-    return _load(path, _parse_prompt, captions, skip_invalid, skips)
+    return _load(path, _parse_prompt, captions, skip_invalid, skips, images)
 
 
-def _load(path, parse, captions, skip_invalid, skips):
+def _load(path, parse, captions, skip_invalid, skips, images):
     return parse_records(
-        path, lambda raw, path, line: parse(raw, captions, path, line), skip_invalid=skip_invalid, skips=skips
+        path,
+        lambda raw, path, line: parse(raw, captions, path, line),
+        skip_invalid=skip_invalid,
+        skips=skips,
+        images=images,
     )
 
 
@@ -132,10 +147,8 @@ def _conversation_prompt(raw: dict, path, line, *, drop_last_gpt: bool) -> str:
     turns = raw.get("conversations")
     if not isinstance(turns, list) or not turns or not all(isinstance(t, dict) for t in turns):
         raise DataError("'conversations' must be a list of turns", path, line)
-    if drop_last_gpt:
-        if turns[-1].get("from") != "gpt":
-            raise DataError("the last conversation turn must be the gpt turn the outputs fill", path, line)
-        turns = turns[:-1]
+    if drop_last_gpt:  # the gpt slot the two outputs fill (LLaVA-RLHF asserts it); a file may leave it out
+        turns = turns[:-1] if turns[-1].get("from") == "gpt" else turns
     else:  # PPO prompts: the first exchange, as LLaVA-RLHF's QueryResponseDataset keeps
         turns = turns[:1]
     if not turns or turns[-1].get("from") != "human":
@@ -148,20 +161,28 @@ def _conversation_prompt(raw: dict, path, line, *, drop_last_gpt: bool) -> str:
     return "\n".join(context + [question])
 
 
+def llava_rlhf_pair(raw: dict, path, line) -> tuple[str, str, str]:
+    """``(prompt, chosen, rejected)`` of a LLaVA-RLHF preference record, the one reading of the format for
+    every trainer (reward model and DPO). As in LLaVA-RLHF's reward-model data: ``output_1`` / ``output_2``
+    fill the last gpt turn of ``conversations``, the human turn before it is the prompt, earlier turns
+    come before it as ``User:`` / ``Assistant:`` context; ``preference`` names the better output."""
+    outputs = []
+    for key in ("output_1", "output_2"):
+        output = raw.get(key)
+        if not isinstance(output, dict):
+            raise DataError(f"field '{key}' must be an object with a 'value'", path, line)
+        outputs.append(_text(output, "value", path, line))
+    preference = raw.get("preference")
+    if preference not in (1, 2) or isinstance(preference, bool):
+        raise DataError(f"field 'preference' must be 1 or 2, got {preference!r}", path, line)
+    chosen, rejected = outputs if preference == 1 else outputs[::-1]
+    return _conversation_prompt(raw, path, line, drop_last_gpt=True), chosen, rejected
+
+
 def _parse_preference(raw: dict, captions, path, line) -> PreferenceRecord:
     image = _image(raw, path, line)
     if "output_1" in raw:
-        outputs = []
-        for key in ("output_1", "output_2"):
-            output = raw.get(key)
-            if not isinstance(output, dict):
-                raise DataError(f"field '{key}' must be an object with a 'value'", path, line)
-            outputs.append(_text(output, "value", path, line))
-        preference = raw.get("preference")
-        if preference not in (1, 2):
-            raise DataError(f"field 'preference' must be 1 or 2, got {preference!r}", path, line)
-        chosen, rejected = outputs if preference == 1 else outputs[::-1]
-        prompt = _conversation_prompt(raw, path, line, drop_last_gpt=True)
+        prompt, chosen, rejected = llava_rlhf_pair(raw, path, line)
         return PreferenceRecord(
             image, prompt, chosen, rejected, _facts(raw, image, captions, None, path, line)
         )

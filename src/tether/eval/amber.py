@@ -8,19 +8,22 @@ Discriminative, as the official ``inference.py``: a reply counts only if it is e
 Generative: nouns of the reply that are in the association vocabulary (``relation.json``) and not in
 ``safe_words.txt`` are matched to the image's ``truth`` objects (and their associated words) and
 ``hallu`` objects. CHAIR = unmatched nouns / nouns; Cover = truth objects mentioned / truth objects;
-Hal = replies with >= 1 unmatched noun; Cog = hallu objects mentioned / hallu objects.
-Two documented deviations, forced by missing offline data: nouns are found with tether's rule
-normaliser (every vocabulary word counts, whatever its part of speech, instead of NLTK's NN* tags), and
-the spaCy ``en_core_web_lg`` similarity > 0.8 fallback is not applied (exact matches only). The
-official script also adds 0.001 to every denominator; tether reports the exact ratios.
+Hal = replies with >= 1 unmatched noun; Cog = hallu objects mentioned / hallu objects. A word listed
+under several objects credits the first (association words before names, as the official search).
+Official arithmetic by default: 0.001 added to every denominator, F1 from precision and recall rounded
+to 0.1 % (``corrected`` drops both). Two deviations forced by missing data: nouns are the vocabulary
+words among NLTK's tokens, singularised for the vocabulary, instead of NLTK's NN* tags and WordNet
+lemmas (tagger and WordNet data do not install from PyPI), and the spaCy ``en_core_web_lg`` similarity
+> 0.8 fallback is not applied (exact matches only).
 """
 
+from functools import partial
 from pathlib import Path
 
 from tether.data.io import read_json, read_records, read_text_lines, require_fields
 from tether.errors import DataError
 from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
-from tether.eval.text_norm import singularize, tokenize
+from tether.eval.text_norm import corrected_singularize, tokenize
 
 DIMENSIONS = {
     "discriminative-hallucination": "existence",
@@ -32,7 +35,13 @@ DIMENSIONS = {
 }
 
 
-def discriminative_metrics(records: list[dict]) -> dict[str, float]:
+# The official script starts every denominator at 0.001 (``metrics.txt``); attribute sums three of them.
+EPSILON = {"": 0.001, "existence/": 0.001, "attribute/": 0.003, "relation/": 0.001}
+# ... and adds this to P + R in its F1 (existence uses a larger one).
+F1_EPSILON = {"": 0.0001, "existence/": 0.001, "attribute/": 0.0001, "relation/": 0.0001}
+
+
+def discriminative_metrics(records: list[dict], corrected: bool = False) -> dict[str, float]:
     metrics: dict[str, float] = {}
     groups = {"": records}
     for dimension in ("existence", "attribute", "relation"):
@@ -40,41 +49,73 @@ def discriminative_metrics(records: list[dict]) -> dict[str, float]:
     for prefix, group in groups.items():
         if not group:
             continue
+        eps = 0.0 if corrected else EPSILON[prefix]
         said_no = [r for r in group if r["answer"] == "No"]
         truth_no = [r for r in group if r["label"] == "no"]
-        precision = safe_div(sum(r["label"] == "no" for r in said_no), len(said_no))
-        recall = safe_div(sum(r["answer"] == "No" for r in truth_no), len(truth_no))
-        metrics[f"{prefix}accuracy"] = safe_div(sum(r["correct"] for r in group), len(group))
+        precision = _ratio(sum(r["label"] == "no" for r in said_no), len(said_no), eps)
+        recall = _ratio(sum(r["answer"] == "No" for r in truth_no), len(truth_no), eps)
+        metrics[f"{prefix}accuracy"] = _ratio(sum(r["correct"] for r in group), len(group), eps)
         metrics[f"{prefix}precision"] = precision
         metrics[f"{prefix}recall"] = recall
-        metrics[f"{prefix}f1"] = safe_div(2 * precision * recall, precision + recall)
+        if corrected:
+            metrics[f"{prefix}f1"] = safe_div(2 * precision * recall, precision + recall)
+        else:
+            metrics[f"{prefix}f1"] = official_f1(precision, recall, F1_EPSILON[prefix])
         metrics[f"{prefix}n"] = len(group)
     return metrics
 
 
-def generative_metrics(records: list[dict]) -> dict[str, float]:
+def official_f1(precision: float, recall: float, epsilon: float) -> float:
+    """AMBER's F1: from precision and recall rounded to the printed 0.1 %, with ``epsilon``, rounded."""
+    p, r = round(precision * 100, 1) / 100, round(recall * 100, 1) / 100
+    return round(2 * p * r / (p + r + epsilon) * 100, 1) / 100
+
+
+def generative_metrics(records: list[dict], corrected: bool = False) -> dict[str, float]:
+    eps = 0.0 if corrected else 0.001
     return {
-        "chair": safe_div(sum(r["n_unmatched"] for r in records), sum(r["n_nouns"] for r in records)),
-        "cover": safe_div(sum(r["n_truth_mentioned"] for r in records), sum(r["n_truth"] for r in records)),
-        "hal": safe_div(sum(1 for r in records if r["n_unmatched"]), len(records)),
-        "cog": safe_div(sum(r["n_hallu_mentioned"] for r in records), sum(r["n_hallu"] for r in records)),
+        "chair": _ratio(sum(r["n_unmatched"] for r in records), sum(r["n_nouns"] for r in records), eps),
+        "cover": _ratio(sum(r["n_truth_mentioned"] for r in records), sum(r["n_truth"] for r in records), eps),
+        "hal": 1 - _ratio(sum(1 for r in records if not r["n_unmatched"]), len(records), eps),
+        "cog": _ratio(sum(r["n_hallu_mentioned"] for r in records), sum(r["n_hallu"] for r in records), eps),
         "n": len(records),
     }
 
 
-def amber_metrics(records: list[dict]) -> dict[str, float]:
+def _ratio(numerator: float, denominator: float, epsilon: float) -> float:
+    return numerator / (denominator + epsilon) if epsilon else safe_div(numerator, denominator)
+
+
+def extract_nouns(text: str, vocabulary) -> list[str]:
+    """Candidate nouns of a reply: NLTK's tokens (case kept, as the official), singular for ``vocabulary``.
+
+    The official keeps NN* tokens by NLTK's tagger and lemmatises them with WordNet; neither's data
+    installs from PyPI, so every token is a candidate and the singular prefers a vocabulary word.
+    """
+    return [corrected_singularize(token, vocabulary) for token in tokenize(text, lower=False)]
+
+
+def amber_metrics(records: list[dict], corrected: bool = False) -> dict[str, float]:
     generative = [r for r in records if r["task"] == "generative"]
     discriminative = [r for r in records if r["task"] == "discriminative"]
     metrics = {}
     if generative:
-        metrics.update({f"generative/{k}": v for k, v in generative_metrics(generative).items()})
+        metrics.update(
+            {f"generative/{k}": v for k, v in generative_metrics(generative, corrected).items()}
+        )
     if discriminative:
-        metrics.update({f"discriminative/{k}": v for k, v in discriminative_metrics(discriminative).items()})
+        metrics.update(
+            {f"discriminative/{k}": v for k, v in discriminative_metrics(discriminative, corrected).items()}
+        )
     return metrics
 
 
 class Amber(Benchmark):
     name = "amber"
+    corrections = (
+        "ratios without the official 0.001 added to every denominator",
+        "F1 from unrounded precision and recall, without the epsilon",
+    )
 
     def load_items(self, data_path, *, annotations, association=None, safe_words=None, **_) -> list[EvalItem]:
         """Load a query file (``query_all.json`` or one of its parts) with ``annotations.json``.
@@ -138,15 +179,15 @@ class Amber(Benchmark):
                 )
             else:
                 records.append(self._generative_record(item, answer))
-        return Score(metrics=amber_metrics(records), per_sample=records, metrics_fn=amber_metrics)
+        metrics_fn = partial(amber_metrics, corrected=self.corrected)
+        return Score(metrics=metrics_fn(records), per_sample=records, metrics_fn=metrics_fn)
 
     def _generative_record(self, item: EvalItem, answer: str) -> dict:
         vocabulary = set(self.association) | {w for words in self.association.values() for w in words}
-        nouns = [w for w in (singularize(t, vocabulary) for t in tokenize(answer)) if w in vocabulary]
+        nouns = [w for w in extract_nouns(answer, vocabulary) if w in vocabulary]
         truth, hallu = item.meta["truth"], item.meta["hallu"]
-        # A truth object is mentioned by its name or any word associated with it; same for hallu.
-        truth_words = {w: t for t in truth for w in [t, *self.association.get(t, [])]}
-        hallu_words = {w: h for h in hallu for w in [h, *self.association.get(h, [])]}
+        truth_words = self._credited_objects(truth)
+        hallu_words = self._credited_objects(hallu)
         truth_hit, hallu_hit, unmatched = set(), set(), []
         for noun in nouns:
             if noun in self.safe_words:
@@ -170,3 +211,14 @@ class Amber(Benchmark):
             "n_hallu": len(hallu),
             "n_hallu_mentioned": len(hallu_hit),
         }
+
+    def _credited_objects(self, objects: list[str]) -> dict[str, int]:
+        """Which object (by position) a word credits, as the official script searches: the association
+        words of every object in order, then the objects' own names; the first listing wins."""
+        credited: dict[str, int] = {}
+        for index, name in enumerate(objects):
+            for word in self.association.get(name, []):
+                credited.setdefault(word, index)
+        for index, name in enumerate(objects):
+            credited.setdefault(name, index)
+        return credited

@@ -38,6 +38,7 @@ class Score:
     metrics_fn: Callable[[list[dict]], dict[str, float]] | None = None
     cluster_key: str | None = None
     notes: dict = field(default_factory=dict)  # counts worth reporting: dropped, unparsed, skipped lines
+    scoring: dict = field(default_factory=dict)  # official rules or tether's corrections (Benchmark.scoring)
 
     def intervals(self, n_resamples: int = 1000, seed: int = 0) -> dict[str, list[float]]:
         """Percentile bootstrap 95% intervals of every metric (empty when no metrics_fn)."""
@@ -53,6 +54,17 @@ class Benchmark(ABC):
 
     name: str = ""
     needs_judge: bool = False  # MMHal-Bench and SHR score through a judge
+    # The official scorer's behaviour is the default, quirks included; ``corrected`` (``--corrected``)
+    # applies tether's deliberate corrections, each described in ``corrections``.
+    corrected: bool = False
+    corrections: tuple[str, ...] = ()
+
+    def scoring(self) -> dict:
+        """What results.json records about the rules used."""
+        return {
+            "rules": "corrected" if self.corrected else "official",
+            "corrections": list(self.corrections) if self.corrected else [],
+        }
 
     @abstractmethod
     def load_items(self, data_path, **options) -> list[EvalItem]:
@@ -85,8 +97,8 @@ def require_answers(items: list[EvalItem], answers: dict[str, str]) -> None:
 @dataclass
 class AnswerLine:
     line: int  # line number (JSONL) or item number (JSON list) in the answers file
-    id: str
-    text: str
+    id: str | None  # None only for a skipped line without an id (read_answer_lines' keep_skipped)
+    text: str | None  # None only for a skipped line (keep_skipped)
     record: dict
 
 
@@ -94,14 +106,31 @@ ANSWER_TEXT_FIELDS = ("text", "answer", "response", "caption", "model_answer")
 ANSWER_ID_FIELDS = ("question_id", "id", "image_id")
 
 
-def read_answer_lines(path, *, skip_invalid: bool = False, skips: SkipLog | None = None) -> list[AnswerLine]:
+def read_answer_lines(
+    path, *, skip_invalid: bool = False, skips: SkipLog | None = None, keep_skipped: bool = False
+) -> list[AnswerLine]:
     """Read an answers file: JSONL or a JSON list of objects with an id field and a text field.
 
     The id is the first of ``question_id``, ``id``, ``image_id``; the text the first of ``text``,
     ``answer``, ``response``, ``caption``, ``model_answer``. A missing field or an empty answer is a
     DataError naming the line (or, with ``skip_invalid``, skipped and counted in ``skips``).
+    ``keep_skipped`` keeps such a skipped record in its place, with ``text`` None (and ``id`` None
+    without an id field), so that matching by line order can skip its question with it.
     """
-    return parse_records(Path(path), _answer_line, skip_invalid=skip_invalid, skips=skips)
+    if not (skip_invalid and keep_skipped):
+        return parse_records(Path(path), _answer_line, skip_invalid=skip_invalid, skips=skips)
+
+    def parse_or_placeholder(record: dict, path, line: int) -> AnswerLine:
+        try:
+            return _answer_line(record, path, line)
+        except DataError as e:
+            if skips is not None:
+                skips.add(str(e))
+            id_field = next((f for f in ANSWER_ID_FIELDS if f in record), None)
+            answer_id = str(record[id_field]) if id_field else None
+            return AnswerLine(line=line, id=answer_id, text=None, record=record)
+
+    return parse_records(Path(path), parse_or_placeholder, skip_invalid=True, skips=skips)
 
 
 def _answer_line(record: dict, path, line: int) -> AnswerLine:

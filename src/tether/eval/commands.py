@@ -211,11 +211,22 @@ def _add_common_score_options(p) -> None:
     p.add_argument("--out", help="write results.json and samples.jsonl into this folder")
     p.add_argument("--model", help="model name recorded in results.json")
     p.add_argument("--data-version", help="data version recorded in results.json (e.g. POPE v2023-08)")
+    _add_corrected_option(p)
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
 
 
+def _add_corrected_option(p) -> None:
+    p.add_argument(
+        "--corrected",
+        action="store_true",
+        help="apply tether's documented corrections to the official scorer (docs/evaluation.md); "
+        "recorded in results.json as scoring.rules",
+    )
+
+
 def _add_run_options(p) -> None:
+    _add_corrected_option(p)
     p.add_argument("--model", required=True, help="local Hugging Face checkpoint folder")
     p.add_argument("--images", required=True, help="root folder of the benchmark images")
     p.add_argument("--out", required=True, help="output folder (answers, results.json, samples.jsonl)")
@@ -271,6 +282,12 @@ def _add_run_options(p) -> None:
     )
     add_model_load_options(p)
     p.set_defaults(resume_hint="run the same command again to resume: the answers in samples.jsonl are kept")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the answers in --out when they come from another model, data, mode, decoding or judge "
+        "(without it such a rerun is refused; the same inputs resume)",
+    )
 
 
 # ---- loading ---------------------------------------------------------------------------------------
@@ -314,6 +331,7 @@ def _score(args) -> int:
     from tether.eval.registry import get_benchmark
 
     benchmark = get_benchmark(args.benchmark)
+    benchmark.corrected = args.corrected
     skips = SkipLog()
     opts = {"skip_invalid": args.skip_invalid, "skips": skips}
     notes = {}
@@ -323,10 +341,13 @@ def _score(args) -> int:
         from tether.eval.pope import align_answers_by_line_order
 
         items = _load_items(args, benchmark)
-        lines = read_answer_lines(args.answers, **opts)
+        lines = read_answer_lines(args.answers, **opts, keep_skipped=args.match == "order")
         if args.match == "order":
             answers, mismatched = align_answers_by_line_order(items, lines, args.answers)
             notes["answers_with_other_question_id"] = mismatched
+            # A skipped answer line is skipped with the question it stands against.
+            notes["skipped_questions"] = len(items) - len(answers)
+            items = [item for item in items if item.id in answers]
         else:
             answers = answers_by_id(lines, args.answers)
         score = benchmark.score(items, answers)
@@ -370,12 +391,13 @@ def _score(args) -> int:
         items = _load_items(args, benchmark)
         answers = answers_by_id(read_answer_lines(args.answers, **opts), args.answers)
         replies = answers_by_id(read_answer_lines(args.judge_output), args.judge_output)
-        score = score_judgements(items, answers, replies)
+        score = score_judgements(items, answers, replies, corrected=benchmark.corrected)
         judge = {"name": None, "replies": str(args.judge_output)}
     else:
         items = _load_items(args, benchmark)
         score = benchmark.score(items, answers_by_id(read_answer_lines(args.answers, **opts), args.answers))
     score.notes.update(notes)
+    score.scoring = benchmark.scoring()
     if skips.skipped:
         score.notes["skipped_lines"] = skips.skipped
         score.notes["skip_reasons"] = skips.reasons
@@ -412,6 +434,8 @@ def _print_score(score, *, as_json: bool) -> None:
     for name, value in score.notes.items():
         if value and name != "skip_reasons":
             print(f"note: {name}: {value}")
+    if score.notes.get("skip_reasons"):
+        print(f"note: skipped because: {'; '.join(score.notes['skip_reasons'][:3])}")
 
 
 def _run(args) -> int:
@@ -423,6 +447,7 @@ def _run(args) -> int:
     if not Path(args.images).is_dir():  # before anything slow: reading questions, loading the model
         raise TetherError(f"--images {args.images}: no such folder")
     benchmark = get_benchmark(args.benchmark)
+    benchmark.corrected = args.corrected
     items = limit_items(_load_items(args, benchmark), args.limit, args.seed)
     suffixed_already = apply_prompt(items, args.prompt_template, args.prompt_suffix)
     max_new_tokens = args.max_new_tokens or default_max_new_tokens(items)
@@ -461,9 +486,13 @@ def _run(args) -> int:
         progress=not args.no_progress,
         load_settings=ModelLoadSettings(**run_settings["model_load"]),
         extra=run_settings,
+        overwrite=args.overwrite,
     )
     for name, value in score.metrics.items():
         print(f"{name:>16}: {value:.4f}" if isinstance(value, float) else f"{name:>16}: {value}")
+    if score.notes.get("skipped_items"):
+        reasons = "; ".join(score.notes["skip_reasons"][:3])
+        print(f"note: {score.notes['skipped_items']} items skipped: {reasons}")
     print(f"results written to {Path(args.out) / 'results.json'}")
     return 0
 

@@ -3,7 +3,11 @@
 Parsing and scoring follow the official ``eval_tool/calculation.py``: the reply is lower-cased; "yes" or
 "no" exactly, else the first 4 characters decide ("yes" in them -> yes, else "no" in them -> no, else
 "other", which is always wrong). Subtask score = 100 * (accuracy + accuracy+), accuracy+ being the share
-of images whose questions are all right; perception and cognition are sums of their subtask scores.
+of pairs with both answers right; perception and cognition are sums of their subtask scores. Pairs are
+consecutive questions of a subtask, in the order of the eval-tool file (or of the answers, which is the
+order LLaVA's converter writes), as the official tool pairs them: an odd count is refused, as the
+official tool refuses it. ``corrected`` groups the questions by image instead (an image with one
+question is then scored).
 
 Inputs: the official release layout (a folder per subtask with images and ``question\\tYes|No`` txt files,
 flat or under ``questions_answers_YN/``), the official eval-tool layout (a folder of ``<subtask>.txt``
@@ -48,7 +52,8 @@ def parse_mme_answer(text: str) -> str:
 
 
 def mme_metrics(records: list[dict]) -> dict[str, float]:
-    """Per-subtask ``<subtask>/score`` (0-200), ``perception`` and ``cognition`` totals (subtasks present)."""
+    """Per-subtask ``<subtask>/score`` (0-200), ``perception`` and ``cognition`` totals (subtasks present);
+    accuracy+ over the records' ``pair`` groups."""
     by_subtask: dict[str, list[dict]] = {}
     for record in records:
         by_subtask.setdefault(record["subtask"], []).append(record)
@@ -70,6 +75,7 @@ def mme_metrics(records: list[dict]) -> dict[str, float]:
 
 class Mme(Benchmark):
     name = "mme"
+    corrections = ("accuracy+ over each image's questions instead of consecutive pairs of lines",)
 
     def load_items(self, data_path, **_) -> list[EvalItem]:
         """Load ``llava_mme.jsonl``, the release folder or the eval-tool folder (predictions ignored here)."""
@@ -83,14 +89,17 @@ class Mme(Benchmark):
 
     def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:
         require_answers(items, answers)
+        by_id = {item.id: item for item in items}
+        ordered = [by_id[item_id] for item_id in answers if item_id in by_id]
+        pairs = _image_pairs(ordered) if self.corrected else _consecutive_pairs(ordered)
         records = []
-        for item in items:
+        for item, pair in zip(ordered, pairs):
             parsed = parse_mme_answer(answers[item.id])
             records.append(
                 {
                     "id": item.id,
                     "subtask": item.meta["subtask"],
-                    "pair": f"{item.meta['subtask']}/{item.image}",
+                    "pair": pair,
                     "answer": answers[item.id],
                     "parsed": parsed,
                     "label": item.meta["label"],
@@ -100,6 +109,31 @@ class Mme(Benchmark):
         return Score(
             metrics=mme_metrics(records), per_sample=records, metrics_fn=mme_metrics, cluster_key="pair"
         )
+
+
+def _image_pairs(items: list[EvalItem]) -> list[str]:
+    return [f"{item.meta['subtask']}/{item.image}" for item in items]
+
+
+def _consecutive_pairs(items: list[EvalItem]) -> list[str]:
+    """The official pairing: lines 1-2, 3-4, ... of each subtask; an odd count stops the official tool."""
+    position: dict[str, int] = {}
+    pairs = []
+    for item in items:
+        subtask = item.meta["subtask"]
+        k = position[subtask] = position.get(subtask, -1) + 1
+        pairs.append(f"{subtask}/pair{k // 2}")
+    for subtask, last in position.items():
+        if last % 2 == 0:
+            item = [i for i in items if i.meta["subtask"] == subtask][-1]
+            raise DataError(
+                f"subtask '{subtask}' has an odd number of questions ({last + 1}): the official tool pairs "
+                "consecutive questions and refuses this (an image with one question?); --corrected "
+                "groups questions by image",
+                item.meta.get("file"),
+                item.meta.get("line"),
+            )
+    return pairs
 
 
 def occurrence_ids(raw_ids: list[str]) -> list[str]:
@@ -134,6 +168,7 @@ def _load_llava_jsonl(path: Path) -> list[EvalItem]:
                 meta={
                     "subtask": record["category"],
                     "label": "yes" if occurrence == 1 else "no",
+                    "file": str(path),
                     "line": line,
                 },
             )
@@ -153,7 +188,7 @@ def load_eval_tool(folder) -> tuple[list[EvalItem], dict[str, str]]:
     for txt in sorted(folder.glob("*.txt")):
         subtask = txt.stem
         rows = []
-        for line_no, raw in enumerate(read_text_lines(txt), start=1):
+        for line_no, raw in enumerate(_official_lines(txt), start=1):
             if not raw.strip():
                 continue
             parts = raw.split("\t")
@@ -169,13 +204,20 @@ def load_eval_tool(folder) -> tuple[list[EvalItem], dict[str, str]]:
                     image=f"{subtask}/{image}",
                     prompt=question,
                     kind="yesno",
-                    meta={"subtask": subtask, "label": label, "line": line_no},
+                    meta={"subtask": subtask, "label": label, "file": str(txt), "line": line_no},
                 )
             )
             answers[item_id] = prediction
     if not items:
         raise DataError("no MME subtask txt files found", folder)
     return items, answers
+
+
+def _official_lines(path: Path) -> list[str]:
+    """Lines as the official tool's ``readlines()`` gives them: split on line ends only (\\n, \\r\\n,
+    \\r), not on the other Unicode separators (U+2028, U+0085, form feed) that ``splitlines`` uses."""
+    lines = read_text_lines(path, line_ends_only=True)
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _load_release(root: Path) -> list[EvalItem]:
@@ -192,7 +234,7 @@ def _load_release(root: Path) -> list[EvalItem]:
             )
             if image is None:
                 raise DataError("no image with this name", txt)
-            for line_no, raw in enumerate(read_text_lines(txt), start=1):
+            for line_no, raw in enumerate(_official_lines(txt), start=1):
                 if not raw.strip():
                     continue
                 parts = raw.split("\t")
@@ -205,7 +247,12 @@ def _load_release(root: Path) -> list[EvalItem]:
                         image=relative,
                         prompt=parts[0],
                         kind="yesno",
-                        meta={"subtask": subtask, "label": _label(parts[1], txt, line_no), "line": line_no},
+                        meta={
+                            "subtask": subtask,
+                            "label": _label(parts[1], txt, line_no),
+                            "file": str(txt),
+                            "line": line_no,
+                        },
                     )
                 )
     if not items:
@@ -222,17 +269,33 @@ def _label(text: str, path, line: int) -> str:
 
 
 def align_mme_answers(items: list[EvalItem], answer_lines, answers_path) -> dict[str, str]:
-    """Key LLaVA-style MME answers like the items: the k-th answer with a question_id is ``id#k``.
-
-    When an answer carries the question (``prompt``), it must be the question it is matched to.
-    """
-    prompts = {item.id: item.prompt for item in items}
-    answers = {}
-    for item_id, answer in zip(occurrence_ids([a.id for a in answer_lines]), answer_lines):
-        if item_id not in prompts:
-            raise DataError(f"answer for unknown question '{item_id}'", answers_path, answer.line)
+    """Key LLaVA-style MME answers like the items, in the answers' order (the order the official chain
+    scores them in). An answer that carries its question (``prompt``) is matched to the question of its
+    image with that text, as LLaVA's ``convert_answer_to_mme.py`` matches it to the answer key; one
+    without is the k-th question of its image for the k-th answer with its ``question_id``."""
+    by_image: dict[str, list[EvalItem]] = {}
+    for item in items:
+        by_image.setdefault(item.id.rsplit("#", 1)[0], []).append(item)
+    answers: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    for answer in answer_lines:
+        questions = by_image.get(answer.id)
+        if questions is None:
+            raise DataError(f"answer for unknown question '{answer.id}'", answers_path, answer.line)
+        seen[answer.id] = seen.get(answer.id, 0) + 1
         prompt = answer.record.get("prompt")
-        if isinstance(prompt, str) and prompt != prompts[item_id]:
-            raise DataError(f"answer's prompt differs from question '{item_id}'", answers_path, answer.line)
-        answers[item_id] = answer.text
+        if isinstance(prompt, str):
+            matches = [q for q in questions if q.prompt == prompt]
+            if not matches:
+                raise DataError(
+                    f"answer's prompt is none of the questions of image '{answer.id}'", answers_path, answer.line
+                )
+        else:
+            matches = questions[seen[answer.id] - 1 : seen[answer.id]]
+            if not matches:
+                raise DataError(f"more answers than questions for '{answer.id}'", answers_path, answer.line)
+        question = matches[0]
+        if question.id in answers:
+            raise DataError(f"second answer to question '{question.id}'", answers_path, answer.line)
+        answers[question.id] = answer.text
     return answers

@@ -207,6 +207,8 @@ def align_answers_by_line_order(
     An answer's split is looked up by its id (as LLaVA's ``eval_pope.py`` does for the combined file);
     with a single-split question file every answer belongs to it. Returns the answers keyed by the id of
     the question they are scored against, and how many answers carried a different id than that question.
+    A skipped answer line (``text`` None, from ``read_answer_lines(keep_skipped=True)``) keeps its place:
+    its question is left out of the answers, to be skipped with it.
     """
     by_id = {item.id: item for item in items}
     categories = {item.meta["category"] for item in items}
@@ -222,6 +224,12 @@ def align_answers_by_line_order(
             answer_groups[next(iter(categories))].append(answer)
         elif answer.id in by_id:
             answer_groups[by_id[answer.id].meta["category"]].append(answer)
+        elif answer.id is None:
+            raise DataError(
+                "a skipped answer without a question_id has no split to skip it in (use --match id)",
+                answers_path,
+                answer.line,
+            )
         elif not filtered:
             raise DataError(f"answer for unknown question_id '{answer.id}'", answers_path, answer.line)
     answers: dict[str, str] = {}
@@ -234,6 +242,7 @@ def align_answers_by_line_order(
                 f"{len(got)} answers but {len(group)} questions of category '{category}'", answers_path, where
             )
         for item, answer in zip(group, got):
-            answers[item.id] = answer.text
+            if answer.text is not None:
+                answers[item.id] = answer.text
             id_mismatches += answer.id != item.id
     return answers, id_mismatches

@@ -4,7 +4,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from tether.data.io import read_json, write_json
+from tether.data.io import is_readable_file, read_json, readable, write_json
 from tether.errors import DataError
 from tether.eval.benchmark import Score
 from tether.provenance import environment
@@ -16,11 +16,10 @@ SAMPLES_FILE = "samples.jsonl"
 def file_sha256(path) -> str | None:
     if path is None:
         return None
-    path = Path(path)
-    if not path.is_file():
+    if not is_readable_file(path):
         return None  # a folder (MME layouts) has no single digest
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(readable(path), "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -50,6 +49,7 @@ def write_results(
         "interval_method": f"percentile bootstrap over samples, 95%, {n_resamples} resamples, seed {seed}",
         "n_samples": len(score.per_sample),
         "notes": score.notes,
+        "scoring": score.scoring,
         "model": model,
         "data": _data_record(data_file, data_version),
         "decoding": decoding or {},

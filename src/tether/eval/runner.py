@@ -19,6 +19,7 @@ Every input is checked before the model loads: the images folder and each item's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import defaultdict
@@ -29,7 +30,8 @@ import torch
 from tether.data.images import open_image, resolve_under
 from tether.data.io import SkipLog, append_jsonl
 from tether.errors import DataError, TetherError
-from tether.eval.results import SAMPLES_FILE, write_results
+from tether.eval.results import RESULTS_FILE, SAMPLES_FILE, write_results
+from tether.fingerprints import MARKER, claim_output, file_identity, model_identity
 from tether.models.decoding import DecodingSettings
 from tether.models.placement import ModelLoadSettings, placement_record
 from tether.models.vllm_backend import BACKENDS, generator
@@ -98,12 +100,15 @@ def run_benchmark(
     backend: str = "hf",
     load_settings: ModelLoadSettings | None = None,
     extra: dict | None = None,
+    overwrite: bool = False,
 ):
     """Answer ``items`` with the model, score them with ``benchmark`` and write results to ``out_dir``.
 
     ``backend`` generates through Hugging Face (``hf``) or vLLM (``vllm``, generate mode only);
     ``load_settings`` places the model (device, dtype, attention); where it ran is recorded in
-    ``results.json`` (``extra.model_placement``), beside anything given in ``extra``."""
+    ``results.json`` (``extra.model_placement``), beside anything given in ``extra``. ``out_dir`` records
+    what its answers come from (``fingerprint.json``): a rerun with the same model, placement, items, mode,
+    decoding and judge resumes; another one is refused unless ``overwrite``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings, default_batch = _decoding(decoding)
@@ -119,6 +124,16 @@ def run_benchmark(
     if benchmark.needs_judge and judge is None:
         raise TetherError(f"{benchmark.name} needs a judge (see --judge-* options)")
 
+    model_name = str(model_path) if model_path is not None else getattr(vlm, "path", None)
+    claim_output(
+        out_dir / MARKER,
+        answer_inputs(
+            benchmark, items, model_name, data_file, images_root, mode, backend, settings, judge, load_settings
+        ),
+        produced=[out_dir / SAMPLES_FILE, out_dir / RESULTS_FILE],
+        overwrite=overwrite,
+        what="answers",
+    )
     samples_path = out_dir / SAMPLES_FILE
     stored = read_finished_records(samples_path)
     answers = {key: record["answer"] for key, record in stored.items()}
@@ -159,11 +174,11 @@ def run_benchmark(
         if judge is not None
         else benchmark.score(scored_items, answers)
     )
+    score.scoring = benchmark.scoring()
     if skips.skipped:
         score.notes["skipped_items"] = skips.skipped
         score.notes["skip_reasons"] = skips.reasons
     _add_item_fields(score.per_sample, scored_items, stored)
-    model_name = str(model_path) if model_path is not None else getattr(vlm, "path", None)
     extra = dict(extra or {})
     if vlm is not None and hasattr(vlm, "model"):
         extra["model_placement"] = placement_record(vlm.model)
@@ -182,6 +197,29 @@ def run_benchmark(
         extra=extra,
     )
     return score
+
+
+def answer_inputs(
+    benchmark, items, model_name, data_file, images_root, mode, backend, settings, judge, load_settings=None
+) -> dict:
+    """What the answers of a run depend on (the evaluation folder's fingerprint). The batch size is left
+    out (batched answers equal batch-of-one answers), and so is decoding in fast mode (no decoding)."""
+    items_digest = hashlib.sha256(
+        json.dumps([[item.id, item.image, item.prompt] for item in items]).encode()
+    ).hexdigest()
+    return {
+        "benchmark": benchmark.name,
+        "model": model_identity(model_name),
+        "data": file_identity(data_file),
+        "items": {"count": len(items), "sha256": items_digest},
+        "images": str(images_root),
+        "mode": mode,
+        "backend": backend,
+        "decoding": settings.to_dict() if mode == "generate" else None,
+        "judge": _judge_record(judge),
+        # device, dtype and attention kernel change the answers' numerics; recorded only when asked for
+        **({"model_load": load_settings.load_options()} if load_settings is not None else {}),
+    }
 
 
 def _decoding(decoding) -> tuple[DecodingSettings, int]:

@@ -4,8 +4,12 @@ Follows HA-DPO's ``shr_eval``: the description is split on '.', stripped, and a 
 (or is contained in) an earlier one is dropped; the judge sees them numbered. Its reply must contain a
 "Judgement:" line followed by one line per sentence ("1. hallucination: reason"); the label is the text
 before the first ':' with the number dropped. If the number of labels differs from the number of
-sentences the whole image is dropped (the official behaviour), and counted in ``dropped_images``.
-SHR = hallucinated / (hallucination + correct + cannot judge), pooled over sentences.
+sentences, the image's sentences stay unlabelled (the official behaviour): they count in
+``sents_per_image`` but in no ratio, and the image counts in the per-image averages, as does an image
+whose description has no sentence; ``misaligned_images`` counts them. ``corrected`` drops both kinds of
+image from the averages instead. A reply without a "Judgement:" line (the official script crashes on
+it) counts as misaligned. SHR = hallucinated / (hallucination + correct + cannot judge), pooled over
+sentences.
 
 Items (tether's format, JSONL one per image): ``{"image_id", "image", "prompt", "facts": [region
 descriptions], "factual": [optional extra facts]}``.
@@ -45,15 +49,17 @@ def parse_shr_judgement(reply: str, n_sentences: int) -> list[str] | None:
 
 
 def shr_metrics(records: list[dict]) -> dict[str, float]:
-    """Pooled over the sentences of aligned images whose label is one of the three known ones."""
+    """Ratios pooled over sentences whose label is one of the three known ones; per-image averages over
+    every image with a record (an image without sentences has one record with no sentence)."""
     judged = [r for r in records if r["label"] in LABELS]
     hallucinated = [r for r in judged if r["label"] == "hallucination"]
     images = {r["image_id"] for r in records}
+    sentences = [r for r in records if r["sentence"] is not None]
     return {
         "shr": safe_div(len(hallucinated), len(judged)),
         "hal_words_ratio": safe_div(sum(r["words"] for r in hallucinated), sum(r["words"] for r in judged)),
         "hal_sents_per_image": safe_div(len(hallucinated), len(images)),
-        "sents_per_image": safe_div(len(records), len(images)),
+        "sents_per_image": safe_div(len(sentences), len(images)),
         "n_sentences": len(judged),
         "n_images": len(images),
     }
@@ -62,6 +68,10 @@ def shr_metrics(records: list[dict]) -> dict[str, float]:
 class Shr(Benchmark):
     name = "shr"
     needs_judge = True
+    corrections = (
+        "images whose judgement does not align with their sentences, or without a sentence, are left "
+        "out of the per-image averages",
+    )
 
     def load_items(self, data_path, **_) -> list[EvalItem]:
         items = []
@@ -92,21 +102,26 @@ class Shr(Benchmark):
             raise TetherError("SHR needs a judge (or score existing judge replies with score_judgements)")
         require_answers(items, answers)
         replies = {item.id: judge.shr(item, answers[item.id]) for item in items}
-        return score_judgements(items, answers, replies)
+        return score_judgements(items, answers, replies, corrected=self.corrected)
 
 
-def score_judgements(items: list[EvalItem], answers: dict[str, str], replies: dict[str, str]) -> Score:
-    """Score judge replies keyed by image id; misaligned images are dropped, as in HA-DPO."""
-    records, dropped = [], []
+def score_judgements(
+    items: list[EvalItem], answers: dict[str, str], replies: dict[str, str], corrected: bool = False
+) -> Score:
+    """Score judge replies keyed by image id, as HA-DPO's ``get_metric`` (``corrected``: see Shr)."""
+    records, misaligned = [], []
     for item in items:
         if item.id not in replies:
             raise TetherError(f"no judge reply for image '{item.id}'")
         sentences = split_sentences(answers[item.id])
         labels = parse_shr_judgement(replies[item.id], len(sentences))
-        if labels is None:
-            dropped.append(item.id)
-            continue
-        for n, (sentence, label) in enumerate(zip(sentences, labels), start=1):
+        if labels is None or not sentences:
+            misaligned.append(item.id)
+            if corrected:
+                continue
+        if not sentences:  # the image still counts in the per-image averages
+            records.append({"id": f"{item.id}#0", "image_id": item.id, "sentence": None, "label": None})
+        for n, (sentence, label) in enumerate(zip(sentences, labels or [None] * len(sentences)), start=1):
             records.append(
                 {
                     "id": f"{item.id}#{n}",
@@ -121,5 +136,5 @@ def score_judgements(items: list[EvalItem], answers: dict[str, str], replies: di
         per_sample=records,
         metrics_fn=shr_metrics,
         cluster_key="image_id",
-        notes={"dropped_images": len(dropped), "dropped_ids": dropped[:20]},
+        notes={"misaligned_images": len(misaligned), "misaligned_ids": misaligned[:20]},
     )

@@ -1,88 +1,191 @@
-"""Offline word normalisation for caption scorers (CHAIR, AMBER generative).
+"""Word normalisation for caption scorers (CHAIR, AMBER generative), as the reference pipelines do it.
 
-The reference scorers use NLTK's tokenizer + POS tagger + WordNet lemmatizer (OPERA, AMBER) or
-pattern.en's singularize (the original CHAIR). Neither's data installs offline, so tether uses a
-documented rule normaliser instead: a regex tokenizer close to NLTK's for plain English, and a
-vocabulary-aware singulariser: a word already in the scorer's vocabulary stays as it is ("bus", "glass"
-are not turned into "bu", "glas"), irregular plurals map through a table, and the suffix rules below
-are tried in order, preferring a result that is in the vocabulary. Only vocabulary words matter to the
-scorers, so the deviation from the reference is confined to words the two normalisers treat differently
-(measured in docs/evaluation.md).
+Tokenisation is NLTK's ``word_tokenize`` (Punkt sentence splitting, then NLTK's Treebank-style word
+tokenizer), which the reference scorers call: "men's" becomes "men" + "'s", "forks/spoons" stays one
+token. Punkt runs untrained here (its trained parameters are NLTK data, which does not install from
+PyPI); on captions the only difference is a period after an abbreviation ("Mr.") ending a sentence.
+
+The original CHAIR singularises every token with pattern.en's ``singularize`` (Pattern 2.6). No
+installable package provides it on Python 3 (``Pattern`` on PyPI is another project, ``pattern3`` does
+not import), so ``pattern_singularize`` re-implements its rules: the same lists and suffix rules, in the
+same order, with pattern's own errors ("bus" -> "bu", "ties" -> "ty", "glasses" -> "glass"), since the
+published CHAIR numbers contain them. ``corrected_singularize`` fixes those errors for a given vocabulary.
 """
 
 import re
+from functools import lru_cache
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[^\sa-z0-9]")
+from nltk.tokenize import NLTKWordTokenizer, PunktSentenceTokenizer
 
-IRREGULAR_PLURALS = {
-    "people": "person",
-    "men": "man",
-    "women": "woman",
+_SENTENCES = PunktSentenceTokenizer()
+_WORDS = NLTKWordTokenizer()
+
+
+def tokenize(text: str, lower: bool = True) -> list[str]:
+    """NLTK ``word_tokenize`` of the text, lower-cased first as CHAIR does (AMBER does not)."""
+    if lower:
+        text = text.lower()
+    return [token for sentence in _SENTENCES.tokenize(text) for token in _WORDS.tokenize(sentence)]
+
+
+# ---- pattern.en's singulariser --------------------------------------------------------------------
+# The tables below are pattern.en's, as its code uses them. Three of its lists miss a comma, so two
+# names run together ("wildebeestcarp", "watercheese", "zombiebogie"); two "ie" entries start with a
+# literal "^" that never matches. Both quirks change outputs ("carp", "ties") and are kept.
+
+_PREPOSITIONS = frozenset(
+    "about before during of till above behind except off to across below for on under after beneath "
+    "from onto until among beside in out unto around besides into over upon at between near since with "
+    "athwart betwixt".split()
+)
+_UNINFLECTED = frozenset(
+    "bison debris headquarters pincers trout bream diabetes herpes pliers tuna breeches djinn high-jinks "
+    "proceedings whiting britches eland homework rabies wildebeestcarp elk innings salmon chassis "
+    "flounder jackanapes scissors christmas gallows mackerel series clippers georgia measles shears cod "
+    "graffiti mews species contretemps mumps swine corps news swiss".split()
+)
+_UNCOUNTABLE = frozenset(
+    "advice equipment happiness luggage news software bread fruit information mathematics progress "
+    "understanding butter furniture ketchup mayonnaise research watercheese garbage knowledge meat rice "
+    "electricity gravel love mustard sand".split()
+)
+_IE_WORDS = frozenset(
+    "alergie cutie hoagie newbie softie veggie auntie doggie hottie nightie sortie weenie beanie eyrie "
+    "indie oldie stoolie yuppie birdie freebie junkie ^pie sweetie zombiebogie goonie laddie pixie "
+    "techie bombie groupie laramie quickie ^tie collie hankie lingerie reverie toughie cookie hippie "
+    "meanie rookie valkyrie".split()
+)
+_IRREGULAR = {
+    "atlantes": "atlas",
+    "atlases": "atlas",
+    "axes": "axe",
+    "beeves": "beef",
+    "brethren": "brother",
     "children": "child",
-    "mice": "mouse",
-    "geese": "goose",
+    "corpora": "corpus",
+    "corpuses": "corpus",
+    "ephemerides": "ephemeris",
     "feet": "foot",
-    "teeth": "tooth",
-    "knives": "knife",
-    "wives": "wife",
+    "ganglia": "ganglion",
+    "geese": "goose",
+    "genera": "genus",
+    "genii": "genie",
+    "graffiti": "graffito",
+    "helves": "helve",
+    "kine": "cow",
     "leaves": "leaf",
     "loaves": "loaf",
-    "shelves": "shelf",
-    "halves": "half",
-    "calves": "calf",
-    "wolves": "wolf",
-    "scarves": "scarf",
+    "men": "man",
+    "mongooses": "mongoose",
+    "monies": "money",
+    "moves": "move",
+    "mythoi": "mythos",
+    "numena": "numen",
+    "occipita": "occiput",
+    "octopodes": "octopus",
+    "opera": "opus",
+    "opuses": "opus",
+    "our": "my",
     "oxen": "ox",
-    "cacti": "cactus",
-    "policemen": "policeman",
-    "firemen": "fireman",
-    "gentlemen": "gentleman",
-    "servicemen": "serviceman",
-    "grandchildren": "grandchild",
-    "sheep": "sheep",
-    "deer": "deer",
-    "fish": "fish",
-    "species": "species",
-    "series": "series",
+    "penes": "penis",
+    "penises": "penis",
+    "people": "person",
+    "sexes": "sex",
+    "soliloquies": "soliloquy",
+    "teeth": "tooth",
+    "testes": "testis",
+    "trilbys": "trilby",
+    "turves": "turf",
+    "zoa": "zoon",
 }
+# (pattern, replacement), first match wins. Most are case-insensitive in pattern; the "-ves" rules
+# without a flag are case-sensitive there, which only matters for upper-case input.
+_I = re.IGNORECASE
+_RULES = [
+    (re.compile(p, flags), r)
+    for p, r, flags in (
+        (r"(.)ae$", r"\1a", _I),
+        (r"(.)itis$", r"\1itis", _I),
+        (r"(.)eaux$", r"\1eau", _I),
+        (r"(quiz)zes$", r"\1", _I),
+        (r"(matr)ices$", r"\1ix", _I),
+        (r"(ap|vert|ind)ices$", r"\1ex", _I),
+        (r"^(ox)en", r"\1", _I),
+        (r"(alias|status)es$", r"\1", _I),
+        (r"([octop|vir])i$", r"\1us", _I),  # a character class in pattern, not two words
+        (r"(cris|ax|test)es$", r"\1is", _I),
+        (r"(shoe)s$", r"\1", _I),
+        (r"(o)es$", r"\1", _I),
+        (r"(bus)es$", r"\1", _I),
+        (r"([m|l])ice$", r"\1ouse", _I),
+        (r"(x|ch|ss|sh)es$", r"\1", _I),
+        (r"(m)ovies$", r"\1ovie", _I),
+        (r"(.)ombies$", r"\1ombie", _I),
+        (r"(s)eries$", r"\1eries", _I),
+        (r"([^aeiouy]|qu)ies$", r"\1y", _I),
+        (r"([aeo]l)ves$", r"\1f", 0),
+        (r"([^d]ea)ves$", r"\1f", 0),
+        (r"arves$", "arf", 0),
+        (r"erves$", "erve", 0),
+        (r"([nlw]i)ves$", r"\1fe", 0),
+        (r"([lr])ves$", r"\1f", _I),
+        (r"([aeo])ves$", r"\1ve", 0),
+        (r"(sive)s$", r"\1", _I),
+        (r"(tive)s$", r"\1", _I),
+        (r"(hive)s$", r"\1", _I),
+        (r"([^f])ves$", r"\1fe", _I),
+        (r"(^analy)ses$", r"\1sis", _I),
+        (r"((a)naly|(b)a|(d)iagno|(p)arenthe|(p)rogno|(s)ynop|(t)he)ses$", r"\1\2sis", _I),
+        (r"(.)opses$", r"\1opsis", _I),
+        (r"(.)yses$", r"\1ysis", _I),
+        (r"(h|d|r|o|n|b|cl|p)oses$", r"\1ose", _I),
+        (r"(fruct|gluc|galact|lact|ket|malt|rib|sacchar|cellul)ose$", r"\1ose", _I),
+        (r"(.)oses$", r"\1osis", _I),
+        (r"([ti])a$", r"\1um", _I),
+        (r"(n)ews$", r"\1ews", _I),
+        (r"s$", "", _I),
+    )
+]
 
-# (suffix, replacement), tried in order; "es" forms before the plain "s".
-_SUFFIX_RULES = (
-    ("ies", "y"),
-    ("ves", "f"),
-    ("ves", "fe"),
-    ("sses", "ss"),
-    ("ches", "ch"),
-    ("shes", "sh"),
-    ("xes", "x"),
-    ("zes", "z"),
-    ("oes", "o"),
-    ("ses", "s"),
-    ("s", ""),
-)
+
+@lru_cache(maxsize=65536)
+def pattern_singularize(word: str) -> str:
+    """pattern.en's ``singularize(word)`` (Pattern 2.6 rules), errors included: "bus" -> "bu"."""
+    if "-" in word:
+        head, *rest = word.split("-")
+        if rest and rest[0] in _PREPOSITIONS:  # "mothers-in-law" -> "mother-in-law"
+            return "-".join([pattern_singularize(head), *rest])
+    if word.endswith("'"):  # "dogs'" -> "dog's"
+        return pattern_singularize(word[:-1]) + "'s"
+    lower = word.lower()
+    # pattern tests whether a listed word *ends with* the input, so "ears" (from "shears") stays.
+    if any(listed.endswith(lower) for listed in _UNINFLECTED | _UNCOUNTABLE):
+        return word
+    if any(lower.endswith(ie_word + "s") for ie_word in _IE_WORDS):
+        return lower
+    for plural, singular in _IRREGULAR.items():
+        if lower.endswith(plural):
+            return re.sub(f"(?i){plural}$", singular, word)
+    for rule, replacement in _RULES:
+        match = rule.search(word)
+        if match:
+            # pattern drops references to groups that did not take part in the match.
+            for k, group in enumerate(match.groups(), start=1):
+                if group is None:
+                    replacement = replacement.replace(f"\\{k}", "")
+            return rule.sub(replacement, word)
+    return word
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-case word and punctuation tokens ("child's" stays one token, "t-shirt" too)."""
-    return _TOKEN.findall(text.lower())
-
-
-def singularize(word: str, vocabulary=frozenset()) -> str:
-    """Singular of ``word``, preferring forms in ``vocabulary``; words in it are returned unchanged."""
+def corrected_singularize(word: str, vocabulary=frozenset()) -> str:
+    """pattern's singular with its errors fixed for ``vocabulary``: a word in it stays as it is ("bus"),
+    and a plural whose pattern singular misses it falls back to the plain -s/-es/-ies forms ("ties")."""
     if word in vocabulary:
         return word
-    if word in IRREGULAR_PLURALS:
-        return IRREGULAR_PLURALS[word]
-    if word.endswith("'s"):
-        word = word[:-2]
-        if word in vocabulary:
-            return word
-    if len(word) <= 3 or word.endswith(("ss", "us", "is")):
-        return word
-    candidates = [
-        word[: -len(suffix)] + replacement for suffix, replacement in _SUFFIX_RULES if word.endswith(suffix)
-    ]
-    for candidate in candidates:
+    singular = pattern_singularize(word)
+    if singular in vocabulary or not word.endswith("s"):
+        return singular
+    for candidate in (word[:-1], word[:-2], word[:-3] + "y"):
         if candidate in vocabulary:
             return candidate
-    return candidates[0] if candidates else word
+    return singular

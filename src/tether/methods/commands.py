@@ -45,6 +45,12 @@ def register(subparsers) -> None:
     for verb, (module_name, help_text) in TRAIN_VERBS.items():
         sub = verbs.add_parser(verb, help=help_text, description=help_text)
         add_set_option(sub)
+        sub.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace a run in the output folder made with other settings, model or data (without it "
+            "such a rerun is refused; the same inputs resume, and a finished run is left as it is)",
+        )
         _add_launcher_options(sub)
         module = importlib.import_module(module_name)
         module.configure(sub)
@@ -69,6 +75,8 @@ def _add_launcher_options(parser) -> None:
 
 def _launching(run):
     def handler(args) -> int:
+        if args.overwrite:
+            args.overrides.append("train.overwrite=true")
         if args.launcher == "none" or "LOCAL_RANK" in os.environ:
             return run(args)
         return _relaunch(args)

@@ -44,10 +44,11 @@ import torch.nn.functional as F
 
 from tether.data.hf_dataset import image_file_stat
 from tether.data.images import open_image
-from tether.data.preference import PreferenceRecord
+from tether.data.preference import DEFAULT_IMAGE_PATTERN, PreferenceRecord
 from tether.errors import TetherError
 from tether.methods.dpo_loss import dpo_sigmoid_loss
 from tether.methods.noise import noise_hook
+from tether.methods.run_record import start_output, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
 
@@ -62,7 +63,7 @@ class DPOData:
     train: list[str] = field(default_factory=list)  # preference files (any format of tether.data.preference)
     format: str = "auto"
     images: str = "."  # root that image paths are relative to
-    image_pattern: str = "{image_id}.jpg"  # HA-DPO image ids -> file names under `images`
+    image_pattern: str = DEFAULT_IMAGE_PATTERN  # HA-DPO image ids -> file names under `images` (logged)
     max_length: int | None = None  # per branch (prefix + response); cuts responses only
     skip_invalid: bool = False
     sft_train: list[str] = field(
@@ -381,12 +382,10 @@ def reference_fingerprint(
     model_path, dtype: str, pairs: Sequence[PreferenceRecord], images_root, max_length: int | None
 ) -> str:
     """Hash of what reference log-probs depend on: checkpoint files, dtype, pairs, their images, max_length."""
+    from tether.fingerprints import model_digest
+
     digest = hashlib.sha256(CACHE_VERSION.encode())
-    model_dir = Path(model_path)
-    for path in sorted(p for p in model_dir.iterdir() if p.is_file()):
-        digest.update(path.name.encode())
-        with open(path, "rb") as f:
-            digest.update(hashlib.file_digest(f, "sha256").digest())
+    digest.update(bytes.fromhex(model_digest(model_path)))
     digest.update(json.dumps({"dtype": dtype, "max_length": max_length}).encode())
     root = Path(images_root)
     seen: set[str] = set()
@@ -456,10 +455,12 @@ def load_pairs(config: DPOConfig, skips) -> list[PreferenceRecord]:
             skip_invalid=config.data.skip_invalid,
             skips=skips,
             image_pattern=config.data.image_pattern,
+            images=config.data.images,
         )
     ]
 
 
+@training_run("train dpo")
 def train_dpo(config: DPOConfig):
     """Run DPO from a config; returns the folder of the exported (merged, loadable) model."""
     from tether.data.io import SkipLog
@@ -473,15 +474,20 @@ def train_dpo(config: DPOConfig):
         raise TetherError(f"dpo.sft_target must be 'chosen' or 'data', got {settings.sft_target!r}")
     skips = SkipLog()
     pairs = load_pairs(config, skips)
-    if not pairs:
-        raise TetherError("no preference pairs to train on")
+    skips.require(pairs, "no preference pairs to train on")
     sft_records = []
     if settings.sft_weight and settings.sft_target == "data":
         from tether.data.sft import load_sft_records
 
         if not config.data.sft_train:
             raise TetherError("dpo.sft_target is 'data' but data.sft_train lists no files")
-        sft_records = [r for p in config.data.sft_train for r in load_sft_records(p, skips=skips)]
+        sft_records = [
+            r
+            for p in config.data.sft_train
+            for r in load_sft_records(
+                p, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+            )
+        ]
     torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     from tether.methods.noise import training_noise
@@ -498,6 +504,7 @@ def train_dpo(config: DPOConfig):
     fingerprint = reference_fingerprint(
         config.model.path, config.model.dtype, pairs, config.data.images, config.data.max_length
     )
+    start_output(config.train.output_dir)
     ref_chosen, ref_rejected, cache_path, cache_hit = cached_reference_logprobs(
         vlm,
         pairs,
@@ -536,4 +543,5 @@ def train_dpo(config: DPOConfig):
                 "reference_fingerprint": fingerprint,
             },
         )
+    skips.report()
     return out

@@ -33,6 +33,7 @@ from tether.data.sft import SFTRecord
 from tether.errors import TetherError
 from tether.methods.dpo import packed_hidden_states, supports_packing
 from tether.methods.hacl_loss import TEMPERATURE_INIT, LearnableTemperature, hacl_contrastive_loss
+from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.methods.sft import SFTData, SFTModule, next_token_loss
 from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
@@ -299,6 +300,7 @@ def gather_across_processes(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
+@training_run("train hacl")
 def train_hacl(config: HACLConfig):
     """Run HACL from a config; returns the folder of the exported model (heads saved beside the run)."""
     from pathlib import Path
@@ -319,7 +321,9 @@ def train_hacl(config: HACLConfig):
     records = [
         r
         for path in config.data.train
-        for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
+        for r in load_sft_records(
+            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+        )
     ]
     text_only = sum(r.image is None for r in records)
     records = [r for r in records if r.image is not None]  # contrast needs an image
@@ -329,6 +333,7 @@ def train_hacl(config: HACLConfig):
         for p in load_negatives(path, skip_invalid=config.data.skip_invalid, skips=skips)
     ]
     examples = attach_negatives(records, pairs)
+    skips.require(examples, "no captioned images to train on")
     with_negative = sum(e.negative is not None for e in examples)
     if config.data.negatives and with_negative == 0:
         raise TetherError(
@@ -372,4 +377,5 @@ def train_hacl(config: HACLConfig):
                 "skip_reasons": skips.reasons,
             },
         )
+    skips.report()
     return out

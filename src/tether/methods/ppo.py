@@ -50,6 +50,7 @@ from tether.methods.ppo_loss import (
     shaped_rewards,
     value_loss,
 )
+from tether.methods.run_record import start_output, training_run
 from tether.methods.settings import LoraSettings, ModelSettings, TrainSettings
 from tether.models import DecodingSettings, ModelBatch, VisionLanguageModel
 
@@ -489,6 +490,7 @@ def sample_indices(n: int, batch_size: int, seed: int) -> list[int]:
     return torch.randint(n, (batch_size,), generator=generator).tolist()
 
 
+@training_run("train ppo")
 def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     """Run PPO from a config; returns the folder of the exported (merged, loadable) policy.
 
@@ -515,13 +517,17 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
         r
         for path in config.data.train
         for r in load_prompt_records(
-            path, captions=captions, skip_invalid=config.data.skip_invalid, skips=skips
+            path,
+            captions=captions,
+            skip_invalid=config.data.skip_invalid,
+            skips=skips,
+            images=config.data.images,
         )
     ]
-    if not records:
-        raise TetherError("no PPO prompts to train on")
+    skips.require(records, "no PPO prompts to train on")
     runner = PPORunner(config, score_fn)
     out_dir = Path(config.train.output_dir)
+    start_output(out_dir)
     start, history = 0, []
     last = last_complete_checkpoint(out_dir, PPO_STATE) if config.train.resume and out_dir.is_dir() else None
     if last:
@@ -574,4 +580,5 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
                 "model_placement": placement_record(runner.policy.base_model),
             },
         )
+    skips.report()
     return out

@@ -20,6 +20,7 @@ import torch
 from tether.data.images import open_image
 from tether.data.rlhf import PreferenceRecord
 from tether.methods.reward_loss import pairwise_reward_loss
+from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
 
@@ -215,6 +216,7 @@ def evaluate_reward_model(
     }
 
 
+@training_run("train reward", output="reward_model")
 def train_reward(config: RewardConfig) -> Path:
     """Train a reward model from a config; returns the reward-model folder (``<output_dir>/reward_model``)."""
     from tether.data.io import SkipLog
@@ -235,11 +237,16 @@ def train_reward(config: RewardConfig) -> Path:
             r
             for p in paths
             for r in load_preference_records(
-                p, captions=captions, skip_invalid=config.data.skip_invalid, skips=skips
+                p,
+                captions=captions,
+                skip_invalid=config.data.skip_invalid,
+                skips=skips,
+                images=config.data.images,
             )
         ]
 
     records, held_out = read(config.data.train), read(config.data.eval)
+    skips.require(records, "no preference pairs to train on")
     torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
     vlm = load_for_training(config.model)
     reward_model = RewardModel(vlm, use_facts=config.reward.use_facts)
@@ -272,4 +279,5 @@ def train_reward(config: RewardConfig) -> Path:
                 "eval": evaluation,
             },
         )
+    skips.report()
     return out

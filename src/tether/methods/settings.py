@@ -57,5 +57,7 @@ class TrainSettings:
     deepspeed: str | None = None
     dataloader_num_workers: int = 0
     resume: bool = True  # continue from the newest checkpoint-* in output_dir if there is one
+    # an output_dir holding a run of other settings, model or data is refused unless this replaces it
+    overwrite: bool = False
     progress_bar: bool = True
     extra: dict = field(default_factory=dict)

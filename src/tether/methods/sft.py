@@ -13,6 +13,7 @@ from tether.data.images import open_image
 from tether.data.sft import SFTRecord
 from tether.errors import TetherError
 from tether.methods.noise import noise_hook
+from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
 
@@ -179,6 +180,7 @@ def next_token_loss(
     return {"loss": loss, "metrics": {"token_accuracy": torch.tensor(correct / max(total_tokens, 1))}}
 
 
+@training_run("train sft")
 def train_sft(config: SFTConfig):
     """Run SFT from a config; returns the folder of the exported (merged, loadable) model."""
     from tether.data.io import SkipLog
@@ -192,10 +194,15 @@ def train_sft(config: SFTConfig):
     records = [
         r
         for path in config.data.train
-        for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
+        for r in load_sft_records(
+            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+        )
     ]
+    skips.require(records, "no SFT records to train on")
     extra = {"records": len(records), "skipped": skips.skipped, "skip_reasons": skips.reasons}
-    return fit_sft(config, records, "train sft", timer, extra)
+    out = fit_sft(config, records, "train sft", timer, extra)
+    skips.report()
+    return out
 
 
 def fit_sft(config, records: list[SFTRecord], command: str, timer, extra: dict):

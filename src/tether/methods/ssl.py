@@ -20,6 +20,7 @@ import torch
 from tether.data.io import SkipLog
 from tether.data.sft import SFTRecord
 from tether.methods.noise import NoiseSettings
+from tether.methods.run_record import start_output, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models.decoding import DecodingSettings
 
@@ -67,10 +68,16 @@ class UnlabeledItem:
 
 
 def load_unlabeled_items(
-    path, prompts: Sequence[str] = (), *, skip_invalid: bool = False, skips: SkipLog | None = None
+    path,
+    prompts: Sequence[str] = (),
+    *,
+    skip_invalid: bool = False,
+    skips: SkipLog | None = None,
+    images=None,
 ) -> list[UnlabeledItem]:
-    """Items to pseudo-label; an item without a prompt is expanded to one item per entry of ``prompts``."""
-    from tether.data.io import read_records
+    """Items to pseudo-label; an item without a prompt is expanded to one item per entry of ``prompts``.
+    With ``images`` (the root), an item whose image is missing is a ``path:line`` error."""
+    from tether.data.io import read_records, require_image
     from tether.errors import DataError
 
     items = []
@@ -83,6 +90,11 @@ def load_unlabeled_items(
             problem = "field 'prompt' must be a non-empty string"
         elif prompt is None and not prompts:
             problem = "item has no 'prompt' and pseudo.prompts is empty"
+        elif images is not None:
+            try:
+                require_image(images, image, path, line)
+            except DataError as e:
+                problem = str(e).removeprefix(f"{path}:{line}: ")
         if problem:
             if not skip_invalid:
                 raise DataError(problem, path, line)
@@ -163,6 +175,7 @@ def pseudo_label(
     return [done[(it.image, it.prompt)] for it in items]
 
 
+@training_run("train ssl")
 def train_ssl(config: SSLConfig):
     """Pseudo-label with the teacher, then SFT the noised student on labeled + kept pseudo-labels."""
     from tether.data.sft import load_sft_records
@@ -185,16 +198,23 @@ def train_ssl(config: SSLConfig):
     labeled = [
         r
         for path in config.data.labeled
-        for r in load_sft_records(path, skip_invalid=config.data.skip_invalid, skips=skips)
+        for r in load_sft_records(
+            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+        )
     ]
     items = [
         it
         for path in config.data.unlabeled
         for it in load_unlabeled_items(
-            path, config.pseudo.prompts, skip_invalid=config.data.skip_invalid, skips=skips
+            path,
+            config.pseudo.prompts,
+            skip_invalid=config.data.skip_invalid,
+            skips=skips,
+            images=config.data.images,
         )
     ]
     pseudo_path = Path(config.pseudo.output or Path(config.train.output_dir) / "pseudo_labels.jsonl")
+    start_output(config.train.output_dir)
     teacher = load(config.pseudo.teacher, **config.model.load_options())  # inference: placed at load
     pseudo = pseudo_label(
         teacher, items, config.data.images, pseudo_path, config.pseudo, progress=config.train.progress_bar
@@ -211,4 +231,7 @@ def train_ssl(config: SSLConfig):
         "skipped": skips.skipped,
         "skip_reasons": skips.reasons,
     }
-    return fit_sft(config, labeled + kept, "train ssl", timer, extra)
+    skips.require(labeled + kept, "no labeled records or kept pseudo-labels to train on")
+    out = fit_sft(config, labeled + kept, "train ssl", timer, extra)
+    skips.report()
+    return out

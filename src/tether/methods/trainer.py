@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerState, TrainingArguments
 
 from tether.errors import TetherError
+from tether.methods.run_record import start_output
 from tether.methods.settings import TrainSettings
 
 logger = logging.getLogger(__name__)
@@ -193,6 +194,7 @@ def run_training(
         raise TetherError(f"launched for {expected} processes but training runs in {args.world_size}")
     if settings.gradient_checkpointing:
         enable_activation_checkpointing(module)
+    start_output(settings.output_dir)
     trainer = TetherTrainer(
         model=module, args=args, train_dataset=dataset, data_collator=collator, callbacks=callbacks
     )
@@ -201,6 +203,13 @@ def run_training(
         resume = last_complete_checkpoint(settings.output_dir, "trainer_state.json")
         if resume:
             logger.info("resuming from %s", resume)
+    if resume and _reached_max_steps(resume, args.max_steps):
+        # the run was stopped after its last checkpoint: the Trainer would take one more step past max_steps
+        # (mid-epoch), so the checkpoint's weights and state are taken as they are
+        logger.info("%s reached max_steps=%d: loaded, not trained further", resume, args.max_steps)
+        trainer._load_from_checkpoint(resume)
+        trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+        return trainer
     trainer.train(resume_from_checkpoint=resume)
     return trainer
 
@@ -249,6 +258,13 @@ def checkpointing_in_eval_mode(module: torch.nn.Module):
     finally:
         for layer, mode in zip(layers, modes):
             layer.training = mode
+
+
+def _reached_max_steps(checkpoint: str, max_steps: int) -> bool:
+    if max_steps <= 0:
+        return False
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return state.get("global_step", 0) >= max_steps
 
 
 def last_complete_checkpoint(output_dir, last_file: str) -> str | None:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tether.data.images import open_image
 from tether.data.io import SkipLog, parse_records, require_fields
 from tether.errors import DataError, TetherError
+from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import VisionLanguageModel
 
@@ -49,8 +50,10 @@ class LabelledImage:
     regions: list[tuple[list[float], list[str]]] = field(default_factory=list)
 
 
-def load_labelled_images(path, skip_invalid=False, skips: SkipLog | None = None) -> list[LabelledImage]:
-    return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips)
+def load_labelled_images(
+    path, skip_invalid=False, skips: SkipLog | None = None, images=None
+) -> list[LabelledImage]:
+    return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips, images=images)
 
 
 def _parse(raw: dict, path, line: int) -> LabelledImage:
@@ -149,6 +152,7 @@ class VisionModule(torch.nn.Module):
         return {"loss": loss, "metrics": {"exact_match": exact}}
 
 
+@training_run("train vision")
 def train_vision(config: VisionConfig):
     """Pretrain the vision tower; returns the exported model folder (the head is saved beside it)."""
     from safetensors.torch import save_file
@@ -162,7 +166,12 @@ def train_vision(config: VisionConfig):
     if not config.data.train:
         raise TetherError("data.train lists no files")
     skips = SkipLog()
-    records = [r for p in config.data.train for r in load_labelled_images(p, config.data.skip_invalid, skips)]
+    records = [
+        r
+        for p in config.data.train
+        for r in load_labelled_images(p, config.data.skip_invalid, skips, images=config.data.images)
+    ]
+    skips.require(records, "no labelled images to train on")
     label_names = sorted(
         {label for r in records for label in r.labels}
         | {label for r in records for _, labels in r.regions for label in labels}
@@ -186,6 +195,12 @@ def train_vision(config: VisionConfig):
             config=config,
             trainer=trainer,
             timer=timer,
-            extra={"records": len(records), "labels": label_names, "skipped": skips.skipped},
+            extra={
+                "records": len(records),
+                "labels": label_names,
+                "skipped": skips.skipped,
+                "skip_reasons": skips.reasons,
+            },
         )
+    skips.report()
     return out
