@@ -84,11 +84,15 @@ def identify_paths(value):
     if isinstance(value, list | tuple):
         return [identify_paths(item) for item in value]
     if isinstance(value, str) and value and "\n" not in value and len(value) < 4096:
+        from tether.data.hf_dataset import is_dataset_source
+
         path = Path(value)
         try:
             if path.is_file():
                 return file_identity(path)
             if path.is_dir() and ((path / "config.json").is_file() or any(path.glob("*.safetensors"))):
+                return model_identity(path)
+            if path.is_dir() and is_dataset_source(path):  # a save_to_disk dataset: its files by content
                 return model_identity(path)
         except OSError:
             pass

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from tether.data.hf_dataset import EMBEDDED
 from tether.data.io import resolve_under
 from tether.errors import DataError
 
@@ -14,7 +15,11 @@ FILE_TAG = "tether.file"
 
 
 def open_image(root, relative: str, *, source=None, line: int | None = None) -> Image.Image:
-    """Open ``root/relative`` as RGB. ``source``/``line`` name the data record that referred to it."""
+    """Open ``root/relative`` as RGB. ``source``/``line`` name the data record that referred to it.
+
+    An ``embedded://`` name is an image inside a Hugging Face dataset (``tether.data.hf_dataset``)."""
+    if isinstance(relative, str) and relative.startswith(EMBEDDED):
+        return _open_embedded(relative, source, line)
     path = resolve_under(root, relative, path=source, line=line)
     where = f"image '{relative}'"
     if not Path(path).is_file():
@@ -33,3 +38,22 @@ def open_image(root, relative: str, *, source=None, line: int | None = None) -> 
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise DataError(f"{where} is not a readable image ({type(e).__name__}: {e})", source, line) from None
+
+
+def _open_embedded(ref: str, source, line) -> Image.Image:
+    from tether.data.hf_dataset import open_embedded_image
+
+    where = f"image '{ref}'"
+    try:
+        with open_embedded_image(ref, source=source, line=line) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise DataError(f"{where} is {img.width}x{img.height}, over the size limit", source, line)
+            image = img.convert("RGB")
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{where} declares a size over the limit (decompression bomb?)", source, line
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise DataError(f"{where} is not a readable image ({type(e).__name__}: {e})", source, line) from None
+    image.info[FILE_TAG] = (ref,)  # the dataset is read-only: the reference alone identifies the image
+    return image

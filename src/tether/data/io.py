@@ -152,6 +152,10 @@ def read_records(path, **kwargs) -> list[tuple[int, dict]]:
     For a JSON list, the 'line' is the 1-based index of the item, which is what a user can find.
     Some published files (POPE's caption data) are concatenated JSON objects; those read as JSONL.
     """
+    from tether.data.hf_dataset import dataset_rows, is_dataset_source
+
+    if is_dataset_source(path):  # a Hugging Face dataset: its rows as records, row numbers as lines
+        return dataset_rows(path)
     path = Path(path)
     with open(readable(path), "rb") as f:
         head = f.read(4096).lstrip()
@@ -259,7 +263,10 @@ def resolve_under(root, relative: str, *, path=None, line: int | None = None) ->
 
 def require_image(images_root, relative: str, path, line: int | None) -> None:
     """A record's image must exist under the images root: else a ``DataError`` naming the data file and line
-    (found when the data is read, not at the batch that needs it, so ``skip_invalid`` can drop the record)."""
+    (found when the data is read, not at the batch that needs it, so ``skip_invalid`` can drop the record).
+    An image embedded in a dataset row exists with its row."""
+    if isinstance(relative, str) and relative.startswith("embedded://"):  # tether.data.hf_dataset.EMBEDDED
+        return
     if not resolve_under(images_root, relative, path=path, line=line).is_file():
         raise DataError(f"image '{relative}' not found under {images_root}", path, line)
 

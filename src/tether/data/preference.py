@@ -155,6 +155,10 @@ class _Skip(Exception):
 
 def _hadpo_desc_dict(path: Path) -> dict | None:
     """The file as a dict of per-image dicts if it is one JSON object of that shape, else None (JSONL...)."""
+    from tether.data.hf_dataset import is_dataset_source
+
+    if is_dataset_source(path):
+        return None
     with open(readable(path), "rb") as f:
         if not f.read(4096).lstrip().startswith(b"{"):
             return None

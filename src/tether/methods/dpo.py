@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from tether.data.hf_dataset import image_file_stat
 from tether.data.images import open_image
 from tether.data.preference import DEFAULT_IMAGE_PATTERN, PreferenceRecord
 from tether.errors import TetherError
@@ -405,8 +406,8 @@ def reference_fingerprint(
         for image in pair.images:
             if image not in seen:  # image contents by size and modification time (hashing COCO is too slow)
                 seen.add(image)
-                stat = (root / image).stat()
-                digest.update(f"{image}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+                size, mtime = image_file_stat(root, image)
+                digest.update(f"{image}:{size}:{mtime}".encode())
     return digest.hexdigest()
 
 

@@ -258,6 +258,10 @@ class PPORunner:
             )
 
         module = PolicyAndValue(self.policy, value_vlm, value_head).eval()
+        if config.train.gradient_checkpointing:
+            from tether.methods.trainer import enable_activation_checkpointing
+
+            enable_activation_checkpointing(module)
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
             params, lr=config.train.learning_rate, weight_decay=config.train.weight_decay
@@ -359,6 +363,8 @@ class PPORunner:
         )
 
     def update(self, rollout: Rollout, generator: torch.Generator) -> dict:
+        from tether.methods.trainer import checkpointing_in_eval_mode
+
         s, n = self.settings, len(rollout.records)
         sums: dict[str, float] = {}
         count = 0
@@ -373,7 +379,8 @@ class PPORunner:
                     [rollout.responses[i] for i in rows],
                     [rollout.finished[i] for i in rows],
                 )
-                out = self.module(policy_batch, value_batch)
+                with checkpointing_in_eval_mode(self.module):
+                    out = self.module(policy_batch, value_batch)
                 width = out["mask"].shape[1]  # right padding: a sub-batch is a left slice of the full width
                 mask = rollout.mask[rows, :width]
                 if not torch.equal(out["mask"], mask):

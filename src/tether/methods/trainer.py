@@ -10,6 +10,7 @@ Checkpoints hold only the parameters that train (LoRA adapters, projector, heads
 and safe to load.
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -213,16 +214,50 @@ def run_training(
     return trainer
 
 
-def enable_activation_checkpointing(module: torch.nn.Module) -> None:
-    """Recompute activations in the backward pass in every Hugging Face model a method module holds.
+def enable_activation_checkpointing(module: torch.nn.Module) -> int:
+    """Recompute, in the backward pass, the activations of every Hugging Face model in ``module`` that trains.
 
-    Non-reentrant checkpointing: it needs no input that requires grad, so frozen embeddings under LoRA work.
+    ``train.gradient_checkpointing``: memory for compute. Each outermost ``PreTrainedModel`` with a trainable
+    parameter is switched to non-reentrant checkpointing (transformers' default), which is correct with DDP's
+    ``find_unused_parameters`` and with frozen layers; transformers also hooks the input embeddings to require
+    grad, which LoRA needs. Frozen models (PPO's reference, a frozen reward model) keep their activations: they
+    run without gradients anyway. Returns how many models were switched.
     """
     from transformers import PreTrainedModel
 
+    inside_enabled: set[int] = set()
+    enabled = 0
     for sub in module.modules():
-        if isinstance(sub, PreTrainedModel) and sub.supports_gradient_checkpointing:
-            sub.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        if id(sub) in inside_enabled or not isinstance(sub, PreTrainedModel):
+            continue
+        if not any(param.requires_grad for param in sub.parameters()):
+            continue
+        if not sub.supports_gradient_checkpointing:
+            raise TetherError(f"train.gradient_checkpointing: {type(sub).__name__} does not support it")
+        sub.activation_checkpointing_enable()
+        inside_enabled.update(id(m) for m in sub.modules())
+        enabled += 1
+    if enabled == 0:
+        raise TetherError("train.gradient_checkpointing: no trainable Hugging Face model in this method")
+    return enabled
+
+
+@contextlib.contextmanager
+def checkpointing_in_eval_mode(module: torch.nn.Module):
+    """Let checkpointed layers recompute while ``module`` stays in eval mode (PPO trains in eval mode).
+
+    transformers checkpoints a layer only when ``layer.training``; flipping that flag on the checkpointed
+    layers alone keeps dropout (held by their child modules) switched off.
+    """
+    layers = [m for m in module.modules() if getattr(m, "gradient_checkpointing", False) is True]
+    modes = [layer.training for layer in layers]
+    for layer in layers:
+        layer.training = True
+    try:
+        yield
+    finally:
+        for layer, mode in zip(layers, modes):
+            layer.training = mode
 
 
 def _reached_max_steps(checkpoint: str, max_steps: int) -> bool:

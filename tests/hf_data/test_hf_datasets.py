@@ -1,0 +1,198 @@
+"""Hugging Face datasets (parquet, arrow, save_to_disk) as input, with images embedded in the rows."""
+
+import io
+import json
+
+import datasets
+import pytest
+from PIL import Image
+
+from tether.config import load_config
+from tether.data import preference, rlhf
+from tether.data.images import open_image
+from tether.data.io import SkipLog
+from tether.data.sft import load_sft_records
+from tether.errors import DataError
+from tether.methods.sft import SFTConfig, train_sft
+
+COLOURS = ["red", "blue", "green"]
+
+
+def _png(colour) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _features(**columns):
+    return datasets.Features({name: kind for name, kind in columns.items()})
+
+
+@pytest.fixture
+def trl_sft_parquet(tmp_path):
+    """TRL's SFT format: a list of images (datasets.Image, stored as PNG bytes) and role/content messages."""
+    rows = {
+        "images": [[Image.new("RGB", (32, 32), c)] for c in COLOURS],
+        "messages": [
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "image"}, {"type": "text", "text": "what color is it ?"}],
+                },
+                {"role": "assistant", "content": [{"type": "text", "text": c}]},
+            ]
+            for c in COLOURS
+        ],
+    }
+    path = tmp_path / "sft.parquet"
+    datasets.Dataset.from_dict(rows).cast_column("images", datasets.Sequence(datasets.Image())).to_parquet(
+        path
+    )
+    return path
+
+
+def test_trl_sft_parquet_reads_embedded_images(trl_sft_parquet, tmp_path):
+    records = load_sft_records(trl_sft_parquet)
+    assert [(r.prompt, r.response) for r in records] == [("what color is it ?", c) for c in COLOURS]
+    for record, colour in zip(records, COLOURS):
+        assert record.image.startswith("embedded://")
+        image = open_image(tmp_path / "unused", record.image)  # no image folder: decoded from the dataset
+        assert image.getpixel((0, 0)) == Image.new("RGB", (1, 1), colour).getpixel((0, 0))
+    assert not list(tmp_path.glob("**/*.png"))  # nothing written to disk
+
+
+def test_rlaif_v_bytes_column_from_save_to_disk_and_arrow(tmp_path):
+    rows = {
+        "image": [{"bytes": _png(c), "path": None} for c in COLOURS],
+        "question": ["describe the image ."] * 3,
+        "chosen": [f"a {c} square ." for c in COLOURS],
+        "rejected": ["a dog ."] * 3,
+        "ds_name": ["x"] * 3,
+    }
+    data = datasets.Dataset.from_dict(rows).cast_column("image", datasets.Image(decode=False))
+    data.save_to_disk(tmp_path / "rlaif")
+    arrow = next((tmp_path / "rlaif").glob("*.arrow"))
+    for source in (tmp_path / "rlaif", arrow):
+        pairs = preference.load_preference_records(source)
+        assert [p.chosen for p in pairs] == rows["chosen"] and pairs[0].source["format"] == "rlaif_v"
+        blue = open_image(tmp_path, pairs[1].image)
+        assert blue.getpixel((0, 0)) == (0, 0, 255)
+
+
+@pytest.fixture
+def trl_preference_parquet(tmp_path):
+    rows = {
+        "images": [[Image.new("RGB", (32, 32), c)] for c in COLOURS],
+        "prompt": [[{"role": "user", "content": [{"type": "text", "text": "what color ?"}]}]] * 3,
+        "chosen": [[{"role": "assistant", "content": [{"type": "text", "text": c}]}] for c in COLOURS],
+        "rejected": [[{"role": "assistant", "content": [{"type": "text", "text": "purple"}]}]] * 3,
+    }
+    path = tmp_path / "pref.parquet"
+    datasets.Dataset.from_dict(rows).cast_column("images", datasets.Sequence(datasets.Image())).to_parquet(
+        path
+    )
+    return path
+
+
+def test_trl_preference_parquet_for_dpo_reward_and_ppo(trl_preference_parquet, tmp_path):
+    path = trl_preference_parquet
+    dpo_pairs = preference.load_preference_records(path)
+    assert [(p.prompt, p.chosen, p.rejected) for p in dpo_pairs] == [
+        ("what color ?", c, "purple") for c in COLOURS
+    ]
+    reward_pairs = rlhf.load_preference_records(path)
+    assert [p.chosen for p in reward_pairs] == COLOURS
+    prompts = rlhf.load_prompt_records(path)
+    assert [p.prompt for p in prompts] == ["what color ?"] * 3
+    assert open_image(tmp_path, prompts[2].image).getpixel((0, 0)) == (0, 128, 0)
+
+
+def test_bad_row_names_file_and_row_or_is_skipped(tmp_path):
+    rows = {"image": [_png("red"), _png("blue")], "question": ["q", ""], "answer": ["red", "blue"]}
+    path = tmp_path / "qa.parquet"
+    datasets.Dataset.from_dict(rows).to_parquet(path)
+    with pytest.raises(DataError, match=r"qa\.parquet:2: field 'question'"):
+        load_sft_records(path)
+    skips = SkipLog()
+    assert len(load_sft_records(path, skip_invalid=True, skips=skips)) == 1 and skips.skipped == 1
+
+
+def test_train_sft_from_parquet_with_embedded_images(tiny_checkpoint, trl_sft_parquet, tmp_path):
+    out = tmp_path / "run"
+    config = load_config(
+        SFTConfig,
+        None,
+        [
+            f"model.path={tiny_checkpoint}",
+            f"data.train=[{trl_sft_parquet}]",
+            f"data.images={tmp_path / 'no-images'}",
+            f"train.output_dir={out}",
+            "train.max_steps=2",
+            "train.per_device_train_batch_size=3",
+            "train.progress_bar=false",
+        ],
+    )
+    train_sft(config)
+    record = json.loads((out / "run.json").read_text())
+    assert [r for r in record["log_history"] if "train_loss" in r]
+
+
+def test_parquet_is_streamed_by_row_group(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    colours = ["red", "blue", "green", "white", "black"]
+    table = pa.table(
+        {
+            "image": [{"bytes": _png(c), "path": None} for c in colours],
+            "question": ["what color ?"] * 5,
+            "answer": colours,
+        }
+    )
+    path = tmp_path / "qa.parquet"
+    pq.write_table(table, path, row_group_size=2)  # three row groups
+    monkeypatch.setattr(datasets, "load_dataset", None)  # parquet never goes through the datasets cache
+    records = load_sft_records(path)
+    assert [r.response for r in records] == colours
+    assert open_image(tmp_path, records[4].image).getpixel((0, 0)) == (0, 0, 0)  # from the third group
+    with pytest.raises(DataError, match="not found"):
+        open_image(tmp_path, records[4].image.replace("#5/", "#9/"))
+    other = tmp_path / "other.parquet"  # a dataset no data file was read from: refused, like ../ paths
+    pq.write_table(table, other)
+    with pytest.raises(DataError, match="not in a dataset read as data"):
+        open_image(tmp_path, f"embedded://{other}#1/image")
+
+
+def test_train_dpo_from_parquet_with_embedded_images(tiny_checkpoint, trl_preference_parquet, tmp_path):
+    from tether.methods.dpo import DPOConfig, train_dpo
+
+    out = tmp_path / "dpo"
+    overrides = [
+        f"model.path={tiny_checkpoint}",
+        f"data.train=[{trl_preference_parquet}]",
+        f"data.images={tmp_path / 'no-images'}",
+        f"train.output_dir={out}",
+        "train.max_steps=2",
+        "train.per_device_train_batch_size=3",
+        "train.progress_bar=false",
+    ]
+    train_dpo(load_config(DPOConfig, None, overrides))
+    assert (out / "run.json").is_file()
+
+
+def test_dataset_name_from_the_hub_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "hub" / "datasets--someone--colours"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("a" * 40)
+    data = repo / "snapshots" / ("a" * 40) / "data"
+    data.mkdir(parents=True)
+    for split, colours in (("train", COLOURS), ("test", ["white"])):
+        rows = {"image": [_png(c) for c in colours], "question": ["q"] * len(colours), "answer": colours}
+        datasets.Dataset.from_dict(rows).to_parquet(data / f"{split}-00000-of-00001.parquet")
+    assert [r.response for r in load_sft_records("hf:someone/colours")] == COLOURS
+    records = load_sft_records("hf:someone/colours:test")
+    assert [r.response for r in records] == ["white"]
+    assert open_image(tmp_path, records[0].image).getpixel((0, 0)) == (255, 255, 255)
