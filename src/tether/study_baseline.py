@@ -9,7 +9,8 @@ are the ones it was made for, and trains as any preset does otherwise, saying wh
 ``stage.json`` names the manifest's digest, so every stage built on it (and so the study's fingerprints)
 records which baseline was used.
 
-Only the final (SFT) model ships: the quick preset's variants all start from it. Variants that restart from
+Only the final (SFT) model ships, its weights stored in float16 (half the bytes; the rounding leaves the
+measured metrics as they were) and loaded as float32: the quick preset's variants all start from it. Variants that restart from
 an earlier stage (HACL, NoiseBoost SFT, the SSL pair) need the recipe's earlier models and train them.
 """
 
@@ -86,8 +87,11 @@ def make_baseline(preset, out_dir, work_dir) -> Path:
     for path in sorted(p for p in model.iterdir() if p.is_file()):
         if path.suffix in {".bin", ".pt", ".pth", ".pkl"}:  # safetensors only: no pickled weights ship
             raise TetherError(f"{path}: pickled weights; the shipped baseline takes safetensors only")
-        shutil.copyfile(path, out_dir / path.name)
-        files[path.name] = sha256(path)
+        if path.suffix == ".safetensors":
+            _store_half(path, out_dir / path.name)
+        else:
+            shutil.copyfile(path, out_dir / path.name)
+        files[path.name] = sha256(out_dir / path.name)
     if not any(name.endswith(".safetensors") for name in files):
         raise TetherError(f"{model}: no safetensors weights to ship")
     metrics = read_json(work_dir / "metrics.json")[str(seed)]["baseline"]
@@ -98,6 +102,9 @@ def make_baseline(preset, out_dir, work_dir) -> Path:
         "recipe": _recipe_record(_recipe(preset, seed)),
         "world": read_json(seed_dir / "world" / "world.json")["config"],
         "eval_limits": preset.eval_limits,
+        # the weights are stored rounded to float16 and loaded as float32 (the model's dtype); the metrics
+        # are the float32 model's, which the rounded one repeats (docs/results/quick-recipe-pilot, run E)
+        "storage_dtype": "float16",
         "code_version": _code_version(),
         "metrics": metrics,
         "files": files,
@@ -105,6 +112,25 @@ def make_baseline(preset, out_dir, work_dir) -> Path:
     path = out_dir / MANIFEST
     write_json(path, manifest)
     return path
+
+
+def _store_half(source: Path, target: Path) -> None:
+    """Half the bytes: floating-point weights rounded to float16 (``install_shipped`` restores their dtype)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(source)
+    save_file(
+        {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, target, {"format": "pt"}
+    )
+
+
+def _load_float32(source: Path, target: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(source)
+    save_file(
+        {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, target, {"format": "pt"}
+    )
 
 
 def _recipe(preset, seed: int):
@@ -166,7 +192,10 @@ def install_shipped(preset, world_dir: Path, baseline_dir: Path, recipe) -> Path
         start_stage(stage_dir, fingerprint)
         model.mkdir(parents=True, exist_ok=True)
         for name in manifest["files"]:
-            shutil.copyfile(folder / name, model / name)
+            if name.endswith(".safetensors"):  # stored in float16, computed in float32 as when trained
+                _load_float32(folder / name, model / name)
+            else:
+                shutil.copyfile(folder / name, model / name)
         write_json(
             stage_dir / "stage.json",
             {
