@@ -3,7 +3,8 @@
 For each seed: build the world → train the baseline recipe → apply every method → evaluate every model on
 every benchmark with identical settings → one report. Each step is a stage cached under the output folder
 by a fingerprint of its settings and inputs, so a rerun skips what is done and an interrupted study
-resumes.
+resumes. A preset with ``shipped_baseline`` takes that baseline (``tether.study_baseline``) instead of training
+it when the run's world, recipe, seed and variants match it.
 
 Variants (each a complete model evaluated alone):
 

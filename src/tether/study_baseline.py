@@ -46,6 +46,7 @@ def _recipe_record(recipe) -> dict:
 
 def _code_version() -> str:
     """The git commit of tether's source tree, "unknown" outside a git checkout."""
+    status = ["git", "status", "--porcelain", "--", ".", ":(exclude)baselines"]  # the code, not its output
     try:
         found = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -54,13 +55,7 @@ def _code_version() -> str:
             text=True,
             timeout=10,
         )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        dirty = subprocess.run(status, cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if found.returncode != 0:
