@@ -3,7 +3,8 @@
 For each seed: build the world → train the baseline recipe → apply every method → evaluate every model on
 every benchmark with identical settings → one report. Each step is a stage cached under the output folder
 by a fingerprint of its settings and inputs, so a rerun skips what is done and an interrupted study
-resumes.
+resumes. A preset with ``shipped_baseline`` takes that baseline (``tether.study_baseline``) instead of training
+it when the run's world, recipe, seed and variants match it.
 
 Variants (each a complete model evaluated alone):
 
@@ -107,32 +108,38 @@ class StudyPreset:
     attention_max_new_tokens: int = 48
     eval_limits: dict = field(default_factory=dict)  # benchmark -> max items
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    # a baseline shipped with tether (tether/baselines/<name>, tether.study_baseline), taken instead of
+    # training when its world, recipe, seed and the variants match; "" = always train
+    shipped_baseline: str = ""
 
 
 PRESETS = {
-    # a smoke test of every stage: small world, short stages, few evaluation items (≤ 3 min on 2 cores)
+    # one seed in ≤ 3 min on 2 cores: the baseline (run D's recipe of docs/results/quick-recipe-pilot) ships
+    # with tether, and the methods that start from it are measured on every POPE question of 200 test images
     "quick": StudyPreset(
         name="quick",
         seeds=[0],
-        world={"n_train": 400, "n_val": 20, "n_test": 60, "n_unlabeled": 20, "n_pref": 40},
-        recipe={"vision": 60, "align": 40, "qa": 40, "sft": 80},
-        dpo_steps=10,
+        world={"n_train": 2000, "n_val": 20, "n_test": 200, "n_unlabeled": 20, "n_pref": 40},
+        recipe={"vision": 300, "align": 400, "qa": 2000, "sft": 1000},
+        dpo_steps=200,
         pair_images=24,
         reward_steps=10,
         ppo_steps=3,
         reward_eval_images=20,
         ssl_images=40,
-        ssl_threshold=0.25,  # the short-trained teacher is unsure of everything; keep some pseudo-labels
+        ssl_threshold=0.25,
         analysis_images=12,
         attention_max_new_tokens=32,
         eval_limits={
-            "pope_random": 60,
-            "pope_popular": 60,
-            "pope_adversarial": 60,
-            "chair": 20,
+            "pope_random": 100000,
+            "pope_popular": 100000,
+            "pope_adversarial": 100000,
+            "chair": 100,
             "mmhal": 16,
             "shr": 20,
         },
+        variants=["baseline", "ha_dpo", "noiseboost_dpo", "fact_rlhf"],
+        shipped_baseline="quick",
     ),
     # the measurement: full recipe, three seeds (≤ 30 min on 2 cores)
     "full": StudyPreset(
@@ -266,10 +273,13 @@ def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) ->
 
     recipe = baseline_recipe(preset, seed, progress)
     baseline_dir = seed_dir / "baseline"
-    baseline = str(train_baseline(world, baseline_dir, recipe))
+    baseline = _shipped_baseline(preset, seed, world_config, world, baseline_dir, recipe)
+    baseline = baseline or str(train_baseline(world, baseline_dir, recipe))
     # the recipe's own stages record their training time; a rerun that skips them still reports it
     runs = [json.loads(p.read_text()) for p in sorted(baseline_dir.glob("*/run.json"))]
     stages.timings["baseline"] = {"seconds": sum(r.get("wall_seconds") or 0 for r in runs)}
+    if not runs:  # the shipped baseline: trained once by `tether study --make-baseline`, not here
+        stages.timings["baseline"]["shipped"] = preset.shipped_baseline
     models = {"baseline": baseline}
     ctx = _Context(preset, seed, world, baseline_dir, recipe, stages, progress)
     for variant in preset.variants:
@@ -286,6 +296,20 @@ def _run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) ->
         metrics[variant].update(extra)
     write_json(seed_dir / "timings.json", stages.timings)
     return metrics
+
+
+def _shipped_baseline(preset, seed, world_config, world, baseline_dir, recipe) -> str | None:
+    """The shipped baseline's model installed under ``baseline_dir`` when it fits this run, else None."""
+    from tether.study_baseline import install_shipped, why_not_shipped
+
+    if not preset.shipped_baseline:
+        return None
+    why = why_not_shipped(preset, seed, world_config, recipe)
+    if why:
+        logger.warning("shipped baseline '%s' not used (%s): training the baseline", preset.shipped_baseline, why)
+        return None
+    logger.info("baseline: the shipped baseline '%s'", preset.shipped_baseline)
+    return str(install_shipped(preset, world, baseline_dir, recipe))
 
 
 def _refuse_moved(seed_dir: Path, world: Path) -> None:

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
         "--preset",
         choices=["quick", "full"],
         default="quick",
-        help="quick: one seed, short stages (a smoke test, minutes); full: three seeds",
+        help="quick: one seed, the shipped baseline and the methods that start from it (≤ 3 min on 2 "
+        "cores); full: every method, three seeds",
     )
     parser.add_argument("--out", default=None, help="output folder (default runs/study-<preset>)")
     parser.add_argument("--variants", nargs="+", help="only these variants (baseline is always included)")
@@ -41,6 +42,13 @@ def register(subparsers) -> None:
         metavar="RUN",
         help="train nothing: write one report over the seeds of these finished study folders (same preset "
         "apart from the seeds) into --out",
+    )
+    parser.add_argument(
+        "--make-baseline",
+        metavar="DIR",
+        help="train and evaluate the preset's baseline (first seed; stages under --out), then write its "
+        "final model and manifest.json (recipe, seed, world, code version, sha256 of each file, metrics) "
+        "into DIR: how src/tether/baselines/quick, the quick preset's shipped baseline, is made",
     )
     parser.set_defaults(
         handler=_run, resume_hint="run the same command again to resume: finished stages are kept"
@@ -76,6 +84,12 @@ def _run(args) -> int:
         preset = dataclasses.replace(preset, seeds=args.seeds)
     check_preset(preset)  # before any process starts
     out = args.out or f"runs/study-{args.preset}"
+    if args.make_baseline:
+        from tether.study_baseline import make_baseline
+
+        manifest = make_baseline(preset, args.make_baseline, out)
+        print(f"baseline: {manifest.parent} (manifest: {manifest})")
+        return 0
     if args.jobs < 1:
         raise TetherError("--jobs must be >= 1")
     if args.jobs > 1 and len(preset.seeds) > 1:
