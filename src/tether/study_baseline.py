@@ -35,6 +35,9 @@ MANIFEST = "manifest.json"
 FROM_FINAL_MODEL = {"baseline", "ha_dpo", "noiseboost_dpo", "fact_rlhf"}
 
 
+TRAINING_THREADS = 1  # see make_baseline
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -66,11 +69,21 @@ def _code_version() -> str:
 def make_baseline(preset, out_dir, work_dir) -> Path:
     """Train and evaluate ``preset``'s baseline (first seed) under ``work_dir``, then write its final model
     and ``manifest.json`` into ``out_dir``; returns the manifest's path."""
+    import torch
+
     from tether.study import run_study
 
     seed = preset.seeds[0]
     preset = dataclasses.replace(preset, seeds=[seed], variants=["baseline"], shipped_baseline="")
-    run_study(preset, work_dir, progress=False)
+    # one CPU thread: the thread count changes the order of floating-point reductions, and the recipe's
+    # escape from the existence plateau depends on that rounding (docs/baseline.md), so a retrain with
+    # another thread count is another model; with one thread the command repeats the shipped bytes
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TRAINING_THREADS)
+    try:
+        run_study(preset, work_dir, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     work_dir, out_dir = Path(work_dir), Path(out_dir)
     seed_dir = work_dir / f"seed{seed}"
     model = seed_dir / "baseline" / "sft" / "model"
@@ -100,6 +113,7 @@ def make_baseline(preset, out_dir, work_dir) -> Path:
         # the weights are stored rounded to float16 and loaded as float32 (the model's dtype); the metrics
         # are the float32 model's, which the rounded one repeats (docs/results/quick-recipe-pilot, run E)
         "storage_dtype": "float16",
+        "torch_threads": TRAINING_THREADS,
         "code_version": _code_version(),
         "metrics": metrics,
         "files": files,
