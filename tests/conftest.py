@@ -6,6 +6,19 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY_WORDS = "red blue green square circle triangle left right above below".split()
 
 
+@pytest.fixture
+def run_cli(capsys):
+    """Run `tether ...` in process; return (exit code, stdout, stderr)."""
+    from tether.cli import main
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -2,8 +2,6 @@ from pathlib import Path
 
 import pytest
 
-from tether.cli import main
-
 
 def _find_shared_data() -> Path:
     """``shared/data`` beside the checkout: /work/main/tests/eval -> /work/shared/data in CI; a worktree
@@ -25,13 +23,3 @@ def data_dir() -> Path:
     return DATA
 
 
-@pytest.fixture
-def run_cli(capsys):
-    """Run `tether ...`; return (exit code, stdout, stderr)."""
-
-    def run(*argv):
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run

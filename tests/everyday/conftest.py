@@ -1,7 +1,5 @@
 import pytest
 
-from tether.cli import main
-
 WORDS = "red blue green square circle triangle left right above below".split()
 
 
@@ -13,11 +11,3 @@ def tiny_llava(tmp_path_factory):
     return build_tiny_checkpoint(TinyConfig(arch="llava"), tmp_path_factory.mktemp("tiny_llava"), WORDS)
 
 
-@pytest.fixture
-def run_cli(capsys):
-    def run(*argv):
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run

@@ -268,13 +268,3 @@ def test_fast_yes_no_uses_only_tokens_that_tell_yes_from_no():
     assert tokenizer.convert_ids_to_tokens(no) == ["▁No", "▁no", "▁NO"]
 
 
-@pytest.fixture
-def run_cli(capsys):
-    from tether.cli import main
-
-    def run(*argv):
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run

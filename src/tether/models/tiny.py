@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from tether.errors import TetherError
+from tether.models.tiny_families import QWEN_SPECIALS
 from tether.models.tokenizer import build_word_tokenizer
 
 # The LLaVA-1.5 conversation format ("USER: <image>\n... ASSISTANT: ..."), as a chat template.
@@ -115,17 +116,7 @@ def _build_qwen2_vl(config: TinyConfig, words):
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    tokenizer = build_word_tokenizer(
-        words,
-        {
-            "eos_token": "<|im_end|>",
-            "im_start": "<|im_start|>",
-            "image_token": "<|image_pad|>",
-            "video_token": "<|video_pad|>",
-            "vision_start_token": "<|vision_start|>",
-            "vision_end_token": "<|vision_end|>",
-        },
-    )
+    tokenizer = build_word_tokenizer(words, QWEN_SPECIALS)
     head_dim = config.text_hidden // config.text_heads
     section = head_dim // 2 // 4  # M-RoPE splits rotary dims between time, height and width
     text = _text_config(config, tokenizer)
