@@ -2,8 +2,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tether.config import load_config
-from tether.errors import TetherError
+from tether.core.config import load_config
+from tether.core.errors import TetherError
 
 
 @dataclass

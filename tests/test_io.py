@@ -3,8 +3,8 @@ import stat
 
 import pytest
 
-from tether.data.io import SkipLog, read_jsonl, read_records, resolve_under
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.io import SkipLog, read_jsonl, read_records, resolve_under
 
 
 def test_malformed_jsonl_names_file_and_line(tmp_path):
@@ -52,7 +52,7 @@ def _read_fifo_in_background(fifo):
 def test_writes_go_through_symlinks_and_into_pipes(tmp_path):
     import os
 
-    from tether.data.io import write_json, write_jsonl
+    from tether.core.io import write_json, write_jsonl
 
     target = tmp_path / "real" / "results.json"
     target.parent.mkdir()

@@ -7,7 +7,7 @@ import sys
 
 def test_environment_names_the_cpu_and_torch_kernels_only_where_torch_is_loaded():
     script = (
-        "import json, sys; from tether.provenance import environment; before = environment(); "
+        "import json, sys; from tether.core.provenance import environment; before = environment(); "
         "loaded = 'torch' in sys.modules; import torch; "
         "print(json.dumps([before, loaded, environment(), torch.backends.cpu.get_cpu_capability()]))"
     )

@@ -81,8 +81,8 @@ def _pope_samples(path: Path, correct: list[bool], labels: list[str]) -> None:
 
 
 def test_one_seed_gets_a_paired_bootstrap_over_items(tmp_path):
+    from tether.core.stats import bootstrap_interval
     from tether.eval.pope import pope_metrics
-    from tether.stats import bootstrap_interval
 
     labels = ["yes", "no"] * 100
     baseline = [label == "yes" for label in labels]  # answers yes to everything: F1 2/3

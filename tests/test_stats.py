@@ -1,4 +1,4 @@
-"""tether.stats against known values: t quantiles, the power of a one-sample t test, the bootstrap."""
+"""tether.core.stats against known values: t quantiles, the power of a one-sample t test, the bootstrap."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tether.stats import (
+from tether.core.stats import (
     bootstrap_interval,
     mean_interval,
     minimal_detectable_effect,

@@ -93,7 +93,7 @@ def test_preference_variants_without_a_preference_split_stop_before_any_stage(tm
 
     import pytest
 
-    from tether.errors import TetherError
+    from tether.core.errors import TetherError
 
     preset = dataclasses.replace(
         PRESETS["quick"], world={**PRESETS["quick"].world, "n_pref": 0}, variants=list(VARIANTS)
@@ -106,7 +106,7 @@ def test_preference_variants_without_a_preference_split_stop_before_any_stage(tm
 def test_a_moved_study_folder_is_refused_before_any_stage_deletes_its_models(tmp_path):
     import pytest
 
-    from tether.errors import TetherError
+    from tether.core.errors import TetherError
 
     # a seed folder made elsewhere (then moved here): its world and a trained model
     seed_dir = tmp_path / "moved" / "seed0"
@@ -128,7 +128,7 @@ def test_noise_schedule_reaches_the_noiseboost_stages(tmp_path):
 
     import pytest
 
-    from tether.errors import TetherError
+    from tether.core.errors import TetherError
     from tether.methods.noise import noise_from_settings
     from tether.study import _Context
 
@@ -232,7 +232,7 @@ def test_recipe_settings_reach_the_baseline_recipe_and_typos_stop_before_any_sta
 
     import pytest
 
-    from tether.errors import TetherError
+    from tether.core.errors import TetherError
     from tether.study import baseline_recipe
     from tether.world.baseline import BaselineRecipe
 

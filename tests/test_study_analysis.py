@@ -83,7 +83,7 @@ def test_ssl_items_ask_a_description_and_random_existence_questions():
 
 
 def test_rule_reward_pairs_set_each_description_against_its_rewrite(tmp_path):
-    from tether.data.io import read_jsonl, write_jsonl
+    from tether.core.io import read_jsonl, write_jsonl
 
     prompt = "Describe this image in detail."
     descriptions = [

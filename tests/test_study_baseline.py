@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.study import PRESETS, _world_settings, baseline_recipe
 from tether.study_baseline import MANIFEST, SHIPPED, install_shipped, manifest_digest, sha256, why_not_shipped
 

@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from tether import study_commands
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 
 class FakeProcess:

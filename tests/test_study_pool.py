@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tether.cli import main
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.study_pool import pool_studies
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"

@@ -13,7 +13,7 @@ import select
 import sys
 
 from tether import __version__
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 # Order is the order of `tether --help`.
 COMMAND_MODULES = [
@@ -98,18 +98,3 @@ def _close_process_group() -> None:
     distributed = sys.modules.get("torch.distributed")
     if distributed is not None and distributed.is_available() and distributed.is_initialized():
         distributed.destroy_process_group()
-
-
-def add_set_option(parser: argparse.ArgumentParser) -> None:
-    """The shared ``--config`` / ``--set`` pair of every command that reads a YAML recipe."""
-    parser.add_argument("--config", help="YAML recipe (see configs/)")
-    add_overrides_option(
-        parser, "override a config field, dotted for nested sections (repeatable), e.g. --set train.lr=1e-4"
-    )
-
-
-def add_overrides_option(parser: argparse.ArgumentParser, help: str) -> None:
-    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``, read by ``tether.config.apply_overrides``."""
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
-    )

@@ -1,7 +1,7 @@
 """The study report: ``report.md`` (figures beside it in ``figures/``) and a self-contained ``report.html``.
 
 For each variant and metric: the mean over seeds with its 95% interval (Student t over seeds,
-``tether.stats``; with one seed, no interval is claimed), and the paired difference against the baseline
+``tether.core.stats``; with one seed, no interval is claimed), and the paired difference against the baseline
 (same seed, same world) with its interval. A method "helps" on a metric only when the whole interval of its
 paired difference lies on the good side of zero; the report says so in words, and says so too when it does not help.
 
@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.stats import mean_interval
+from tether.core.stats import mean_interval
 
 # (metric key, label, True if higher is better / False if lower / None if neither)
 HEADLINE = [

@@ -4,7 +4,7 @@ A claim compares two (variant, metric) cells seed by seed, ``a − b``, and name
 claims. Its row counts the seeds that go that way, gives the mean difference with its 95% t interval, the
 effect the paper reported where it gave one (in the claim's own metric; citations in docs/study.md), the
 smallest effect the study detects with 80% power at its number of seeds from the observed spread of the
-differences (``tether.stats``), and one verdict:
+differences (``tether.core.stats``), and one verdict:
 
 - "reproduced": the whole interval lies on the claimed side;
 - "not reproduced (would have detected ≥ X)": it does not, and the study had 80% power against effects of X
@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tether.report import Cell, Section, Table, fmt, mean_interval
-from tether.stats import (
+from tether.core.stats import (
     POWER,
     bootstrap_interval,
     minimal_detectable_effect,
     normal_detectable_effect,
     seeds_for_power,
 )
+from tether.report import Cell, Section, Table, fmt, mean_interval
 
 
 @dataclass(frozen=True)

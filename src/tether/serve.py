@@ -30,7 +30,7 @@ import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def _decode_image(url):
     """A ``data:image/...;base64,`` URL as an RGB PIL image, with tether's size limit."""
     from PIL import Image, UnidentifiedImageError
 
-    from tether.data.images import MAX_IMAGE_PIXELS
+    from tether.core.images import MAX_IMAGE_PIXELS
 
     if not isinstance(url, str) or not url.startswith("data:image/") or ";base64," not in url:
         raise RequestError("images must be base64 data URLs (data:image/png;base64,...); nothing is fetched")

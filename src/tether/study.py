@@ -40,8 +40,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import read_jsonl, write_json, write_jsonl
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.io import read_jsonl, write_json, write_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class Stages:
     def run(self, name: str, fingerprint_parts, fn):
         folder = self.root / name
         marker = folder / "stage.json"
-        from tether.fingerprints import fingerprint as stage_fingerprint
+        from tether.core.fingerprints import fingerprint as stage_fingerprint
         from tether.methods.run_record import peak_rss_mb, read_marker, start_stage
 
         fingerprint = stage_fingerprint(*fingerprint_parts)
@@ -218,7 +218,7 @@ def run_study(preset: StudyPreset, out_dir, progress: bool = True) -> Path:
     """Run every seed and variant of ``preset`` under ``out_dir``; returns the path of report.md."""
     import torch
 
-    from tether.provenance import environment
+    from tether.core.provenance import environment
     from tether.report import write_report
 
     check_preset(preset)
@@ -372,7 +372,7 @@ class _Context:
     # ---- shared pieces ------------------------------------------------------------------------------
 
     def _train(self, folder: Path, steps: int, learning_rate: float, batch_size: int):
-        from tether.config import from_dict
+        from tether.core.config import from_dict
         from tether.methods.settings import TrainSettings
 
         return from_dict(

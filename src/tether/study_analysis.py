@@ -11,7 +11,7 @@ import json
 import random
 from pathlib import Path
 
-from tether.data.io import read_jsonl, write_jsonl
+from tether.core.io import read_jsonl, write_jsonl
 
 GAP_METRICS = ("centroid_distance", "matched_cosine", "negative_cosine", "probe_accuracy")
 ATTENTION_GROUPS = ("correct", "hallucinated", "all")
@@ -31,7 +31,7 @@ def world_word_map() -> dict[str, str]:
 def attention_items(world: Path, split: str, limit: int, seed: int, prompt: str) -> list:
     """``limit`` scenes of ``split`` (seeded draw) as attention probes with their true shapes."""
     from tether.analysis.attention import AttentionItem
-    from tether.data.images import open_image
+    from tether.core.images import open_image
     from tether.world.show import load_scenes
 
     scenes = load_scenes(world, split)
@@ -44,10 +44,10 @@ def attention_stage(
 ) -> dict[str, dict]:
     """Attention share of each model on the same probes; ``{label: metrics}``, plus attention.json/png."""
     from tether.analysis.attention import attention_share_report, plot_attention_shares, word_map_lookup
-    from tether.data.io import write_json
+    from tether.core.io import write_json
+    from tether.core.provenance import environment
     from tether.models import load
     from tether.models.decoding import DecodingSettings
-    from tether.provenance import environment
     from tether.world.texts import DETAIL_PROMPT
 
     items = attention_items(world, "test", images, seed, DETAIL_PROMPT)

@@ -24,8 +24,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tether.data.io import read_json, write_json
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.io import read_json, write_json
 
 logger = logging.getLogger(__name__)
 

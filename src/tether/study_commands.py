@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from tether.cli import add_overrides_option
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.options import add_overrides_option
 
 
 def register(subparsers) -> None:
@@ -73,7 +73,7 @@ def _run(args) -> int:
         return 0
     preset = PRESETS[args.preset]
     if args.overrides:  # first, so that --variants and --seeds (which each --jobs process gets) win
-        from tether.config import apply_overrides, from_dict
+        from tether.core.config import apply_overrides, from_dict
 
         preset = from_dict(StudyPreset, apply_overrides(dataclasses.asdict(preset), args.overrides), "--set")
     if args.variants:

@@ -12,8 +12,8 @@ import json
 import shutil
 from pathlib import Path
 
-from tether.data.io import write_json
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.io import write_json
 from tether.study import StudyPreset
 
 PRESET_DEFAULTS = dataclasses.asdict(StudyPreset())

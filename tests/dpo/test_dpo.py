@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from tether.config import load_config
+from tether.core.config import load_config
+from tether.core.errors import TetherError
 from tether.data.preference import load_preference_records
-from tether.errors import TetherError
 from tether.methods.dpo import (
     DPOCollator,
     DPOConfig,
@@ -71,7 +71,7 @@ def test_packed_reference_equals_two_sequence_reference(tiny_vlm, pair_data):
     plain = compute_reference_logprobs(tiny_vlm, pairs, DPOCollator(tiny_vlm, images, shared_prefix=False), 6)
     torch.testing.assert_close(packed, plain, atol=1e-5, rtol=0)
     # max_length cuts each branch (prefix + response) the same way on both paths
-    from tether.data.images import open_image
+    from tether.core.images import open_image
 
     prefix = tiny_vlm.encode([open_image(images, pairs[0].image)], [pairs[0].prompt]).input_ids.shape[1]
     cut = prefix + 3

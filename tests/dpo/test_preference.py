@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from tether.data.io import SkipLog
+from tether.core.errors import DataError
+from tether.core.io import SkipLog
 from tether.data.preference import (
     HADPO_DESC_PROMPTS,
     PreferenceRecord,
     load_preference_records,
     write_preference_records,
 )
-from tether.errors import DataError
 
 
 def write_jsonl(path, rows):

@@ -28,7 +28,7 @@ def test_loss_and_gradients_equal_trl_dpo_trainer(llava_checkpoint, pair_data, t
     from datasets import Dataset
     from transformers import LlavaProcessor
 
-    from tether.data.images import open_image
+    from tether.core.images import open_image
 
     path, images = pair_data
     pairs = load_preference_records(path)[:4]

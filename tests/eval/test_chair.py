@@ -3,9 +3,9 @@ import json
 import pytest
 from eval_helpers import write_jsonl
 
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.text import corrected_singularize, pattern_singularize, tokenize
 from tether.eval.chair import Chair, Vocabulary, chair_metrics
-from tether.eval.text_norm import corrected_singularize, pattern_singularize, tokenize
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ import json
 import pytest
 from eval_helpers import write_jsonl
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.text import split_sentences
 from tether.eval.judge_protocol import MMHAL_TEMPLATE, LLMJudge
 from tether.eval.mmhal import MmhalBench, parse_mmhal_rating, score_replies
-from tether.eval.shr import Shr, numbered_sentences, parse_shr_judgement, score_judgements, split_sentences
+from tether.eval.shr import Shr, numbered_sentences, parse_shr_judgement, score_judgements
 
 
 class FakeClient:
@@ -155,7 +156,7 @@ def test_shr_score_keeps_misaligned_images_in_averages(tmp_path):
     ],
 )
 def test_shr_items_with_mistyped_optional_fields_name_the_line(tmp_path, extra, message):
-    from tether.errors import DataError
+    from tether.core.errors import DataError
 
     good = {"image_id": 1, "image": "1.jpg", "facts": ["a red car"]}
     path = tmp_path / "shr.jsonl"

@@ -3,7 +3,7 @@ import json
 import pytest
 from eval_helpers import write_jsonl
 
-from tether.errors import DataError
+from tether.core.errors import DataError
 from tether.eval.mme import Mme, load_eval_tool, mme_metrics, parse_mme_answer
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 from eval_helpers import write_jsonl
 
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
 from tether.eval.benchmark import read_answer_lines
 from tether.eval.pope import Pope, align_answers_by_line_order, parse_pope_answer, pope_metrics
 

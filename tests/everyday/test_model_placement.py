@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tether.config import load_config
-from tether.errors import TetherError
+from tether.core.config import load_config
+from tether.core.errors import TetherError
 from tether.models import DecodingSettings, load
 from tether.models.placement import from_pretrained_options, placement_record
 

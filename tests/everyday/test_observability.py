@@ -11,7 +11,7 @@ import pytest
 from everyday_helpers import write_pope_split
 from PIL import Image
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,7 +74,7 @@ def test_ctrl_c_says_how_to_resume(monkeypatch, tmp_path, run_cli):
 
 
 def test_ppo_shows_a_progress_bar(tiny_llava, tmp_path, capsys):
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.methods.ppo import PPOConfig, train_ppo
     from tether.methods.reward import RewardModel
     from tether.models import load

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tether.config import load_config
-from tether.errors import TetherError
+from tether.core.config import load_config
+from tether.core.errors import TetherError
 from tether.methods.hacl import HACLCollator, HACLConfig, HACLModule, HACLSettings, train_hacl
 from tether.methods.noise import NoiseSettings, VisualNoise
 from tether.methods.settings import ModelSettings

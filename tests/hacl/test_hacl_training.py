@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tether.config import load_config
+from tether.core.config import load_config
 from tether.data.negatives import NegativePair
 from tether.data.sft import SFTRecord
 from tether.methods.hacl import (

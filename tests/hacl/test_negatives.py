@@ -4,7 +4,8 @@ import random
 import pytest
 
 from tether.cli import main
-from tether.data.io import SkipLog, read_json
+from tether.core.errors import DataError
+from tether.core.io import SkipLog, read_json
 from tether.data.negatives import (
     CaptionRecord,
     HallucinationVocabulary,
@@ -16,7 +17,6 @@ from tether.data.negatives import (
     plural,
 )
 from tether.data.negatives_llm import LLMRewriter, parse_rewrite_reply, rewrite_messages
-from tether.errors import DataError
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import datasets
 import pytest
 from PIL import Image
 
-from tether.config import load_config
+from tether.core.config import load_config
+from tether.core.errors import DataError
+from tether.core.images import open_image
+from tether.core.io import SkipLog
 from tether.data import preference, rlhf
-from tether.data.images import open_image
-from tether.data.io import SkipLog
 from tether.data.sft import load_sft_records
-from tether.errors import DataError
 from tether.methods.sft import SFTConfig, train_sft
 
 COLOURS = ["red", "blue", "green"]

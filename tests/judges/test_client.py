@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.config import load_config
+from tether.core.config import load_config
 from tether.eval.judges import ChatClient, JudgeConfig, JudgeError, make_client
 
 from .server import count_tokens, empty, hang, malformed, ok, status, truncated

@@ -80,8 +80,8 @@ def test_faults_under_concurrency_lose_nothing_and_ask_nothing_twice(chat_server
 
 
 def test_rerun_asks_only_for_missing_answers(chat_server, tmp_path):
+    from tether.core.fingerprints import MARKER, claim_output
     from tether.eval.runner import answer_inputs, endpoint_identity
-    from tether.fingerprints import MARKER, claim_output
     from tether.models.decoding import DecodingSettings
     from tether.models.placement import ModelLoadSettings
 
@@ -128,9 +128,9 @@ def test_fast_mode_without_logprobs_falls_back_to_generation_and_says_so(chat_se
 
 def test_judge_requests_concurrent_give_the_same_scores_and_add_up(chat_server, tmp_path):
     """MMHal answers already on disk: the run only asks the judge, 8 at a time, through 429s and hangs."""
+    from tether.core.fingerprints import MARKER, claim_output
     from tether.eval.judges import ChatClient
     from tether.eval.runner import answer_inputs
-    from tether.fingerprints import MARKER, claim_output
     from tether.models.decoding import DecodingSettings
 
     template = [
@@ -201,7 +201,7 @@ def test_completed_bounds_tasks_in_flight_and_stops_after_a_failure():
 
 
 def test_llm_negatives_with_concurrency_equal_sequential_and_account_every_call(chat_server):
-    from tether.data.io import SkipLog
+    from tether.core.io import SkipLog
     from tether.data.negatives import CaptionRecord, make_negatives
     from tether.data.negatives_llm import LLMRewriter
     from tether.eval.judges import ChatClient

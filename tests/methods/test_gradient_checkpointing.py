@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tether.config import load_config
+from tether.core.config import load_config
+from tether.core.errors import TetherError
 from tether.data.sft import load_sft_records
-from tether.errors import TetherError
 from tether.methods.settings import LoraSettings, ModelSettings
 from tether.methods.sft import SFTCollator, SFTConfig, SFTModule, train_sft
 from tether.methods.trainer import checkpointing_in_eval_mode, enable_activation_checkpointing

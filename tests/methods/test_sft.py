@@ -4,9 +4,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tether.config import load_config
+from tether.core.config import load_config
+from tether.core.errors import DataError, TetherError
 from tether.data.sft import load_sft_records
-from tether.errors import DataError, TetherError
 from tether.methods.sft import SFTCollator, SFTConfig, SFTModule, length_chunks, train_sft
 from tether.methods.trainer import TRAINABLE_WEIGHTS
 

@@ -2,7 +2,7 @@ import json
 
 from PIL import Image
 
-from tether.config import load_config
+from tether.core.config import load_config
 from tether.methods.vision import VisionConfig, train_vision
 
 

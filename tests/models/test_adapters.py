@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models import DecodingSettings, ImageTokenMismatch, ModelBatch
 
 PROMPTS = ["is there a red square ?", "what color is the circle ?", "describe this image ."]

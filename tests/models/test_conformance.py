@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tokenizers import AddedToken
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models import ADAPTERS, DecodingSettings, ImageTokenMismatch, ModelBatch, load
 from tether.models.adapter import model_image_inputs
 
@@ -378,7 +378,7 @@ def test_reward_step(checkpoint, images_root, lora):
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_ppo_step(checkpoint, images_root, tmp_path, lora):
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.data.rlhf import load_prompt_records
     from tether.methods.ppo import PPOConfig, PPORunner
     from tether.methods.reward import RewardModel

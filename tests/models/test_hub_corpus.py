@@ -20,8 +20,8 @@ from hub_corpus import (
 )
 from PIL import Image
 
-from tether.config import load_config
-from tether.errors import TetherError
+from tether.core.config import load_config
+from tether.core.errors import TetherError
 from tether.eval.runner import fast_yes_no, yes_no_margins, yes_no_token_ids
 from tether.methods.sft import SFTConfig, train_sft
 from tether.models import DecodingSettings, load

@@ -5,7 +5,7 @@ import os
 import torch
 from PIL import Image
 
-from tether.data.images import open_image
+from tether.core.images import open_image
 from tether.models.image_cache import ImageInputCache
 
 

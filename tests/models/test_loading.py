@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models import load
 
 

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 from transformers import TrainerCallback, TrainerState
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.methods.noise import (
     NoiseScheduleCallback,
     NoiseSettings,

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tether.config import load_config
-from tether.errors import DataError, TetherError
+from tether.core.config import load_config
+from tether.core.errors import DataError, TetherError
 from tether.methods.ssl import (
     PseudoLabelSettings,
     SSLConfig,

@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 
 from tether.cli import main
+from tether.core.errors import DataError
+from tether.core.io import read_jsonl
 from tether.data.answer_pairs import (
     AnswerPairSettings,
     YesNoQuestion,
     answer_pairs,
     load_yes_no_questions,
 )
-from tether.data.io import read_jsonl
-from tether.errors import DataError
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "world" / "smoke.yaml"
 
@@ -97,7 +97,7 @@ def test_select_all_pairs_every_question_and_repeats_the_short_side():
 
 
 def test_answer_pairs_cli_on_the_world_preference_split(world_checkpoint, tmp_path, capsys):
-    from tether.data.images import open_image
+    from tether.core.images import open_image
     from tether.eval.runner import fast_yes_no
     from tether.models import load
     from tether.world.build import build_world

@@ -7,9 +7,9 @@ import pytest
 
 from judges.server import ChatServer, ok
 from tether.cli import main
-from tether.data.io import read_jsonl
+from tether.core.io import read_jsonl
+from tether.core.text import split_sentences
 from tether.data.pairs_llm import CORRECT_PROMPT, JUDGE_PROMPT, REWRITE_PROMPT
-from tether.eval.shr import split_sentences
 from tether.world.pairs import WorldPairJudge
 
 FAST = ["--max-new-tokens", "24", "--no-progress"]

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from judges.server import ChatServer, ok
+from tether.core.errors import TetherError
 from tether.data.pairs import join_sentences
 from tether.data.pairs_llm import (
     CORRECT_PROMPT,
@@ -16,7 +17,6 @@ from tether.data.pairs_llm import (
     LLMStyleRewriter,
     parse_labels,
 )
-from tether.errors import TetherError
 from tether.eval.judges import ChatClient
 
 FACTS = {"img1": ["A red square is in the top left.", "Objects present: square, circle."]}

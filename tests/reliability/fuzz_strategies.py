@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 json_scalars = (
     st.none()

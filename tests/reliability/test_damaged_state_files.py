@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from tether.core.errors import TetherError
 from tether.data.pairs import _finished_images
-from tether.errors import TetherError
 from tether.methods import dpo
 from tether.methods.run_record import read_marker
 from tether.methods.trainer import TRAINABLE_WEIGHTS, load_trainable_state

@@ -13,8 +13,8 @@ from fuzz_strategies import check_clean_failure, damaged_file, damaged_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.data.io import SkipLog
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
+from tether.core.io import SkipLog
 from tether.eval.benchmark import EvalItem, answers_by_id, read_answer_lines
 from tether.eval.chair import read_captions
 from tether.eval.mme import align_mme_answers

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tether.data.images import open_image
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.images import open_image
 
 FUZZ = settings(max_examples=50, deadline=None)
 

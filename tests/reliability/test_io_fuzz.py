@@ -1,4 +1,4 @@
-"""Property tests of tether.data.io on arbitrary bytes: clean errors naming file:line, honest skip counts."""
+"""Property tests of tether.core.io on arbitrary bytes: clean errors naming file:line, honest skip counts."""
 
 import json
 import tempfile
@@ -9,7 +9,8 @@ from fuzz_strategies import check_clean_failure, damaged_file, json_values
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.data.io import (
+from tether.core.errors import DataError
+from tether.core.io import (
     SkipLog,
     iter_jsonl,
     parse_records,
@@ -18,7 +19,6 @@ from tether.data.io import (
     require_fields,
     resolve_under,
 )
-from tether.errors import DataError
 
 FUZZ = settings(max_examples=50, deadline=None)
 lines = st.lists(st.binary(max_size=30) | json_values.map(lambda v: json.dumps(v).encode()), max_size=8)

@@ -8,10 +8,10 @@ import pytest
 from fuzz_strategies import check_clean_failure, damaged_file
 from hypothesis import given, settings
 
+from tether.core.errors import DataError
+from tether.core.io import SkipLog
 from tether.data import preference, rlhf
-from tether.data.io import SkipLog
 from tether.data.sft import SFTRecord, load_sft_records
-from tether.errors import DataError
 
 FUZZ = settings(max_examples=50, deadline=None)
 

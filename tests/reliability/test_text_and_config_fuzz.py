@@ -10,9 +10,9 @@ from fuzz_strategies import check_clean_failure
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.config import load_config
+from tether.core.config import load_config
+from tether.core.errors import DataError, TetherError
 from tether.data.negatives import coco_vocabulary
-from tether.errors import DataError, TetherError
 from tether.eval.chair import Vocabulary
 from tether.eval.registry import get_benchmark
 

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tether.core.errors import DataError
+from tether.core.io import SkipLog
 from tether.data import preference, rlhf
 from tether.data.answer_pairs import load_yes_no_questions
-from tether.data.io import SkipLog
 from tether.data.pairs import load_pair_images
 from tether.data.sft import load_sft_records
-from tether.errors import DataError
 from tether.methods.ssl import load_unlabeled_items
 from tether.methods.vision import load_labelled_images
 

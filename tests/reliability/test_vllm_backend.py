@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from tether.cli import main
+from tether.core.errors import TetherError
 from tether.data.pairs import PairSettings, build_pairs
-from tether.errors import TetherError
 from tether.eval.registry import get_benchmark
 from tether.eval.runner import run_benchmark
 from tether.models.decoding import DecodingSettings

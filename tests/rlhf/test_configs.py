@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.config import load_config
+from tether.core.config import load_config
 from tether.methods.ppo import PPOConfig
 from tether.methods.reward import RewardConfig
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tether.config import load_config
+from tether.core.config import load_config
 from tether.methods.ppo import (
     PPOConfig,
     PPOSettings,

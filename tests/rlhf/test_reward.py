@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tether.config import load_config
+from tether.core.config import load_config
 from tether.data.rlhf import PreferenceRecord, load_preference_records
 from tether.methods.reward import (
     FACTS_HEADER,
@@ -130,7 +130,7 @@ def test_train_reward_learns_saves_and_loads(tiny_checkpoint, preference_data, t
 
 
 def test_mixed_image_batch_is_an_error(tiny_vlm):
-    from tether.errors import TetherError
+    from tether.core.errors import TetherError
 
     rm = RewardModel(tiny_vlm)
     records = [PreferenceRecord("0.png", "q", "a", "b"), PreferenceRecord(None, "q", "a", "b")]

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from tether.data.io import SkipLog
+from tether.core.errors import DataError
+from tether.core.io import SkipLog
 from tether.data.rlhf import load_captions, load_preference_records, load_prompt_records
-from tether.errors import DataError
 
 LLAVA_RLHF_PAIR = {
     "id": "000000123",

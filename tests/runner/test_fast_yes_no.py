@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tether.errors import DataError
+from tether.core.errors import DataError
 from tether.eval.runner import (
     fast_yes_no,
     read_finished,

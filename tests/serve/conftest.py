@@ -11,7 +11,7 @@ WORDS = "red blue green star square circle triangle left right above below".spli
 @pytest.fixture(scope="session")
 def served_checkpoint(tmp_path_factory, world) -> Path:
     """A tiny llava checkpoint whose next token is often "yes" or "no" (see ``_make_yes_no_likely``)."""
-    from tether.data.images import open_image
+    from tether.core.images import open_image
     from tether.eval.registry import get_benchmark
     from tether.models.tiny import TinyConfig, build_tiny_checkpoint
     from tether.world.evaluate import world_benchmarks

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.world.build import build_world
 from tether.world.config import load_world_config
 from tether.world.exports import ShapeStats

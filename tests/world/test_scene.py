@@ -1,6 +1,6 @@
 import pytest
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.world.config import WorldConfig, load_world_config
 from tether.world.exports import ShapeStats
 from tether.world.scene import SceneObject, derive_relations, sample_scene, sample_split

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.text import split_sentences
 from tether.eval.benchmark import EvalItem
 from tether.eval.mmhal import parse_mmhal_rating
 from tether.eval.registry import get_benchmark
-from tether.eval.shr import parse_shr_judgement, split_sentences
+from tether.eval.shr import parse_shr_judgement
 from tether.world import texts, vocab
 from tether.world.build import build_world
 from tether.world.config import load_world_config
@@ -215,7 +216,7 @@ def test_world_ground_truth_scores_perfectly(judge, mmhal_items, shr_items):
 
 
 def test_world_own_descriptions_are_all_correct(judge, judge_world, shr_items):
-    from tether.data.io import iter_jsonl
+    from tether.core.io import iter_jsonl
 
     by_id = {i.id: i for i in shr_items}
     for _, record in iter_jsonl(judge_world / "text" / "test_descriptions.jsonl"):

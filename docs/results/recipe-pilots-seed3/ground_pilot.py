@@ -16,7 +16,7 @@ import random
 import sys
 from pathlib import Path
 
-from tether.data.io import read_jsonl, write_jsonl
+from tether.core.io import read_jsonl, write_jsonl
 from tether.world import texts
 from tether.world.baseline import STAGES, BaselineRecipe, _initial_checkpoint, _run_stage, prepare_data
 from tether.world.scene import Scene

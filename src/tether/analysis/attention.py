@@ -200,8 +200,8 @@ def plot_attention_shares(reports: dict[str, dict], out_png) -> None:
 
 def load_attention_items(path, images_root) -> list[AttentionItem]:
     """JSONL/JSON of ``{"image", "prompt", "objects": [...]}``; images opened relative to ``images_root``."""
-    from tether.data.images import open_image
-    from tether.data.io import read_records, require_fields
+    from tether.core.images import open_image
+    from tether.core.io import read_records, require_fields
 
     items = []
     for line, raw in read_records(path):

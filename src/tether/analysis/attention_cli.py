@@ -46,12 +46,12 @@ def run(args) -> int:
         plot_attention_shares,
         word_map_lookup,
     )
-    from tether.data.io import read_json, write_json
-    from tether.errors import TetherError
+    from tether.core.errors import TetherError
+    from tether.core.io import read_json, write_json
+    from tether.core.provenance import environment
     from tether.models import load
     from tether.models.decoding import DecodingSettings
     from tether.models.placement import ModelLoadSettings, placement_record
-    from tether.provenance import environment
 
     items = load_attention_items(args.items, args.images)[: args.limit]
     if not items:

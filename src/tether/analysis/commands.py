@@ -43,7 +43,7 @@ def _gap(args) -> int:
     from pathlib import Path
 
     from tether.analysis.gap import analyze_gap
-    from tether.errors import TetherError
+    from tether.core.errors import TetherError
     from tether.models.placement import ModelLoadSettings
 
     labels = args.label or [Path(m).name for m in args.model]

@@ -111,7 +111,7 @@ def project_2d(points: torch.Tensor, method: str = "pca", seed: int = 0) -> torc
         try:
             import umap
         except ImportError:
-            from tether.errors import TetherError
+            from tether.core.errors import TetherError
 
             raise TetherError("projection 'umap' needs the umap-learn package; use 'pca'") from None
         return torch.from_numpy(umap.UMAP(n_components=2, random_state=seed).fit_transform(points.numpy()))
@@ -179,13 +179,13 @@ def analyze_gap(
     ``load_settings`` (a ``ModelLoadSettings``) places each model: device, dtype, attention."""
     from pathlib import Path
 
-    from tether.data.images import open_image
-    from tether.data.io import write_json
+    from tether.core.errors import TetherError
+    from tether.core.images import open_image
+    from tether.core.io import write_json
+    from tether.core.provenance import environment
     from tether.data.negatives import load_negatives
-    from tether.errors import TetherError
     from tether.models import load
     from tether.models.placement import placement_record
-    from tether.provenance import environment
 
     pairs = [p for p in load_negatives(negatives_path) if p.image is not None][:limit]
     if len(pairs) < 4:

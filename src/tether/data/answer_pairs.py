@@ -25,9 +25,9 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
-from tether.data.images import open_image
-from tether.data.io import SkipLog, parse_records, require_fields, write_jsonl
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.images import open_image
+from tether.core.io import SkipLog, parse_records, require_fields, write_jsonl
 from tether.eval.pope import parse_pope_answer
 from tether.models.decoding import DecodingSettings
 

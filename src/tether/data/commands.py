@@ -2,7 +2,7 @@
 
 import argparse
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.eval.endpoint import add_endpoint_options
 from tether.models.placement import add_model_load_options
 
@@ -68,8 +68,8 @@ def _claim(out, inputs: dict, overwrite: bool, produced=()):
     or a pipe (``--out /dev/stdout``) keeps no record and is simply written."""
     from pathlib import Path
 
-    from tether.data.io import is_stream
-    from tether.fingerprints import claim_output
+    from tether.core.fingerprints import claim_output
+    from tether.core.io import is_stream
 
     out = Path(out)
     if is_stream(out):
@@ -129,13 +129,13 @@ def _register_answer_pairs(verbs) -> None:
 def _answer_pairs(args) -> int:
     from dataclasses import asdict
 
+    from tether.core.fingerprints import file_identity, model_identity
+    from tether.core.io import SkipLog
+    from tether.core.provenance import environment
     from tether.data.answer_pairs import AnswerPairSettings, build_answer_pairs, load_yes_no_questions
-    from tether.data.io import SkipLog
     from tether.eval.runner import endpoint_identity
-    from tether.fingerprints import file_identity, model_identity
     from tether.models import load
     from tether.models.placement import ModelLoadSettings, placement_record
-    from tether.provenance import environment
 
     model = _model_or_endpoint(args)
     settings = AnswerPairSettings(
@@ -257,12 +257,12 @@ def _pairs(args) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from tether.data.io import SkipLog, is_stream
+    from tether.core.fingerprints import file_identity, model_identity
+    from tether.core.io import SkipLog, is_stream
+    from tether.core.provenance import environment
     from tether.data.pairs import PairSettings, build_pairs, load_pair_images
     from tether.eval.runner import endpoint_identity
-    from tether.fingerprints import file_identity, model_identity
     from tether.models.placement import ModelLoadSettings
-    from tether.provenance import environment
 
     settings = PairSettings(
         prompt=args.prompt,
@@ -400,7 +400,7 @@ def _pairs_client(args):
         return None
     if not args.judge_config:
         raise TetherError("--judge llm and --variants need --judge-config RECIPE.yaml (configs/judges/)")
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.eval.judges import JudgeConfig, make_client
 
     return make_client(load_config(JudgeConfig, args.judge_config, []))
@@ -409,10 +409,10 @@ def _pairs_client(args):
 def _negatives(args) -> int:
     from pathlib import Path
 
-    from tether.data.io import SkipLog, read_json
+    from tether.core.fingerprints import file_identity
+    from tether.core.io import SkipLog, read_json
+    from tether.core.provenance import environment
     from tether.data.negatives import coco_vocabulary, load_caption_records, make_negatives, write_negatives
-    from tether.fingerprints import file_identity
-    from tether.provenance import environment
 
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     inputs = {
@@ -443,7 +443,7 @@ def _negatives(args) -> int:
             raise TetherError("the rule backend needs --synonyms (e.g. shared/data/chair/synonyms.txt)")
         rewriter = RuleRewriter(coco_vocabulary(args.synonyms, args.co_occurrence), kinds, args.max_kinds)
     else:
-        from tether.config import load_config
+        from tether.core.config import load_config
         from tether.data.negatives_llm import LLMRewriter
         from tether.eval.judges import JudgeConfig, make_client
 

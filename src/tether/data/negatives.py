@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import SkipLog, parse_records, read_json, read_records, read_text_lines, write_jsonl
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
+from tether.core.io import SkipLog, parse_records, read_json, read_records, read_text_lines, write_jsonl
 
 KINDS = ("object", "attribute", "count", "position")
 

@@ -11,8 +11,8 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 
+from tether.core.errors import DataError, TetherError
 from tether.data.negatives import KINDS, Rewrite
-from tether.errors import DataError, TetherError
 
 SYSTEM_PROMPT = """You write hallucinated image captions for training a vision-language model to tell \
 true descriptions from false ones.

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from tether.data.images import open_image
-from tether.data.io import SkipLog, append_jsonl, parse_records, require_fields, write_text
-from tether.errors import DataError
-from tether.eval.shr import split_sentences
+from tether.core.errors import DataError
+from tether.core.images import open_image
+from tether.core.io import SkipLog, append_jsonl, parse_records, require_fields, write_text
+from tether.core.text import split_sentences
 from tether.models.decoding import DecodingSettings
 
 logger = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ brings the reply cache and bounded retries).
 
 import json
 
+from tether.core.errors import DataError, TetherError
 from tether.data.negatives_llm import _first_json_object
 from tether.data.pairs import drop_hallucinated
-from tether.errors import DataError, TetherError
 from tether.eval.shr import LABELS
 
 JUDGE_PROMPT = """You check detailed image descriptions written by a vision-language model for hallucinations.

@@ -30,8 +30,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import SkipLog, read_json, read_records, readable, require_image, write_jsonl
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
+from tether.core.io import SkipLog, read_json, read_records, readable, require_image, write_jsonl
 
 FORMATS = ("tether", "hadpo_desc", "hadpo_pope", "llava_rlhf", "rlaif_v")
 DEFAULT_IMAGE_PATTERN = "{image_id}.jpg"  # HA-DPO's Visual Genome ids name .jpg files
@@ -155,7 +155,7 @@ class _Skip(Exception):
 
 def _hadpo_desc_dict(path: Path) -> dict | None:
     """The file as a dict of per-image dicts if it is one JSON object of that shape, else None (JSONL...)."""
-    from tether.data.hf_dataset import is_dataset_source
+    from tether.core.hf_dataset import is_dataset_source
 
     if is_dataset_source(path):
         return None

@@ -25,8 +25,8 @@ LLaVA-RLHF's PPO trainer does).
 import math
 from dataclasses import dataclass, field
 
-from tether.data.io import SkipLog, parse_records, read_json
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.io import SkipLog, parse_records, read_json
 
 # LLaVA-RLHF's AnswerType enum (data_utils/constants.py) as ground-truth answers
 CAPTION_TYPE_ANSWERS = {1: None, 2: "A", 3: "B", 4: "C", 5: "D", 6: "no", 7: "yes"}

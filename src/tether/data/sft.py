@@ -12,8 +12,8 @@ text corpus: each non-empty line is one text-only record (the world's ``lm_corpu
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.data.io import SkipLog, parse_records, read_text_lines
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.io import SkipLog, parse_records, read_text_lines
 
 # The instructions of records that carry only the answer (LLaVA's brief and detailed description prompts;
 # under the ``plain`` template of stage-1 alignment no instruction is shown at all).

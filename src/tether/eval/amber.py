@@ -20,10 +20,10 @@ lemmas (tagger and WordNet data do not install from PyPI), and the spaCy ``en_co
 from functools import partial
 from pathlib import Path
 
-from tether.data.io import read_json, read_records, read_text_lines, require_fields
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.io import read_json, read_records, read_text_lines, require_fields
+from tether.core.text import corrected_singularize, tokenize
 from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
-from tether.eval.text_norm import corrected_singularize, tokenize
 
 DIMENSIONS = {
     "discriminative-hallucination": "existence",

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import SkipLog, parse_records
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
+from tether.core.io import SkipLog, parse_records
 from tether.eval.stats import bootstrap_intervals
 
 

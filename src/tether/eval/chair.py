@@ -9,16 +9,16 @@ captions; recall = ground-truth objects mentioned / ground-truth objects, pooled
 Metrics are fractions in [0, 1] (papers print them x100).
 
 Normalisation as the original: NLTK's ``word_tokenize`` of the lower-cased caption, then pattern.en's
-``singularize`` on every token (``tether.eval.text_norm``), errors included ("bus" -> "bu"). With
+``singularize`` on every token (``tether.core.text``), errors included ("bus" -> "bu"). With
 ``corrected`` the singulariser's errors are fixed for the CHAIR vocabulary (the one correction).
 """
 
 from pathlib import Path
 
-from tether.data.io import read_json, read_records, read_text_lines, require_fields
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.io import read_json, read_records, read_text_lines, require_fields
+from tether.core.text import corrected_singularize, pattern_singularize, tokenize
 from tether.eval.benchmark import Benchmark, EvalItem, Score, require_answers, safe_div
-from tether.eval.text_norm import corrected_singularize, pattern_singularize, tokenize
 
 CAPTION_PROMPT = "Please describe this image in detail."
 

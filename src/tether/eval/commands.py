@@ -7,7 +7,7 @@ to the model runner (``tether.eval.runner``). Heavy imports stay inside handlers
 import json
 from pathlib import Path
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.eval.run_options import FREE_MAX_NEW_TOKENS, PROMPT_SUFFIXES, YES_NO_MAX_NEW_TOKENS
 from tether.models.placement import add_model_load_options
 
@@ -314,7 +314,7 @@ def _load_items(args, benchmark):
         if getattr(args, "questions", None) and (args.image_ids or args.image_pattern != "{image_id}"):
             raise TetherError("--questions names the images: leave out --image-ids and --image-pattern")
         if getattr(args, "image_ids", None):
-            from tether.data.io import read_text_lines
+            from tether.core.io import read_text_lines
 
             image_ids = [x.strip() for x in read_text_lines(args.image_ids) if x.strip()]
         return benchmark.load_items(
@@ -330,7 +330,7 @@ def _load_items(args, benchmark):
 
 
 def _score(args) -> int:
-    from tether.data.io import SkipLog
+    from tether.core.io import SkipLog
     from tether.eval.benchmark import answers_by_id, read_answer_lines
     from tether.eval.registry import get_benchmark
 
@@ -522,7 +522,7 @@ def _make_judge(args):
             f"{args.benchmark} needs a judge: --judge-config FILE (see configs/judges/) or "
             "--judge world-rule --world DIR"
         )
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.eval.judge_protocol import LLMJudge
     from tether.eval.judges import JudgeConfig, make_client
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tether.data.io import read_jsonl
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.io import read_jsonl
 from tether.eval.results import SAMPLES_FILE, read_results
 from tether.report import _STYLE, Cell, Section, Table, markdown_table, render_html
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")

@@ -29,7 +29,7 @@ import math
 import threading
 from dataclasses import replace
 
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
 from tether.eval.concurrent import completed
 from tether.eval.judges.client import ChatClient, JudgeError, RetryableReply
 from tether.models.decoding import DecodingSettings
@@ -300,7 +300,7 @@ def endpoint_answers(
     """``(item, answer, None)`` as each request completes (no p(yes): a server's top logprobs give the
     verdict, not the full yes/no mass), ``endpoint.concurrency`` in flight; an unreadable image
     is an error naming the item, or with ``skip_invalid`` skipped and counted in ``skips``."""
-    from tether.data.images import open_image
+    from tether.core.images import open_image
     from tether.eval.runner import _progress
 
     def ask(item):

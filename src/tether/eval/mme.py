@@ -18,8 +18,8 @@ built and reproduces LLaVA's published figures exactly).
 
 from pathlib import Path
 
-from tether.data.io import read_records, read_text_lines, require_fields
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.io import read_records, read_text_lines, require_fields
 from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
 
 PERCEPTION = (

@@ -8,8 +8,8 @@ the type of each question is the template's ``question_type`` (in the official t
 
 from pathlib import PurePosixPath
 
-from tether.data.io import read_json, read_records, require_fields
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
+from tether.core.io import read_json, read_records, require_fields
 from tether.eval.benchmark import Benchmark, EvalItem, Score, require_answers, safe_div
 
 QUESTION_TYPES = (

@@ -14,8 +14,8 @@ the wrong version fails loudly instead of scoring nonsense.
 
 from pathlib import Path
 
-from tether.data.io import read_records, require_fields
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.io import read_records, require_fields
 from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
 
 SPLITS = ("random", "popular", "adversarial")

@@ -1,6 +1,6 @@
 """Benchmarks by name: ``get_benchmark("pope")`` returns a fresh instance of the unit."""
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.eval.amber import Amber
 from tether.eval.benchmark import Benchmark
 from tether.eval.chair import Chair

@@ -1,28 +1,15 @@
 """Result store: ``results.json`` (metrics, 95% intervals, provenance) and ``samples.jsonl`` per run."""
 
-import hashlib
 import json
 from pathlib import Path
 
-from tether.data.io import is_readable_file, read_json, readable, write_json
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.io import file_sha256, read_json, write_json
+from tether.core.provenance import environment
 from tether.eval.benchmark import Score
-from tether.provenance import environment
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
-
-
-def file_sha256(path) -> str | None:
-    if path is None:
-        return None
-    if not is_readable_file(path):
-        return None  # a folder (MME layouts) has no single digest
-    digest = hashlib.sha256()
-    with open(readable(path), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_results(

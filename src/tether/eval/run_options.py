@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 if TYPE_CHECKING:
     from tether.eval.benchmark import EvalItem

@@ -32,11 +32,11 @@ from pathlib import Path
 
 import torch
 
-from tether.data.images import open_image, resolve_under
-from tether.data.io import SkipLog, append_jsonl
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
+from tether.core.fingerprints import MARKER, claim_output, file_identity, model_identity
+from tether.core.images import open_image, resolve_under
+from tether.core.io import SkipLog, append_jsonl
 from tether.eval.results import RESULTS_FILE, SAMPLES_FILE, write_results
-from tether.fingerprints import MARKER, claim_output, file_identity, model_identity
 from tether.models.adapter import model_image_inputs
 from tether.models.decoding import DecodingSettings
 from tether.models.placement import ModelLoadSettings, placement_record

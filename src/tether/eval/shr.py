@@ -15,21 +15,12 @@ Items (tether's format, JSONL one per image): ``{"image_id", "image", "prompt", 
 descriptions], "factual": [optional extra facts]}``.
 """
 
-from tether.data.io import read_records
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
+from tether.core.io import read_records
+from tether.core.text import split_sentences
 from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
 
 LABELS = ("hallucination", "correct", "cannot judge")
-
-
-def split_sentences(description: str) -> list[str]:
-    """HA-DPO's segmentation: split on '.', strip, drop empty and repeated (contained) sentences."""
-    kept: list[str] = []
-    for piece in description.split("."):
-        sentence = piece.strip()
-        if sentence and not any(sentence in earlier for earlier in kept):
-            kept.append(sentence)
-    return kept
 
 
 def numbered_sentences(description: str) -> str:

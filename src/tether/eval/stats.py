@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tether.stats import bootstrap_interval
+from tether.core.stats import bootstrap_interval
 
 
 def bootstrap_intervals(
@@ -18,7 +18,7 @@ def bootstrap_intervals(
     level: float = 0.95,
 ) -> dict[str, list[float]]:
     """Return ``{metric: [low, high]}``, the percentile interval over ``n_resamples`` resamples
-    (``scipy.stats.bootstrap`` through ``tether.stats.bootstrap_interval``).
+    (``scipy.stats.bootstrap`` through ``tether.core.stats.bootstrap_interval``).
 
     Records are drawn with replacement; with ``cluster_key`` whole groups of records sharing that
     field's value are drawn instead (an MME image's two questions, an SHR image's sentences), so

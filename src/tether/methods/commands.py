@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tether.cli import add_set_option
+from tether.core.options import add_set_option
 from tether.models.placement import add_chat_template_option
 
 EXPECTED_WORLD_SIZE = "TETHER_EXPECTED_WORLD_SIZE"

@@ -42,10 +42,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tether.data.hf_dataset import image_file_stat
-from tether.data.images import open_image
+from tether.core.errors import TetherError
+from tether.core.hf_dataset import image_file_stat
+from tether.core.images import open_image
 from tether.data.preference import DEFAULT_IMAGE_PATTERN, PreferenceRecord
-from tether.errors import TetherError
 from tether.methods.dpo_loss import dpo_sigmoid_loss
 from tether.methods.noise import noise_hook
 from tether.methods.run_record import start_output, training_run
@@ -393,7 +393,7 @@ def reference_fingerprint(
 ) -> str:
     """Hash of what reference log-probs depend on: checkpoint files, dtype, pairs, their images, max_length,
     and the chat template when one is chosen instead of the checkpoint's."""
-    from tether.fingerprints import model_digest
+    from tether.core.fingerprints import model_digest
 
     digest = hashlib.sha256(CACHE_VERSION.encode())
     digest.update(bytes.fromhex(model_digest(model_path)))
@@ -475,7 +475,7 @@ def load_pairs(config: DPOConfig, skips) -> list[PreferenceRecord]:
 @training_run("train dpo")
 def train_dpo(config: DPOConfig):
     """Run DPO from a config; returns the folder of the exported (merged, loadable) model."""
-    from tether.data.io import SkipLog
+    from tether.core.io import SkipLog
     from tether.methods.run_record import RunTimer, write_run_record
     from tether.methods.trainer import run_training
     from tether.methods.tuning import export_model, load_for_training

@@ -13,7 +13,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.methods.dpo import DPOConfig, train_dpo
 
     config = load_config(DPOConfig, args.config, args.overrides)

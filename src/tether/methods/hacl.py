@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from tether.data.images import open_image
+from tether.core.errors import TetherError
+from tether.core.images import open_image
 from tether.data.sft import SFTRecord
-from tether.errors import TetherError
 from tether.methods.dpo import packed_hidden_states, supports_packing
 from tether.methods.hacl_loss import TEMPERATURE_INIT, LearnableTemperature, hacl_contrastive_loss
 from tether.methods.run_record import training_run
@@ -309,7 +309,7 @@ def train_hacl(config: HACLConfig):
 
     from safetensors.torch import save_file
 
-    from tether.data.io import SkipLog
+    from tether.core.io import SkipLog
     from tether.data.negatives import load_negatives
     from tether.data.sft import load_sft_records
     from tether.methods.run_record import RunTimer, write_run_record

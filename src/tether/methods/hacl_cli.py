@@ -10,7 +10,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.methods.hacl import HACLConfig, train_hacl
 
     config = load_config(HACLConfig, args.config, args.overrides)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from transformers import TrainerCallback
 
-from tether.config import from_dict
-from tether.errors import TetherError
+from tether.core.config import from_dict
+from tether.core.errors import TetherError
 
 SCHEDULES = ("constant", "linear", "cosine")
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from tether.data.images import open_image
+from tether.core.images import open_image
 from tether.data.rlhf import PromptRecord
 from tether.methods.ppo_loss import (
     AdaptiveKLController,
@@ -205,7 +205,7 @@ class PPORunner:
     def __init__(self, config: PPOConfig, score_fn: ScoreFn | None = None):
         from accelerate import Accelerator
 
-        from tether.errors import TetherError
+        from tether.core.errors import TetherError
         from tether.methods.reward import RewardModel, load_reward_model
         from tether.methods.tuning import configure_trainable, load_for_training, training_load_options
         from tether.models import load
@@ -292,7 +292,7 @@ class PPORunner:
             for vlm in (self.policy, self.value_vlm)
         )
         if not torch.equal(policy_batch.response_mask, value_batch.response_mask):
-            from tether.errors import TetherError
+            from tether.core.errors import TetherError
 
             raise TetherError(
                 "policy and value model lay out the same sequences differently (chat template or image "
@@ -422,7 +422,7 @@ class PPORunner:
         if all(r.image is not None for r in records):
             images = [open_image(self.config.data.images, r.image) for r in records]
         elif any(r.image is not None for r in records):
-            from tether.errors import TetherError
+            from tether.core.errors import TetherError
 
             raise TetherError("a PPO batch mixes prompts with and without images")
         rollout = self.rollout(records, images)
@@ -444,7 +444,7 @@ class PPORunner:
     def save_checkpoint(self, folder: Path, step: int, history: list[dict]) -> None:
         from safetensors.torch import save_file
 
-        from tether.data.io import write_json
+        from tether.core.io import write_json
         from tether.methods.trainer import TRAINABLE_WEIGHTS, trainable_state
 
         folder.mkdir(parents=True, exist_ok=True)
@@ -469,7 +469,7 @@ class PPORunner:
     def load_checkpoint(self, folder: Path) -> tuple[int, list[dict]]:
         from safetensors.torch import load_file
 
-        from tether.data.io import read_json
+        from tether.core.io import read_json
         from tether.methods.trainer import TRAINABLE_WEIGHTS, load_trainable_state
 
         load_trainable_state(self.accelerator.unwrap_model(self.module), folder / TRAINABLE_WEIGHTS)
@@ -498,9 +498,9 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     reward model folder is still needed to initialise the value model.
     """
 
-    from tether.data.io import SkipLog, append_jsonl
+    from tether.core.errors import TetherError
+    from tether.core.io import SkipLog, append_jsonl
     from tether.data.rlhf import load_captions, load_prompt_records
-    from tether.errors import TetherError
     from tether.methods.run_record import RunTimer, write_run_record
     from tether.methods.trainer import last_complete_checkpoint
     from tether.methods.tuning import export_model

@@ -7,7 +7,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.methods.ppo import PPOConfig, train_ppo
 
     config = load_config(PPOConfig, args.config, args.overrides)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from tether.data.images import open_image
+from tether.core.images import open_image
 from tether.data.rlhf import PreferenceRecord
 from tether.methods.reward_loss import pairwise_reward_loss
 from tether.methods.run_record import training_run
@@ -83,7 +83,7 @@ class RewardModel(torch.nn.Module):
         """Write a loadable reward-model folder (LoRA merged into the VLM weights)."""
         from safetensors.torch import save_file
 
-        from tether.data.io import write_json
+        from tether.core.io import write_json
         from tether.methods.tuning import export_model
 
         out_dir = Path(out_dir)
@@ -107,8 +107,8 @@ def load_reward_model(path, *, dtype: str = "float32", **load_options) -> Reward
     """Open a folder written by ``RewardModel.save`` (``tether train reward``), in eval mode."""
     from safetensors.torch import load_file
 
-    from tether.data.io import read_json
-    from tether.errors import TetherError
+    from tether.core.errors import TetherError
+    from tether.core.io import read_json
     from tether.models import load
 
     path = Path(path)
@@ -167,7 +167,7 @@ class PreferenceCollator:
 def encode_pairs(reward_model: RewardModel, records: Sequence[PreferenceRecord], images_root) -> ModelBatch:
     has_image = [r.image is not None for r in records]
     if any(has_image) and not all(has_image):
-        from tether.errors import TetherError
+        from tether.core.errors import TetherError
 
         raise TetherError("a batch mixes pairs with and without images; give every pair an image")
     images = [open_image(images_root, r.image) for r in records] if all(has_image) else None
@@ -219,9 +219,9 @@ def evaluate_reward_model(
 @training_run("train reward", output="reward_model")
 def train_reward(config: RewardConfig) -> Path:
     """Train a reward model from a config; returns the reward-model folder (``<output_dir>/reward_model``)."""
-    from tether.data.io import SkipLog
+    from tether.core.errors import TetherError
+    from tether.core.io import SkipLog
     from tether.data.rlhf import load_captions, load_preference_records
-    from tether.errors import TetherError
     from tether.methods.run_record import RunTimer, write_run_record
     from tether.methods.trainer import loss_history, run_training
     from tether.methods.tuning import load_for_training

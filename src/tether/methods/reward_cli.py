@@ -11,7 +11,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.methods.reward import RewardConfig, train_reward
 
     config = load_config(RewardConfig, args.config, args.overrides)

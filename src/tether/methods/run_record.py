@@ -8,8 +8,8 @@ import resource
 import time
 from pathlib import Path
 
-from tether.data.io import write_json
-from tether.provenance import environment
+from tether.core.io import write_json
+from tether.core.provenance import environment
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ _RUN_FILES = ("run.json", "log.jsonl", "rollouts.jsonl", "pseudo_labels.jsonl", 
 
 def training_inputs(command: str, config) -> dict:
     """What a training run's weights depend on: the command and its config, with the model and data files
-    it names identified by content (``tether.fingerprints.identify_paths``)."""
-    from tether.fingerprints import identify_paths
+    it names identified by content (``tether.core.fingerprints.identify_paths``)."""
+    from tether.core.fingerprints import identify_paths
 
     raw = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     train = {k: v for k, v in raw.get("train", {}).items() if k not in _OPERATIONAL}
@@ -105,7 +105,7 @@ def training_run(command: str, output: str = "model"):
     def decorate(train):
         @functools.wraps(train)
         def run(config, *args, **kwargs):
-            from tether.fingerprints import MARKER, claim_output
+            from tether.core.fingerprints import MARKER, claim_output
 
             out_dir = Path(config.train.output_dir)
             produced = [

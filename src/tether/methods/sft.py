@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tether.data.images import open_image
+from tether.core.errors import TetherError
+from tether.core.images import open_image
 from tether.data.sft import SFTRecord
-from tether.errors import TetherError
 from tether.methods.noise import noise_hook
 from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
@@ -183,7 +183,7 @@ def next_token_loss(
 @training_run("train sft")
 def train_sft(config: SFTConfig):
     """Run SFT from a config; returns the folder of the exported (merged, loadable) model."""
-    from tether.data.io import SkipLog
+    from tether.core.io import SkipLog
     from tether.data.sft import load_sft_records
     from tether.methods.run_record import RunTimer
 

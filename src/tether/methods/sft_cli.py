@@ -12,7 +12,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.methods.sft import SFTConfig, train_sft
 
     config = load_config(SFTConfig, args.config, args.overrides)

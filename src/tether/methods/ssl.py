@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from tether.data.io import SkipLog
+from tether.core.io import SkipLog
 from tether.data.sft import SFTRecord
 from tether.methods.noise import NoiseSettings
 from tether.methods.run_record import start_output, training_run
@@ -77,8 +77,8 @@ def load_unlabeled_items(
 ) -> list[UnlabeledItem]:
     """Items to pseudo-label; an item without a prompt is expanded to one item per entry of ``prompts``.
     With ``images`` (the root), an item whose image is missing is a ``path:line`` error."""
-    from tether.data.io import read_records, require_image
-    from tether.errors import DataError
+    from tether.core.errors import DataError
+    from tether.core.io import read_records, require_image
 
     items = []
     for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
@@ -114,7 +114,7 @@ def answer_confidence(per_token_logprobs: torch.Tensor, mask: torch.Tensor, redu
     elif reduction == "min":
         value = probs.masked_fill(~mask, float("inf")).min(dim=1).values
     else:
-        from tether.errors import TetherError
+        from tether.core.errors import TetherError
 
         raise TetherError(f"pseudo.confidence '{reduction}' unknown; choose from {CONFIDENCE_REDUCTIONS}")
     return torch.where(counts > 0, value, torch.zeros_like(value))
@@ -136,11 +136,11 @@ def pseudo_label(
     """
     from tqdm.auto import tqdm
 
-    from tether.data.images import open_image
-    from tether.data.io import append_jsonl, iter_jsonl
+    from tether.core.images import open_image
+    from tether.core.io import append_jsonl, iter_jsonl
 
     if settings.confidence not in CONFIDENCE_REDUCTIONS:
-        from tether.errors import TetherError
+        from tether.core.errors import TetherError
 
         raise TetherError(
             f"pseudo.confidence '{settings.confidence}' unknown; choose from {CONFIDENCE_REDUCTIONS}"
@@ -178,8 +178,8 @@ def pseudo_label(
 @training_run("train ssl")
 def train_ssl(config: SSLConfig):
     """Pseudo-label with the teacher, then SFT the noised student on labeled + kept pseudo-labels."""
+    from tether.core.errors import TetherError
     from tether.data.sft import load_sft_records
-    from tether.errors import TetherError
     from tether.methods.run_record import RunTimer
     from tether.methods.sft import fit_sft
     from tether.models import load

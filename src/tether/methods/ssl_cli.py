@@ -13,7 +13,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.methods.ssl import SSLConfig, train_ssl
 
     config = load_config(SSLConfig, args.config, args.overrides)

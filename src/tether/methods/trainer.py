@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainerState, TrainingArguments
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.methods.run_record import start_output
 from tether.methods.settings import TrainSettings
 

@@ -2,7 +2,7 @@
 
 import logging
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.methods.settings import ModelSettings
 from tether.models import VisionLanguageModel, load
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tether.data.images import open_image
-from tether.data.io import SkipLog, parse_records, require_fields
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
+from tether.core.images import open_image
+from tether.core.io import SkipLog, parse_records, require_fields
 from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.methods.tuning import vision_tower
@@ -153,7 +153,7 @@ def train_vision(config: VisionConfig):
     """Pretrain the vision tower; returns the exported model folder (the head is saved beside it)."""
     from safetensors.torch import save_file
 
-    from tether.data.io import write_json
+    from tether.core.io import write_json
     from tether.methods.run_record import RunTimer, write_run_record
     from tether.methods.trainer import run_training
     from tether.methods.tuning import export_model, load_for_training

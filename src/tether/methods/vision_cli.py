@@ -6,7 +6,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.methods.vision import VisionConfig, train_vision
 
     config = load_config(VisionConfig, args.config, args.overrides)

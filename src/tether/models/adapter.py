@@ -68,7 +68,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models.chat_templates import chat_prompt
 from tether.models.decoding import DecodingSettings
 from tether.models.image_cache import ImageInputCache, concatenate, file_tag

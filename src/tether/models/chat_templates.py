@@ -18,7 +18,7 @@ import json
 import logging
 from pathlib import Path
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 logger = logging.getLogger(__name__)
 

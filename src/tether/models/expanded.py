@@ -7,7 +7,7 @@ with their neighbours sees what it sees under the HF processor. The visual-token
 then checked against the tokens produced before anything runs.
 """
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models.adapter import VisionLanguageModel
 
 

@@ -9,7 +9,7 @@ forward. Pan-and-scan crops are refused (their count depends on a crop heuristic
 
 import torch
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models.expanded import TextExpandingAdapter
 
 

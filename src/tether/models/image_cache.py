@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import torch
 
-from tether.data.images import FILE_TAG
+from tether.core.images import FILE_TAG
 
 DEFAULT_MAX_BYTES = 512 * 2**20
 

@@ -2,7 +2,7 @@
 
 from PIL import Image
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models.adapter import VisionLanguageModel
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models.adapter import VisionLanguageModel, model_image_inputs
 
 QFORMER_KEYS = ("qformer_input_ids", "qformer_attention_mask")

@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models.adapter import VisionLanguageModel
 from tether.models.chat_templates import resolve_chat_template
 from tether.models.gemma3 import Gemma3Adapter

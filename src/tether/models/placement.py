@@ -18,7 +18,7 @@ import importlib.util
 import re
 from dataclasses import dataclass
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")  # auto: the dtype the checkpoint was saved in
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models.tiny_families import QWEN_SPECIALS
 from tether.models.tokenizer import build_word_tokenizer
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.models.adapter import stop_token_ids
 from tether.models.chat_templates import chat_prompt, resolve_chat_template
 from tether.models.decoding import DecodingSettings

@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.data.io import read_json, read_jsonl, write_json, write_jsonl
+from tether.core.io import read_json, read_jsonl, write_json, write_jsonl
 from tether.data.sft import CAPTION_PROMPT
 from tether.models.tiny import TinyConfig
 from tether.world.texts import DETAIL_PROMPT
@@ -177,7 +177,7 @@ def train_baseline(world_dir, out_dir, recipe: BaselineRecipe | None = None) -> 
 
 def _initial_checkpoint(recipe: BaselineRecipe, initial: Path) -> tuple[Path, str]:
     """The random-init model, rebuilt when the architecture or seed changed; returns it and its fingerprint."""
-    from tether.fingerprints import fingerprint as stage_fingerprint
+    from tether.core.fingerprints import fingerprint as stage_fingerprint
     from tether.methods.run_record import read_marker
     from tether.models.tiny import build_tiny_checkpoint
     from tether.world.texts import world_words
@@ -193,7 +193,7 @@ def _initial_checkpoint(recipe: BaselineRecipe, initial: Path) -> tuple[Path, st
 def _fingerprint(stage: str, recipe: BaselineRecipe, upstream: str, data_file: Path) -> str:
     """What a stage's model depends on: its own settings, the seed, its data and the stage it starts from
     (by that stage's fingerprint, so a change upstream retrains every stage after it and none before)."""
-    from tether.fingerprints import fingerprint
+    from tether.core.fingerprints import fingerprint
 
     settings = dataclasses.asdict(getattr(recipe, stage)) | {"seed": recipe.seed}
     if stage in TOWER_TUNABLE_STAGES:
@@ -202,7 +202,7 @@ def _fingerprint(stage: str, recipe: BaselineRecipe, upstream: str, data_file: P
 
 
 def _run_stage(stage, recipe, model_path, upstream, data, world_dir, out_dir) -> tuple[Path, str]:
-    from tether.config import from_dict
+    from tether.core.config import from_dict
     from tether.methods.run_record import read_marker, start_stage
     from tether.methods.settings import ModelSettings, TrainSettings
     from tether.methods.sft import SFTConfig, SFTData, train_sft

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from tether.data.io import write_json, write_jsonl
-from tether.errors import TetherError
-from tether.provenance import environment
+from tether.core.errors import TetherError
+from tether.core.io import write_json, write_jsonl
+from tether.core.provenance import environment
 from tether.world import exports, texts
 from tether.world.config import SPLITS, WorldConfig
 from tether.world.render import render

@@ -1,6 +1,6 @@
 """`tether world ...`: build a synthetic world folder, train the baseline recipe on it, show one of its scenes."""
 
-from tether.cli import add_overrides_option, add_set_option
+from tether.core.options import add_overrides_option, add_set_option
 
 
 def register(subparsers) -> None:
@@ -67,7 +67,7 @@ def _build(args) -> int:
 
 
 def _baseline(args) -> int:
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.world.baseline import BaselineRecipe, train_baseline
     from tether.world.show import require_world
 

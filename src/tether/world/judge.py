@@ -9,11 +9,11 @@ MMHal-Bench and SHR run offline and deterministically on a world. The sentence l
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.data.io import iter_jsonl, read_json
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.io import iter_jsonl, read_json
+from tether.core.text import split_sentences
 from tether.eval.benchmark import EvalItem
 from tether.eval.mmhal import QUESTION_TYPES
-from tether.eval.shr import split_sentences
 from tether.world import claims, texts, vocab
 from tether.world.claims import INVERSE, Sentence
 from tether.world.scene import Scene, SceneObject

@@ -4,8 +4,8 @@ its files (`tether models tiny --for-world`)."""
 import json
 from pathlib import Path
 
-from tether.data.io import iter_jsonl, read_json, read_records, read_text_lines
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.io import iter_jsonl, read_json, read_records, read_text_lines
 from tether.world.scene import Scene
 from tether.world.texts import IMAGE_TOKEN, world_words
 from tether.world.vocab import split_words

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from official_cli import score_json
 from official_scorers import OfficialCrash, chair
 
-from tether.eval.text_norm import pattern_singularize, tokenize
+from tether.core.text import pattern_singularize, tokenize
 
 WORDS = [
     "a", "the", "dog", "dogs", "hot", "dog", "baby", "cat", "toilet", "seat", "seats", "bus", "buses", "ties",

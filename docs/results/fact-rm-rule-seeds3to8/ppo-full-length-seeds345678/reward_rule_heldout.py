@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tether.data.io import read_jsonl, write_jsonl
+from tether.core.io import read_jsonl, write_jsonl
 from tether.data.rlhf import load_preference_records
 from tether.methods.reward import evaluate_reward_model, load_reward_model
 from tether.study_analysis import rule_reward_pairs, world_negatives

@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from tether.config import from_dict
-from tether.data.io import read_jsonl, write_json
+from tether.core.config import from_dict
+from tether.core.io import read_jsonl, write_json
 from tether.eval.shr import split_sentences
 from tether.methods.ppo import PPOConfig, train_ppo
 from tether.study import PRESETS, _evaluate

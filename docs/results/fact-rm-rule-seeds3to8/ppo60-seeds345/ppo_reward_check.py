@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tether.data.io import read_jsonl
+from tether.core.io import read_jsonl
 from tether.methods.reward import load_reward_model
 from tether.models import load
 from tether.models.decoding import DecodingSettings

@@ -6,7 +6,7 @@ its own content, so a line that was cut short by a crash or edited by hand is re
 ``file:line`` and ignored, never used as a reply. Only successful replies are ever written.
 
 Two processes may share a cache file: each entry is a single ``write`` of one line to a file opened
-for appending (``tether.data.io.append_jsonl``), so lines do not interleave. A process sees the other's
+for appending (``tether.core.io.append_jsonl``), so lines do not interleave. A process sees the other's
 entries the next time it loads the file.
 """
 
@@ -15,7 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from tether.data.io import SkipLog, append_jsonl, iter_jsonl
+from tether.core.io import SkipLog, append_jsonl, iter_jsonl
 
 log = logging.getLogger(__name__)
 

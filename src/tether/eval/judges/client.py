@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from urllib.parse import urlparse
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 from tether.eval.judges.cache import ReplyCache, cache_key
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """`tether judge ...`: ask a judge one question (to check a server and key), inspect a reply cache."""
 
-from tether.cli import add_set_option
+from tether.core.options import add_set_option
 
 
 def register(subparsers) -> None:
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
 def _ask(args) -> int:
     import json
 
-    from tether.config import load_config
+    from tether.core.config import load_config
     from tether.eval.judges import JudgeConfig, make_client
 
     client = make_client(load_config(JudgeConfig, args.config, args.overrides))
@@ -46,7 +46,7 @@ def _ask(args) -> int:
 def _cache(args) -> int:
     from pathlib import Path
 
-    from tether.errors import TetherError
+    from tether.core.errors import TetherError
     from tether.eval.judges import ReplyCache
 
     cache = ReplyCache(args.cache_dir)

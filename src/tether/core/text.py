@@ -1,4 +1,9 @@
-"""Word normalisation for caption scorers (CHAIR, AMBER generative), as the reference pipelines do it.
+"""Text normalisation shared by scorers, judges and pipelines: sentence splitting, tokenising, singularising.
+
+``split_sentences`` is HA-DPO's segmentation (SHR's official one), which the pair pipeline and the world's
+judge use too, so that every sentence-level label refers to the same sentences.
+
+Word normalisation for caption scorers (CHAIR, AMBER generative) follows the reference pipelines.
 
 Tokenisation is NLTK's ``word_tokenize`` (Punkt sentence splitting, then NLTK's Treebank-style word
 tokenizer), which the reference scorers call: "men's" becomes "men" + "'s", "forks/spoons" stays one
@@ -189,3 +194,13 @@ def corrected_singularize(word: str, vocabulary=frozenset()) -> str:
         if candidate in vocabulary:
             return candidate
     return singular
+
+
+def split_sentences(description: str) -> list[str]:
+    """HA-DPO's segmentation: split on '.', strip, drop empty and repeated (contained) sentences."""
+    kept: list[str] = []
+    for piece in description.split("."):
+        sentence = piece.strip()
+        if sentence and not any(sentence in earlier for earlier in kept):
+            kept.append(sentence)
+    return kept

@@ -17,8 +17,9 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from tether.data.io import is_special_file, read_json, write_json
-from tether.errors import TetherError
+from tether.core.errors import TetherError
+from tether.core.hf_dataset import is_dataset_source
+from tether.core.io import file_sha256, is_special_file, read_json, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,6 @@ def file_identity(path) -> dict | None:
         return None
     if isinstance(path, list | tuple):  # several data files (e.g. every POPE split in one run)
         return file_identity(path[0]) if len(path) == 1 else [file_identity(one) for one in path]
-    from tether.eval.results import file_sha256
-
     return {"path": str(path), "sha256": file_sha256(path)}
 
 
@@ -84,8 +83,6 @@ def identify_paths(value):
     if isinstance(value, list | tuple):
         return [identify_paths(item) for item in value]
     if isinstance(value, str) and value and "\n" not in value and len(value) < 4096:
-        from tether.data.hf_dataset import is_dataset_source
-
         path = Path(value)
         try:
             if path.is_file():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 
 def load_config(cls, path=None, overrides: list[str] | None = None):

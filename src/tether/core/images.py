@@ -4,9 +4,9 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from tether.data.hf_dataset import EMBEDDED
-from tether.data.io import resolve_under
-from tether.errors import DataError
+from tether.core.errors import DataError
+from tether.core.hf_dataset import EMBEDDED, open_embedded_image
+from tether.core.io import resolve_under
 
 MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs rather than exhausting memory
 # key in PIL's ``Image.info`` naming the file an image was read from (the processed-input cache's key,
@@ -17,7 +17,7 @@ FILE_TAG = "tether.file"
 def open_image(root, relative: str, *, source=None, line: int | None = None) -> Image.Image:
     """Open ``root/relative`` as RGB. ``source``/``line`` name the data record that referred to it.
 
-    An ``embedded://`` name is an image inside a Hugging Face dataset (``tether.data.hf_dataset``)."""
+    An ``embedded://`` name is an image inside a Hugging Face dataset (``tether.core.hf_dataset``)."""
     if isinstance(relative, str) and relative.startswith(EMBEDDED):
         return _open_embedded(relative, source, line)
     path = resolve_under(root, relative, path=source, line=line)
@@ -41,7 +41,6 @@ def open_image(root, relative: str, *, source=None, line: int | None = None) -> 
 
 
 def _open_embedded(ref: str, source, line) -> Image.Image:
-    from tether.data.hf_dataset import open_embedded_image
 
     where = f"image '{ref}'"
     try:

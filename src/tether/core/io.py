@@ -5,6 +5,7 @@ everywhere: ``path:line: what is wrong``, or, with ``skip_invalid=True``, skippe
 """
 
 import atexit
+import hashlib
 import json
 import logging
 import os
@@ -14,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError
+from tether.core.hf_dataset import dataset_rows, is_dataset_source
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +154,6 @@ def read_records(path, **kwargs) -> list[tuple[int, dict]]:
     For a JSON list, the 'line' is the 1-based index of the item, which is what a user can find.
     Some published files (POPE's caption data) are concatenated JSON objects; those read as JSONL.
     """
-    from tether.data.hf_dataset import dataset_rows, is_dataset_source
-
     if is_dataset_source(path):  # a Hugging Face dataset: its rows as records, row numbers as lines
         return dataset_rows(path)
     path = Path(path)
@@ -265,7 +265,7 @@ def require_image(images_root, relative: str, path, line: int | None) -> None:
     """A record's image must exist under the images root: else a ``DataError`` naming the data file and line
     (found when the data is read, not at the batch that needs it, so ``skip_invalid`` can drop the record).
     An image embedded in a dataset row exists with its row."""
-    if isinstance(relative, str) and relative.startswith("embedded://"):  # tether.data.hf_dataset.EMBEDDED
+    if isinstance(relative, str) and relative.startswith("embedded://"):  # tether.core.hf_dataset.EMBEDDED
         return
     if not resolve_under(images_root, relative, path=path, line=line).is_file():
         raise DataError(f"image '{relative}' not found under {images_root}", path, line)
@@ -297,3 +297,16 @@ def parse_records(
         else:
             out.append(parsed)
     return out
+
+def file_sha256(path) -> str | None:
+    """The sha256 of a file's bytes (a pipe is read once), None for a folder or no path."""
+    if path is None:
+        return None
+    if not is_readable_file(path):
+        return None  # a folder (MME layouts) has no single digest
+    digest = hashlib.sha256()
+    with open(readable(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+

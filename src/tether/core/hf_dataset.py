@@ -25,7 +25,7 @@ import functools
 import io
 from pathlib import Path
 
-from tether.errors import DataError
+from tether.core.errors import DataError
 
 EMBEDDED = "embedded://"
 HUB_PREFIX = "hf:"
