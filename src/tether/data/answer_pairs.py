@@ -28,7 +28,9 @@ from dataclasses import asdict, dataclass
 from tether.core.errors import DataError
 from tether.core.images import open_image
 from tether.core.io import SkipLog, parse_records, require_fields, write_jsonl
+from tether.eval.concurrent import completed
 from tether.eval.pope import parse_pope_answer
+from tether.eval.runner import fast_yes_no
 from tether.models.decoding import DecodingSettings
 
 SOURCE = "tether data answer-pairs"
@@ -95,8 +97,6 @@ def model_answers(
         image = open_image(images_root, image_file, source=first.source, line=first.line)
         prompts = [questions[i].question for i in indices]
         if settings.mode == "fast":
-            from tether.eval.runner import fast_yes_no
-
             texts = fast_yes_no(vlm, image, prompts)
         else:
             texts = vlm.generate([image] * len(prompts), prompts, decoding)
@@ -109,8 +109,6 @@ def _endpoint_answers(endpoint, questions, images_root, settings, decoding, prog
     """Each question asked alone, ``endpoint.concurrency`` at a time; fast mode through the first token's
     logprobs (generation where the server has none)."""
     from tqdm.auto import tqdm
-
-    from tether.eval.concurrent import completed
 
     def ask(index: int) -> str:
         q = questions[index]
