@@ -26,12 +26,7 @@ RESPONSES = ["yes", "the circle is blue .", "a red square left of a green triang
 SIZES = [(32, 32), (64, 40), (40, 72)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def images(n=3):
