@@ -4,8 +4,10 @@ and a size limit. Each check is a pure function of parsed modules, so a test can
 
 import ast
 import fnmatch
+import functools
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +37,8 @@ class Module:
 @dataclass(frozen=True)
 class Rule:
     order: tuple[str, ...]  # layer names, in the order their patterns are tried
-    patterns: dict[str, tuple[str, ...]]
-    may_import: dict[str, tuple[str, ...]]  # None-free: every layer lists what it may import
+    patterns: dict[str, tuple[str, ...]]  # layer -> globs over dotted module names
+    may_import: dict[str, tuple[str, ...]]  # layer -> the other layers it may import
     anything: frozenset[str]  # layers that may import any layer
 
     def layer_of(self, module: str) -> str | None:
@@ -114,22 +116,23 @@ def parse_module(source: str, name: str, path: str, known: set[str], is_package:
     return Module(name, path, len(source.splitlines()), tuple(found))
 
 
-def read_tree(src: Path = SRC) -> list[Module]:
-    """Every module under ``src/tether``."""
+@functools.cache
+def read_tree(src: Path = SRC) -> tuple[Module, ...]:
+    """Every module under ``src/tether`` (read once per test session)."""
     paths = sorted((src / "tether").rglob("*.py"))
     known = {module_name(p, src) for p in paths}
-    return [
+    return tuple(
         parse_module(p.read_text(), module_name(p, src), str(p.relative_to(src.parent)), known, p.name == "__init__.py")
         for p in paths
-    ]
+    )
 
 
-def unplaced_modules(modules: list[Module], rule: Rule) -> list[str]:
+def unplaced_modules(modules: Sequence[Module], rule: Rule) -> list[str]:
     """Modules no layer's pattern matches."""
     return [m.path for m in modules if rule.layer_of(m.name) is None]
 
 
-def layer_violations(modules: list[Module], rule: Rule) -> dict[tuple[str, str], list[str]]:
+def layer_violations(modules: Sequence[Module], rule: Rule) -> dict[tuple[str, str], list[str]]:
     """(importer, imported module) -> the ``file:line: importer (layer) imports module (layer)`` messages,
     for each import the rule forbids."""
     found = {}
@@ -144,7 +147,7 @@ def layer_violations(modules: list[Module], rule: Rule) -> dict[tuple[str, str],
     return found
 
 
-def import_cycles(modules: list[Module]) -> set[frozenset[str]]:
+def import_cycles(modules: Sequence[Module]) -> set[frozenset[str]]:
     """Each set of modules that import each other round a loop, deferred imports included (a deferred
     import hides a cycle from Python, not from a reader). A package importing its own submodules (an
     ``__init__`` re-exporting them) is not a loop unless a submodule imports the package back."""
@@ -163,7 +166,7 @@ def is_command_module(name: str, rule: Rule) -> bool:
     return rule.layer_of(name) in rule.anything
 
 
-def deferred_imports(modules: list[Module], rule: Rule) -> dict[tuple[str, str], list[str]]:
+def deferred_imports(modules: Sequence[Module], rule: Rule) -> dict[tuple[str, str], list[str]]:
     """(module, imported module) -> ``file:line`` of each `tether` import inside a function, outside the
     command modules. Command modules defer imports so that `--help` stays fast; elsewhere a deferred
     import hides a dependency (often a cycle) from the top of the file."""
@@ -177,7 +180,7 @@ def deferred_imports(modules: list[Module], rule: Rule) -> dict[tuple[str, str],
     return found
 
 
-def long_modules(modules: list[Module], limit: int) -> dict[str, int]:
+def long_modules(modules: Sequence[Module], limit: int) -> dict[str, int]:
     """``path`` -> line count, for each module longer than ``limit`` lines."""
     return {m.path: m.lines for m in modules if m.lines > limit}
 
