@@ -2,7 +2,7 @@
 
     python benchmarks/remote_concurrency.py [--delay 0.1] [--rounds 3] [--sequential-questions 40]
 
-The server is the loopback chat-completions server of the judge tests (tests/judges/server.py), answering
+The server is the loopback chat-completions server of the judge tests (tests/chat_server.py), answering
 every request after ``--delay`` seconds, as a hosted API or a busy ``vllm serve`` does. Each side runs
 ``tether.eval.runner.run_benchmark`` on POPE-style questions about small generated images through
 ``EndpointModel`` (base64 images, samples.jsonl written per answer, scoring): concurrency 1 and 16, in
@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from judges.server import ChatServer, hang  # noqa: E402
+from chat_server import ChatServer, hang  # noqa: E402
 from tether.eval.endpoint import EndpointModel  # noqa: E402
 from tether.eval.registry import get_benchmark  # noqa: E402
 from tether.eval.runner import run_benchmark  # noqa: E402

@@ -201,7 +201,7 @@ def _run_accelerate(config: Path) -> None:
 
 def _run_judge(config: Path, tmp_path: Path, lab: Path, monkeypatch) -> None:
     """The judge recipe scores the world's MMHal items, its endpoint replaced by a loopback server."""
-    from judges.server import ChatServer, ok
+    from chat_server import ChatServer, ok
 
     raw = yaml.safe_load(config.read_text())
     with ChatServer(default=ok("The answer is correct. Rating: 5")) as server:

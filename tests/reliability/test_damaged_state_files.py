@@ -1,6 +1,6 @@
 """Files tether re-reads on a rerun (stage markers, the DPO reference cache, checkpoints, the pair pipeline's
 progress): damage is detected and reported, never silently used. samples.jsonl and the judge cache have
-their own tests (tests/runner, tests/judges)."""
+their own tests (tests/eval/test_run_benchmark.py, tests/eval/judges)."""
 
 import json
 import logging

@@ -1,7 +1,8 @@
 import json
 from collections import Counter
 
-from conftest import read_scenes
+from world_helpers import read_scenes
+
 from tether.world import exports
 from tether.world.config import WorldConfig
 from tether.world.scene import Scene, SceneObject, derive_relations, sample_split

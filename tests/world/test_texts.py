@@ -2,7 +2,8 @@ import json
 import random
 from collections import Counter
 
-from conftest import read_scenes
+from world_helpers import read_scenes
+
 from tether.world import texts
 from tether.world.config import WorldConfig
 from tether.world.scene import sample_split

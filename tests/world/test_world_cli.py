@@ -2,7 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SMOKE_CONFIG
+from world_helpers import SMOKE_CONFIG
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

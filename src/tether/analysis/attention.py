@@ -20,6 +20,10 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from tether.core.images import open_image
+from tether.core.io import read_records, require_fields
+from tether.models.decoding import DecodingSettings
+
 GROUPS = ("all", "correct", "hallucinated")
 
 
@@ -130,8 +134,6 @@ def attention_share_report(
     settings=None,
 ) -> dict:
     """Generate for every item (batch size 1, eager attention) and aggregate the shares per layer and group."""
-    from tether.models.decoding import DecodingSettings
-
     settings = settings or DecodingSettings()
     config = vlm.base_model.config
     previous = getattr(config, "_attn_implementation", None)
@@ -200,9 +202,6 @@ def plot_attention_shares(reports: dict[str, dict], out_png) -> None:
 
 def load_attention_items(path, images_root) -> list[AttentionItem]:
     """JSONL/JSON of ``{"image", "prompt", "objects": [...]}``; images opened relative to ``images_root``."""
-    from tether.core.images import open_image
-    from tether.core.io import read_records, require_fields
-
     items = []
     for line, raw in read_records(path):
         require_fields(raw, {"image": str, "prompt": str, "objects": list}, path, line)

@@ -21,6 +21,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from tether.core.errors import TetherError
+from tether.core.images import open_image
+from tether.core.io import write_json
+from tether.core.provenance import environment
+from tether.data.negatives import load_negatives
+from tether.models import load
+from tether.models.placement import placement_record
+
 
 @torch.no_grad()
 def representations(
@@ -111,8 +119,6 @@ def project_2d(points: torch.Tensor, method: str = "pca", seed: int = 0) -> torc
         try:
             import umap
         except ImportError:
-            from tether.core.errors import TetherError
-
             raise TetherError("projection 'umap' needs the umap-learn package; use 'pca'") from None
         return torch.from_numpy(umap.UMAP(n_components=2, random_state=seed).fit_transform(points.numpy()))
     centered = points.double() - points.double().mean(0)
@@ -178,14 +184,6 @@ def analyze_gap(
 
     ``load_settings`` (a ``ModelLoadSettings``) places each model: device, dtype, attention."""
     from pathlib import Path
-
-    from tether.core.errors import TetherError
-    from tether.core.images import open_image
-    from tether.core.io import write_json
-    from tether.core.provenance import environment
-    from tether.data.negatives import load_negatives
-    from tether.models import load
-    from tether.models.placement import placement_record
 
     pairs = [p for p in load_negatives(negatives_path) if p.image is not None][:limit]
     if len(pairs) < 4:

@@ -6,12 +6,11 @@ answers every question (greedy); a wrong answer is a hallucination the model act
 the pair (true answer, the other answer), both as the bare words "Yes"/"No".
 
 A model that hallucinates errs one way (it says "yes" to absent objects that usually come with present
-ones), so the wrong answers alone nearly all prefer "No": measured in the synthetic world, 471 of 507
-pairs. DPO on those teaches the prior ("say no more often"), not to look: POPE-random recall fell from 95%
-to 35%. ``balance`` (default) adds pairs for questions the model answered correctly, from the short side,
-until as many pairs prefer "Yes" as prefer "No"; with them, POPE-adversarial accuracy rose 65 -> 70-77%
-from one baseline, but from others DPO moved the yes/no bias and POPE-random fell 1-15 points: the wrong
-answers are the hard "no" questions, the balancing ones easy "yes" questions, and DPO learns the difference.
+ones), so the wrong answers alone nearly all prefer "No", and DPO on those teaches the prior ("say no more
+often"), not to look. ``balance`` (default) adds pairs for questions the model answered correctly, from the
+short side, until as many pairs prefer "Yes" as prefer "No"; that helped POPE from one baseline, but from
+others DPO moved the yes/no bias: the wrong answers are the hard "no" questions, the balancing ones easy
+"yes" questions, and DPO learns the difference. The figures: docs/results/notes-from-code.md.
 ``select: all`` pairs every question (the true answer against the other; the short side repeated when
 balancing); in the world study (with HA-DPO's SFT term) it raised POPE-random and POPE-adversarial F1 on
 each of six baselines (docs/pairs.md, docs/results). ``wrong`` stays the default: it is HA-DPO's data.
@@ -28,7 +27,9 @@ from dataclasses import asdict, dataclass
 from tether.core.errors import DataError
 from tether.core.images import open_image
 from tether.core.io import SkipLog, parse_records, require_fields, write_jsonl
+from tether.eval.concurrent import completed
 from tether.eval.pope import parse_pope_answer
+from tether.eval.runner import fast_yes_no
 from tether.models.decoding import DecodingSettings
 
 SOURCE = "tether data answer-pairs"
@@ -95,8 +96,6 @@ def model_answers(
         image = open_image(images_root, image_file, source=first.source, line=first.line)
         prompts = [questions[i].question for i in indices]
         if settings.mode == "fast":
-            from tether.eval.runner import fast_yes_no
-
             texts = fast_yes_no(vlm, image, prompts)
         else:
             texts = vlm.generate([image] * len(prompts), prompts, decoding)
@@ -109,8 +108,6 @@ def _endpoint_answers(endpoint, questions, images_root, settings, decoding, prog
     """Each question asked alone, ``endpoint.concurrency`` at a time; fast mode through the first token's
     logprobs (generation where the server has none)."""
     from tqdm.auto import tqdm
-
-    from tether.eval.concurrent import completed
 
     def ask(index: int) -> str:
         q = questions[index]

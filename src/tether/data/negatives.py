@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tether.core.errors import DataError, TetherError
 from tether.core.io import SkipLog, parse_records, read_json, read_records, read_text_lines, write_jsonl
+from tether.eval.concurrent import completed
 
 KINDS = ("object", "attribute", "count", "position")
 
@@ -346,8 +347,6 @@ def make_negatives(
     Each record draws from its own seeded generator, so a record's negative does not depend on the others,
     nor on the order in which ``concurrency`` > 1 rewrites (an LLM rewriter's requests) finish.
     """
-    from tether.eval.concurrent import completed
-
     def rewrite_one(i: int):
         rng = random.Random(f"{seed}:{i}")
         try:

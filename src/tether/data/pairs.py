@@ -27,7 +27,9 @@ from tether.core.errors import DataError
 from tether.core.images import open_image
 from tether.core.io import SkipLog, append_jsonl, parse_records, require_fields, write_text
 from tether.core.text import split_sentences
+from tether.eval.concurrent import completed
 from tether.models.decoding import DecodingSettings
+from tether.models.vllm_backend import generator
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +126,6 @@ def build_pairs(
     """
     from tqdm.auto import tqdm
 
-    from tether.eval.concurrent import completed
-
     settings = settings or PairSettings()
     if rewriter is not None and settings.variants < 1:
         raise ValueError("a style rewriter needs settings.variants >= 1")
@@ -144,8 +144,6 @@ def build_pairs(
         if image_id not in done
     ]
     if todo and isinstance(vlm, str | Path):  # loaded only when some image is left to do
-        from tether.models.vllm_backend import generator
-
         vlm = generator(vlm, settings.backend, load_settings)
         logger.debug("the prompt, as the model sees it: %r", vlm.prompt_text(settings.prompt))
     # a local model seeds torch's global generator before each batch: one image at a time; a served model

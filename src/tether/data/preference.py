@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.core.errors import DataError, TetherError
+from tether.core.hf_dataset import is_dataset_source
 from tether.core.io import SkipLog, read_json, read_records, readable, require_image, write_jsonl
+from tether.data.rlhf import llava_rlhf_pair
 
 FORMATS = ("tether", "hadpo_desc", "hadpo_pope", "llava_rlhf", "rlaif_v")
 DEFAULT_IMAGE_PATTERN = "{image_id}.jpg"  # HA-DPO's Visual Genome ids name .jpg files
@@ -155,8 +157,6 @@ class _Skip(Exception):
 
 def _hadpo_desc_dict(path: Path) -> dict | None:
     """The file as a dict of per-image dicts if it is one JSON object of that shape, else None (JSONL...)."""
-    from tether.core.hf_dataset import is_dataset_source
-
     if is_dataset_source(path):
         return None
     with open(readable(path), "rb") as f:
@@ -252,8 +252,6 @@ def _parse_hadpo_pope(raw, path, line, image_pattern) -> list[PreferenceRecord]:
 
 
 def _parse_llava_rlhf(raw, path, line, image_pattern) -> list[PreferenceRecord]:
-    from tether.data.rlhf import llava_rlhf_pair
-
     prompt, chosen, rejected = llava_rlhf_pair(raw, path, line)
     image = _text(raw, "image", path, line)
     return [

@@ -20,6 +20,7 @@ import numpy as np
 
 from tether.core.errors import TetherError
 from tether.core.io import read_jsonl
+from tether.eval import amber, chair, mme, mmhal, pope, shr
 from tether.eval.results import SAMPLES_FILE, read_results
 from tether.report import _STYLE, Cell, Section, Table, markdown_table, render_html
 
@@ -32,8 +33,6 @@ COUNTS = ("tp", "fp", "tn", "fn", "n")
 def _metric_function(benchmark: str):
     """``(metrics_fn, cluster_key)`` with which the benchmark's scorer recomputes metrics from records (the
     ``Score`` each scorer returns); ``(None, None)`` for a benchmark without one."""
-    from tether.eval import amber, chair, mme, mmhal, pope, shr
-
     return {
         "pope": (pope.pope_split_metrics, None),
         "chair": (chair.chair_metrics, None),

@@ -1,8 +1,8 @@
 """Processed image inputs kept in memory across batches, for images opened from files.
 
 Training runs over the same images every epoch (the world's 2000 training images, an SFT set's images
-under several prompts), and each batch re-ran the image processor on them: measured 5 of ~100 ms of a
-tiny-model SFT step on CPU, and HACL processes every image twice per step. ``open_image`` tags each image
+under several prompts), and each batch re-ran the image processor on them, a visible share of a tiny-model
+SFT step on CPU (docs/results/notes-from-code.md), and HACL processes every image twice per step. ``open_image`` tags each image
 with its file (path, inode, modification and change times, size); the adapter looks the tag up here
 (with the image's size and mode) and processes only
 images it has not seen. Untagged images (built in memory) are always processed. Entries are evicted

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from tether.core.errors import TetherError
+from tether.models.chat_templates import DOCUMENTED_FORMATS
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")  # auto: the dtype the checkpoint was saved in
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -136,8 +137,6 @@ def add_model_load_options(parser: argparse.ArgumentParser, attention: bool = Tr
 
 def add_chat_template_option(parser: argparse.ArgumentParser) -> None:
     """``--chat-template FILE|FORMAT``: the template used instead of the checkpoint's own."""
-    from tether.models.chat_templates import DOCUMENTED_FORMATS
-
     parser.add_argument(
         "--chat-template",
         metavar="FILE|FORMAT",

@@ -11,25 +11,14 @@ from pathlib import Path
 import torch
 
 from tether.core.errors import TetherError
-from tether.models.tiny_families import QWEN_SPECIALS
+from tether.models.tiny_families import (
+    BUILDERS,
+    LLAVA_TEMPLATE,
+    QWEN2_VL_TEMPLATE,
+    QWEN_SPECIALS,
+    text_config,
+)
 from tether.models.tokenizer import build_word_tokenizer
-
-# The LLaVA-1.5 conversation format ("USER: <image>\n... ASSISTANT: ..."), as a chat template.
-LLAVA_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'user' %}USER: "
-    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<image>\n{% else %}{{ c['text'] }}{% endif %}"
-    "{% endfor %} {% else %}ASSISTANT: {% for c in message['content'] %}{{ c['text'] }}{% endfor %}</s>{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
-
-# The Qwen2-VL ChatML format.
-QWEN2_VL_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 
 @dataclass
@@ -49,8 +38,6 @@ class TinyConfig:
 
 def build_tiny_checkpoint(config: TinyConfig, out_dir, words=()) -> Path:
     """Build a random-init model of ``config.arch`` over a word-level vocabulary and save it to ``out_dir``."""
-    from tether.models.tiny_families import BUILDERS
-
     builders = {"llava": _build_llava, "qwen2_vl": _build_qwen2_vl, **BUILDERS}
     if config.arch not in builders:
         raise TetherError(f"no tiny builder for '{config.arch}'; choose from {sorted(builders)}")
@@ -68,22 +55,6 @@ def build_tiny_checkpoint(config: TinyConfig, out_dir, words=()) -> Path:
     return out_dir
 
 
-def _text_config(config: TinyConfig, tokenizer) -> dict:
-    return dict(
-        vocab_size=len(tokenizer),
-        hidden_size=config.text_hidden,
-        intermediate_size=config.text_hidden * 4,
-        num_hidden_layers=config.text_layers,
-        num_attention_heads=config.text_heads,
-        num_key_value_heads=config.text_heads,
-        max_position_embeddings=config.max_positions,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
-    )
-
-
 def _build_llava(config: TinyConfig, words):
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
@@ -99,7 +70,7 @@ def _build_llava(config: TinyConfig, words):
     )
     model_config = LlavaConfig(
         vision_config=vision,
-        text_config=LlamaConfig(**_text_config(config, tokenizer)),
+        text_config=LlamaConfig(**text_config(config, tokenizer)),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-1,  # a 2-layer tower has no useful penultimate layer
         vision_feature_select_strategy="default",
@@ -119,7 +90,7 @@ def _build_qwen2_vl(config: TinyConfig, words):
     tokenizer = build_word_tokenizer(words, QWEN_SPECIALS)
     head_dim = config.text_hidden // config.text_heads
     section = head_dim // 2 // 4  # M-RoPE splits rotary dims between time, height and width
-    text = _text_config(config, tokenizer)
+    text = text_config(config, tokenizer)
     text["rope_parameters"] = {
         "rope_type": "default",
         "rope_theta": 10000.0,

@@ -1,4 +1,5 @@
-"""Tiny random-init builders for the families beyond LLaVA-1.5 and Qwen2-VL (``tiny.py`` dispatches here).
+"""Tiny random-init builders for the families beyond LLaVA-1.5 and Qwen2-VL (``tiny.py`` dispatches here),
+and the chat templates and text config that every tiny builder shares.
 
 Each builder returns ``(model, tokenizer, image_processor, chat_template[, sub-folder tokenizers])`` made from the family's own
 transformers config and PIL image-processor classes at toy sizes (32-pixel images, 8-pixel patches), with a
@@ -8,6 +9,24 @@ crops, Qwen3-VL keeps each image's aspect.
 """
 
 from tether.models.tokenizer import build_word_tokenizer
+
+# The LLaVA-1.5 conversation format ("USER: <image>\n... ASSISTANT: ..."), as a chat template.
+LLAVA_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}USER: "
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<image>\n{% else %}{{ c['text'] }}{% endif %}"
+    "{% endfor %} {% else %}ASSISTANT: {% for c in message['content'] %}{{ c['text'] }}{% endfor %}</s>{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+# The Qwen2-VL ChatML format.
+QWEN2_VL_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
 
 # ChatML (Qwen2 LLMs: LLaVA-OneVision, InternVL); ``{image}`` is the family's placeholder.
 CHATML_TEMPLATE = (
@@ -47,10 +66,22 @@ QWEN_SPECIALS = {
 PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]
 
 
-def _text_config(config, tokenizer, **extra) -> dict:
-    from tether.models.tiny import _text_config as llm_config  # LLaVA's and Qwen2-VL's
-
-    return {**llm_config(config, tokenizer), **extra}
+def text_config(config, tokenizer, **extra) -> dict:
+    """The language model's config at toy sizes (``extra`` adds or overrides fields)."""
+    base = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=config.text_hidden,
+        intermediate_size=config.text_hidden * 4,
+        num_hidden_layers=config.text_layers,
+        num_attention_heads=config.text_heads,
+        num_key_value_heads=config.text_heads,
+        max_position_embeddings=config.max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    return {**base, **extra}
 
 
 def _vision(config, **extra) -> dict:
@@ -74,14 +105,12 @@ def build_llava_next(config, words):
     )
     from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
-    from tether.models.tiny import LLAVA_TEMPLATE
-
     tokenizer = build_word_tokenizer(words, {"image_token": "<image>"})
     side = config.image_size
     pinpoints = [[side * h // 32, side * w // 32] for h, w in PINPOINTS]
     model_config = LlavaNextConfig(
         vision_config=CLIPVisionConfig(**_vision(config)),
-        text_config=LlamaConfig(**_text_config(config, tokenizer)),
+        text_config=LlamaConfig(**text_config(config, tokenizer)),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-1,
         vision_feature_select_strategy="default",
@@ -109,7 +138,7 @@ def build_llava_onevision(config, words):
     pinpoints = [[side * h // 32, side * w // 32] for h, w in PINPOINTS]
     model_config = LlavaOnevisionConfig(
         vision_config=dict(model_type="siglip_vision_model", **_vision(config)),
-        text_config=Qwen2Config(**_text_config(config, tokenizer)),
+        text_config=Qwen2Config(**text_config(config, tokenizer)),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         video_token_index=tokenizer.unk_token_id,
         vision_feature_layer=-1,
@@ -142,7 +171,7 @@ def build_gemma3(config, words):
     )
     ids = tokenizer.convert_tokens_to_ids
     head_dim = config.text_hidden // config.text_heads
-    text = _text_config(
+    text = text_config(
         config,
         tokenizer,
         head_dim=head_dim,
@@ -189,7 +218,7 @@ def build_internvl(config, words):
     vision.update(image_size=[side, side], patch_size=[config.patch_size, config.patch_size])
     model_config = InternVLConfig(
         vision_config=vision,
-        text_config=Qwen2Config(**_text_config(config, tokenizer)),
+        text_config=Qwen2Config(**text_config(config, tokenizer)),
         image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"),
         image_seq_length=(side // config.patch_size) ** 2 // 4,
         downsample_ratio=0.5,
@@ -228,8 +257,6 @@ def _qwen_image_processor(config, temporal_patch_size=2):
 
 def _build_qwen_style(config, words, config_class, model_class, text, vision, temporal_patch_size=2):
     """A model with Qwen2-VL's tokens and layout (native-resolution grid, 2x2 merge)."""
-    from tether.models.tiny import QWEN2_VL_TEMPLATE
-
     tokenizer = build_word_tokenizer(words, QWEN_SPECIALS)
     ids = tokenizer.convert_tokens_to_ids
     vision = dict(
@@ -243,7 +270,7 @@ def _build_qwen_style(config, words, config_class, model_class, text, vision, te
         **vision,
     )
     model_config = config_class(
-        text_config=text(_text_config(config, tokenizer)),
+        text_config=text(text_config(config, tokenizer)),
         vision_config=vision,
         image_token_id=ids("<|image_pad|>"),
         video_token_id=ids("<|video_pad|>"),
@@ -312,7 +339,7 @@ def _build_idefics3_style(config, words, config_class, model_class, processor_cl
         },
     )
     model_config = config_class(
-        text_config=_text_config(config, tokenizer),
+        text_config=text_config(config, tokenizer),
         vision_config=_vision(config),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         scale_factor=2,
@@ -377,7 +404,7 @@ def build_instructblip(config, words):
             hidden_dropout_prob=0.0,  # deterministic, as every other tiny model
             attention_probs_dropout_prob=0.0,
         ),
-        text_config=LlamaConfig(**_text_config(config, tokenizer)),
+        text_config=LlamaConfig(**text_config(config, tokenizer)),
         num_query_tokens=4,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
     )

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tether.core.errors import TetherError
+from tether.models import load
 from tether.models.adapter import stop_token_ids
 from tether.models.chat_templates import chat_prompt, resolve_chat_template
 from tether.models.decoding import DecodingSettings
@@ -42,8 +43,6 @@ def generator(path, backend: str = "hf", load_settings: ModelLoadSettings | None
     ``load_settings`` (device, dtype, attention) apply in full to ``hf``; vLLM places the model on its GPUs
     and picks its attention kernels itself, so only the dtype carries over (vLLM's own default: auto)."""
     if backend == "hf":
-        from tether.models import load
-
         return load(path, **(load_settings.load_options() if load_settings else {}), **options)
     if backend == "vllm":
         if load_settings is not None:

@@ -4,9 +4,9 @@ The judge labels each sentence of a description against the scene graph with the
 checker; the corrector replaces each hallucinated sentence by a true sentence in the world's own
 description style: about an object the description has not mentioned yet, else a true relation, else
 another true sentence about a present object. It never drops a sentence, so chosen and rejected have the
-same number of sentences and differ only where the hallucination was (measured: dropping sentences made
-chosen responses shorter than rejected ones, and DPO then shortened descriptions from 19 to 8.5 words
-instead of removing hallucinations). The wording is drawn from a generator
+same number of sentences and differ only where the hallucination was: with sentences dropped, chosen
+responses were shorter than rejected ones and DPO learned to shorten descriptions instead of removing
+hallucinations (figures: docs/results/notes-from-code.md). The wording is drawn from a generator
 seeded per image, so an image's correction does not depend on which images came before it (a resumed run
 writes what one uninterrupted run would).
 """

@@ -7,6 +7,8 @@ canonical names, as CHAIR does for COCO. ``extract_objects`` is that mapping.
 
 import re
 
+from tether.data.negatives import HallucinationVocabulary
+
 # canonical name -> synonyms (may be two words). The canonical name is listed first in CHAIR's
 # synonyms.txt. "hollow circle" is a ring, not a circle: two-word names are matched before one-word ones.
 SHAPE_SYNONYMS: dict[str, list[str]] = {
@@ -129,8 +131,6 @@ POSITIONS = [
 def hallucination_vocabulary():
     """The world's words as a rule rewriter's vocabulary (``tether.data.negatives``): shapes with their
     synonyms, colours, the two sizes, counts from two up, and each relation with its inverse."""
-    from tether.data.negatives import HallucinationVocabulary
-
     return HallucinationVocabulary(
         objects={shape: list(SHAPE_SYNONYMS[shape]) for shape in SHAPES},
         colors=list(COLORS),

@@ -1,14 +1,13 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "world" / "smoke.yaml"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_thread():
-    torch.set_num_threads(1)  # the tiny model gains nothing from more, and the box is shared
+@pytest.fixture(autouse=True)
+def _single_thread(one_thread):
+    """The generators here run tiny models: on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from .server import ok, status
+from chat_server import ok, status
 
 SECRET = "sk-test-SECRET123"
-SRC = Path(__file__).resolve().parents[2] / "src"
+SRC = Path(__file__).resolve().parents[3] / "src"
 
 
 def test_key_never_in_logs_results_cache_or_errors(chat_server, tmp_path):

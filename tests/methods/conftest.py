@@ -3,10 +3,39 @@ import json
 import pytest
 from PIL import Image
 
+from tether.data.negatives import load_negatives
+from tether.data.sft import load_sft_records
 from tether.methods.hacl import attach_negatives
 
 COLOURS = ["red", "blue", "green", "red", "blue", "green"]
 SHAPES = ["square", "circle", "triangle", "circle", "triangle", "square"]
+
+
+@pytest.fixture(autouse=True)
+def _single_thread(one_thread):
+    """Every test here trains or runs tiny models: on one torch thread (tests/conftest.py)."""
+
+
+@pytest.fixture
+def pair_data(tmp_path):
+    """Six image pairs in canonical JSONL: the chosen answer names the image's colour, the rejected one does not."""
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = []
+    for i, (colour, shape) in enumerate(zip(COLOURS, SHAPES)):
+        Image.new("RGB", (32, 32), colour).save(images / f"{i}.png")
+        wrong = COLOURS[(i + 1) % 3]
+        rows.append(
+            {
+                "prompt": "what color is the shape ?",
+                "chosen": f"a {colour} {shape}",
+                "rejected": f"a {wrong} {shape} left of a {colour} circle",
+                "images": [f"{i}.png"],
+            }
+        )
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path, images
 
 
 @pytest.fixture
@@ -37,8 +66,5 @@ def hacl_data(tmp_path):
 @pytest.fixture
 def hacl_examples(hacl_data):
     """(HACL examples with their negatives attached, images folder)."""
-    from tether.data.negatives import load_negatives
-    from tether.data.sft import load_sft_records
-
     train, neg, images = hacl_data
     return attach_negatives(load_sft_records(train), load_negatives(neg)), images

@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from chat_server import count_tokens, empty, hang, malformed, ok, status, truncated
 from tether.core.config import load_config
 from tether.eval.judges import ChatClient, JudgeConfig, JudgeError, make_client
-
-from .server import count_tokens, empty, hang, malformed, ok, status, truncated
 
 SECRET = "sk-test-SECRET123"
 CHAT = [{"role": "system", "content": "You are a judge."}, {"role": "user", "content": "rate this answer"}]
@@ -217,7 +216,7 @@ def test_make_client_from_yaml(tmp_path, chat_server):
 
 
 def test_shipped_judge_recipes_load():
-    root = Path(__file__).resolve().parents[2] / "configs" / "judges"
+    root = Path(__file__).resolve().parents[3] / "configs" / "judges"
     openai_judge = load_config(JudgeConfig, root / "openai_gpt4o.yaml")
     assert openai_judge.model == "gpt-4o-2024-08-06" and openai_judge.base_url is None
     assert openai_judge.price_per_1k_output == 0.01

@@ -1,11 +1,14 @@
 """The two adapter methods Fact-RLHF added: hidden states under LoRA, and generation's EOS flags."""
 
+import pytest
 import torch
 from PIL import Image
 
 from tether.methods.settings import LoraSettings, ModelSettings
 from tether.methods.tuning import configure_trainable
 from tether.models import DecodingSettings, load
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_last_hidden_states_under_lora_follow_the_adapters(tiny_checkpoint):

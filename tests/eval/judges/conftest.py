@@ -1,6 +1,6 @@
 import pytest
 
-from .server import ChatServer
+from chat_server import ChatServer
 
 
 @pytest.fixture

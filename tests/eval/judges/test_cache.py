@@ -7,9 +7,8 @@ import multiprocessing
 
 import pytest
 
+from chat_server import ok, status
 from tether.eval.judges import ChatClient, ReplyCache, cache_key
-
-from .server import ok, status
 
 CHAT = [{"role": "user", "content": "is there a dog"}]
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from judges.server import ChatServer, ok
+from chat_server import ChatServer, ok
 from tether.cli import main
 from tether.core.io import read_jsonl
 from tether.core.text import split_sentences

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from judges.server import ChatServer, ok
+from chat_server import ChatServer, ok
 from tether.core.errors import TetherError
 from tether.data.pairs import join_sentences
 from tether.data.pairs_llm import (

@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .server import ok
+from chat_server import ok
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+SRC = Path(__file__).resolve().parents[3] / "src"
 
 
 def run_cli(*args, env_extra=None):

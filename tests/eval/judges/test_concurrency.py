@@ -8,13 +8,12 @@ import threading
 import pytest
 from PIL import Image
 
+from chat_server import hang, malformed, ok, status
 from tether.eval.concurrent import completed
 from tether.eval.endpoint import EndpointModel
 from tether.eval.judge_protocol import LLMJudge
 from tether.eval.registry import get_benchmark
 from tether.eval.runner import read_finished, run_benchmark
-
-from .server import hang, malformed, ok, status
 
 SECRET = "sk-test-SECRET123"
 
