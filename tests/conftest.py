@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,14 @@ def noise_scales(monkeypatch) -> list[float]:
 
     monkeypatch.setattr(VisualNoise, "forward", recording_forward)
     return scales
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each test starts with accelerate's process-wide state as a new process finds it. A user runs one
+    command per process; here one process runs them all, and the state fixes mixed precision at its first
+    use, so a bf16 Trainer test would otherwise refuse every later ``Accelerator(mixed_precision="no")``."""
+    yield
+    state = sys.modules.get("accelerate.state")
+    if state is not None:
+        state.AcceleratorState._reset_state(reset_partial_state=True)

@@ -166,7 +166,7 @@ def _run_trainer(config: Path, verb: str, request) -> None:
     from accelerate.state import AcceleratorState
 
     # one process per command for a user; here one for all, so accelerate's process-wide state (mixed precision
-    # is fixed at its first use) is reset as a new process would find it
+    # is fixed at its first use) is reset as a new process would find it (the reward model's run came first)
     if verb == "ppo":
         request.getfixturevalue("reward_model")
     AcceleratorState._reset_state(reset_partial_state=True)
