@@ -26,17 +26,18 @@ def one_thread():
 
 
 def hand_attention(query, key, value, scaling, image_keys, alpha):
-    """Eager causal attention, element by element, with PAI's edit on the last query row's image keys."""
+    """Eager causal attention, element by element, with PAI's edit on the last query row's image keys (the
+    queries are the last positions of the keys' sequence)."""
     _, heads, length, _ = query.shape
-    groups = heads // key.shape[1]
+    groups, offset = heads // key.shape[1], key.shape[2] - length
     out = torch.zeros(1, length, heads, query.shape[-1])
     for h in range(heads):
         k, v = key[0, h // groups], value[0, h // groups]
         for i in range(length):
             scores = []
-            for j in range(i + 1):
+            for j in range(offset + i + 1):
                 a = float(query[0, h, i] @ k[j]) * scaling
-                if i == length - 1 and image_keys[j]:
+                if i == length - 1 and j < len(image_keys) and image_keys[j]:
                     a = a + alpha * abs(a)
                 scores.append(a)
             top = max(scores)
@@ -64,8 +65,9 @@ def test_edited_attention_equals_hand_computation():
 
 
 def test_edit_inside_a_model_uses_its_image_positions(monkeypatch):
-    """In a real model the edited layer gets the visual tokens' positions and edits the last query row: its
-    output equals the hand computation on the layer's own queries, keys and values."""
+    """In a real model the edited layer gets the visual tokens' positions and edits the query that predicts the
+    answer (the fast mode's suffix forward after the shared prefix): its output equals the hand computation
+    on the layer's own queries, keys and values."""
     vlm = tiny_vlm("llava")
     calls = []
     real = attention.edited_attention
@@ -81,7 +83,9 @@ def test_edit_inside_a_model_uses_its_image_positions(monkeypatch):
     assert len(calls) == 1  # layer 1 only, one forward
     query, key, value, scaling, image_keys, output = calls[0]
     batch = vlm.encode(images(1), PROMPTS[:1])
-    assert torch.equal(image_keys, vlm.visual_token_mask(batch.input_ids)) and image_keys.any()
+    visual = vlm.visual_token_mask(batch.input_ids)
+    assert torch.equal(image_keys, visual[:, : image_keys.shape[1]]) and image_keys.sum() == visual.sum() > 0
+    assert key.shape[2] == batch.input_ids.shape[1]
     expected = hand_attention(query, key, value, scaling, image_keys[0].tolist(), 0.5)
     torch.testing.assert_close(output, expected, atol=1e-4, rtol=1e-4)
 

@@ -112,7 +112,7 @@ def _scores(module, query, key, attention_mask, scaling=None, softcap=None, **kw
 
 
 def amplify_image_scores(scores: torch.Tensor, image_keys: torch.Tensor, rows: torch.Tensor, alpha: float):
-    """PAI's edit (Liu et al. 2024, eq. 5; ``attention.py`` of LALBJ/PAI): ``a + alpha * |a|`` on the image keys of
+    """PAI's edit (Liu et al. 2024; ``attention.py`` of LALBJ/PAI): ``a + alpha * |a|`` on the image keys of
     query row ``rows[b]`` of each sample. ``scores`` ``[batch, heads, q, k]``; ``image_keys`` ``[batch, k]``."""
     edited = scores.clone()
     batch = torch.arange(scores.shape[0], device=scores.device)

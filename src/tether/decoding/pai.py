@@ -168,45 +168,92 @@ def generate(
 
 @torch.no_grad()
 def margins(vlm, images: list, questions: list[tuple[int, str]], settings: PaiSettings) -> torch.Tensor:
-    """Yes/no margins ``log P(yes tokens) - log P(no tokens)`` of PAI's first-token distribution for
-    ``(image index, prompt)`` questions (the convention of ``eval.runner.multi_image_margins``): one
-    left-padded forward with the image attention amplified, one image-free forward for the contrast.
+    """Yes/no margins ``log P(yes tokens) - log P(no tokens)`` of PAI's first-token scores for ``(image index,
+    prompt)`` questions (the convention of ``multi_image_margins``). As the fast greedy mode: each image's
+    shared prefix is encoded once (unedited: the edit touches only the query that predicts the answer), then
+    one suffix forward with the edit on each question's last token; one image-free forward for the contrast.
+    Where no prefix can be shared (InstructBLIP's instruction-aware visual tokens, images of different
+    token counts, questions that differ before the image ends), one left-padded forward per batch.
     A question whose yes and no tokens are all cut by the plausibility cut gets margin 0 (neither)."""
-    yes_ids, no_ids = _yes_no_token_ids(vlm.tokenizer)
+    yes_ids, no_ids = _fast_mode().yes_no_token_ids(vlm.tokenizer)
     prompts = [prompt for _, prompt in questions]
-    batch = vlm.encode([images[i] for i, _ in questions], prompts, padding_side="left")
-    vlm.check_image_tokens(batch)
     was_training = vlm.model.training
     vlm.model.eval()
     try:
-        device_batch = batch.to(vlm.device)
-        positions = vlm.position_ids(
-            device_batch.input_ids, device_batch.attention_mask, device_batch.image_inputs
-        )
-        with attention_hooks(vlm, image_edit(vlm, batch.input_ids, settings)):
-            logits = vlm.model(
-                input_ids=device_batch.input_ids,
-                attention_mask=device_batch.attention_mask,
-                position_ids=positions,
-                **model_image_inputs(device_batch.image_inputs),
-                **device_batch.extra,
-                logits_to_keep=1,
-            ).logits[:, -1]
-        free = (
-            ImageFreeBranch(vlm, prompts).next_logits(batch.input_ids[:, :0])
-            if settings.gamma != 1
-            else logits
-        )
+        logits = _shared_prefix_logits(vlm, images, questions, settings)
+        if logits is None:
+            logits = _left_padded_logits(vlm, [images[i] for i, _ in questions], prompts, settings)
+        free = logits
+        if settings.gamma != 1:
+            free = ImageFreeBranch(vlm, prompts).next_logits(torch.zeros((len(prompts), 0), dtype=torch.long))
     finally:
         vlm.model.train(was_training)
-    scores = contrast(logits, free, settings.gamma, settings.plausibility)
+    scores = contrast(logits, free.to(logits.device), settings.gamma, settings.plausibility)
     margin = torch.logsumexp(scores[:, yes_ids], dim=-1) - torch.logsumexp(scores[:, no_ids], dim=-1)
     return margin.nan_to_num(nan=0.0)
 
 
-def _yes_no_token_ids(tokenizer):
-    try:  # the framework's home for the fast yes/no mode (issue 29); eval.runner before it
-        from tether.decoding.yes_no import yes_no_token_ids
+def _shared_prefix_logits(vlm, images, questions, settings: PaiSettings) -> torch.Tensor | None:
+    """First-token logits ``[questions, vocab]`` from one prefix forward per image and one edited suffix
+    forward, or None where the prefix cannot be shared."""
+    if vlm.instruction_input_names:
+        return None
+    image_inputs = vlm.image_inputs(images)
+    layouts = vlm.image_layouts(image_inputs)
+    if len(set(map(str, layouts))) != 1:
+        return None
+    rows = [vlm._prompt_ids(prompt, layouts[0]) for _, prompt in questions]
+    try:
+        prefix_length = _fast_mode()._shared_prefix_length(rows, vlm.image_token_id)
+    except TetherError:
+        return None
+    prefix = torch.tensor([rows[0][:prefix_length]] * len(images), device=vlm.device)
+    out = vlm.model(
+        input_ids=prefix,
+        attention_mask=torch.ones_like(prefix),
+        **model_image_inputs({k: v.to(vlm.device) for k, v in image_inputs.items()}),
+        **vlm.extra_inputs(prefix),
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    index = torch.tensor([i for i, _ in questions], device=vlm.device)
+    out.cache.reorder_cache(index)
+    suffixes = [row[prefix_length:] for row in rows]
+    width = max(len(suffix) for suffix in suffixes)
+    suffix_ids = torch.full((len(rows), width), vlm.pad_token_id, dtype=torch.long)
+    suffix_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, suffix in enumerate(suffixes):  # right padding: every real token keeps its position
+        suffix_ids[i, : len(suffix)] = torch.tensor(suffix)
+        suffix_mask[i, : len(suffix)] = 1
+    last = suffix_mask.sum(dim=1) - 1
+    hooks = image_edit(vlm, prefix[index], settings, query_rows=last)
+    with attention_hooks(vlm, hooks):
+        logits = vlm.model(
+            input_ids=suffix_ids.to(vlm.device),
+            attention_mask=torch.cat(
+                [torch.ones((len(rows), prefix_length), dtype=torch.long), suffix_mask], 1
+            ).to(vlm.device),
+            cache=out.cache,
+            position_ids=vlm.continuation_position_ids(prefix_length, width, len(rows)),
+            use_cache=True,
+        ).logits
+    return logits[torch.arange(len(rows)), last.to(logits.device)]
+
+
+def _left_padded_logits(vlm, images, prompts, settings: PaiSettings) -> torch.Tensor:
+    """First-token logits ``[questions, vocab]`` from one left-padded forward with the edit on the last row."""
+    batch = vlm.encode(images, prompts, padding_side="left")
+    vlm.check_image_tokens(batch)
+    inputs = batch.to(vlm.device)
+    positions = vlm.position_ids(inputs.input_ids, inputs.attention_mask, inputs.image_inputs)
+    with attention_hooks(vlm, image_edit(vlm, batch.input_ids, settings)):
+        return vlm.model(**inputs.model_inputs(), position_ids=positions, logits_to_keep=1).logits[:, -1]
+
+
+def _fast_mode():
+    """The fast yes/no mode's module: ``tether.decoding.yes_no`` (issue 29), ``tether.eval.runner`` before it."""
+    try:
+        from tether.decoding import yes_no
     except ImportError:
-        from tether.eval.runner import yes_no_token_ids
-    return yes_no_token_ids(tokenizer)
+        from tether.eval import runner as yes_no
+    return yes_no
