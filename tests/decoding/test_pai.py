@@ -56,6 +56,18 @@ def test_edited_attention_equals_hand_computation():
     output, _ = attention.edited_attention(module, query, key, value, None, hooks, scaling=0.5)
     expected = hand_attention(query, key, value, 0.5, image_keys[0].tolist(), 0.7)
     torch.testing.assert_close(output, expected, atol=1e-5, rtol=1e-5)
+    # a masked image key stays masked however large alpha is (a + alpha |a| of a masked score is positive
+    # for alpha > 1): the last row ignores what that key's value holds
+    mask = torch.ones(4, 4, dtype=torch.bool).tril()
+    mask[:, 1] = False
+    mask = mask[None, None]
+    changed = value.clone()
+    changed[0, 0, 1] += 100.0
+    edit = ImageAttentionEdit(frozenset({0}), 3.0, image_keys)
+    hooks = AttentionHooks(edit=edit, sequence_length=4)
+    first, _ = attention.edited_attention(module, query, key, value, mask, hooks, scaling=0.5)
+    second, _ = attention.edited_attention(module, query, key, changed, mask, hooks, scaling=0.5)
+    torch.testing.assert_close(first[0, -1], second[0, -1])
     # scores: a + alpha |a| on the image keys of the edited row only
     scores = torch.tensor([[[[1.0, -2.0, 3.0], [-1.0, -4.0, 2.0]]]])  # [1, 1, 2, 3]
     edited = attention.amplify_image_scores(

@@ -78,7 +78,7 @@ def hooked_attention(module, query, key, value, attention_mask, **kwargs):
     output = wrapped(module, query, key, value, attention_mask, **kwargs)
     if hooks is not None and layer is not None and layer == hooks.record_layer:
         rows = _scores(module, query[:, :, -1:], key, attention_mask, **kwargs).softmax(dim=-1)[:, :, 0]
-        hooks.recorded.append(_full_length(rows, hooks.sequence_length))
+        hooks.recorded.append(_left_padded(rows, hooks.sequence_length))
     return output
 
 
@@ -87,14 +87,19 @@ for _name in WRAPPED:
     ALL_MASK_ATTENTION_FUNCTIONS.register(PREFIX + _name, ALL_MASK_ATTENTION_FUNCTIONS[_name])
 
 
-def _scores(module, query, key, attention_mask, scaling=None, softcap=None, **kwargs) -> torch.Tensor:
-    """Masked pre-softmax scores ``[batch, heads, q, k]`` in float32, as eager attention computes them."""
+def _scores(
+    module, query, key, attention_mask, scaling=None, softcap=None, edit=None, **kwargs
+) -> torch.Tensor:
+    """Masked pre-softmax scores ``[batch, heads, q, k]`` in float32, as eager attention computes them;
+    ``edit(scores)`` applies before the mask, so that masked keys stay masked whatever the edit does."""
     heads = query.shape[1]
     key = key.repeat_interleave(heads // key.shape[1], dim=1)  # grouped-query attention
     scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
     scores = torch.matmul(query.float(), key.float().transpose(2, 3)) * scaling
     if softcap is not None:
         scores = torch.tanh(scores / softcap) * softcap
+    if edit is not None:
+        scores = edit(scores)
     # the most negative float, not -inf: a padding query that sees no key gets a uniform row, not NaNs
     # (eager attention's convention), whose zero weights would turn NaN values into NaN outputs
     blocked = torch.finfo(scores.dtype).min
@@ -123,32 +128,36 @@ def amplify_image_scores(scores: torch.Tensor, image_keys: torch.Tensor, rows: t
 
 
 def edited_attention(module, query, key, value, attention_mask, hooks: AttentionHooks, dropout=0.0, **kwargs):
+    """Eager attention with PAI's edit. The repo edits after adding the mask; on the keys a query sees the
+    mask adds 0, and here masked keys stay masked even for alpha > 1 (where ``a + alpha |a|`` of a masked
+    score would turn positive)."""
     edit = hooks.edit
-    scores = _scores(module, query, key, attention_mask, **kwargs)
-    image_keys = _full_length(edit.image_keys.to(scores.device), hooks.sequence_length)[:, -key.shape[2] :]
+    image_keys = _over_sequence(edit.image_keys.to(query.device), hooks.sequence_length)[:, -key.shape[2] :]
     rows = edit.query_rows
     if rows is None:
         rows = torch.full((query.shape[0],), query.shape[2] - 1, dtype=torch.long)
-    scores = amplify_image_scores(scores, image_keys, rows.to(scores.device), edit.alpha)
+
+    def amplify(scores):
+        return amplify_image_scores(scores, image_keys, rows.to(scores.device), edit.alpha)
+
+    scores = _scores(module, query, key, attention_mask, edit=amplify, **kwargs)
     weights = scores.softmax(dim=-1).to(query.dtype)
     weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
     value = value.repeat_interleave(query.shape[1] // value.shape[1], dim=1)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
-def _full_length(values: torch.Tensor, length: int) -> torch.Tensor:
-    """``values`` over the last positions of a sequence (or its first, for ``image_keys``), on all ``length``
-    positions: zeros (False) where it has none."""
-    have = values.shape[-1]
-    if have == length:
-        return values
-    if have > length:  # image_keys: the prompt's mask, longer than no sequence it is used on
-        return values[..., :length]
-    pad = values.new_zeros((*values.shape[:-1], length - have))
-    # attention rows cover the last positions; the image mask covers the first
-    return (
-        torch.cat([pad, values], dim=-1) if values.dtype != torch.bool else torch.cat([values, pad], dim=-1)
-    )
+def _over_sequence(image_keys: torch.Tensor, length: int) -> torch.Tensor:
+    """The prompt's image-key mask ``[batch, prompt]`` over a sequence of ``length`` positions (the prompt, then
+    generated tokens, which are never image keys)."""
+    if image_keys.shape[-1] >= length:
+        return image_keys[..., :length]
+    return torch.nn.functional.pad(image_keys, (0, length - image_keys.shape[-1]), value=False)
+
+
+def _left_padded(rows: torch.Tensor, length: int) -> torch.Tensor:
+    """Attention rows over a layer's keys (the sequence's last positions) on all ``length`` positions."""
+    return torch.nn.functional.pad(rows, (length - rows.shape[-1], 0))
 
 
 @contextlib.contextmanager
