@@ -63,11 +63,12 @@ def test_rollback_rule():
     assert opera._rollback_target(split, 12, 20, settings, torch.zeros(40, dtype=torch.long)) is None
 
 
-def test_no_penalty_all_candidates_no_rollback_is_beam_search():
-    vlm = tiny_vlm("llava")
-    plain = vlm.generate(images(), PROMPTS, DecodingSettings(max_new_tokens=4, num_beams=2))
+@pytest.mark.parametrize("arch", ["llava", "qwen2_vl", "gemma3"])  # 1-D RoPE, M-RoPE, sliding-window cache
+def test_no_penalty_all_candidates_no_rollback_is_beam_search(arch):
+    vlm = tiny_vlm(arch)
+    plain = vlm.generate(images(), PROMPTS, DecodingSettings(max_new_tokens=3, num_beams=2))
     neutral = OperaSettings(num_beams=2, penalty_weights=0.0, num_attn_candidates=10**6, threshold=10**6)
-    assert opera.generate(vlm, images(), PROMPTS, neutral, DecodingSettings(max_new_tokens=4)) == plain
+    assert opera.generate(vlm, images(), PROMPTS, neutral, DecodingSettings(max_new_tokens=3)) == plain
 
 
 def test_every_family():
