@@ -56,13 +56,18 @@ def build_tiny_checkpoint(config: TinyConfig, out_dir, words=()) -> Path:
         raise TetherError(f"no tiny builder for '{config.arch}'; choose from {sorted(builders)}")
     torch.manual_seed(config.seed)
     model, tokenizer, image_processor, template, *extra = builders[config.arch](config, words)
+    return save_checkpoint(out_dir, model, tokenizer, image_processor, template, extra[0] if extra else {})
+
+
+def save_checkpoint(out_dir, model, tokenizer, image_processor, template: str, sub_tokenizers=None) -> Path:
+    """Write ``model`` with its tokenizer, image processor and chat template as a checkpoint folder."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.chat_template = template
     tokenizer.save_pretrained(out_dir)
     image_processor.save_pretrained(out_dir)
-    for folder, sub_tokenizer in (extra[0] if extra else {}).items():  # InstructBLIP's Q-Former tokenizer
+    for folder, sub_tokenizer in (sub_tokenizers or {}).items():  # InstructBLIP's Q-Former tokenizer
         sub_tokenizer.save_pretrained(out_dir / folder)
     (out_dir / "chat_template.jinja").write_text(template)
     return out_dir
