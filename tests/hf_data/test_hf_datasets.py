@@ -192,10 +192,14 @@ def test_dataset_name_from_the_hub_cache(tmp_path, monkeypatch):
     for split, colours in (("train", COLOURS), ("test", ["white"])):
         rows = {"image": [_png(c) for c in colours], "question": ["q"] * len(colours), "answer": colours}
         datasets.Dataset.from_dict(rows).to_parquet(data / f"{split}-00000-of-00001.parquet")
-    assert [r.response for r in load_sft_records("hf:someone/colours")] == COLOURS
-    records = load_sft_records("hf:someone/colours:test")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+    # streamed, the snapshot's files are read where they are: nothing is prepared into the datasets cache
+    records = load_sft_records("hf:someone/colours:test", streaming=True)
     assert [r.response for r in records] == ["white"]
     assert open_image(tmp_path, records[0].image).getpixel((0, 0)) == (255, 255, 255)
+    assert not list((tmp_path / "datasets-cache").rglob("*.arrow"))
+    assert [r.response for r in load_sft_records("hf:someone/colours")] == COLOURS
+    assert [r.response for r in load_sft_records("hf:someone/colours:test")] == ["white"]
 
 
 def _many_rows_parquet(path, n: int, row_group_size: int):
@@ -215,7 +219,7 @@ def _many_rows_parquet(path, n: int, row_group_size: int):
     return colours
 
 
-def test_streaming_gives_the_same_records_from_every_kind_of_set(tmp_path, trl_sft_parquet):
+def test_streaming_gives_the_same_records_from_every_kind_of_set(tmp_path, trl_sft_parquet, monkeypatch):
     rows = {
         "image": [{"bytes": _png(c), "path": None} for c in COLOURS],
         "question": ["describe the image ."] * 3,
@@ -226,11 +230,13 @@ def test_streaming_gives_the_same_records_from_every_kind_of_set(tmp_path, trl_s
     data.save_to_disk(tmp_path / "rlaif")
     arrow = next((tmp_path / "rlaif").glob("*.arrow"))
     data.to_parquet(tmp_path / "rlaif.parquet")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
     for source in (tmp_path / "rlaif", arrow, tmp_path / "rlaif.parquet"):
         read = preference.load_preference_records(source)
         streamed = preference.load_preference_records(source, streaming=True)
         assert streamed == read and [p.chosen for p in streamed] == rows["chosen"]
         assert open_image(tmp_path, streamed[1].image).getpixel((0, 0)) == (0, 0, 255)
+    assert not list((tmp_path / "datasets-cache").rglob("*.arrow"))  # every set read where it is
     many = tmp_path / "many.parquet"
     colours = _many_rows_parquet(many, 10, row_group_size=3)
     for path in (many, trl_sft_parquet):

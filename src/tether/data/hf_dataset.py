@@ -64,6 +64,8 @@ def open_dataset(source: str):
                 data = datasets.load_dataset(name, split=split or "train")
         elif Path(source).is_dir():
             data = datasets.load_from_disk(source)
+        elif source.endswith(".arrow") and _is_arrow_stream(source):
+            data = datasets.Dataset.from_file(source)  # memory-mapped where it is, no copy into the cache
         else:
             kind = "parquet" if source.endswith(".parquet") else "arrow"
             data = datasets.load_dataset(kind, data_files=source, split="train")
@@ -74,6 +76,18 @@ def open_dataset(source: str):
             raise DataError(f"dataset has no 'train' split (splits: {', '.join(data)})", source)
         data = data["train"]
     return data
+
+
+def _is_arrow_stream(source: str) -> bool:
+    """Whether ``source`` is an arrow stream (what ``datasets`` writes), which it can memory-map in place."""
+    import pyarrow as pa
+
+    try:
+        with pa.memory_map(source) as f:
+            pa.ipc.open_stream(f)  # reads the schema: fails on anything else
+        return True
+    except (OSError, pa.ArrowInvalid):
+        return False
 
 
 def cached_hub_files(name: str, split: str) -> list[str]:
@@ -176,17 +190,29 @@ def _parquet_rows(source: str) -> Iterator[dict]:
         yield from batch.to_pylist()
 
 
-def _parquet_value(source: str, row: int, column: str):
-    """One cell of a parquet file, reading only the row group that holds it."""
-    parquet = _parquet_file(source)
+def _parquet_value(sources: list[str], row: int, column: str):
+    """One cell of a parquet set (its files in order), reading only the row group that holds it."""
     offset = 0
-    for group in range(parquet.num_row_groups):
-        count = parquet.metadata.row_group(group).num_rows
-        if row - 1 < offset + count:
-            table = parquet.read_row_group(group, columns=[column])
-            return table.column(0)[row - 1 - offset].as_py()
-        offset += count
+    for source in sources:
+        parquet = _parquet_file(source)
+        for group in range(parquet.num_row_groups):
+            count = parquet.metadata.row_group(group).num_rows
+            if row - 1 < offset + count:
+                table = parquet.read_row_group(group, columns=[column])
+                return table.column(0)[row - 1 - offset].as_py()
+            offset += count
     raise IndexError(f"row {row} past the end ({offset} rows)")
+
+
+def _parquet_files(dataset: str) -> list[str]:
+    """The parquet files that hold ``dataset``'s rows in order, where it is parquet (else empty)."""
+    if dataset.endswith(".parquet"):
+        return [dataset]
+    if dataset.startswith(HUB_PREFIX):
+        name, _, split = dataset[len(HUB_PREFIX) :].partition(":")
+        files = cached_hub_files(name, split or "train")
+        return files if files and files[0].endswith(".parquet") else []
+    return []
 
 
 def undecoded_images(data):
@@ -297,8 +323,9 @@ def open_embedded_image(ref: str, *, source=None, line: int | None = None):
         raise DataError(f"embedded image '{ref}' is not in a dataset read as data", source, line)
     try:
         row, column, item = int(parts[0]), parts[1], (int(parts[2]) if len(parts) > 2 else None)
-        if dataset.endswith(".parquet"):
-            value = _parquet_value(dataset, row, column)
+        files = _parquet_files(dataset)
+        if files:  # read off the files, never through the datasets cache
+            value = _parquet_value(files, row, column)
         else:
             value = open_dataset(dataset)[row - 1][column]
         if item is not None:
