@@ -46,7 +46,7 @@ import pope_fast_vs_generate  # noqa: E402
 from common import clock, device, peak_memory_mb, reset_peak_memory  # noqa: E402
 from tether.models import load  # noqa: E402
 from tether.models.tiny import LLAVA_TEMPLATE, QWEN2_VL_TEMPLATE, save_checkpoint  # noqa: E402
-from tether.models.tiny_families import QWEN_SPECIALS  # noqa: E402
+from tether.models.tiny_families import QWEN_SPECIALS, qwen_token_ids  # noqa: E402
 from tether.models.tokenizer import build_word_tokenizer  # noqa: E402
 
 WORDS = sorted(set(dpo_vs_trl.WORDS + hacl_step.WORDS + "yes no what color describe image stars".split()))
@@ -156,7 +156,6 @@ def qwen2_5_vl(sizes: Sizes, layers: int):
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     tokenizer = build_word_tokenizer(WORDS, QWEN_SPECIALS)
-    ids = tokenizer.convert_tokens_to_ids
     half = sizes.qwen_hidden // sizes.qwen_heads // 2  # rotary pairs per head, split over time/height/width
     section = [half // 4, 3 * half // 8, half - half // 4 - 3 * half // 8]  # 7B: [16, 24, 24]
     text = dict(
@@ -188,10 +187,7 @@ def qwen2_5_vl(sizes: Sizes, layers: int):
     config = Qwen2_5_VLConfig(
         text_config=text,
         vision_config=vision,
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
+        **qwen_token_ids(tokenizer),
         tie_word_embeddings=False,
     )
     side = sizes.qwen_image

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from tether.errors import TetherError
-from tether.models.tiny_families import QWEN_SPECIALS
+from tether.models.tiny_families import QWEN_SPECIALS, qwen_token_ids
 from tether.models.tokenizer import build_word_tokenizer
 
 # The LLaVA-1.5 conversation format ("USER: <image>\n... ASSISTANT: ..."), as a chat template.
@@ -130,7 +130,6 @@ def _build_qwen2_vl(config: TinyConfig, words):
         "rope_theta": 10000.0,
         "mrope_section": [head_dim // 2 - 2 * section, section, section],
     }
-    ids = tokenizer.convert_tokens_to_ids
     model_config = Qwen2VLConfig(
         text_config=text,
         vision_config=dict(
@@ -142,10 +141,7 @@ def _build_qwen2_vl(config: TinyConfig, words):
             spatial_merge_size=2,
             temporal_patch_size=2,
         ),
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
+        **qwen_token_ids(tokenizer),
         tie_word_embeddings=False,
     )
     side = config.image_size
