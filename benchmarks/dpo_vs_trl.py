@@ -1,7 +1,8 @@
 """DPO training throughput and peak memory: tether's shared-prefix DPO vs TRL's DPOTrainer, one run.
 
 Both train the same random-init LLaVA (CLIP tower → MLP projector → Llama) on the same image pairs with the same
-hyperparameters (batch size, steps, optimizer, learning rate, dtype float32, torch threads), vision tower frozen.
+hyperparameters (batch size, steps, optimizer, learning rate, dtype (``--dtype``, float32 by default), torch
+threads), vision tower frozen. On a CUDA machine both train on the GPU and report its peak memory as well.
 Shapes follow LLaVA-1.5's proportions: many image tokens, a ~20-token prompt, ~30-token responses, a 32k vocabulary.
 
 Each trainer runs in its own subprocess (so peak RSS is its own), alternating for ``--rounds`` rounds; each
@@ -18,12 +19,13 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import clock, peak_memory_mb, peak_rss_mb, reset_peak_memory  # noqa: E402
 
 WORDS = "red blue green square circle triangle left right above below".split()
 
@@ -74,8 +76,8 @@ class StepTimer:
         class Callback(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
                 if state.global_step == timer.warmup:
-                    timer.start = time.perf_counter()
-                timer.end = time.perf_counter()
+                    timer.start = clock()
+                timer.end = clock()
 
         self.warmup = warmup
         self.start = self.end = None
@@ -94,13 +96,14 @@ def run_tether(work: Path, args) -> dict:
     from tether.methods.tuning import load_for_training
 
     lora = LoraSettings(r=16, alpha=32, dropout=0.0) if args.lora else None
-    vlm = load_for_training(ModelSettings(path=str(work / "model"), freeze_vision=True, lora=lora))
+    model = ModelSettings(path=str(work / "model"), dtype=args.dtype, freeze_vision=True, lora=lora)
+    vlm = load_for_training(model)
     pairs = load_preference_records(work / "pairs.jsonl")
     collator = DPOCollator(vlm, work / "images")
     compute_reference_logprobs(vlm, pairs[: args.batch_size], collator, args.batch_size)  # warm-up, untimed
-    start = time.perf_counter()
+    start = clock()
     ref_chosen, ref_rejected = compute_reference_logprobs(vlm, pairs, collator, args.batch_size)
-    reference_seconds = time.perf_counter() - start
+    reference_seconds = clock() - start
     items = [
         {"index": i, "pair": p, "ref_chosen": c, "ref_rejected": r}
         for i, (p, c, r) in enumerate(zip(pairs, ref_chosen.tolist(), ref_rejected.tolist()))
@@ -122,7 +125,9 @@ def run_trl(work: Path, args) -> dict:
     from tether.models import load
 
     vlm = load(work / "model")  # tokenizer, image processor and chat template, as tether reads them
-    model = LlavaForConditionalGeneration.from_pretrained(work / "model", dtype="float32")
+    import torch
+
+    model = LlavaForConditionalGeneration.from_pretrained(work / "model", dtype=getattr(torch, args.dtype))
     for p in model.model.vision_tower.parameters():
         p.requires_grad_(False)
     config = model.config
@@ -160,7 +165,15 @@ def run_trl(work: Path, args) -> dict:
         peft_config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=target)
     common = common_training(work / "trl_run", args)
     common.pop("progress_bar")
-    trl_args = DPOConfig(beta=0.1, loss_type=["sigmoid"], use_cpu=True, disable_tqdm=True, **common)
+    # bf16=False: TRL's default turns on bf16 autocast, which tether's run does not use; both train in --dtype
+    trl_args = DPOConfig(
+        beta=0.1,
+        loss_type=["sigmoid"],
+        bf16=False,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=True,
+        **common,
+    )
     timer = StepTimer(args.warmup)
     trainer = DPOTrainer(
         model=model,
@@ -194,16 +207,26 @@ def common_training(output_dir: Path, args) -> dict:
     )
 
 
+def measure(which: str, work: Path, args) -> dict:
+    """One trainer's run on the model and pairs in ``work``: pairs/s, and peak GPU memory on a GPU."""
+    import torch
+
+    reset_peak_memory()
+    result = run_tether(work, args) if which == "tether" else run_trl(work, args)
+    result["peak_rss_mb"] = peak_rss_mb()
+    if torch.cuda.is_available():
+        result["peak_gpu_mb"] = peak_memory_mb()
+    return result
+
+
 def worker(which: str, work: Path, args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    result = run_tether(work, args) if which == "tether" else run_trl(work, args)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps(result), flush=True)
+    print("RESULT " + json.dumps(measure(which, work, args)), flush=True)
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=8, help="timed optimizer steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
@@ -214,13 +237,18 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--vocab", type=int, default=32000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each trainer; best kept")
     parser.add_argument(
         "--lora", action="store_true", help="LoRA on both (TRL's reference = adapters disabled)"
     )
     parser.add_argument("--worker", choices=["tether", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = parser().parse_args()
     if args.worker:
         worker(args.worker, Path(args.work), args)
         return
@@ -232,7 +260,7 @@ def main() -> None:
             f"LLaVA random init: hidden {args.hidden}, {args.layers} layers, vocab {args.vocab}, "
             f"{(args.image_size // args.patch_size) ** 2} image tokens, ~20-token prompt, ~30-token responses; "
             f"batch {args.batch_size}, {args.warmup} warm-up + {args.steps} timed steps, {args.threads} threads, "
-            f"float32, {'LoRA' if args.lora else 'full fine-tuning'}"
+            f"{args.dtype}, {'LoRA' if args.lora else 'full fine-tuning'}"
         )
         results: dict[str, dict] = {}
         rounds: dict[str, list[dict]] = {}

@@ -13,14 +13,14 @@ memory of both and the ratio; the issue asks for the contrastive term to cost we
 
 import argparse
 import statistics
+import sys
 import tempfile
-import time
+from pathlib import Path
 
 import torch
 from PIL import Image
 
 from tether.methods.hacl import HACLCollator, HACLExample, HACLModule
-from tether.methods.run_record import peak_rss_mb
 from tether.methods.settings import ModelSettings
 from tether.methods.sft import SFTModule
 from tether.methods.tuning import configure_trainable
@@ -32,6 +32,9 @@ SHAPES = ["square", "circle", "triangle", "star"]
 WORDS = (
     COLOURS + SHAPES + "a an the left right of above below is there and with small large two three".split()
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import clock, memory_unit, peak_memory_mb, reset_peak_memory  # noqa: E402
 
 
 def make_examples(n: int, image_size: int):
@@ -74,23 +77,16 @@ def to_device(batch, device):
     return batch.to(device) if torch.is_tensor(batch) else batch
 
 
-def time_steps(module, optimizer, batch, steps: int, warmup: int, device) -> tuple[float, float]:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+def time_steps(module, optimizer, batch, steps: int, warmup: int) -> tuple[float, float]:
+    reset_peak_memory()
     for i in range(warmup + steps):
         if i == warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
+            start = clock()
         loss = module(**batch)["loss"]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / steps
-    memory = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
-    return seconds, memory
+    return (clock() - start) / steps, peak_memory_mb()
 
 
 def main() -> None:
@@ -124,23 +120,36 @@ def main() -> None:
         vlm = load(build_tiny_checkpoint(config, tmp, WORDS))
     vlm.model.to(device)
     configure_trainable(vlm, ModelSettings(freeze_llm=not args.train_llm))  # stage 1: projector trains
-    examples, images = make_examples(args.batch, args.image_size)
-    batch = to_device(InMemoryCollator(vlm, images, args.template)(examples), device)
+    result = compare_steps(vlm, args.batch, args.image_size, args.steps, args.warmup, args.rounds, args.template)
+    print(
+        f"device {device}, {args.arch} hidden {args.hidden} x {args.layers} layers, batch {args.batch}, "
+        f"{result['visual_tokens']} visual tokens per image, {args.template} template: lm sequence "
+        f"{result['sequence_tokens']} tokens; HACL images: {result['hacl_images']}"
+    )
+    setting = "HACL in SFT (LLM trains)" if args.train_llm else "stage-1 (projector trains)"
+    print(f"{setting}; per-round ratios {', '.join(f'{r:.2f}' for r in result['round_ratios'])}")
+    for name in ("plain", "hacl"):
+        seconds, memory = result[name]["step_s"], result[name]["peak_memory_mb"]
+        print(
+            f"{name + ' step':10s} {1 / seconds:8.2f} steps/s  {seconds * 1000:8.1f} ms  {memory:8.0f} "
+            f"{memory_unit()}"
+        )
+    print(f"ratio tether/stage1 step_time: {result['ratio_step_time']:.2f}")
+
+
+def compare_steps(vlm, batch_size, image_size, steps, warmup, rounds, template="plain") -> dict:
+    """A HACL step against a plain SFT step on the same rows, trainable parameters as ``vlm`` has them set:
+    median step time and peak memory of each, alternating in ``rounds``."""
+    device = vlm.model.device
+    examples, images = make_examples(batch_size, image_size)
+    batch = to_device(InMemoryCollator(vlm, images, template)(examples), device)
     lm_batch = vlm.encode(
         images,
         [e.record.prompt for e in examples],
         [e.record.response for e in examples],
-        template=args.template,
+        template=template,
     )
     plain_batch = to_device({"image_batch": lm_batch.as_dict()}, device)
-    visual_tokens = int(vlm.visual_token_mask(lm_batch.input_ids).sum(1)[0])
-    path = "shared visual prefix" if "packed" in batch else "separate visual-only forward"
-    print(
-        f"device {device}, {args.arch} hidden {args.hidden} x {args.layers} layers, batch {args.batch}, "
-        f"{visual_tokens} visual tokens per image, {args.template} template: lm sequence "
-        f"{lm_batch.input_ids.shape[1]} tokens; HACL images: {path}"
-    )
-
     plain = SFTModule(vlm)
     hacl = HACLModule(vlm)
     optimizers = {
@@ -148,25 +157,23 @@ def main() -> None:
         for name, m in (("plain", plain), ("hacl", hacl))
     }
     # alternate the two in rounds so a busy machine slows both alike; medians over rounds
-    results = {"plain": [], "hacl": []}
-    for _ in range(args.rounds):
-        results["plain"].append(
-            time_steps(plain, optimizers["plain"], plain_batch, args.steps, args.warmup, device)
-        )
-        results["hacl"].append(time_steps(hacl, optimizers["hacl"], batch, args.steps, args.warmup, device))
-    plain_seconds, hacl_seconds = (statistics.median(s for s, _ in results[k]) for k in ("plain", "hacl"))
-    plain_memory, hacl_memory = (max(m for _, m in results[k]) for k in ("plain", "hacl"))
-    ratios = [h[0] / p[0] for p, h in zip(results["plain"], results["hacl"])]
-    unit = "MiB CUDA peak" if device.type == "cuda" else "MB peak RSS (process, cumulative)"
-    setting = "HACL in SFT (LLM trains)" if args.train_llm else "stage-1 (projector trains)"
-    print(f"{setting}; per-round ratios {', '.join(f'{r:.2f}' for r in ratios)}")
-    print(
-        f"plain step {1 / plain_seconds:8.2f} steps/s  {plain_seconds * 1000:8.1f} ms  {plain_memory:8.0f} {unit}"
-    )
-    print(
-        f"hacl step  {1 / hacl_seconds:8.2f} steps/s  {hacl_seconds * 1000:8.1f} ms  {hacl_memory:8.0f} {unit}"
-    )
-    print(f"ratio tether/stage1 step_time: {hacl_seconds / plain_seconds:.2f}")
+    runs = {"plain": [], "hacl": []}
+    for _ in range(rounds):
+        runs["plain"].append(time_steps(plain, optimizers["plain"], plain_batch, steps, warmup))
+        runs["hacl"].append(time_steps(hacl, optimizers["hacl"], batch, steps, warmup))
+    result = {
+        name: {
+            "step_s": statistics.median(s for s, _ in runs[name]),
+            "peak_memory_mb": max(m for _, m in runs[name]),
+        }
+        for name in runs
+    }
+    result["round_ratios"] = [h[0] / p[0] for p, h in zip(runs["plain"], runs["hacl"])]
+    result["ratio_step_time"] = result["hacl"]["step_s"] / result["plain"]["step_s"]
+    result["visual_tokens"] = int(vlm.visual_token_mask(lm_batch.input_ids).sum(1)[0])
+    result["sequence_tokens"] = int(lm_batch.input_ids.shape[1])
+    result["hacl_images"] = "shared visual prefix" if "packed" in batch else "separate visual-only forward"
+    return result
 
 
 if __name__ == "__main__":

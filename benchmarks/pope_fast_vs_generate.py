@@ -10,8 +10,7 @@ questions/s and peak RSS of each mode, the answer agreement, and as its last lin
 
 import argparse
 import json
-import resource
-import time
+import sys
 from pathlib import Path
 
 import torch
@@ -21,9 +20,8 @@ from tether.eval.runner import run_benchmark
 from tether.models import load
 from tether.models.decoding import DecodingSettings
 
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import clock, memory_unit, peak_memory_mb, reset_peak_memory  # noqa: E402
 
 
 def tiny_world_model(out: Path) -> tuple[Path, Path]:
@@ -81,14 +79,33 @@ def main() -> None:
         model_path, world = tiny_world_model(out)
         questions, images = world / "bench" / "pope" / "world_pope_adversarial.jsonl", world / "images"
     vlm = load(model_path)
+    items = get_benchmark("pope").load_items(questions)[: args.questions]
+    result = compare_modes(vlm, items, images, out)
+    for mode in ("generate", "fast"):
+        print(
+            f"{mode:<8} {result[mode]['questions_per_s']:8.1f} questions/s   "
+            f"peak {result[mode]['peak_memory_mb']:.0f} {memory_unit()}"
+        )
+    print(
+        f"agreement {result['agree']}/{len(items)} = {result['agreement']:.4f}   accuracy generate "
+        f"{result['generate']['accuracy']:.4f} fast {result['fast']['accuracy']:.4f}"
+    )
+    print(f"ratio fast/generate questions_per_s: {result['ratio_questions_per_s']:.2f}")
+
+
+def compare_modes(vlm, items, images, out: Path, max_new_tokens: int = 8, fast_batch_size: int = 32) -> dict:
+    """POPE ``items`` answered by batch-1 generation and by fast mode: questions/s, peak memory and accuracy
+    of each, and how often the two parsed answers agree."""
+    from tether.eval.pope import parse_pope_answer
+
     bench = get_benchmark("pope")
-    items = bench.load_items(questions)[: args.questions]
-    timings = {}
-    for mode, batch_size in (("generate", 1), ("fast", 32)):
+    result = {}
+    for mode, batch_size in (("generate", 1), ("fast", fast_batch_size)):
         folder = out / f"run-{mode}"
         for stale in (folder / "samples.jsonl", folder / "results.json"):
             stale.unlink(missing_ok=True)
-        start = time.perf_counter()
+        reset_peak_memory()
+        start = clock()
         run_benchmark(
             bench,
             items,
@@ -96,31 +113,24 @@ def main() -> None:
             images_root=images,
             out_dir=folder,
             mode=mode,
-            decoding=DecodingSettings(max_new_tokens=8),
+            decoding=DecodingSettings(max_new_tokens=max_new_tokens),
             batch_size=batch_size,
             progress=False,
         )
-        timings[mode] = time.perf_counter() - start
-        print(f"{mode:<8} {len(items) / timings[mode]:8.1f} questions/s   peak RSS {peak_rss_mb():.0f} MB")
-    answers = {
-        m: {
-            json.loads(line)["id"]: json.loads(line)["answer"]
-            for line in (out / f"run-{m}" / "samples.jsonl").read_text().splitlines()
+        seconds = clock() - start
+        samples = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+        result[mode] = {
+            "questions_per_s": len(items) / seconds,
+            "peak_memory_mb": peak_memory_mb(),
+            "accuracy": json.loads((folder / "results.json").read_text())["metrics"]["accuracy"],
+            "answers": {s["id"]: parse_pope_answer(s["answer"]) for s in samples},
         }
-        for m in ("generate", "fast")
-    }
-    from tether.eval.pope import parse_pope_answer
-
-    agree = sum(
-        parse_pope_answer(answers["generate"][i.id]) == parse_pope_answer(answers["fast"][i.id])
-        for i in items
-    )
-    metrics = {m: json.loads((out / f"run-{m}" / "results.json").read_text())["metrics"] for m in answers}
-    print(
-        f"agreement {agree}/{len(items)} = {agree / len(items):.4f}   accuracy generate "
-        f"{metrics['generate']['accuracy']:.4f} fast {metrics['fast']['accuracy']:.4f}"
-    )
-    print(f"ratio fast/generate questions_per_s: {timings['generate'] / timings['fast']:.2f}")
+    agree = sum(result["generate"]["answers"][i.id] == result["fast"]["answers"][i.id] for i in items)
+    for mode in ("generate", "fast"):
+        del result[mode]["answers"]
+    result["agree"], result["agreement"] = agree, agree / len(items)
+    result["ratio_questions_per_s"] = result["fast"]["questions_per_s"] / result["generate"]["questions_per_s"]
+    return result
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ import pytest
 import torch
 from decoding_tiny_vlms import FAMILIES, PROMPTS, images, tiny_vlm
 
+from tether.core.errors import TetherError
 from tether.decoding import attention, pai
 from tether.decoding.attention import AttentionHooks, ImageAttentionEdit
 from tether.decoding.pai import PaiSettings
-from tether.errors import TetherError
 from tether.models import DecodingSettings
 
 QUESTIONS = [(0, PROMPTS[0]), (1, PROMPTS[0]), (2, PROMPTS[1])]

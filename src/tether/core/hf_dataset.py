@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 from tether.core.errors import DataError
@@ -63,6 +64,8 @@ def open_dataset(source: str):
                 data = datasets.load_dataset(name, split=split or "train")
         elif Path(source).is_dir():
             data = datasets.load_from_disk(source)
+        elif source.endswith(".arrow") and _is_arrow_stream(source):
+            data = datasets.Dataset.from_file(source)  # memory-mapped where it is, no copy into the cache
         else:
             kind = "parquet" if source.endswith(".parquet") else "arrow"
             data = datasets.load_dataset(kind, data_files=source, split="train")
@@ -73,6 +76,18 @@ def open_dataset(source: str):
             raise DataError(f"dataset has no 'train' split (splits: {', '.join(data)})", source)
         data = data["train"]
     return data
+
+
+def _is_arrow_stream(source: str) -> bool:
+    """Whether ``source`` is an arrow stream (what ``datasets`` writes), which it can memory-map in place."""
+    import pyarrow as pa
+
+    try:
+        with pa.memory_map(source) as f:
+            pa.ipc.open_stream(f)  # reads the schema: fails on anything else
+        return True
+    except (OSError, pa.ArrowInvalid):
+        return False
 
 
 def cached_hub_files(name: str, split: str) -> list[str]:
@@ -93,20 +108,70 @@ def cached_hub_files(name: str, split: str) -> list[str]:
     return []
 
 
-def dataset_rows(path) -> list[tuple[int, dict]]:
+def dataset_rows(path, **kwargs) -> list[tuple[int, dict]]:
     """``(row, record)`` for every row of the dataset at ``path`` (rows counted from 1, like JSONL lines)."""
+    return list(iter_dataset_rows(path, **kwargs))
+
+
+def iter_dataset_rows(
+    path, *, streaming: bool = False, skip_invalid: bool = False, skips=None
+) -> Iterator[tuple[int, dict]]:
+    """``(row, record)`` for each row of the dataset at ``path``, one at a time. A row whose columns do not
+    fit its schema is a ``DataError`` naming ``path:row``, or with ``skip_invalid`` is counted in ``skips``.
+
+    ``streaming``: rows come through ``datasets``' streaming reader (an ``IterableDataset``) straight off
+    the parquet or arrow files, never prepared into the datasets cache nor held whole; without it, parquet
+    is read row group by row group and other sets memory-mapped through the cache."""
     source = str(path) if str(path).startswith(HUB_PREFIX) else str(Path(path).resolve())
     _READ_AS_DATA.add(source)
-    if source.endswith(".parquet"):
-        return _parquet_rows(source)
-    data = undecoded_images(open_dataset(source))
-    rows, index = [], 0
-    # in batches off the memory-mapped table, images left as bytes: a large set is never held whole
+    if streaming:
+        rows = iter(stream_dataset(source))
+    elif source.endswith(".parquet"):
+        rows = _parquet_rows(source)
+    else:  # in batches off the memory-mapped table, images left as bytes
+        rows = _table_rows(undecoded_images(open_dataset(source)))
+    for index, row in enumerate(rows, start=1):
+        try:
+            record = to_record(row, source, index)
+        except DataError as e:
+            if not skip_invalid:
+                raise
+            if skips is not None:
+                skips.add(str(e))
+            continue
+        yield index, record
+
+
+def stream_dataset(source: str):
+    """The dataset at ``source`` as an ``IterableDataset`` that reads its files lazily, images undecoded."""
+    import datasets
+
+    try:
+        if source.startswith(HUB_PREFIX):
+            name, _, split = source[len(HUB_PREFIX) :].partition(":")
+            files = cached_hub_files(name, split or "train")
+            # a set prepared by load_dataset lives in the datasets cache as arrow files: read off them
+            data = _stream_files(files) if files else open_dataset(source).to_iterable_dataset()
+        elif Path(source).is_dir():  # save_to_disk: its arrow shards, memory-mapped
+            data = open_dataset(source).to_iterable_dataset()
+        else:
+            data = _stream_files([source])
+    except (OSError, ValueError, datasets.exceptions.DatasetNotFoundError) as e:
+        raise DataError(f"cannot read as a Hugging Face dataset ({type(e).__name__}: {e})", source) from None
+    return undecoded_images(data) if data.features is not None else data
+
+
+def _stream_files(files: list[str]):
+    import datasets
+
+    kind = "parquet" if files[0].endswith(".parquet") else "arrow"
+    return datasets.load_dataset(kind, data_files=files, split="train", streaming=True)
+
+
+def _table_rows(data) -> Iterator[dict]:
     for batch in data.iter(batch_size=256):
         for values in zip(*batch.values()):
-            index += 1
-            rows.append((index, to_record(dict(zip(batch.keys(), values)), source, index)))
-    return rows
+            yield dict(zip(batch.keys(), values))
 
 
 @functools.lru_cache(maxsize=8)
@@ -119,28 +184,35 @@ def _parquet_file(source: str):
         raise DataError(f"not a readable parquet file ({type(e).__name__}: {e})", source) from None
 
 
-def _parquet_rows(source: str) -> list[tuple[int, dict]]:
-    """Parquet rows streamed batch by batch off the file (no copy into the datasets cache): a set larger
-    than memory is read whole only as the records' text and image references."""
-    rows, index = [], 0
+def _parquet_rows(source: str) -> Iterator[dict]:
+    """Parquet rows read batch by batch off the file (no copy into the datasets cache)."""
     for batch in _parquet_file(source).iter_batches(batch_size=256):
-        for row in batch.to_pylist():
-            index += 1
-            rows.append((index, to_record(row, source, index)))
-    return rows
+        yield from batch.to_pylist()
 
 
-def _parquet_value(source: str, row: int, column: str):
-    """One cell of a parquet file, reading only the row group that holds it."""
-    parquet = _parquet_file(source)
+def _parquet_value(sources: list[str], row: int, column: str):
+    """One cell of a parquet set (its files in order), reading only the row group that holds it."""
     offset = 0
-    for group in range(parquet.num_row_groups):
-        count = parquet.metadata.row_group(group).num_rows
-        if row - 1 < offset + count:
-            table = parquet.read_row_group(group, columns=[column])
-            return table.column(0)[row - 1 - offset].as_py()
-        offset += count
+    for source in sources:
+        parquet = _parquet_file(source)
+        for group in range(parquet.num_row_groups):
+            count = parquet.metadata.row_group(group).num_rows
+            if row - 1 < offset + count:
+                table = parquet.read_row_group(group, columns=[column])
+                return table.column(0)[row - 1 - offset].as_py()
+            offset += count
     raise IndexError(f"row {row} past the end ({offset} rows)")
+
+
+def _parquet_files(dataset: str) -> list[str]:
+    """The parquet files that hold ``dataset``'s rows in order, where it is parquet (else empty)."""
+    if dataset.endswith(".parquet"):
+        return [dataset]
+    if dataset.startswith(HUB_PREFIX):
+        name, _, split = dataset[len(HUB_PREFIX) :].partition(":")
+        files = cached_hub_files(name, split or "train")
+        return files if files and files[0].endswith(".parquet") else []
+    return []
 
 
 def undecoded_images(data):
@@ -251,8 +323,9 @@ def open_embedded_image(ref: str, *, source=None, line: int | None = None):
         raise DataError(f"embedded image '{ref}' is not in a dataset read as data", source, line)
     try:
         row, column, item = int(parts[0]), parts[1], (int(parts[2]) if len(parts) > 2 else None)
-        if dataset.endswith(".parquet"):
-            value = _parquet_value(dataset, row, column)
+        files = _parquet_files(dataset)
+        if files:  # read off the files, never through the datasets cache
+            value = _parquet_value(files, row, column)
         else:
             value = open_dataset(dataset)[row - 1][column]
         if item is not None:

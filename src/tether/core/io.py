@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.core.errors import DataError, TetherError
-from tether.core.hf_dataset import dataset_rows, is_dataset_source
+from tether.core.hf_dataset import dataset_rows, is_dataset_source, iter_dataset_rows
 
 logger = logging.getLogger(__name__)
 
@@ -148,14 +148,18 @@ def read_jsonl(path, **kwargs) -> list[dict]:
     return [record for _, record in iter_jsonl(path, **kwargs)]
 
 
-def read_records(path, **kwargs) -> list[tuple[int, dict]]:
+def read_records(path, *, streaming: bool = False, **kwargs) -> list[tuple[int, dict]]:
     """Read a JSON list of objects or a JSONL file (by content, not extension) as ``(line, record)``.
 
     For a JSON list, the 'line' is the 1-based index of the item, which is what a user can find.
     Some published files (POPE's caption data) are concatenated JSON objects; those read as JSONL.
+    A Hugging Face dataset gives its rows, numbered from 1; with ``streaming`` as an iterator that reads
+    them lazily (``tether.core.hf_dataset.iter_dataset_rows``), else as a list.
     """
     if is_dataset_source(path):  # a Hugging Face dataset: its rows as records, row numbers as lines
-        return dataset_rows(path)
+        return (
+            iter_dataset_rows(path, streaming=True, **kwargs) if streaming else dataset_rows(path, **kwargs)
+        )
     path = Path(path)
     with open(readable(path), "rb") as f:
         head = f.read(4096).lstrip()
@@ -272,14 +276,15 @@ def require_image(images_root, relative: str, path, line: int | None) -> None:
 
 
 def parse_records(
-    path, parse, *, skip_invalid: bool = False, skips: SkipLog | None = None, images=None
+    path, parse, *, skip_invalid: bool = False, skips: SkipLog | None = None, images=None, streaming=False
 ) -> list:
     """``[parse(record, path, line) for each record of path]``; a DataError from ``parse`` stops the load,
     or with ``skip_invalid`` is counted in ``skips`` and the record dropped. ``parse`` may return a list
     (one file record giving several items, e.g. a multi-turn conversation). With ``images`` (a root
-    folder), each item's ``image`` must exist under it (``require_image``)."""
+    folder), each item's ``image`` must exist under it (``require_image``). ``streaming``: a Hugging Face
+    dataset's rows are read lazily, one at a time (``read_records``)."""
     out = []
-    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
+    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips, streaming=streaming):
         try:
             parsed = parse(raw, path, line)
             if images is not None:

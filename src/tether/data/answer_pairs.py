@@ -55,7 +55,9 @@ class AnswerPairSettings:
     max_new_tokens: int = 8  # generate mode
 
 
-def load_yes_no_questions(path, skip_invalid: bool = False, skips: SkipLog | None = None, images=None):
+def load_yes_no_questions(
+    path, skip_invalid: bool = False, skips: SkipLog | None = None, images=None, streaming: bool = False
+):
     """Questions with their true yes/no answers (POPE's fields or tether's), errors naming file and line;
     with ``images`` (the root), a question whose image is missing is one of them."""
 
@@ -73,7 +75,9 @@ def load_yes_no_questions(path, skip_invalid: bool = False, skips: SkipLog | Non
             raise DataError("empty question", source, line)
         return YesNoQuestion(record["image"], question, answer, str(source), line)
 
-    return parse_records(path, parse, skip_invalid=skip_invalid, skips=skips, images=images)
+    return parse_records(
+        path, parse, skip_invalid=skip_invalid, skips=skips, images=images, streaming=streaming
+    )
 
 
 def model_answers(

@@ -45,6 +45,7 @@ def register(subparsers) -> None:
     )
     negatives.add_argument("--judge", help="llm backend: judge recipe YAML (configs/judges/*.yaml)")
     negatives.add_argument("--skip-invalid", action="store_true", help="skip malformed input lines")
+    negatives.add_argument("--streaming", action="store_true", help="a Hugging Face dataset input is read row by row off its files, never loaded whole")
     negatives.add_argument(
         "--concurrency", type=int, default=1, help="llm backend: requests in flight at once"
     )
@@ -119,6 +120,7 @@ def _register_answer_pairs(verbs) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="which correct answers balancing draws")
     parser.add_argument("--skip-invalid", action="store_true", help="skip malformed question lines")
+    parser.add_argument("--streaming", action="store_true", help="a Hugging Face dataset input is read row by row off its files, never loaded whole")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_load_options(parser)
     _add_overwrite_option(parser)
@@ -142,7 +144,9 @@ def _answer_pairs(args) -> int:
         select=args.select, balance=not args.no_balance, seed=args.seed, mode=args.mode
     )
     skips = SkipLog()
-    questions = load_yes_no_questions(args.questions, args.skip_invalid, skips, images=args.images)
+    questions = load_yes_no_questions(
+        args.questions, args.skip_invalid, skips, images=args.images, streaming=args.streaming
+    )
     if not questions:
         raise TetherError(f"{args.questions}: no questions")
     load_settings = ModelLoadSettings.from_args(args)
@@ -244,6 +248,7 @@ def _register_pairs(verbs) -> None:
         "correction drops the hallucinated sentences (default: stop with an error naming the image)",
     )
     pairs.add_argument("--skip-invalid", action="store_true", help="skip malformed image list lines")
+    pairs.add_argument("--streaming", action="store_true", help="a Hugging Face dataset input is read row by row off its files, never loaded whole")
     pairs.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_load_options(pairs)
     _add_overwrite_option(pairs)
@@ -292,7 +297,9 @@ def _pairs(args) -> int:
     skips = SkipLog()
     images_root = args.images or (Path(args.world) / "images" if args.world else None)
     images = (
-        load_pair_images(args.image_list, args.skip_invalid, skips, images=images_root)
+        load_pair_images(
+            args.image_list, args.skip_invalid, skips, images=images_root, streaming=args.streaming
+        )
         if args.image_list
         else None
     )
@@ -428,7 +435,9 @@ def _negatives(args) -> int:
         },
     }
     skips = SkipLog()
-    records = load_caption_records(args.captions, skip_invalid=args.skip_invalid, skips=skips)
+    records = load_caption_records(
+        args.captions, skip_invalid=args.skip_invalid, skips=skips, streaming=args.streaming
+    )
     if args.objects:
         present = read_json(args.objects)
         if not isinstance(present, dict):

@@ -296,10 +296,10 @@ class CaptionRecord:
 
 
 def load_caption_records(
-    path, *, skip_invalid: bool = False, skips: SkipLog | None = None
+    path, *, skip_invalid: bool = False, skips: SkipLog | None = None, streaming: bool = False
 ) -> list[CaptionRecord]:
     """Captions to rewrite: SFT-style records (``response``/``answer``) or ``{"image"|"image_id", "caption"}``."""
-    return parse_records(path, _caption_record, skip_invalid=skip_invalid, skips=skips)
+    return parse_records(path, _caption_record, skip_invalid=skip_invalid, skips=skips, streaming=streaming)
 
 
 def _caption_record(raw: dict, path, line) -> CaptionRecord:
@@ -376,10 +376,12 @@ class NegativePair:
     kinds: list[str]
 
 
-def load_negatives(path, *, skip_invalid: bool = False, skips: SkipLog | None = None) -> list[NegativePair]:
+def load_negatives(
+    path, *, skip_invalid: bool = False, skips: SkipLog | None = None, streaming: bool = False
+) -> list[NegativePair]:
     """Read a negatives file written by ``tether data negatives`` (or any source with the same fields)."""
     out = []
-    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
+    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips, streaming=streaming):
         caption, negative, kinds = raw.get("caption"), raw.get("negative"), raw.get("kinds", [])
         problem = None
         if not isinstance(caption, str) or not caption.strip():

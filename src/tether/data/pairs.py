@@ -70,7 +70,7 @@ class PairImage:
 
 
 def load_pair_images(
-    path, skip_invalid: bool = False, skips: SkipLog | None = None, images=None
+    path, skip_invalid: bool = False, skips: SkipLog | None = None, images=None, streaming: bool = False
 ) -> list[PairImage]:
     """A JSONL/JSON list of ``{image_id, image[, facts][, captions][, objects]}`` (facts and captions: a
     string or a list of strings; objects: a list, becoming one "Objects present: ..." fact). With
@@ -92,7 +92,9 @@ def load_pair_images(
             facts.append("Objects present: " + (", ".join(objects) if objects else "none") + ".")
         return PairImage(str(record["image_id"]), record["image"], facts)
 
-    images = parse_records(path, parse, skip_invalid=skip_invalid, skips=skips, images=images)
+    images = parse_records(
+        path, parse, skip_invalid=skip_invalid, skips=skips, images=images, streaming=streaming
+    )
     seen: set[str] = set()
     for item in images:
         if item.image_id in seen:

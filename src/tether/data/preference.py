@@ -26,6 +26,7 @@ Published formats read by ``load_preference_records(path, format="auto")``:
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,7 @@ def load_preference_records(
     skips: SkipLog | None = None,
     image_pattern: str = DEFAULT_IMAGE_PATTERN,
     images=None,
+    streaming: bool = False,
 ) -> list[PreferenceRecord]:
     """Read preference pairs from ``path`` in any supported format (``auto`` detects it from the content).
 
@@ -97,9 +99,12 @@ def load_preference_records(
         rows = [(i, {"image_id": k, **v}) for i, (k, v) in enumerate(desc.items(), 1)]
         format = "hadpo_desc"
     else:
-        rows = read_records(path, skip_invalid=skip_invalid, skips=skips)
-        if format == "auto":
-            format = detect_format(rows[0][1], path, rows[0][0]) if rows else "tether"
+        rows = read_records(path, skip_invalid=skip_invalid, skips=skips, streaming=streaming)
+        if format == "auto":  # from the first record (a streamed set's first row, put back in front)
+            rows = iter(rows)
+            first = next(rows, None)
+            format = detect_format(first[1], path, first[0]) if first else "tether"
+            rows = itertools.chain([first] if first else [], rows)
     if format in ("hadpo_desc", "hadpo_pope"):  # a default that rewrites the user's data: said when used
         default = " (the default; set data.image_pattern to change it)"
         logger.info(

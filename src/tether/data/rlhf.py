@@ -74,10 +74,11 @@ def load_preference_records(
     skip_invalid: bool = False,
     skips: SkipLog | None = None,
     images=None,
+    streaming: bool = False,
 ) -> list[PreferenceRecord]:
     """Read preference pairs in tether's or LLaVA-RLHF's format (detected per record); with ``images`` (the
     root), a pair whose image is missing is a ``path:line`` error."""
-    return _load(path, _parse_preference, captions, skip_invalid, skips, images)
+    return _load(path, _parse_preference, captions, skip_invalid, skips, images, streaming)
 
 
 def load_prompt_records(
@@ -87,18 +88,20 @@ def load_prompt_records(
     skip_invalid: bool = False,
     skips: SkipLog | None = None,
     images=None,
+    streaming: bool = False,
 ) -> list[PromptRecord]:
     """Read PPO prompts in tether's or LLaVA-RLHF's format (detected per record)."""
-    return _load(path, _parse_prompt, captions, skip_invalid, skips, images)
+    return _load(path, _parse_prompt, captions, skip_invalid, skips, images, streaming)
 
 
-def _load(path, parse, captions, skip_invalid, skips, images):
+def _load(path, parse, captions, skip_invalid, skips, images, streaming):
     return parse_records(
         path,
         lambda raw, path, line: parse(raw, captions, path, line),
         skip_invalid=skip_invalid,
         skips=skips,
         images=images,
+        streaming=streaming,
     )
 
 

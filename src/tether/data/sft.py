@@ -29,13 +29,15 @@ class SFTRecord:
 
 
 def load_sft_records(
-    path, *, skip_invalid: bool = False, skips: SkipLog | None = None, images=None
+    path, *, skip_invalid: bool = False, skips: SkipLog | None = None, images=None, streaming: bool = False
 ) -> list[SFTRecord]:
     """SFT records (a ``.txt`` corpus: one text-only record a line); with ``images`` (the root), a record
     whose image is missing is a ``path:line`` error."""
     if Path(path).suffix == ".txt":
         return [SFTRecord(None, None, line.strip()) for line in read_text_lines(path) if line.strip()]
-    return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips, images=images)
+    return parse_records(
+        path, _parse, skip_invalid=skip_invalid, skips=skips, images=images, streaming=streaming
+    )
 
 
 def _text(raw: dict, key: str, path, line) -> str:

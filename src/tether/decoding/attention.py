@@ -33,7 +33,7 @@ import torch
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from tether.errors import TetherError
+from tether.core.errors import TetherError
 
 PREFIX = "tether_"
 WRAPPED = ("sdpa", "eager")

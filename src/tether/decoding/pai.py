@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from tether.core.errors import TetherError
 from tether.decoding.attention import (
     AttentionHooks,
     ImageAttentionEdit,
@@ -41,7 +42,6 @@ from tether.decoding.attention import (
     decoder_layers,
     suspended,
 )
-from tether.errors import TetherError
 from tether.models.adapter import model_image_inputs
 from tether.models.decoding import DecodingSettings
 

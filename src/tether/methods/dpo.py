@@ -68,6 +68,7 @@ class DPOData:
     image_pattern: str = DEFAULT_IMAGE_PATTERN  # HA-DPO image ids -> file names under `images` (logged)
     max_length: int | None = None  # per branch (prefix + response); cuts responses only
     skip_invalid: bool = False
+    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
     sft_train: list[str] = field(
         default_factory=list
     )  # SFT records for the auxiliary loss (sft_target: data)
@@ -465,6 +466,7 @@ def load_pairs(config: DPOConfig, skips) -> list[PreferenceRecord]:
             path,
             format=config.data.format,
             skip_invalid=config.data.skip_invalid,
+            streaming=config.data.streaming,
             skips=skips,
             image_pattern=config.data.image_pattern,
             images=config.data.images,
@@ -497,7 +499,11 @@ def train_dpo(config: DPOConfig):
             r
             for p in config.data.sft_train
             for r in load_sft_records(
-                p, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+                p,
+                skip_invalid=config.data.skip_invalid,
+                streaming=config.data.streaming,
+                skips=skips,
+                images=config.data.images,
             )
         ]
     torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds

@@ -324,7 +324,11 @@ def train_hacl(config: HACLConfig):
         r
         for path in config.data.train
         for r in load_sft_records(
-            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+            path,
+            skip_invalid=config.data.skip_invalid,
+            streaming=config.data.streaming,
+            skips=skips,
+            images=config.data.images,
         )
     ]
     text_only = sum(r.image is None for r in records)
@@ -332,7 +336,9 @@ def train_hacl(config: HACLConfig):
     pairs = [
         p
         for path in config.data.negatives
-        for p in load_negatives(path, skip_invalid=config.data.skip_invalid, skips=skips)
+        for p in load_negatives(
+            path, skip_invalid=config.data.skip_invalid, streaming=config.data.streaming, skips=skips
+        )
     ]
     examples = attach_negatives(records, pairs)
     skips.require(examples, "no captioned images to train on")

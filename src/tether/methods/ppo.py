@@ -69,6 +69,7 @@ class PPOData:
     images: str = "."
     captions: str | None = None  # LLaVA-RLHF image_to_caption.json: facts for the reward model
     skip_invalid: bool = False
+    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
 
 
 @dataclass
@@ -520,6 +521,7 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
             path,
             captions=captions,
             skip_invalid=config.data.skip_invalid,
+            streaming=config.data.streaming,
             skips=skips,
             images=config.data.images,
         )

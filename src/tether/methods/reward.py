@@ -136,6 +136,7 @@ class RewardData:
     images: str = "."
     captions: str | None = None  # LLaVA-RLHF image_to_caption.json: facts for every image
     skip_invalid: bool = False
+    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
 
 
 @dataclass
@@ -240,6 +241,7 @@ def train_reward(config: RewardConfig) -> Path:
                 p,
                 captions=captions,
                 skip_invalid=config.data.skip_invalid,
+                streaming=config.data.streaming,
                 skips=skips,
                 images=config.data.images,
             )

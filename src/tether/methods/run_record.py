@@ -75,7 +75,10 @@ def training_inputs(command: str, config) -> dict:
 
     raw = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     train = {k: v for k, v in raw.get("train", {}).items() if k not in _OPERATIONAL}
-    return {"command": command, "config": _identify({**raw, "train": train}, identify_paths)}
+    raw = {**raw, "train": train}
+    if isinstance(raw.get("data"), dict):  # data.streaming says how rows are read, not which: same weights
+        raw["data"] = {k: v for k, v in raw["data"].items() if k != "streaming"}
+    return {"command": command, "config": _identify(raw, identify_paths)}
 
 
 def _identify(value, identify_paths):

@@ -24,6 +24,7 @@ class SFTData:
     images: str = "."  # root that image paths are relative to
     max_length: int | None = None  # cuts responses only; prompts never lose visual tokens
     skip_invalid: bool = False
+    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
     # "chat": prompts through the checkpoint's chat template; "plain": LLaVA's stage-1 alignment format, the
     # image alone then the response (the prompt text is dropped, as LLaVA's pretraining does)
     template: str = "chat"
@@ -195,7 +196,11 @@ def train_sft(config: SFTConfig):
         r
         for path in config.data.train
         for r in load_sft_records(
-            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+            path,
+            skip_invalid=config.data.skip_invalid,
+            streaming=config.data.streaming,
+            skips=skips,
+            images=config.data.images,
         )
     ]
     skips.require(records, "no SFT records to train on")

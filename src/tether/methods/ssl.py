@@ -34,6 +34,7 @@ class SSLData:
     images: str = "."  # root that image paths (labeled and unlabeled) are relative to
     max_length: int | None = None
     skip_invalid: bool = False
+    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
     # the student's format, as tether.methods.sft: "chat" or "plain" (LLaVA's stage-1 format: image, then
     # response). The teacher always answers through its chat template: it is asked a question either way.
     template: str = "chat"
@@ -74,6 +75,7 @@ def load_unlabeled_items(
     skip_invalid: bool = False,
     skips: SkipLog | None = None,
     images=None,
+    streaming: bool = False,
 ) -> list[UnlabeledItem]:
     """Items to pseudo-label; an item without a prompt is expanded to one item per entry of ``prompts``.
     With ``images`` (the root), an item whose image is missing is a ``path:line`` error."""
@@ -81,7 +83,7 @@ def load_unlabeled_items(
     from tether.core.io import read_records, require_image
 
     items = []
-    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
+    for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips, streaming=streaming):
         image, prompt = raw.get("image"), raw.get("prompt")
         problem = None
         if not isinstance(image, str) or not image:
@@ -199,7 +201,11 @@ def train_ssl(config: SSLConfig):
         r
         for path in config.data.labeled
         for r in load_sft_records(
-            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
+            path,
+            skip_invalid=config.data.skip_invalid,
+            streaming=config.data.streaming,
+            skips=skips,
+            images=config.data.images,
         )
     ]
     items = [
@@ -209,6 +215,7 @@ def train_ssl(config: SSLConfig):
             path,
             config.pseudo.prompts,
             skip_invalid=config.data.skip_invalid,
+            streaming=config.data.streaming,
             skips=skips,
             images=config.data.images,
         )

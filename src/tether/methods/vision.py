@@ -32,6 +32,7 @@ class VisionData:
     train: list[str] = field(default_factory=list)
     images: str = "."
     skip_invalid: bool = False
+    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
 
 
 @dataclass
@@ -52,9 +53,11 @@ class LabelledImage:
 
 
 def load_labelled_images(
-    path, skip_invalid=False, skips: SkipLog | None = None, images=None
+    path, skip_invalid=False, skips: SkipLog | None = None, images=None, streaming: bool = False
 ) -> list[LabelledImage]:
-    return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips, images=images)
+    return parse_records(
+        path, _parse, skip_invalid=skip_invalid, skips=skips, images=images, streaming=streaming
+    )
 
 
 def _parse(raw: dict, path, line: int) -> LabelledImage:
@@ -165,7 +168,9 @@ def train_vision(config: VisionConfig):
     records = [
         r
         for p in config.data.train
-        for r in load_labelled_images(p, config.data.skip_invalid, skips, images=config.data.images)
+        for r in load_labelled_images(
+            p, config.data.skip_invalid, skips, images=config.data.images, streaming=config.data.streaming
+        )
     ]
     skips.require(records, "no labelled images to train on")
     label_names = sorted(

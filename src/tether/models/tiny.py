@@ -16,6 +16,7 @@ from tether.models.tiny_families import (
     LLAVA_TEMPLATE,
     QWEN2_VL_TEMPLATE,
     QWEN_SPECIALS,
+    qwen_token_ids,
     text_config,
 )
 from tether.models.tokenizer import build_word_tokenizer
@@ -43,13 +44,18 @@ def build_tiny_checkpoint(config: TinyConfig, out_dir, words=()) -> Path:
         raise TetherError(f"no tiny builder for '{config.arch}'; choose from {sorted(builders)}")
     torch.manual_seed(config.seed)
     model, tokenizer, image_processor, template, *extra = builders[config.arch](config, words)
+    return save_checkpoint(out_dir, model, tokenizer, image_processor, template, extra[0] if extra else {})
+
+
+def save_checkpoint(out_dir, model, tokenizer, image_processor, template: str, sub_tokenizers=None) -> Path:
+    """Write ``model`` with its tokenizer, image processor and chat template as a checkpoint folder."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.chat_template = template
     tokenizer.save_pretrained(out_dir)
     image_processor.save_pretrained(out_dir)
-    for folder, sub_tokenizer in (extra[0] if extra else {}).items():  # InstructBLIP's Q-Former tokenizer
+    for folder, sub_tokenizer in (sub_tokenizers or {}).items():  # InstructBLIP's Q-Former tokenizer
         sub_tokenizer.save_pretrained(out_dir / folder)
     (out_dir / "chat_template.jinja").write_text(template)
     return out_dir
@@ -96,7 +102,6 @@ def _build_qwen2_vl(config: TinyConfig, words):
         "rope_theta": 10000.0,
         "mrope_section": [head_dim // 2 - 2 * section, section, section],
     }
-    ids = tokenizer.convert_tokens_to_ids
     model_config = Qwen2VLConfig(
         text_config=text,
         vision_config=dict(
@@ -108,10 +113,7 @@ def _build_qwen2_vl(config: TinyConfig, words):
             spatial_merge_size=2,
             temporal_patch_size=2,
         ),
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
+        **qwen_token_ids(tokenizer),
         tie_word_embeddings=False,
     )
     side = config.image_size

@@ -62,6 +62,18 @@ QWEN_SPECIALS = {
     "vision_end_token": "<|vision_end|>",
 }
 
+
+def qwen_token_ids(tokenizer) -> dict:
+    """The ids a Qwen2-VL-style config needs for its image and video placeholders (``QWEN_SPECIALS``)."""
+    ids = tokenizer.convert_tokens_to_ids
+    return dict(
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+
+
 # anyres grids of 1x1, 1x2, 2x1 and 2x2 base tiles
 PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]
 
@@ -258,7 +270,6 @@ def _qwen_image_processor(config, temporal_patch_size=2):
 def _build_qwen_style(config, words, config_class, model_class, text, vision, temporal_patch_size=2):
     """A model with Qwen2-VL's tokens and layout (native-resolution grid, 2x2 merge)."""
     tokenizer = build_word_tokenizer(words, QWEN_SPECIALS)
-    ids = tokenizer.convert_tokens_to_ids
     vision = dict(
         depth=config.vision_layers,
         hidden_size=config.vision_hidden,
@@ -272,10 +283,7 @@ def _build_qwen_style(config, words, config_class, model_class, text, vision, te
     model_config = config_class(
         text_config=text(text_config(config, tokenizer)),
         vision_config=vision,
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
+        **qwen_token_ids(tokenizer),
         tie_word_embeddings=False,
     )
     image_processor = _qwen_image_processor(config, temporal_patch_size)
