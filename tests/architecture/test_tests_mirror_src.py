@@ -3,7 +3,7 @@ a top-level module of src/tether, or is one of the named cross-cutting suites.""
 
 from .import_graph import REPO
 
-CROSS_CUTTING = {"architecture", "reliability", "distributed"}
+CROSS_CUTTING = {"architecture", "reliability", "distributed", "benchmarks"}
 
 
 def misplaced_test_folders(test_folders: set[str], src_names: set[str]) -> set[str]:
