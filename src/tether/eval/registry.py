@@ -1,4 +1,8 @@
-"""Benchmarks by name: ``get_benchmark("pope")`` returns a fresh instance of the unit."""
+"""Benchmarks by name: ``get_benchmark("pope")`` returns a fresh instance of the unit.
+
+Adding a benchmark is one module (a ``Benchmark`` subclass: options, items, scorer) and its line here.
+The order below is the order of ``tether eval --help``.
+"""
 
 from tether.core.errors import TetherError
 from tether.eval.amber import Amber
@@ -9,7 +13,17 @@ from tether.eval.mmhal import MmhalBench
 from tether.eval.pope import Pope
 from tether.eval.shr import Shr
 
-BENCHMARKS: dict[str, type] = {cls.name: cls for cls in (Pope, Chair, Mme, MmhalBench, Shr, Amber)}
+BENCHMARKS: dict[str, type[Benchmark]] = {
+    cls.name: cls
+    for cls in (
+        Pope,
+        Chair,
+        Mme,
+        MmhalBench,
+        Shr,
+        Amber,
+    )
+}
 
 
 def get_benchmark(name: str) -> Benchmark:
