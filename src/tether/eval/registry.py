@@ -10,6 +10,7 @@ from tether.eval.benchmark import Benchmark
 from tether.eval.chair import Chair
 from tether.eval.mme import Mme
 from tether.eval.mmhal import MmhalBench
+from tether.eval.objhalbench import ObjHalBench
 from tether.eval.pope import Pope
 from tether.eval.shr import Shr
 
@@ -22,6 +23,7 @@ BENCHMARKS: dict[str, type[Benchmark]] = {
         MmhalBench,
         Shr,
         Amber,
+        ObjHalBench,
     )
 }
 
