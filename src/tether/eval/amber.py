@@ -113,6 +113,9 @@ def amber_metrics(records: list[dict], corrected: bool = False) -> dict[str, flo
 class Amber(Benchmark):
     name = "amber"
     description = "AMBER generative and discriminative halves"
+    record_metrics = staticmethod(amber_metrics)
+    lower_is_better = ("CHAIR", "Hal", "Cog")
+    no_direction = ("Cover",)
     corrections = (
         "ratios without the official 0.001 added to every denominator",
         "F1 from unrounded precision and recall, without the epsilon",

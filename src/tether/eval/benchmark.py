@@ -72,6 +72,14 @@ class Benchmark(ABC):
     name: str = ""
     description: str = ""  # one line: `tether eval --help` and the benchmark's own --help
     needs_judge: bool = False  # MMHal-Bench and SHR score through a judge
+    # The scorer's metrics from its per-sample records (``Score.metrics_fn``), with which `tether report`
+    # recomputes them on resampled or shared items; records sharing ``cluster_key`` resample together.
+    record_metrics: Callable[[list[dict]], dict[str, float]] | None = None
+    cluster_key: str | None = None
+    # How `tether report` reads a significant difference: metrics (last path part) where lower is better,
+    # and those with no better side; any other non-count metric is better higher.
+    lower_is_better: tuple[str, ...] = ()
+    no_direction: tuple[str, ...] = ()
     # The official scorer's behaviour is the default, quirks included; ``corrected`` (``--corrected``)
     # applies tether's deliberate corrections, each described in ``corrections``.
     corrected: bool = False

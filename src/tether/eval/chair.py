@@ -135,6 +135,8 @@ def chair_metrics(records: list[dict]) -> dict[str, float]:
 class Chair(Benchmark):
     name = "chair"
     description = "CHAIR object hallucination in captions"
+    record_metrics = staticmethod(chair_metrics)
+    lower_is_better = ("chair_i", "chair_s")
     corrections = ("singulariser errors fixed: a vocabulary word stays as it is ('bus', not 'bu'), "
                    "and a plural pattern misses takes its -s/-es/-ies singular ('ties' -> 'tie')",)
 

@@ -85,6 +85,8 @@ def mme_metrics(records: list[dict]) -> dict[str, float]:
 class Mme(Benchmark):
     name = "mme"
     description = "MME perception and cognition yes/no pairs"
+    record_metrics = staticmethod(mme_metrics)
+    cluster_key = "pair"  # an image's two questions
     corrections = ("accuracy+ over each image's questions instead of consecutive pairs of lines",)
 
     def load_items(self, data_path, **_) -> list[EvalItem]:

@@ -47,6 +47,8 @@ def mmhal_metrics(records: list[dict]) -> dict[str, float]:
 class MmhalBench(Benchmark):
     name = "mmhal"
     description = "MMHal-Bench, rated 0-6 by an LLM judge"
+    record_metrics = staticmethod(mmhal_metrics)
+    lower_is_better = ("hallucination_rate",)
     needs_judge = True
 
     def add_options(self, parser, *, run: bool) -> None:

@@ -244,6 +244,9 @@ def objhal_metrics(records: list[dict]) -> dict[str, float]:
 class ObjHalBench(Benchmark):
     name = "objhalbench"
     description = "Object HalBench (RLHF-V): CHAIR over detailed answers, objects by rule or by an LLM judge"
+    record_metrics = staticmethod(objhal_metrics)
+    lower_is_better = ("response_hallucination", "object_hallucination", "chair_s")
+    no_direction = ("avg_words", "n_with_objects")
 
     def __init__(self):
         self.objects = "rule"  # or "judge": a chat model lists each answer's objects (the published way)

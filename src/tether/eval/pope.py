@@ -84,6 +84,8 @@ def _split_order(category: str):
 class Pope(Benchmark):
     name = "pope"
     description = "POPE yes/no object probing (random/popular/adversarial)"
+    record_metrics = staticmethod(pope_split_metrics)
+    no_direction = ("yes_ratio",)
 
     def add_options(self, parser, *, run: bool) -> None:
         parser.add_argument(

@@ -35,6 +35,8 @@ from tether.core.errors import DataError, TetherError
 from tether.core.fingerprints import MARKER, claim_output
 from tether.core.images import open_image, resolve_under
 from tether.core.io import SkipLog, append_jsonl
+from tether.eval.concurrent import PrefetchedJudge, progress_bar
+from tether.eval.endpoint import endpoint_answers
 from tether.eval.results import RESULTS_FILE, SAMPLES_FILE, write_results
 from tether.eval.run_identity import answer_inputs, endpoint_identity, judge_record
 from tether.models.adapter import model_image_inputs
@@ -159,8 +161,6 @@ def run_benchmark(
             len(items) - len(todo),
         )
         if endpoint is not None:
-            from tether.eval.endpoint import endpoint_answers
-
             answered = endpoint_answers(
                 endpoint, todo, images_root, settings, mode, skip_invalid, skips, progress
             )
@@ -230,8 +230,6 @@ def _prefetched(judge, benchmark, items, answers, concurrency: int):
     """The judge, with its replies for ``items`` asked ``concurrency`` at a time beforehand when > 1."""
     if concurrency <= 1 or benchmark.name not in ("mmhal", "shr"):
         return judge
-    from tether.eval.concurrent import PrefetchedJudge
-
     prefetched = PrefetchedJudge(judge)
     prefetched.prefetch(benchmark.name, items, answers, concurrency)
     return prefetched
@@ -316,14 +314,8 @@ def _batches(seq, size):
         yield seq[start : start + size]
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="q")
-
-
 def _generate_answers(vlm, items, images_root, settings, batch_size, skip_invalid, skips, progress):
-    with _progress(len(items), progress, "generate") as bar:
+    with progress_bar(len(items), progress, "generate") as bar:
         for chunk in _batches(items, batch_size):
             opened = [(item, _open(item, images_root, skip_invalid, skips)) for item in chunk]
             opened = [(item, image) for item, image in opened if image is not None]
@@ -462,7 +454,7 @@ def _fast_answers(vlm, items, images_root, settings, batch_size, skip_invalid, s
     by_image = defaultdict(list)
     for item in items:
         by_image[item.image].append(item)
-    with _progress(len(items), progress, "yes/no") as bar:
+    with progress_bar(len(items), progress, "yes/no") as bar:
         for chunk in _batches(list(by_image.values()), max(batch_size, 1)):
             opened = [(group, _open(group[0], images_root, skip_invalid, skips)) for group in chunk]
             by_size = defaultdict(list)

@@ -69,6 +69,9 @@ def shr_metrics(records: list[dict]) -> dict[str, float]:
 class Shr(Benchmark):
     name = "shr"
     description = "SHR sentence-level hallucination ratio, labelled by an LLM judge"
+    record_metrics = staticmethod(shr_metrics)
+    cluster_key = "image_id"  # a description's sentences
+    lower_is_better = ("shr",)
     needs_judge = True
     corrections = (
         "images whose judgement does not align with their sentences, or without a sentence, are left "
