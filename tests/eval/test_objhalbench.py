@@ -162,3 +162,29 @@ def test_run_resumes_limits_and_refuses_other_inputs(tmp_path, synonyms, run_cli
     assert code == 0 and captioner.calls == 1
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["benchmark"] == "objhalbench" and results["metrics"]["n"] == 2
+
+
+def test_judge_is_asked_with_the_official_prompt_except_for_short_answers(tmp_path, synonyms):
+    class Client:
+        model, messages = "stub", []
+
+        def complete(self, messages):
+            self.messages.append(messages)
+            return '["dog", "frisbee"]'
+
+    class Judge:
+        client = Client()
+
+    questions = write_jsonl(tmp_path / "q.jsonl", [{"image_id": 1, "question": "What is here?"},
+                                                   {"image_id": 2, "question": "And here?"}])  # fmt: skip
+    bench = ObjHalBench()
+    items = bench.load_items(questions, synonyms=synonyms, gt=_gt(tmp_path, {"1": ["dog"], "2": ["cat"]}),
+                             objects="judge")  # fmt: skip
+    score = bench.score(items, {"0": "A dog catches a frisbee mid-air.", "1": "A cat."}, judge=Judge())
+    [messages] = Judge.client.messages  # "A cat." (3 words or fewer) is not sent
+    assert messages[0]["role"] == "system"
+    assert "<image> What is here?\n\n[End of Question]" in messages[0]["content"]
+    assert "A dog catches a frisbee mid-air.\n\n[End of Examiner's Answer]" in messages[0]["content"]
+    assert score.per_sample[0]["hallucinated"] == ["frisbee"] and score.metrics["object_hallucination"] == 0.5
+    with pytest.raises(Exception, match="needs an LLM judge"):
+        bench.score(items, {"0": "A dog.", "1": "A cat."}, judge=None)
