@@ -25,9 +25,9 @@ recall and 1 - object_hallucination, ``avg_words`` = mean count of space-separat
 Deviations forced by missing data (docs/evaluation.md): WordNet is not installable from PyPI, so
 ``wordnet_lemma`` applies WordNet's noun rules and irregular plurals with the WordNet verdicts the shipped
 list needs (``WORDNET_KEEPS``, ``WORDNET_ODD``; scripts/objhalbench_wordnet_tables.py re-derives them from
-WordNet 3.0); the judge path's spaCy
-``en_core_web_trf`` tagger is not available, so a listed phrase's noun run is taken to be its words between
-function words ("red car" stays "red car", which the tagger would cut to "car").
+WordNet 3.0); the judge path's spaCy ``en_core_web_trf`` tagger is not available, so a listed phrase's noun
+run is taken to be its words between function words ("red car" stays "red car", which the tagger would cut
+to "car").
 """
 
 import json
