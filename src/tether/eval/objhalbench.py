@@ -342,7 +342,10 @@ class ObjHalBench(Benchmark):
 
     def _items(self, questions, args) -> list[EvalItem]:
         image_ids = {image_id for _, image_id, _, _ in questions}
-        truth = coco_ground_truth(args.coco, image_ids, self.vocabulary) if args.coco else _gt_file(args.gt)
+        if args.coco:
+            truth = coco_ground_truth(args.coco, image_ids, self.vocabulary)
+        else:
+            truth = _gt_file(args.gt, image_ids)
         items = []
         for key, image_id, question, image in questions:
             if image_id not in truth:
@@ -441,14 +444,14 @@ def _answer_record(record: dict, path, line: int, skip_invalid: bool, skips: Ski
     return key, str(record["image_id"]), question, text.replace("Assistant:", "").strip()
 
 
-def _gt_file(path) -> dict[str, set[str]]:
+def _gt_file(path, image_ids: set[str]) -> dict[str, set[str]]:
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("objects"), list) or not isinstance(
         data.get("images"), dict
     ):
         raise DataError("expected {'objects': [names], 'images': {image_id: [indices]}}", path)
     objects = data["objects"]
-    return {str(k): {objects[i] for i in v} for k, v in data["images"].items()}
+    return {key: {objects[i] for i in data["images"][key]} for key in image_ids if key in data["images"]}
 
 
 def coco_ground_truth(folder, image_ids: set[str], vocabulary: ObjectVocabulary) -> dict[str, set[str]]:
