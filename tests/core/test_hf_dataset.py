@@ -247,8 +247,8 @@ def test_streaming_gives_the_same_records_from_every_kind_of_set(tmp_path, trl_s
 
 
 def test_streaming_reads_rows_one_at_a_time(tmp_path, monkeypatch):
-    from tether.core.io import read_records
     from tether.core import hf_dataset
+    from tether.core.io import read_records
 
     path = tmp_path / "many.parquet"
     _many_rows_parquet(path, 12, row_group_size=4)

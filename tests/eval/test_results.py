@@ -44,7 +44,8 @@ def test_cluster_bootstrap_keeps_groups_whole():
 
 
 def test_registry():
-    assert set(BENCHMARKS) == {"pope", "chair", "mme", "mmhal", "shr", "amber"}
+    assert set(BENCHMARKS) == {"pope", "chair", "mme", "mmhal", "shr", "amber", "objhalbench"}
+    assert all(unit.description for unit in BENCHMARKS.values())  # each one's line in `tether eval --help`
     assert get_benchmark("pope").name == "pope"
     with pytest.raises(Exception, match="unknown benchmark 'nope'"):
         get_benchmark("nope")

@@ -21,7 +21,7 @@ def _scene(image_id, *shapes):
 def test_pope_files_match_the_official_format_and_the_graphs(smoke_world, shared_data):
     scenes = {s.image: s for s in read_scenes(smoke_world, "test").values()}
     official = _jsonl(shared_data / "pope" / "coco_pope_random.jsonl")[0]
-    for strategy in exports.POPE_STRATEGIES:
+    for strategy in exports.POPE_SPLITS:
         records = _jsonl(smoke_world / "bench" / "pope" / f"world_pope_{strategy}.jsonl")
         assert records and all(set(r) == set(official) for r in records)
         assert [r["question_id"] for r in records] == list(range(1, len(records) + 1))

@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import optimize, stats
 
 CONFIDENCE = 0.95
 POWER = 0.8
@@ -23,6 +22,8 @@ POWER = 0.8
 
 def t_quantile(dof: int, confidence: float = CONFIDENCE) -> float:
     """The two-sided Student t quantile of ``confidence`` (2.1788 for 12 degrees of freedom at 95%)."""
+    from scipy import stats  # here: scipy takes most of a second to import, and `tether --help` needs none
+
     return float(stats.t.ppf(0.5 + confidence / 2, dof))
 
 
@@ -40,6 +41,8 @@ def paired_t_power(effect: float, sd: float, n: int, alpha: float = 1 - CONFIDEN
     deviation ``sd`` when their true mean is ``effect``."""
     if n < 2:
         return 0.0
+    from scipy import stats
+
     dof = n - 1
     critical = stats.t.ppf(1 - alpha / 2, dof)
     if sd == 0:
@@ -59,6 +62,8 @@ def minimal_detectable_effect(
         return None
     if sd == 0:
         return 0.0
+    from scipy import optimize
+
     # power rises with the effect; at a noncentrality of 60 even n = 2 is past 99%
     largest = 60 * sd / math.sqrt(n)
     return float(optimize.brentq(lambda d: paired_t_power(d, sd, n, alpha) - power, 0.0, largest, xtol=1e-12))
@@ -99,6 +104,8 @@ def bootstrap_interval(
     """Percentile bootstrap interval of ``statistic(indices)`` over ``n_items`` items drawn with replacement
     (``scipy.stats.bootstrap``). The statistic receives the drawn item indices, so paired data (two models'
     records of the same items) and clusters of records resample together; it may return several values."""
+    from scipy import stats
+
     result = stats.bootstrap(
         (np.arange(n_items),),
         statistic,
@@ -116,5 +123,7 @@ def normal_detectable_effect(
 ) -> float:
     """The effect a test reading the interval ``[low, high]`` detects with probability ``power``, taking the
     interval as a normal one: (z of the interval + z of the power) standard errors."""
+    from scipy import stats
+
     z = stats.norm.ppf(0.5 + confidence / 2)
     return float((z + stats.norm.ppf(power)) * (high - low) / (2 * z))

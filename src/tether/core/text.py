@@ -20,17 +20,22 @@ published CHAIR numbers contain them. ``corrected_singularize`` fixes those erro
 import re
 from functools import lru_cache
 
-from nltk.tokenize import NLTKWordTokenizer, PunktSentenceTokenizer
 
-_SENTENCES = PunktSentenceTokenizer()
-_WORDS = NLTKWordTokenizer()
+@lru_cache(maxsize=1)
+def _tokenizers():
+    # NLTK is imported on first use: importing it takes most of a second (it pulls in its whole corpus and
+    # metrics machinery), and every benchmark module imports this one, so `tether --help` would pay it.
+    from nltk.tokenize import NLTKWordTokenizer, PunktSentenceTokenizer
+
+    return PunktSentenceTokenizer(), NLTKWordTokenizer()
 
 
 def tokenize(text: str, lower: bool = True) -> list[str]:
     """NLTK ``word_tokenize`` of the text, lower-cased first as CHAIR does (AMBER does not)."""
     if lower:
         text = text.lower()
-    return [token for sentence in _SENTENCES.tokenize(text) for token in _WORDS.tokenize(sentence)]
+    sentences, words = _tokenizers()
+    return [token for sentence in sentences.tokenize(text) for token in words.tokenize(sentence)]
 
 
 # ---- pattern.en's singulariser --------------------------------------------------------------------

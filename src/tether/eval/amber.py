@@ -112,10 +112,29 @@ def amber_metrics(records: list[dict], corrected: bool = False) -> dict[str, flo
 
 class Amber(Benchmark):
     name = "amber"
+    description = "AMBER generative and discriminative halves"
+    record_metrics = staticmethod(amber_metrics)
+    lower_is_better = ("CHAIR", "Hal", "Cog")
+    no_direction = ("Cover",)
     corrections = (
         "ratios without the official 0.001 added to every denominator",
         "F1 from unrounded precision and recall, without the epsilon",
     )
+
+    def add_options(self, parser, *, run: bool) -> None:
+        parser.add_argument(
+            "--queries", "--data", dest="data", required=True, help="AMBER query file (query_all.json ...)"
+        )
+        parser.add_argument(
+            "--annotations",
+            required=True,
+            help="AMBER annotations.json (relation.json, safe_words.txt beside it)",
+        )
+        if not run:
+            parser.add_argument("--answers", required=True, help="JSON list (or JSONL) with id and response")
+
+    def items_from_args(self, args) -> list[EvalItem]:
+        return self.load_items(args.data, annotations=args.annotations)
 
     def load_items(self, data_path, *, annotations, association=None, safe_words=None, **_) -> list[EvalItem]:
         """Load a query file (``query_all.json`` or one of its parts) with ``annotations.json``.

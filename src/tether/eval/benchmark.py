@@ -1,7 +1,13 @@
 """What every benchmark unit shares: the item a model sees, the score a scorer returns, answer files.
 
-A benchmark is a small class with ``name``, ``load_items(data_path, **options)`` and
-``score(items, answers, judge=None)``; scorers are pure functions of answers and ground truth.
+A benchmark is one module with one ``Benchmark`` subclass, registered by name in ``registry.py``. The class
+owns its whole surface:
+
+- ``add_options(parser, run=...)``: its own options of ``tether eval <name> run|score`` (question files,
+  ground truth, answer files); the generic ones (model, decoding, output folder...) belong to the command;
+- ``items_from_args(args)`` / ``load_items(data_path, **options)``: the items a model answers;
+- ``score_files(args, skips)``: score existing answer (and judge) files without a model;
+- ``score(items, answers, judge=None)``: the official scorer, a pure function of answers and ground truth.
 """
 
 from abc import ABC, abstractmethod
@@ -49,11 +55,31 @@ class Score:
         )
 
 
+@dataclass
+class FileScore:
+    """What ``Benchmark.score_files`` gives back: the score, the data file it read and the judge it used."""
+
+    score: Score
+    data_file: str | None
+    judge: dict | None = None  # {"name": judge model or None, "replies": file} when judge replies were scored
+
+
 class Benchmark(ABC):
-    """Base class of the benchmark units; subclasses set ``name`` and implement the two methods."""
+    """Base class of the benchmark units; subclasses set ``name`` and ``description`` and implement
+    ``load_items`` and ``score``. The defaults of the CLI methods suit a benchmark with one data file
+    (``--data``) and answers keyed by id (``--answers``); a benchmark with other files overrides them."""
 
     name: str = ""
+    description: str = ""  # one line: `tether eval --help` and the benchmark's own --help
     needs_judge: bool = False  # MMHal-Bench and SHR score through a judge
+    # The scorer's metrics from its per-sample records (``Score.metrics_fn``), with which `tether report`
+    # recomputes them on resampled or shared items; records sharing ``cluster_key`` resample together.
+    record_metrics: Callable[[list[dict]], dict[str, float]] | None = None
+    cluster_key: str | None = None
+    # How `tether report` reads a significant difference: metrics (last path part) where lower is better,
+    # and those with no better side; any other non-count metric is better higher.
+    lower_is_better: tuple[str, ...] = ()
+    no_direction: tuple[str, ...] = ()
     # The official scorer's behaviour is the default, quirks included; ``corrected`` (``--corrected``)
     # applies tether's deliberate corrections, each described in ``corrections``.
     corrected: bool = False
@@ -73,6 +99,29 @@ class Benchmark(ABC):
     @abstractmethod
     def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:
         """Score answers keyed by item id with the official rules (unrounded metrics)."""
+
+    # ---- the command line: `tether eval <name> run|score` --------------------------------------------
+
+    def add_options(self, parser, *, run: bool) -> None:
+        """Add this benchmark's own options to its ``run`` (``run=True``) or ``score`` parser."""
+        parser.add_argument("--data", required=True, help=f"{self.name} question file")
+        if not run:
+            parser.add_argument("--answers", required=True, help="JSONL with question_id and text (or answer)")
+
+    def data_file(self, args) -> str | None:
+        """The file recorded (path and sha256) as the run's data."""
+        return getattr(args, "data", None)
+
+    def items_from_args(self, args) -> list[EvalItem]:
+        """The items of a run, from the parsed options of ``add_options``."""
+        return self.load_items(args.data)
+
+    def score_files(self, args, skips: SkipLog) -> FileScore:
+        """Score the answer files named by the parsed options (``score`` verb): official rules, no model.
+        With ``args.skip_invalid`` bad answer lines are skipped and counted in ``skips``."""
+        items = self.items_from_args(args)
+        lines = read_answer_lines(args.answers, skip_invalid=args.skip_invalid, skips=skips)
+        return FileScore(self.score(items, answers_by_id(lines, args.answers)), self.data_file(args))
 
 
 def check_unique_ids(items: list[EvalItem], path) -> None:

@@ -15,10 +15,10 @@ Normalisation as the original: NLTK's ``word_tokenize`` of the lower-cased capti
 
 from pathlib import Path
 
-from tether.core.errors import DataError
-from tether.core.io import read_json, read_records, read_text_lines, require_fields
+from tether.core.errors import DataError, TetherError
+from tether.core.io import SkipLog, read_json, read_records, read_text_lines, require_fields
 from tether.core.text import corrected_singularize, pattern_singularize, tokenize
-from tether.eval.benchmark import Benchmark, EvalItem, Score, require_answers, safe_div
+from tether.eval.benchmark import Benchmark, EvalItem, FileScore, Score, require_answers, safe_div
 
 CAPTION_PROMPT = "Please describe this image in detail."
 
@@ -134,6 +134,9 @@ def chair_metrics(records: list[dict]) -> dict[str, float]:
 
 class Chair(Benchmark):
     name = "chair"
+    description = "CHAIR object hallucination in captions"
+    record_metrics = staticmethod(chair_metrics)
+    lower_is_better = ("chair_i", "chair_s")
     corrections = ("singulariser errors fixed: a vocabulary word stays as it is ('bus', not 'bu'), "
                    "and a plural pattern misses takes its -s/-es/-ies singular ('ties' -> 'tie')",)
 
@@ -194,6 +197,58 @@ class Chair(Benchmark):
                 )
             )
         return items
+
+    def add_options(self, parser, *, run: bool) -> None:
+        parser.add_argument(
+            "--gt", required=True, help='ground truth JSON {"objects": [...], "images": {id: [indices]}}'
+        )
+        parser.add_argument("--synonyms", required=True, help="synonym list in CHAIR's synonyms.txt format")
+        parser.add_argument(
+            "--image-pattern",
+            default="{image_id}",
+            help="image file name from an id, e.g. 'COCO_val2014_{image_id:012d}.jpg'",
+        )
+        if run:
+            parser.add_argument(
+                "--image-ids", help="file with one image id per line (default: every image in --gt)"
+            )
+            parser.add_argument(
+                "--questions",
+                help='JSONL of {"image_id", "image", "text"}: the images to caption, each with its file name '
+                "and prompt, in place of --image-ids and --image-pattern (a world's bench/chair/questions.jsonl)",
+            )
+        else:
+            parser.add_argument(
+                "--captions",
+                "--answers",
+                dest="answers",
+                required=True,
+                help="captions: JSONL/JSON list with image_id and caption (OPERA, Maxlinn formats)",
+            )
+
+    def data_file(self, args) -> str:
+        return args.gt
+
+    def items_from_args(self, args) -> list[EvalItem]:
+        if args.questions and (args.image_ids or args.image_pattern != "{image_id}"):
+            raise TetherError("--questions names the images: leave out --image-ids and --image-pattern")
+        image_ids = None
+        if args.image_ids:
+            image_ids = [x.strip() for x in read_text_lines(args.image_ids) if x.strip()]
+        return self.load_items(
+            args.gt,
+            synonyms=args.synonyms,
+            image_ids=image_ids,
+            image_pattern=args.image_pattern,
+            questions=args.questions,
+        )
+
+    def score_files(self, args, skips: SkipLog) -> FileScore:
+        captions = read_captions(args.answers, skip_invalid=args.skip_invalid, skips=skips)
+        items = self.load_items(
+            args.gt, synonyms=args.synonyms, image_ids=list(captions), image_pattern=args.image_pattern
+        )
+        return FileScore(self.score(items, captions), args.gt)
 
     def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:
         require_answers(items, answers)

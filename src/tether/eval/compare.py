@@ -20,27 +20,23 @@ import numpy as np
 
 from tether.core.errors import TetherError
 from tether.core.io import read_jsonl
-from tether.eval import amber, chair, mme, mmhal, pope, shr
+from tether.eval.registry import BENCHMARKS
 from tether.eval.results import SAMPLES_FILE, read_results
 from tether.report import _STYLE, Cell, Section, Table, markdown_table, render_html
 
 # metrics where lower is better; ratios without a better side get no verdict; counts get no difference
-LOWER_IS_BETTER = ("chair_i", "chair_s", "hallucination_rate", "shr", "CHAIR", "Hal", "Cog")
-NO_DIRECTION = ("yes_ratio", "Cover")
+LOWER_IS_BETTER = frozenset(name for unit in BENCHMARKS.values() for name in unit.lower_is_better)
+NO_DIRECTION = frozenset(name for unit in BENCHMARKS.values() for name in unit.no_direction)
 COUNTS = ("tp", "fp", "tn", "fn", "n")
 
 
 def _metric_function(benchmark: str):
     """``(metrics_fn, cluster_key)`` with which the benchmark's scorer recomputes metrics from records (the
     ``Score`` each scorer returns); ``(None, None)`` for a benchmark without one."""
-    return {
-        "pope": (pope.pope_split_metrics, None),
-        "chair": (chair.chair_metrics, None),
-        "mme": (mme.mme_metrics, "pair"),  # an image's two questions
-        "mmhal": (mmhal.mmhal_metrics, None),
-        "shr": (shr.shr_metrics, "image_id"),  # a description's sentences
-        "amber": (amber.amber_metrics, None),
-    }.get(benchmark, (None, None))
+    unit = BENCHMARKS.get(benchmark)
+    if unit is None or unit.record_metrics is None:
+        return None, None
+    return unit.record_metrics, unit.cluster_key
 
 
 @dataclass

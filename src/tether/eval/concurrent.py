@@ -89,3 +89,10 @@ class PrefetchedJudge:
 
     def shr(self, item, description: str) -> str:
         return self._reply("shr", item, description)
+
+
+def progress_bar(total: int, enabled: bool, desc: str):
+    """The progress bar of a run's answers (a served model's or a local one's), one step per question."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, unit="q")

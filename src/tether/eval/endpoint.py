@@ -30,7 +30,8 @@ import threading
 from dataclasses import replace
 
 from tether.core.errors import DataError, TetherError
-from tether.eval.concurrent import completed
+from tether.core.images import open_image
+from tether.eval.concurrent import completed, progress_bar
 from tether.eval.judges.client import ChatClient, JudgeError, RetryableReply
 from tether.models.decoding import DecodingSettings
 
@@ -300,9 +301,6 @@ def endpoint_answers(
     """``(item, answer, None)`` as each request completes (no p(yes): a server's top logprobs give the
     verdict, not the full yes/no mass), ``endpoint.concurrency`` in flight; an unreadable image
     is an error naming the item, or with ``skip_invalid`` skipped and counted in ``skips``."""
-    from tether.core.images import open_image
-    from tether.eval.runner import _progress
-
     def ask(item):
         try:
             image = open_image(images_root, item.image)
@@ -314,7 +312,7 @@ def endpoint_answers(
             return endpoint.yes_no(image, item.prompt, settings)
         return endpoint.answer(image, item.prompt, settings)
 
-    with _progress(len(items), progress, "endpoint") as bar:
+    with progress_bar(len(items), progress, "endpoint") as bar:
         for item, answer in completed(ask, items, endpoint.concurrency):
             bar.update(1)
             if isinstance(answer, _Skipped):

@@ -18,9 +18,18 @@ built and reproduces LLaVA's published figures exactly).
 
 from pathlib import Path
 
-from tether.core.errors import DataError
-from tether.core.io import read_records, read_text_lines, require_fields
-from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
+from tether.core.errors import DataError, TetherError
+from tether.core.io import SkipLog, read_records, read_text_lines, require_fields
+from tether.eval.benchmark import (
+    Benchmark,
+    EvalItem,
+    FileScore,
+    Score,
+    check_unique_ids,
+    read_answer_lines,
+    require_answers,
+    safe_div,
+)
 
 PERCEPTION = (
     "existence",
@@ -75,6 +84,9 @@ def mme_metrics(records: list[dict]) -> dict[str, float]:
 
 class Mme(Benchmark):
     name = "mme"
+    description = "MME perception and cognition yes/no pairs"
+    record_metrics = staticmethod(mme_metrics)
+    cluster_key = "pair"  # an image's two questions
     corrections = ("accuracy+ over each image's questions instead of consecutive pairs of lines",)
 
     def load_items(self, data_path, **_) -> list[EvalItem]:
@@ -86,6 +98,27 @@ class Mme(Benchmark):
                 return items
             return _load_release(path)
         return _load_llava_jsonl(path)
+
+    def add_options(self, parser, *, run: bool) -> None:
+        data_help = "llava_mme.jsonl or the MME release folder"
+        if run:
+            parser.add_argument("--questions", "--data", dest="data", required=True, help=data_help)
+            return
+        parser.add_argument("--questions", "--data", dest="data", help=data_help)
+        parser.add_argument("--answers", help="JSONL with question_id, text (and prompt), LLaVA style")
+        parser.add_argument(
+            "--eval-tool", help="folder of <subtask>.txt files: image, question, ground truth, prediction"
+        )
+
+    def score_files(self, args, skips: SkipLog) -> FileScore:
+        if args.eval_tool:
+            items, answers = load_eval_tool(args.eval_tool)
+            return FileScore(self.score(items, answers), args.eval_tool)
+        if not (args.data and args.answers):
+            raise TetherError("give --eval-tool DIR, or --questions and --answers")
+        items = self.load_items(args.data)
+        lines = read_answer_lines(args.answers, skip_invalid=args.skip_invalid, skips=skips)
+        return FileScore(self.score(items, align_mme_answers(items, lines, args.answers)), args.data)
 
     def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:
         require_answers(items, answers)

@@ -9,8 +9,8 @@ the type of each question is the template's ``question_type`` (in the official t
 from pathlib import PurePosixPath
 
 from tether.core.errors import DataError, TetherError
-from tether.core.io import read_json, read_records, require_fields
-from tether.eval.benchmark import Benchmark, EvalItem, Score, require_answers, safe_div
+from tether.core.io import SkipLog, read_json, read_records, require_fields
+from tether.eval.benchmark import Benchmark, EvalItem, FileScore, Score, require_answers, safe_div
 
 QUESTION_TYPES = (
     "attribute",
@@ -46,7 +46,35 @@ def mmhal_metrics(records: list[dict]) -> dict[str, float]:
 
 class MmhalBench(Benchmark):
     name = "mmhal"
+    description = "MMHal-Bench, rated 0-6 by an LLM judge"
+    record_metrics = staticmethod(mmhal_metrics)
+    lower_is_better = ("hallucination_rate",)
     needs_judge = True
+
+    def add_options(self, parser, *, run: bool) -> None:
+        parser.add_argument(
+            "--template",
+            "--data",
+            dest="data",
+            required=True,
+            help="MMHal-Bench template (mmhal-bench_answer_template.json or a response file)",
+        )
+        if not run:
+            parser.add_argument(
+                "--judge-output",
+                required=True,
+                help="judge replies in template order: JSON list of chat-completion objects or strings",
+            )
+            parser.add_argument(
+                "--responses", help="the judged model responses (template shape), kept in samples.jsonl"
+            )
+
+    def score_files(self, args, skips: SkipLog) -> FileScore:
+        items = self.load_items(args.data)
+        responses = read_mmhal_responses(args.responses) if args.responses else None
+        score = score_replies(items, read_judge_replies(args.judge_output), responses)
+        judge = {"name": read_judge_model(args.judge_output), "replies": str(args.judge_output)}
+        return FileScore(score, args.data, judge)
 
     def load_items(self, data_path, **_) -> list[EvalItem]:
         """Load the official template (or a response file of the same shape); ids are positions 0..95."""

@@ -14,9 +14,19 @@ the wrong version fails loudly instead of scoring nonsense.
 
 from pathlib import Path
 
-from tether.core.errors import DataError
-from tether.core.io import read_records, require_fields
-from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
+from tether.core.errors import DataError, TetherError
+from tether.core.io import SkipLog, read_records, require_fields
+from tether.eval.benchmark import (
+    Benchmark,
+    EvalItem,
+    FileScore,
+    Score,
+    answers_by_id,
+    check_unique_ids,
+    read_answer_lines,
+    require_answers,
+    safe_div,
+)
 
 SPLITS = ("random", "popular", "adversarial")
 NO_WORDS = ("No", "no", "not")
@@ -73,6 +83,68 @@ def _split_order(category: str):
 
 class Pope(Benchmark):
     name = "pope"
+    description = "POPE yes/no object probing (random/popular/adversarial)"
+    record_metrics = staticmethod(pope_split_metrics)
+    no_direction = ("yes_ratio",)
+
+    def add_options(self, parser, *, run: bool) -> None:
+        parser.add_argument(
+            "--questions",
+            "--data",
+            dest="data",
+            required=True,
+            nargs="+" if run else None,
+            help="POPE question file (coco_pope_<split>[_v2023-08].jsonl, or LLaVA's llava_pope_test.jsonl)"
+            + ("; give several split files to run all splits at once (scores per split and their means)"
+               if run else ""),
+        )  # fmt: skip
+        parser.add_argument(
+            "--labels",
+            action="append",
+            default=[],
+            metavar="SPLIT=FILE",
+            help="for LLaVA's combined file: the labelled split file of each category (repeatable)",
+        )
+        parser.add_argument("--category", help=f"keep one split of a combined file ({', '.join(SPLITS)})")
+        if not run:
+            parser.add_argument("--answers", required=True, help="JSONL with question_id and text (or answer)")
+            parser.add_argument(
+                "--match",
+                choices=("order", "id"),
+                default="order",
+                help="pair answers with questions by line order within a split (official; default) or by "
+                "question_id",
+            )
+
+    def items_from_args(self, args) -> list[EvalItem]:
+        labels = {}
+        for entry in args.labels:
+            split, sep, path = entry.partition("=")
+            if not sep:
+                raise TetherError(f"--labels expects SPLIT=FILE, got '{entry}'")
+            labels[split] = path
+        if isinstance(args.data, list):  # `run` takes several split files
+            return self.load_splits(args.data, labels=labels, category=args.category)
+        return self.load_items(args.data, labels=labels, category=args.category)
+
+    def score_files(self, args, skips: SkipLog) -> FileScore:
+        items = self.items_from_args(args)
+        by_order = args.match == "order"
+        lines = read_answer_lines(
+            args.answers, skip_invalid=args.skip_invalid, skips=skips, keep_skipped=by_order
+        )
+        notes = {}
+        if by_order:
+            answers, mismatched = align_answers_by_line_order(items, lines, args.answers)
+            notes["answers_with_other_question_id"] = mismatched
+            # A skipped answer line is skipped with the question it stands against.
+            notes["skipped_questions"] = len(items) - len(answers)
+            items = [item for item in items if item.id in answers]
+        else:
+            answers = answers_by_id(lines, args.answers)
+        score = self.score(items, answers)
+        score.notes.update(notes)
+        return FileScore(score, args.data)
 
     def load_items(
         self, data_path, *, labels: dict[str, str] | None = None, category: str | None = None, **_

@@ -9,15 +9,10 @@
 What was applied is returned as a record for ``results.json``.
 """
 
-from __future__ import annotations
-
 import random
-from typing import TYPE_CHECKING
 
 from tether.core.errors import TetherError
-
-if TYPE_CHECKING:
-    from tether.eval.benchmark import EvalItem
+from tether.eval.benchmark import EvalItem
 
 PROMPT_SUFFIXES = {"llava-short": "Answer the question using a single word or phrase."}
 YES_NO_MAX_NEW_TOKENS = 64  # a whole short first sentence ("No, there is no dog in the image.") fits

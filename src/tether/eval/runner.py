@@ -24,7 +24,6 @@ With ``endpoint`` (``tether.eval.endpoint.EndpointModel``) the model is a served
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import defaultdict
@@ -33,10 +32,13 @@ from pathlib import Path
 import torch
 
 from tether.core.errors import DataError, TetherError
-from tether.core.fingerprints import MARKER, claim_output, file_identity, model_identity
+from tether.core.fingerprints import MARKER, claim_output
 from tether.core.images import open_image, resolve_under
 from tether.core.io import SkipLog, append_jsonl
+from tether.eval.concurrent import PrefetchedJudge, progress_bar
+from tether.eval.endpoint import endpoint_answers
 from tether.eval.results import RESULTS_FILE, SAMPLES_FILE, write_results
+from tether.eval.run_identity import answer_inputs, endpoint_identity, judge_record
 from tether.models.adapter import model_image_inputs
 from tether.models.decoding import DecodingSettings
 from tether.models.placement import ModelLoadSettings, placement_record
@@ -159,8 +161,6 @@ def run_benchmark(
             len(items) - len(todo),
         )
         if endpoint is not None:
-            from tether.eval.endpoint import endpoint_answers
-
             answered = endpoint_answers(
                 endpoint, todo, images_root, settings, mode, skip_invalid, skips, progress
             )
@@ -219,49 +219,17 @@ def run_benchmark(
         data_file=data_file,
         data_version=data_version,
         decoding=decoding_record,
-        judge=_judge_record(judge),
+        judge=judge_record(judge),
         seed=seed,
         extra=extra,
     )
     return score
 
 
-def answer_inputs(
-    benchmark, items, model_name, data_file, images_root, mode, backend, settings, judge, load_settings=None
-) -> dict:
-    """What the answers of a run depend on (the evaluation folder's fingerprint). The batch size is left
-    out (batched answers equal batch-of-one answers), and so is decoding in fast mode (no decoding)."""
-    items_digest = hashlib.sha256(
-        json.dumps([[item.id, item.image, item.prompt] for item in items]).encode()
-    ).hexdigest()
-    return {
-        "benchmark": benchmark.name,
-        "model": model_identity(model_name),
-        "data": file_identity(data_file),
-        "items": {"count": len(items), "sha256": items_digest},
-        "images": str(images_root),
-        "mode": mode,
-        "backend": backend,
-        "decoding": settings.to_dict() if mode == "generate" else None,
-        "judge": _judge_record(judge),
-        # device, dtype and attention kernel change the answers' numerics; recorded only when asked for
-        **({"model_load": load_settings.load_options()} if load_settings is not None else {}),
-    }
-
-
-def endpoint_identity(endpoint) -> dict:
-    """What a served model's answers depend on, as far as a client can tell: the server's host name and the
-    model name. The port is left out, so a server restarted on another port resumes the same run."""
-    host = endpoint.client.host.rsplit(":", 1)[0] if ":" in endpoint.client.host else endpoint.client.host
-    return {"host": host, "served_model": endpoint.served_model}
-
-
 def _prefetched(judge, benchmark, items, answers, concurrency: int):
     """The judge, with its replies for ``items`` asked ``concurrency`` at a time beforehand when > 1."""
     if concurrency <= 1 or benchmark.name not in ("mmhal", "shr"):
         return judge
-    from tether.eval.concurrent import PrefetchedJudge
-
     prefetched = PrefetchedJudge(judge)
     prefetched.prefetch(benchmark.name, items, answers, concurrency)
     return prefetched
@@ -331,12 +299,6 @@ def _add_item_fields(records: list[dict], items, stored: dict[str, dict]) -> Non
             record.setdefault("p_yes", stored[item.id]["p_yes"])
 
 
-def _judge_record(judge) -> dict | None:
-    if judge is None:
-        return None
-    return {"name": getattr(judge, "name", type(judge).__name__), **judge.settings()}
-
-
 def _open(item, images_root, skip_invalid: bool, skips: SkipLog):
     try:
         return open_image(images_root, item.image)
@@ -352,14 +314,8 @@ def _batches(seq, size):
         yield seq[start : start + size]
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="q")
-
-
 def _generate_answers(vlm, items, images_root, settings, batch_size, skip_invalid, skips, progress):
-    with _progress(len(items), progress, "generate") as bar:
+    with progress_bar(len(items), progress, "generate") as bar:
         for chunk in _batches(items, batch_size):
             opened = [(item, _open(item, images_root, skip_invalid, skips)) for item in chunk]
             opened = [(item, image) for item, image in opened if image is not None]
@@ -498,7 +454,7 @@ def _fast_answers(vlm, items, images_root, settings, batch_size, skip_invalid, s
     by_image = defaultdict(list)
     for item in items:
         by_image[item.image].append(item)
-    with _progress(len(items), progress, "yes/no") as bar:
+    with progress_bar(len(items), progress, "yes/no") as bar:
         for chunk in _batches(list(by_image.values()), max(batch_size, 1)):
             opened = [(group, _open(group[0], images_root, skip_invalid, skips)) for group in chunk]
             by_size = defaultdict(list)

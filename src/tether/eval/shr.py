@@ -16,9 +16,19 @@ descriptions], "factual": [optional extra facts]}``.
 """
 
 from tether.core.errors import DataError, TetherError
-from tether.core.io import read_records
+from tether.core.io import SkipLog, read_records
 from tether.core.text import split_sentences
-from tether.eval.benchmark import Benchmark, EvalItem, Score, check_unique_ids, require_answers, safe_div
+from tether.eval.benchmark import (
+    Benchmark,
+    EvalItem,
+    FileScore,
+    Score,
+    answers_by_id,
+    check_unique_ids,
+    read_answer_lines,
+    require_answers,
+    safe_div,
+)
 
 LABELS = ("hallucination", "correct", "cannot judge")
 
@@ -58,6 +68,10 @@ def shr_metrics(records: list[dict]) -> dict[str, float]:
 
 class Shr(Benchmark):
     name = "shr"
+    description = "SHR sentence-level hallucination ratio, labelled by an LLM judge"
+    record_metrics = staticmethod(shr_metrics)
+    cluster_key = "image_id"  # a description's sentences
+    lower_is_better = ("shr",)
     needs_judge = True
     corrections = (
         "images whose judgement does not align with their sentences, or without a sentence, are left "
@@ -86,6 +100,28 @@ class Shr(Benchmark):
             )
         check_unique_ids(items, data_path)
         return items
+
+    def add_options(self, parser, *, run: bool) -> None:
+        parser.add_argument(
+            "--items",
+            "--data",
+            dest="data",
+            required=True,
+            help='SHR items JSONL: {"image_id", "image", "prompt", "facts": [...]}',
+        )
+        if not run:
+            parser.add_argument("--answers", required=True, help="descriptions: JSONL with image_id and text")
+            parser.add_argument(
+                "--judge-output", required=True, help="judge replies: JSONL with image_id and text"
+            )
+
+    def score_files(self, args, skips: SkipLog) -> FileScore:
+        items = self.load_items(args.data)
+        lines = read_answer_lines(args.answers, skip_invalid=args.skip_invalid, skips=skips)
+        answers = answers_by_id(lines, args.answers)
+        replies = answers_by_id(read_answer_lines(args.judge_output), args.judge_output)
+        score = score_judgements(items, answers, replies, corrected=self.corrected)
+        return FileScore(score, args.data, {"name": None, "replies": str(args.judge_output)})
 
     def score(self, items: list[EvalItem], answers: dict[str, str], judge=None) -> Score:
         """Ask ``judge`` about each description, then score the replies."""

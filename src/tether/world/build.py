@@ -141,7 +141,7 @@ def _write_benchmarks(
     bench: Path, test: list[Scene], train: exports.ShapeStats, config: WorldConfig, images: Path
 ) -> dict:
     counts = {}
-    for strategy in exports.POPE_STRATEGIES:
+    for strategy in exports.POPE_SPLITS:
         records = exports.pope_questions(test, train, config, strategy)
         write_jsonl(bench / "pope" / f"world_pope_{strategy}.jsonl", records)
         counts[f"pope_{strategy}"] = len(records)

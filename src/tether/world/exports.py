@@ -9,9 +9,37 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+from tether.eval.mmhal import QUESTION_TYPES as MMHAL_TYPES
+from tether.eval.pope import SPLITS as POPE_SPLITS
 from tether.world import texts, vocab
 from tether.world.config import WorldConfig
 from tether.world.scene import Scene
+from tether.world.texts import (
+    ABSENT_ANSWER,
+    BACKGROUND_ANSWER,
+    BACKGROUND_QUESTION,
+    COLOR_ANSWER,
+    COLOR_QUESTION,
+    COUNT_MANY,
+    COUNT_ONE,
+    EXISTENCE,
+    HOW_MANY,
+    LARGER_ANSWER,
+    LARGER_QUESTION,
+    POPE_QUESTION,
+    RELATION,
+    RELATIVE_ANSWER,
+    RELATIVE_QUESTION,
+    SAME_COLOR_NO,
+    SAME_COLOR_QUESTION,
+    SAME_COLOR_YES,
+    SHAPE_AT,
+    SIDE,
+    STATE,
+    THERE_ARE,
+    THERE_IS_AT,
+    THERE_IS_ONE,
+)
 
 
 @dataclass
@@ -57,39 +85,6 @@ def _rank(candidates: list[str], key, shapes: list[str]) -> list[str]:
 # ---------------------------------------------------------------- POPE
 
 
-POPE_STRATEGIES = ("random", "popular", "adversarial")
-POPE_QUESTION = "Is there a {name} in the image?"
-
-# Phrasing of the other exports (world_words() reads EXPORT_TEMPLATES).
-EXISTENCE = "Is there {a_name} in this image?"
-COUNT_ONE = "Is there one {name} in this image?"
-COUNT_MANY = "Are there {count} {plural} in this image?"
-SIDE = "Is the {ref} on the {side} side of the image?"
-STATE = "Is the {ref} {state} in this image?"
-RELATION = "Is the {a} {rel} the {b} in this image?"
-COLOR_QUESTION = "What color is the {name}?"
-COLOR_ANSWER = "The {name} is {color}."
-ABSENT_ANSWER = "There is no {name} in the image."
-LARGER_QUESTION = "Which is larger, the {a} or the {b}?"
-LARGER_ANSWER = "The {a} is larger than the {b}."
-SAME_COLOR_QUESTION = "Are the {a} and the {b} the same color?"
-SAME_COLOR_YES = "Yes, both are {color}."
-SAME_COLOR_NO = "No, the {a} is {color_a} and the {b} is {color_b}."
-HOW_MANY = "How many {plural} are in the image?"
-THERE_IS_ONE = "There is one {name} in the image."
-THERE_ARE = "There are {count} {plural} in the image."
-RELATIVE_QUESTION = "Where is the {a} relative to the {b}?"
-RELATIVE_ANSWER = "The {a} is {rel} the {b}."
-BACKGROUND_QUESTION = "What color is the background?"
-BACKGROUND_ANSWER = "The background is {color}."
-SHAPE_AT = "What shape is {where}?"
-THERE_IS_AT = "There is {obj} {where}."
-EXPORT_TEMPLATES = (
-    POPE_QUESTION, EXISTENCE, COUNT_ONE, COUNT_MANY, SIDE, STATE, RELATION, COLOR_QUESTION, COLOR_ANSWER,
-    ABSENT_ANSWER, LARGER_QUESTION, LARGER_ANSWER, SAME_COLOR_QUESTION, SAME_COLOR_YES, SAME_COLOR_NO,
-    HOW_MANY, THERE_IS_ONE, THERE_ARE, RELATIVE_QUESTION, RELATIVE_ANSWER, BACKGROUND_QUESTION,
-    BACKGROUND_ANSWER, SHAPE_AT, THERE_IS_AT,
-)  # fmt: skip
 
 
 def _count_question(shape: str, n: int) -> str:
@@ -106,7 +101,7 @@ def pope_questions(scenes: list[Scene], train: ShapeStats, config: WorldConfig, 
     shapes become "no" questions: random (uniform), popular (most frequent in train) or adversarial
     (most co-occurring in train with the present shapes). Yes and no alternate, as in the official files.
     """
-    if strategy not in POPE_STRATEGIES:
+    if strategy not in POPE_SPLITS:
         raise ValueError(f"unknown POPE strategy '{strategy}'")
     shapes = config.shapes
     negative_rng = random.Random(f"{config.seed}:pope:{strategy}")
@@ -233,16 +228,6 @@ def mme_answer_file(pairs: list[tuple[str, str]]) -> str:
 
 # ---------------------------------------------------------------- MMHal-Bench
 
-MMHAL_TYPES = (
-    "attribute",
-    "adversarial",
-    "comparison",
-    "counting",
-    "relation",
-    "environment",
-    "holistic",
-    "other",
-)
 
 
 def mmhal_items(scenes: list[Scene], train: ShapeStats, config: WorldConfig) -> list[dict]:

@@ -19,6 +19,9 @@ MME_SUFFIX = "Please answer yes or no."
 SHORT_ANSWER_SUFFIX = "Answer the question using a single word or phrase."
 IMAGE_TOKEN = "<image>"
 
+POPE_QUESTION = "Is there a {name} in the image?"
+
+
 CAPTION_TEMPLATES = (
     "{objects}.",
     "A picture of {objects}.",
@@ -46,6 +49,37 @@ ANSWERS = ("Yes", "No")
 
 # Where-phrases: "in the top left", "at the top", "on the left", "in the center".
 _WHERE_PREFIX = {"top": "at the", "bottom": "at the", "left": "on the", "right": "on the"}
+
+# Phrasing of the benchmark exports (world/exports.py; COLOR_QUESTION above is shared), listed in
+# EXPORT_TEMPLATES for world_words().
+EXISTENCE = "Is there {a_name} in this image?"
+COUNT_ONE = "Is there one {name} in this image?"
+COUNT_MANY = "Are there {count} {plural} in this image?"
+SIDE = "Is the {ref} on the {side} side of the image?"
+STATE = "Is the {ref} {state} in this image?"
+RELATION = "Is the {a} {rel} the {b} in this image?"
+COLOR_ANSWER = "The {name} is {color}."
+ABSENT_ANSWER = "There is no {name} in the image."
+LARGER_QUESTION = "Which is larger, the {a} or the {b}?"
+LARGER_ANSWER = "The {a} is larger than the {b}."
+SAME_COLOR_QUESTION = "Are the {a} and the {b} the same color?"
+SAME_COLOR_YES = "Yes, both are {color}."
+SAME_COLOR_NO = "No, the {a} is {color_a} and the {b} is {color_b}."
+HOW_MANY = "How many {plural} are in the image?"
+THERE_IS_ONE = "There is one {name} in the image."
+THERE_ARE = "There are {count} {plural} in the image."
+RELATIVE_QUESTION = "Where is the {a} relative to the {b}?"
+RELATIVE_ANSWER = "The {a} is {rel} the {b}."
+BACKGROUND_QUESTION = "What color is the background?"
+BACKGROUND_ANSWER = "The background is {color}."
+SHAPE_AT = "What shape is {where}?"
+THERE_IS_AT = "There is {obj} {where}."
+EXPORT_TEMPLATES = (
+    POPE_QUESTION, EXISTENCE, COUNT_ONE, COUNT_MANY, SIDE, STATE, RELATION, COLOR_QUESTION, COLOR_ANSWER,
+    ABSENT_ANSWER, LARGER_QUESTION, LARGER_ANSWER, SAME_COLOR_QUESTION, SAME_COLOR_YES, SAME_COLOR_NO,
+    HOW_MANY, THERE_IS_ONE, THERE_ARE, RELATIVE_QUESTION, RELATIVE_ANSWER, BACKGROUND_QUESTION,
+    BACKGROUND_ANSWER, SHAPE_AT, THERE_IS_AT,
+)  # fmt: skip
 
 
 def where(position: str) -> str:
@@ -244,8 +278,6 @@ def world_words() -> list[str]:
 
     The placeholder ``<image>`` is not included: the model layer adds it as a special token.
     """
-    from tether.world.exports import EXPORT_TEMPLATES  # here, not on top: exports imports this module
-
     words: set[str] = set()
     templates = (
         CAPTION_TEMPLATES

@@ -356,3 +356,94 @@ def _amber_discriminative(m, response, record):
             m[p + "qa_ans_no_num"] += 1
             if record["truth"] == "no":
                 m[p + "qa_ans_no_score"] += 1
+
+
+# ---- Object HalBench ---------------------------------------------------------------------------------
+
+
+def objhalbench(answers: list[tuple[int, str]], gt_objects: dict, synonym_lines: list[str], words_of,
+                extracted: dict | None = None, noun_runs=None) -> dict:  # fmt: skip
+    """RLHF-V ``eval_gpt_obj_halbench.py`` ``compute_chair`` plus the summary's percentages (as fractions).
+
+    ``words_of(text)`` is ``nltk.word_tokenize(text.lower())`` lemmatised by WordNet (rule path; spaCy's
+    tokens and lemmas on the judge path);
+    ``extracted`` maps an answer's position to the judge's object list (``--use_gpt``; None: rule path),
+    ``noun_runs(lemmas)`` is the spaCy tagger's noun runs of a listed phrase."""
+    synonyms = [line.strip().split(", ") for line in synonym_lines]
+    objects, canonical = [], {}
+    for group in synonyms:
+        group = [s.strip() for s in group]
+        objects.extend(group)
+        for word in group:
+            canonical[word] = group[0]
+    double_words = {w: w for w in canonical if len(w.strip().split(" ")) >= 2}
+    double_words.update({"home plate": "home plate", "train track": "train track"})
+    for animal in ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe",
+                   "animal", "cub"):  # fmt: skip
+        double_words["baby " + animal] = animal
+        double_words["adult " + animal] = animal
+    for vehicle in ("jet", "train"):
+        double_words["passenger " + vehicle] = vehicle
+    double_words["bow tie"] = "tie"
+    double_words["toilet seat"] = "toilet"
+    double_words["wine glas"] = "wine glass"
+    object_set = set(objects)
+
+    def merge(words, keep_others):
+        out, i = [], 0
+        while i < len(words):
+            pair = " ".join(words[i : i + 2])
+            if pair in double_words:
+                out.append(double_words[pair])
+                i += 2
+            else:
+                if keep_others:
+                    out.append(words[i])
+                i += 1
+        return out
+
+    n_caps = n_coco_caps = n_hall_caps = n_hall_words = n_coco_words = n_gt = n_covered = n_words = 0
+    for position, (image_id, answer) in enumerate(answers):
+        n_words += len(answer.strip().split(" "))
+        if extracted is None:
+            words = merge(words_of(answer), keep_others=True)
+        else:
+            listed = [] if len(answer.strip().split()) <= 3 else extracted[position]
+            refined = []
+            for text in listed:
+                lemmas = words_of(f"a {text}")
+                doubles = merge(lemmas, keep_others=False)
+                refined += doubles if doubles else noun_runs(lemmas)
+            words = []
+            for obj in refined:
+                if obj not in words:
+                    words.append(obj)
+        if "toilet" in words and "seat" in words:
+            words = [w for w in words if w != "seat"]
+        nodes = [canonical[w] for w in words if w in object_set]
+        gt = gt_objects[image_id]
+        n_gt += len(gt)
+        n_coco_words += len(nodes)
+        hallucinated, covered = False, set()
+        for node in nodes:
+            if node not in gt:
+                n_hall_words += 1
+                hallucinated = True
+            else:
+                covered.add(node)
+        n_covered += len(covered)
+        n_caps += 1
+        n_hall_caps += hallucinated
+        n_coco_caps += len(nodes) > 0
+    try:
+        chair_i, recall = n_hall_words / n_coco_words, n_covered / n_gt
+        return {
+            "response_hallucination": n_hall_caps / n_coco_caps,
+            "object_hallucination": chair_i,
+            "chair_s": n_hall_caps / n_caps,
+            "object_recall": recall,
+            "object_f1": 2 * recall * (1 - chair_i) / (recall + 1 - chair_i),
+            "avg_words": n_words / n_caps,
+        }
+    except ZeroDivisionError as e:
+        raise OfficialCrash("division by zero") from e
