@@ -9,8 +9,6 @@ from .import_graph import Import, Module, compare_with_known, import_cycles, rea
 KNOWN_VIOLATIONS = {
     frozenset({"tether.report", "tether.report_analysis", "tether.report_claims", "tether.study",
                "tether.study_baseline"}),
-    frozenset({"tether.world.exports", "tether.world.texts"}),
-    frozenset({"tether.eval.endpoint", "tether.eval.runner"}),
 }
 
 
