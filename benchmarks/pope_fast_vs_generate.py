@@ -29,7 +29,7 @@ def peak_rss_mb() -> float:
 def tiny_world_model(out: Path) -> tuple[Path, Path]:
     """A small world and a tiny LLaVA trained on its QA (yes/no answers among them)."""
     from tether.models.tiny import TinyConfig
-    from tether.world.baseline import BaselineRecipe, StageSettings, train_baseline
+    from tether.study.recipe import BaselineRecipe, StageSettings, train_baseline
     from tether.world.build import build_world
     from tether.world.config import load_world_config
 
