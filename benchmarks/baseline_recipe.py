@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from tether.methods.run_record import peak_rss_mb
-from tether.world.baseline import STAGES, BaselineRecipe, train_baseline
+from tether.study.evaluate import evaluate_world
+from tether.study.recipe import STAGES, BaselineRecipe, train_baseline
 from tether.world.build import build_world
 from tether.world.config import load_world_config
-from tether.world.evaluate import evaluate_world
 
 
 def main() -> None:

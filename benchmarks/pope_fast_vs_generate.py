@@ -27,7 +27,7 @@ from common import clock, memory_unit, peak_memory_mb, reset_peak_memory  # noqa
 def tiny_world_model(out: Path) -> tuple[Path, Path]:
     """A small world and a tiny LLaVA trained on its QA (yes/no answers among them)."""
     from tether.models.tiny import TinyConfig
-    from tether.world.baseline import BaselineRecipe, StageSettings, train_baseline
+    from tether.study.recipe import BaselineRecipe, StageSettings, train_baseline
     from tether.world.build import build_world
     from tether.world.config import load_world_config
 

@@ -30,7 +30,7 @@ from tether.methods.sft import SFTCollator, SFTModule
 from tether.methods.tuning import configure_trainable
 from tether.models import load
 from tether.models.tiny import build_tiny_checkpoint
-from tether.world.baseline import BaselineRecipe
+from tether.study.recipe import BaselineRecipe
 
 COLOURS = ["red", "blue", "green", "yellow", "white", "purple", "orange", "pink"]
 SHAPES = ["square", "circle", "triangle", "star", "heart", "cross"]

@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from tether.methods.run_record import peak_rss_mb
-from tether.study import PRESETS, run_study
+from tether.study.pipeline import run_study
+from tether.study.preset import PRESETS
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ COMMAND_MODULES = [
     "tether.eval.judges.commands",
     "tether.data.commands",
     "tether.analysis.commands",
-    "tether.study_commands",
+    "tether.study.commands",
 ]
 
 

@@ -12,9 +12,8 @@ from safetensors.torch import save_file
 from tether.core.errors import TetherError
 from tether.data.pairs import _finished_images
 from tether.methods import dpo
-from tether.methods.run_record import read_marker
 from tether.methods.trainer import TRAINABLE_WEIGHTS, load_trainable_state
-from tether.study import Stages
+from tether.study.stages import Stages, read_marker
 
 
 @pytest.mark.parametrize("content", ['{"fingerprint": "ab', "[1, 2]", "\xff"])

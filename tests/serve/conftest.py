@@ -14,7 +14,7 @@ def served_checkpoint(tmp_path_factory, world) -> Path:
     from tether.core.images import open_image
     from tether.eval.registry import get_benchmark
     from tether.models.tiny import TinyConfig, build_tiny_checkpoint
-    from tether.world.evaluate import world_benchmarks
+    from tether.study.evaluate import world_benchmarks
 
     path = build_tiny_checkpoint(TinyConfig(arch="llava"), tmp_path_factory.mktemp("served_tiny"), WORDS)
     _, questions_file, _ = world_benchmarks(world)["pope_random"]

@@ -10,7 +10,7 @@ from tether.eval.endpoint import EndpointModel
 from tether.eval.judges import JudgeError
 from tether.eval.registry import get_benchmark
 from tether.eval.runner import read_finished, run_benchmark
-from tether.world.evaluate import world_benchmarks
+from tether.study.evaluate import world_benchmarks
 from tether.world.judge import WorldRuleJudge
 
 from .served import SERVED_NAME, Served

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from tether.methods.vision import LabelledImage, VisionCollator, VisionModule
 from tether.models import load
-from tether.world.baseline import scene_regions
+from tether.study.recipe import scene_regions
 from tether.world.vocab import COLORS, SHAPES, SIZES
 
 BATCH = 32

@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from tether.world.evaluate import evaluate_world
+from tether.study.evaluate import evaluate_world
 
 run, stage = Path(sys.argv[1]), sys.argv[2]
 world = run / "seed0" / "world"

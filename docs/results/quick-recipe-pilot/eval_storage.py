@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tether.models import load
-from tether.world.evaluate import evaluate_world
+from tether.study.evaluate import evaluate_world
 from tether.world.judge import WorldRuleJudge
 
 model, world, out = (Path(a) for a in sys.argv[1:4])

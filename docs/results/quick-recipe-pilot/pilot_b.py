@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tether.world.baseline import BaselineRecipe, train_baseline
+from tether.study.recipe import BaselineRecipe, train_baseline
 
 run_a, out = Path(sys.argv[1]), Path(sys.argv[2])
 shutil.copytree(run_a / "seed0" / "baseline", out)

@@ -4,9 +4,10 @@ import json
 import sys
 from pathlib import Path
 
-from tether.study import PRESETS, _evaluate
+from tether.study.evaluate import evaluate_model
+from tether.study.preset import PRESETS
 
-m = _evaluate(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), PRESETS["full"], False)
+m = evaluate_model(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), PRESETS["full"].eval_limits, False)
 Path(sys.argv[3]).mkdir(parents=True, exist_ok=True)
 (Path(sys.argv[3]) / "metrics.json").write_text(json.dumps(m, indent=1))
 print(

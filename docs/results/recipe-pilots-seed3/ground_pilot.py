@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from tether.core.io import read_jsonl, write_jsonl
+from tether.study.recipe import STAGES, BaselineRecipe, _initial_checkpoint, _run_stage, prepare_data
 from tether.world import texts
-from tether.world.baseline import STAGES, BaselineRecipe, _initial_checkpoint, _run_stage, prepare_data
 from tether.world.scene import Scene
 
 variant, seed_dir, world = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from tether.core.document import STYLE as _STYLE
+from tether.core.document import Cell, Section, Table, markdown_table, render_html
 from tether.core.errors import TetherError
 from tether.core.io import read_jsonl
 from tether.eval.registry import BENCHMARKS
 from tether.eval.results import SAMPLES_FILE, read_results
-from tether.report import _STYLE, Cell, Section, Table, markdown_table, render_html
 
 # metrics where lower is better; ratios without a better side get no verdict; counts get no difference
 LOWER_IS_BETTER = frozenset(name for unit in BENCHMARKS.values() for name in unit.lower_is_better)

@@ -2,7 +2,6 @@
 
 import dataclasses
 import functools
-import json
 import logging
 import resource
 import time
@@ -139,34 +138,3 @@ def training_run(command: str, output: str = "model"):
         return run
 
     return decorate
-
-
-def start_stage(folder, fingerprint: str) -> None:
-    """Prepare a cached stage's folder: an interrupted run of the *same* settings keeps its checkpoints
-    (training resumes), one of other settings is removed so that it cannot be resumed by mistake."""
-    import shutil
-
-    folder = Path(folder)
-    started = folder / "started.json"
-    if folder.exists() and read_marker(started).get("fingerprint") != fingerprint:
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(started, {"fingerprint": fingerprint})
-
-
-def read_marker(path) -> dict:
-    """A stage's JSON marker (``stage.json``, ``started.json``), or ``{}`` when missing or damaged.
-
-    A damaged marker is reported and treated as absent, so the stage runs again instead of trusting it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    try:
-        marker = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(marker, dict):
-            return marker
-    except (ValueError, UnicodeDecodeError):
-        pass
-    logger.warning("%s: damaged stage marker; the stage runs again", path)
-    return {}

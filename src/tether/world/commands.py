@@ -68,7 +68,7 @@ def _build(args) -> int:
 
 def _baseline(args) -> int:
     from tether.core.config import load_config
-    from tether.world.baseline import BaselineRecipe, train_baseline
+    from tether.study.recipe import BaselineRecipe, train_baseline
     from tether.world.show import require_world
 
     recipe = load_config(BaselineRecipe, args.config, args.overrides)

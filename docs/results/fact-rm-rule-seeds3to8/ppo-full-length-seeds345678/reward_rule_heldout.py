@@ -15,7 +15,7 @@ from pathlib import Path
 from tether.core.io import read_jsonl, write_jsonl
 from tether.data.rlhf import load_preference_records
 from tether.methods.reward import evaluate_reward_model, load_reward_model
-from tether.study_analysis import rule_reward_pairs, world_negatives
+from tether.study.data import rule_reward_pairs, world_negatives
 from tether.world.show import load_scenes
 from tether.world.texts import DETAIL_PROMPT, fact_sentences
 

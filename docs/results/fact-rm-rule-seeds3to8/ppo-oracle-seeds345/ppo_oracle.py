@@ -17,7 +17,8 @@ from tether.core.config import from_dict
 from tether.core.io import read_jsonl, write_json
 from tether.eval.shr import split_sentences
 from tether.methods.ppo import PPOConfig, train_ppo
-from tether.study import PRESETS, _evaluate
+from tether.study.evaluate import evaluate_model
+from tether.study.preset import PRESETS
 from tether.world import claims
 from tether.world.show import load_scenes
 
@@ -51,7 +52,7 @@ config = from_dict(PPOConfig, raw, where="ppo run.json")
 policy = train_ppo(config, score_fn=oracle)
 log = read_jsonl(out / "ppo" / "log.jsonl")
 preset = dataclasses.replace(PRESETS["full"])
-metrics = _evaluate(str(policy), world, out / "eval", preset, progress=False)
+metrics = evaluate_model(str(policy), world, out / "eval", preset.eval_limits, progress=False)
 baseline = json.loads((seed_dir.parent / "metrics.json").read_text())[seed_dir.name.removeprefix("seed")][
     "baseline"
 ]

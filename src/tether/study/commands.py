@@ -58,10 +58,11 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     import dataclasses
 
-    from tether.study import PRESETS, StudyPreset, check_preset, run_study
+    from tether.study.pipeline import run_study
+    from tether.study.preset import PRESETS, StudyPreset, check_preset
 
     if args.pool:
-        from tether.study_pool import pool_studies
+        from tether.study.pool import pool_studies
 
         if args.seeds or args.variants or args.overrides or not args.out:
             raise TetherError(
@@ -85,7 +86,7 @@ def _run(args) -> int:
     check_preset(preset)  # before any process starts
     out = args.out or f"runs/study-{args.preset}"
     if args.make_baseline:
-        from tether.study_baseline import make_baseline
+        from tether.study.make_baseline import make_baseline
 
         manifest = make_baseline(preset, args.make_baseline, out)
         print(f"baseline: {manifest.parent} (manifest: {manifest})")

@@ -4,8 +4,8 @@ import argparse
 
 import pytest
 
-from tether import study_commands
 from tether.core.errors import TetherError
+from tether.study import commands as study_commands
 
 
 class FakeProcess:
@@ -67,7 +67,7 @@ def test_set_changes_the_preset_and_reaches_every_seed_process(tmp_path, monkeyp
 
     presets = []
     monkeypatch.setattr(
-        "tether.study.run_study", lambda p, out, progress: presets.append(p) or tmp_path / "r.md"
+        "tether.study.pipeline.run_study", lambda p, out, progress: presets.append(p) or tmp_path / "r.md"
     )
     monkeypatch.setattr("subprocess.Popen", FakeProcess)
     FakeProcess.started = []

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tether.report_claims import CLAIMS, claim_differences, claim_verdict, claims_section, seed_level
+from tether.study.claims import CLAIMS, claim_differences, claim_verdict, claims_section, seed_level
 
 METRICS = json.loads(
-    (Path(__file__).resolve().parents[1] / "docs" / "results" / "study-full" / "metrics.json").read_text()
+    (Path(__file__).resolve().parents[2] / "docs" / "results" / "study-full" / "metrics.json").read_text()
 )
 
 
@@ -117,7 +117,7 @@ def _records(folder: Path) -> list[dict]:
 
 
 def test_the_html_colours_each_verdict():
-    from tether.report import html_table
+    from tether.core.document import html_table
 
     html = html_table(claims_section(METRICS).tables[0])
     assert "<span class='helps'>reproduced</span>" in html

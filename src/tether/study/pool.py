@@ -14,7 +14,8 @@ from pathlib import Path
 
 from tether.core.errors import TetherError
 from tether.core.io import write_json
-from tether.study import StudyPreset
+from tether.study.preset import StudyPreset
+from tether.study.report import write_report
 
 PRESET_DEFAULTS = dataclasses.asdict(StudyPreset())
 
@@ -34,8 +35,6 @@ def pool_studies(runs: list, out_dir) -> Path:
     The runs must share their preset apart from ``seeds``. A seed found in two runs must have the same
     metrics in both (a rerun from the same cache), else it is an error: the pool never picks one silently.
     """
-    from tether.report import write_report
-
     if not runs:
         raise TetherError("--pool needs at least one study folder")
     out_dir = Path(out_dir)

@@ -8,16 +8,10 @@ import pytest
 import torch
 
 from tether.methods.reward import RewardModel, evaluate_reward_model
-from tether.report import write_report
-from tether.report_analysis import analysis_sections
-from tether.study_analysis import (
-    attention_metrics,
-    ppo_metrics,
-    rule_reward_pairs,
-    ssl_unlabeled_items,
-    world_negatives,
-    world_word_map,
-)
+from tether.study.analyses import attention_metrics, ppo_metrics, world_word_map
+from tether.study.analysis_sections import analysis_sections
+from tether.study.data import rule_reward_pairs, ssl_unlabeled_items, world_negatives
+from tether.study.report import write_report
 
 
 class _FactCheckingVLM:
@@ -245,7 +239,7 @@ def test_report_has_every_section_and_its_figures(tmp_path):
 
 
 def test_claim_wording_says_direction_and_significance():
-    from tether.report_analysis import _claim
+    from tether.study.analysis_sections import _claim
 
     assert _claim((-0.02, None), True) == "against the claim; one seed: no claim"
     assert _claim((0.05, 0.1), True) == "the claimed direction; no significant change"

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tether.eval.registry import get_benchmark
+from tether.eval.runner import run_benchmark
+from tether.models import load
 from tether.models.decoding import DecodingSettings
+from tether.world.judge import WorldRuleJudge
 
 POPE_SPLITS = ("random", "popular", "adversarial")
+# what the study measures every model on, with the same settings for each
+BENCHMARKS = ("pope_random", "pope_popular", "pope_adversarial", "chair", "mmhal", "shr")
 
 
 def world_benchmarks(world_dir) -> dict[str, tuple[str, Path, dict]]:
@@ -50,12 +56,7 @@ def evaluate_world(
     judge=None,
 ) -> dict[str, dict[str, float]]:
     """Run and score ``names`` (keys of ``world_benchmarks``); returns metrics per name."""
-    from tether.eval.registry import get_benchmark
-    from tether.eval.runner import run_benchmark
-
     if vlm is None:
-        from tether.models import load
-
         vlm = load(model_path)
     world_dir, out_dir = Path(world_dir), Path(out_dir)
     available = world_benchmarks(world_dir)
@@ -88,4 +89,29 @@ def evaluate_world(
             batch_size=batch_size,
         )
         metrics[name] = score.metrics
+    return metrics
+
+
+def evaluate_model(model: str, world: Path, folder: Path, limits: dict, progress: bool) -> dict:
+    """The study's evaluation of one model: every benchmark of ``BENCHMARKS`` (at most ``limits[name]``
+    items each), as flat ``{"<benchmark>/<metric>": value}``."""
+    vlm = load(model)
+    judge = WorldRuleJudge(world)
+    metrics = {}
+    for name in BENCHMARKS:
+        metrics.update(
+            {
+                f"{name}/{k}": v
+                for k, v in evaluate_world(
+                    world,
+                    folder,
+                    vlm=vlm,
+                    names=[name],
+                    limit=limits.get(name),
+                    progress=progress,
+                    judge=judge,
+                )[name].items()
+                if isinstance(v, int | float)
+            }
+        )
     return metrics

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from tether.world.baseline import BaselineRecipe, prepare_data, train_baseline
+from tether.study.recipe import BaselineRecipe, prepare_data, train_baseline
 from tether.world.build import build_world
 from tether.world.config import load_world_config
 

@@ -14,11 +14,10 @@ Stages (each an ordinary tether training command on files the recipe writes from
    ``sft``: instruction tuning on all QA kinds and detailed descriptions, each response weighing the same
    (per-sample loss normalization), so one-word answers are not drowned by long descriptions.
 
-Measured (tests/world, benchmarks/baseline_recipe.py): trained from scratch end to end, a tiny model does not
-learn at all; mixing existence questions with descriptions from the start, it never learns to answer them
-(POPE at chance in 1500-3000 steps, whatever the mix or normalization); a short alignment (150 steps) also
-leaves POPE at chance. Staged like this it answers well where the image is clear and hallucinates along the
-co-occurrence bias — the gap every method is measured on.
+Trained from scratch end to end, or with existence questions and descriptions mixed from the start, a tiny
+model does not learn to answer; staged like this it answers well where the image is clear and hallucinates
+along the co-occurrence bias — the gap every method is measured on (measurements:
+docs/results/study-code-notes.md).
 
 Each stage writes ``<out>/<stage>/model`` and a ``stage.json`` with the fingerprint of its settings and
 inputs; a rerun skips stages whose fingerprint matches.
@@ -31,10 +30,17 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tether.core.config import from_dict
+from tether.core.fingerprints import fingerprint as stage_fingerprint
 from tether.core.io import read_json, read_jsonl, write_json, write_jsonl
 from tether.data.sft import CAPTION_PROMPT
-from tether.models.tiny import TinyConfig
-from tether.world.texts import DETAIL_PROMPT
+from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.sft import SFTConfig, SFTData, train_sft
+from tether.methods.vision import VisionConfig, VisionData, train_vision
+from tether.models.tiny import TinyConfig, build_tiny_checkpoint
+from tether.study.stages import read_marker, start_stage
+from tether.world.scene import Scene
+from tether.world.texts import DETAIL_PROMPT, grounding_questions, world_words
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +99,7 @@ class BaselineRecipe:
         )
     )
     # existence questions appear this many times in the sft stage's data, so instruction tuning keeps what
-    # the qa stage taught (measured: once, POPE-random accuracy falls from 83% to 79% during sft)
+    # the qa stage taught (once is not enough: docs/results/study-code-notes.md)
     existence_repeats: int = 3
     # the ground stage's questions join the SFT data too, so SFT keeps what that stage taught
     grounding_in_sft: bool = False
@@ -144,9 +150,6 @@ def _grounding_records(world_dir: Path, seed: int) -> list[dict]:
     """The ground stage's questions about every training scene (``texts.grounding_questions``)."""
     import random
 
-    from tether.world.scene import Scene
-    from tether.world.texts import grounding_questions
-
     grid_size = read_json(world_dir / "world.json")["config"]["grid_size"]
     rng = random.Random(seed)
     return [
@@ -177,11 +180,6 @@ def train_baseline(world_dir, out_dir, recipe: BaselineRecipe | None = None) -> 
 
 def _initial_checkpoint(recipe: BaselineRecipe, initial: Path) -> tuple[Path, str]:
     """The random-init model, rebuilt when the architecture or seed changed; returns it and its fingerprint."""
-    from tether.core.fingerprints import fingerprint as stage_fingerprint
-    from tether.methods.run_record import read_marker
-    from tether.models.tiny import build_tiny_checkpoint
-    from tether.world.texts import world_words
-
     fingerprint = stage_fingerprint(dataclasses.asdict(recipe.model) | {"seed": recipe.seed})
     marker = initial / "stage.json"
     if read_marker(marker).get("fingerprint") != fingerprint:
@@ -193,21 +191,13 @@ def _initial_checkpoint(recipe: BaselineRecipe, initial: Path) -> tuple[Path, st
 def _fingerprint(stage: str, recipe: BaselineRecipe, upstream: str, data_file: Path) -> str:
     """What a stage's model depends on: its own settings, the seed, its data and the stage it starts from
     (by that stage's fingerprint, so a change upstream retrains every stage after it and none before)."""
-    from tether.core.fingerprints import fingerprint
-
     settings = dataclasses.asdict(getattr(recipe, stage)) | {"seed": recipe.seed}
     if stage in TOWER_TUNABLE_STAGES:
         settings["tune_tower"] = recipe.tune_tower
-    return fingerprint([stage, settings, upstream], data_file)
+    return stage_fingerprint([stage, settings, upstream], data_file)
 
 
 def _run_stage(stage, recipe, model_path, upstream, data, world_dir, out_dir) -> tuple[Path, str]:
-    from tether.core.config import from_dict
-    from tether.methods.run_record import read_marker, start_stage
-    from tether.methods.settings import ModelSettings, TrainSettings
-    from tether.methods.sft import SFTConfig, SFTData, train_sft
-    from tether.methods.vision import VisionConfig, VisionData, train_vision
-
     settings: StageSettings = getattr(recipe, stage)
     if settings.steps == 0:
         return model_path, upstream

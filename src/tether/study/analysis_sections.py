@@ -1,7 +1,7 @@
 """The study report's analysis sections: semi-supervised NoiseBoost, modality gap, attention share, reward model.
 
 Each reads the per-seed metrics that the study's analysis stages put beside the benchmark metrics
-(``tether.study_analysis``) and returns a ``Section`` plus one finding sentence; a section whose variants are
+(``tether.study.analyses``) and returns a ``Section`` plus one finding sentence; a section whose variants are
 not in the study is left out.
 """
 
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tether.report import HEADLINE, Cell, Section, Table, difference, fmt, mean_interval, paired, verdict
+from tether.core.document import Cell, Section, Table
+from tether.core.stats import mean_interval
+from tether.study.statistics import HEADLINE, difference, fmt, paired, verdict
 
 GAP_ROWS = [  # (metric, label, HACL's claimed direction: True = higher)
     ("centroid_distance", "image–caption centroid distance", False),

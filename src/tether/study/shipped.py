@@ -21,131 +21,38 @@ import hashlib
 import json
 import logging
 import shutil
-import subprocess
 from pathlib import Path
+
+from safetensors.torch import load_file, save_file
 
 from tether.core.errors import TetherError
 from tether.core.io import read_json, write_json
+from tether.study.recipe import prepare_data
+from tether.study.stages import read_marker, start_stage
 
 logger = logging.getLogger(__name__)
 
-SHIPPED = Path(__file__).parent / "baselines"
+SHIPPED = Path(__file__).parents[1] / "baselines"
 MANIFEST = "manifest.json"
 # the variants that start from the baseline's final model, so the shipped model is all they need
 FROM_FINAL_MODEL = {"baseline", "ha_dpo", "noiseboost_dpo", "fact_rlhf"}
-
-
-TRAINING_THREADS = 1  # see make_baseline
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _recipe_record(recipe) -> dict:
+def recipe_record(recipe) -> dict:
     """What the trained model depends on in the recipe (the progress bar does not)."""
     return {k: v for k, v in dataclasses.asdict(recipe).items() if k != "progress_bar"}
 
 
-def _code_version() -> str:
-    """The git commit of tether's source tree, "unknown" outside a git checkout."""
-    status = ["git", "status", "--porcelain", "--", ".", ":(exclude)baselines"]  # the code, not its output
-    try:
-        found = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        dirty = subprocess.run(status, cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if found.returncode != 0:
-        return "unknown"
-    return found.stdout.strip() + ("+modified" if dirty.stdout.strip() else "")
-
-
-def make_baseline(preset, out_dir, work_dir) -> Path:
-    """Train and evaluate ``preset``'s baseline (first seed) under ``work_dir``, then write its final model
-    and ``manifest.json`` into ``out_dir``; returns the manifest's path."""
-    import torch
-
-    from tether.study import run_study
-
-    seed = preset.seeds[0]
-    preset = dataclasses.replace(preset, seeds=[seed], variants=["baseline"], shipped_baseline="")
-    # one CPU thread: the thread count changes the order of floating-point reductions, and the recipe's
-    # escape from the existence plateau depends on that rounding (docs/baseline.md), so a retrain with
-    # another thread count is another model; with one thread the command repeats the shipped bytes
-    threads = torch.get_num_threads()
-    torch.set_num_threads(TRAINING_THREADS)
-    try:
-        run_study(preset, work_dir, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    work_dir, out_dir = Path(work_dir), Path(out_dir)
-    seed_dir = work_dir / f"seed{seed}"
-    model = seed_dir / "baseline" / "sft" / "model"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.iterdir():
-        if old.is_file():
-            old.unlink()
-    files = {}
-    for path in sorted(p for p in model.iterdir() if p.is_file()):
-        if path.suffix in {".bin", ".pt", ".pth", ".pkl"}:  # safetensors only: no pickled weights ship
-            raise TetherError(f"{path}: pickled weights; the shipped baseline takes safetensors only")
-        if path.suffix == ".safetensors":
-            _store_half(path, out_dir / path.name)
-        else:
-            shutil.copyfile(path, out_dir / path.name)
-        files[path.name] = sha256(out_dir / path.name)
-    if not any(name.endswith(".safetensors") for name in files):
-        raise TetherError(f"{model}: no safetensors weights to ship")
-    metrics = read_json(work_dir / "metrics.json")[str(seed)]["baseline"]
-    manifest = {
-        "command": f"tether study --make-baseline {out_dir} --out {work_dir}",
-        "preset": preset.name,
-        "seed": seed,
-        "recipe": _recipe_record(_recipe(preset, seed)),
-        "world": read_json(seed_dir / "world" / "world.json")["config"],
-        "eval_limits": preset.eval_limits,
-        # the weights are stored rounded to float16 and loaded as float32 (the model's dtype); the metrics
-        # are the float32 model's, which the rounded one repeats (docs/results/quick-recipe-pilot, run E)
-        "storage_dtype": "float16",
-        "torch_threads": TRAINING_THREADS,
-        "code_version": _code_version(),
-        "metrics": metrics,
-        "files": files,
-    }
-    path = out_dir / MANIFEST
-    write_json(path, manifest)
-    return path
-
-
-def _store_half(source: Path, target: Path) -> None:
-    """Half the bytes: floating-point weights rounded to float16 (``install_shipped`` restores their dtype)."""
-    from safetensors.torch import load_file, save_file
-
-    weights = load_file(source)
-    save_file(
-        {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, target, {"format": "pt"}
-    )
-
-
-def _load_float32(source: Path, target: Path) -> None:
-    from safetensors.torch import load_file, save_file
-
+def load_float32(source: Path, target: Path) -> None:
+    """A shipped weights file (stored in float16) as float32, the dtype it was trained and is evaluated in."""
     weights = load_file(source)
     save_file(
         {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, target, {"format": "pt"}
     )
-
-
-def _recipe(preset, seed: int):
-    from tether.study import baseline_recipe
-
-    return baseline_recipe(preset, seed)
 
 
 def manifest_digest(manifest_path: Path) -> str:
@@ -166,7 +73,7 @@ def why_not_shipped(preset, seed: int, world_config, recipe) -> str | None:
     )
     if changed:
         return f"world settings {changed} differ from the shipped baseline's"
-    record = json.loads(json.dumps(_recipe_record(recipe)))
+    record = json.loads(json.dumps(recipe_record(recipe)))
     changed = sorted(
         k for k in set(record) | set(manifest["recipe"]) if record.get(k) != manifest["recipe"].get(k)
     )
@@ -186,9 +93,6 @@ def why_not_shipped(preset, seed: int, world_config, recipe) -> str | None:
 def install_shipped(preset, world_dir: Path, baseline_dir: Path, recipe) -> Path:
     """Put the shipped model where the recipe's final stage would be, with the recipe's data files (later
     stages read them); returns the model folder. Its ``stage.json`` names the manifest's digest."""
-    from tether.methods.run_record import read_marker, start_stage
-    from tether.world.baseline import prepare_data
-
     folder = SHIPPED / preset.shipped_baseline
     manifest = read_json(folder / MANIFEST)
     prepare_data(
@@ -202,7 +106,7 @@ def install_shipped(preset, world_dir: Path, baseline_dir: Path, recipe) -> Path
         model.mkdir(parents=True, exist_ok=True)
         for name in manifest["files"]:
             if name.endswith(".safetensors"):  # stored in float16, computed in float32 as when trained
-                _load_float32(folder / name, model / name)
+                load_float32(folder / name, model / name)
             else:
                 shutil.copyfile(folder / name, model / name)
         write_json(
@@ -214,3 +118,17 @@ def install_shipped(preset, world_dir: Path, baseline_dir: Path, recipe) -> Path
             },
         )
     return model
+
+
+def shipped_model(preset, seed, world_config, world, baseline_dir, recipe) -> str | None:
+    """The shipped baseline's model installed under ``baseline_dir`` when it fits this run, else None."""
+    if not preset.shipped_baseline:
+        return None
+    why = why_not_shipped(preset, seed, world_config, recipe)
+    if why:
+        logger.warning(
+            "shipped baseline '%s' not used (%s): training the baseline", preset.shipped_baseline, why
+        )
+        return None
+    logger.info("baseline: the shipped baseline '%s'", preset.shipped_baseline)
+    return str(install_shipped(preset, world, baseline_dir, recipe))

@@ -1,4 +1,4 @@
-"""The quick preset's shipped baseline (tether.study_baseline): its files, when the quick preset takes it,
+"""The quick preset's shipped baseline (tether.study.shipped): its files, when the quick preset takes it,
 and the command that makes it."""
 
 import dataclasses
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from tether.core.errors import TetherError
-from tether.study import PRESETS, _world_settings, baseline_recipe
-from tether.study_baseline import MANIFEST, SHIPPED, install_shipped, manifest_digest, sha256, why_not_shipped
+from tether.study.preset import PRESETS, baseline_recipe, world_settings
+from tether.study.shipped import MANIFEST, SHIPPED, install_shipped, manifest_digest, sha256, why_not_shipped
 
 QUICK = PRESETS["quick"]
 
@@ -20,7 +20,7 @@ QUICK = PRESETS["quick"]
 def _world_config(preset, seed=0):
     from tether.world.config import load_world_config
 
-    settings = {**_world_settings(preset), "seed": seed}
+    settings = {**world_settings(preset), "seed": seed}
     return load_world_config(None, [f"{k}={json.dumps(v)}" for k, v in settings.items()])
 
 
@@ -46,7 +46,7 @@ def test_shipped_files_are_the_manifests():
 
 
 def test_the_quick_preset_takes_the_shipped_baseline(tmp_path):
-    from tether.study import _model_stamp
+    from tether.study.stages import model_stamp
     from tether.world.build import build_world
 
     recipe = baseline_recipe(QUICK, 0)
@@ -70,7 +70,7 @@ def test_the_quick_preset_takes_the_shipped_baseline(tmp_path):
         assert torch.equal(installed[key], value.float())
     assert (tmp_path / "baseline" / "data" / "sft.jsonl").is_file()
     # every stage built on it records which baseline it was, through the model's stamp
-    assert manifest_digest(folder / MANIFEST) in _model_stamp(str(model))
+    assert manifest_digest(folder / MANIFEST) in model_stamp(str(model))
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_another_run_trains_its_baseline_and_says_why(change, reason):
 
 
 def test_a_shipped_file_that_is_not_the_manifests_is_refused(tmp_path, monkeypatch):
-    import tether.study_baseline as shipped
+    import tether.study.shipped as shipped
 
     copy = tmp_path / "baselines" / QUICK.shipped_baseline
     shutil.copytree(SHIPPED / QUICK.shipped_baseline, copy)

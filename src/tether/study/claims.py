@@ -25,14 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
+from tether.core.document import Cell, Section, Table
 from tether.core.stats import (
     POWER,
     bootstrap_interval,
+    mean_interval,
     minimal_detectable_effect,
     normal_detectable_effect,
     seeds_for_power,
 )
-from tether.report import Cell, Section, Table, fmt, mean_interval
+from tether.eval.chair import chair_metrics
+from tether.eval.pope import pope_metrics
+from tether.study.statistics import fmt
 
 
 @dataclass(frozen=True)
@@ -212,12 +216,8 @@ def item_level(out_dir: Path, seed: str, claim: Claim):
 
 def _item_metrics(key: str):
     if key.startswith("pope_"):
-        from tether.eval.pope import pope_metrics
-
         return pope_metrics
     if key.startswith("chair/"):
-        from tether.eval.chair import chair_metrics
-
         return chair_metrics
     return None
 

@@ -5,8 +5,11 @@ import json
 import subprocess
 import sys
 
-from tether.report import BENCHMARK_METRICS, mean_interval, summarise, verdict
-from tether.study import PRESETS, VARIANTS, run_study
+from tether.core.stats import mean_interval
+from tether.study.pipeline import run_study
+from tether.study.preset import PRESETS
+from tether.study.statistics import BENCHMARK_METRICS, summarise, verdict
+from tether.study.variants import VARIANTS
 
 
 def test_quick_study_writes_a_report(tmp_path):
@@ -28,7 +31,7 @@ def test_quick_study_writes_a_report(tmp_path):
     assert environment["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
     for values in metrics["0"].values():
         assert {key for key, _, _ in BENCHMARK_METRICS} <= set(values)
-    # the baseline is the shipped one (tether.study_baseline), and the stages built on it say so
+    # the baseline is the shipped one (tether.study.shipped), and the stages built on it say so
     seed0 = metrics["0"]
     stamp = json.loads((out / "seed0" / "baseline" / "sft" / "stage.json").read_text())
     assert stamp["fingerprint"].startswith("shipped:quick:") and stamp["shipped"]["name"] == "quick"
@@ -67,7 +70,7 @@ def test_quick_study_writes_a_report(tmp_path):
         timeout=600,
     )
     assert again.returncode == 0
-    assert "tether.study: stage " not in again.stderr and " steps from " not in again.stderr
+    assert "tether.study.stages: stage " not in again.stderr and " steps from " not in again.stderr
 
 
 def test_intervals_and_verdicts_by_hand():
@@ -130,11 +133,11 @@ def test_noise_schedule_reaches_the_noiseboost_stages(tmp_path):
 
     from tether.core.errors import TetherError
     from tether.methods.noise import noise_from_settings
-    from tether.study import _Context
+    from tether.study.context import Context
 
     def noise_settings(schedule):
         preset = dataclasses.replace(PRESETS["full"], noise_schedule=schedule)
-        return _Context(preset, 0, tmp_path, tmp_path, None, None, False)._noiseboost(True)
+        return Context(preset, 0, tmp_path, tmp_path, None, None, False).noiseboost(True)
 
     # the default keeps the settings (and so the stage fingerprints) of runs made before the option existed
     assert noise_settings("constant") == {"scale": 0.5, "relative": True}
@@ -155,7 +158,8 @@ def test_noise_schedule_reaches_the_noiseboost_stages(tmp_path):
 def test_reward_settings_join_the_fingerprint_only_off_their_defaults(tmp_path):
     import dataclasses
 
-    from tether.study import _Context
+    from tether.study import rlhf
+    from tether.study.context import Context
 
     class RecordingStages:
         root = tmp_path
@@ -176,7 +180,7 @@ def test_reward_settings_join_the_fingerprint_only_off_their_defaults(tmp_path):
     def fact_rlhf_stages(**settings):
         stages = RecordingStages()
         preset = dataclasses.replace(PRESETS["full"], **settings)
-        _Context(preset, 0, tmp_path, tmp_path, None, stages, False).fact_rlhf()
+        rlhf.fact_rlhf(Context(preset, 0, tmp_path, tmp_path, None, stages, False))
         return stages.calls[:3], stages.calls[3]  # the reward model's stages, then PPO's
 
     reward, ppo = fact_rlhf_stages()
@@ -196,8 +200,8 @@ def test_reward_settings_join_the_fingerprint_only_off_their_defaults(tmp_path):
 def test_ppo_settings_reach_the_ppo_config(tmp_path, monkeypatch):
     import dataclasses
 
-    import tether.methods.ppo as ppo
-    from tether.study import _Context
+    from tether.study import rlhf
+    from tether.study.context import Context
 
     class PPOStageOnly:  # every other stage as cached; the PPO stage runs, up to train_ppo
         root = tmp_path
@@ -216,10 +220,10 @@ def test_ppo_settings_reach_the_ppo_config(tmp_path, monkeypatch):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
     configs = []
-    monkeypatch.setattr(ppo, "train_ppo", lambda config: configs.append(config) or "policy")
+    monkeypatch.setattr(rlhf, "train_ppo", lambda config: configs.append(config) or "policy")
     settings = {"ppo_lora": False, "ppo_learning_rate": 1e-4, "ppo_kl_coef": 0.3, "ppo_length_bonus": 2.0}
     preset = dataclasses.replace(PRESETS["full"], ppo_steps=60, **settings)
-    assert _Context(preset, 0, tmp_path, tmp_path, None, PPOStageOnly(), False).fact_rlhf() == "policy"
+    assert rlhf.fact_rlhf(Context(preset, 0, tmp_path, tmp_path, None, PPOStageOnly(), False)) == "policy"
     (config,) = configs
     assert config.model.lora is None and config.ppo.value_lora is None  # both LLMs fully fine-tuned
     assert (config.train.max_steps, config.train.learning_rate) == (60, 1e-4)
@@ -233,8 +237,8 @@ def test_recipe_settings_reach_the_baseline_recipe_and_typos_stop_before_any_sta
     import pytest
 
     from tether.core.errors import TetherError
-    from tether.study import baseline_recipe
-    from tether.world.baseline import BaselineRecipe
+    from tether.study.preset import baseline_recipe
+    from tether.study.recipe import BaselineRecipe
 
     # the full preset trains the recipe as it is: same settings, so the same stage fingerprints
     assert baseline_recipe(PRESETS["full"], 3) == BaselineRecipe(seed=3, progress_bar=False)
@@ -260,7 +264,9 @@ def test_recipe_settings_reach_the_baseline_recipe_and_typos_stop_before_any_sta
 def test_the_recipes_grounding_curriculum_follows_hacls_stage_1_too(tmp_path):
     import dataclasses
 
-    from tether.study import _Context, baseline_recipe
+    from tether.study import hacl
+    from tether.study.context import Context
+    from tether.study.preset import baseline_recipe
 
     class RecordingStages:
         def __init__(self):
@@ -274,7 +280,7 @@ def test_the_recipes_grounding_curriculum_follows_hacls_stage_1_too(tmp_path):
         preset = dataclasses.replace(PRESETS["full"], recipe=recipe_settings)
         recipe = baseline_recipe(preset, 0)
         stages = RecordingStages()
-        _Context(preset, 0, tmp_path, tmp_path, recipe, stages, False).hacl()
+        hacl.hacl(Context(preset, 0, tmp_path, tmp_path, recipe, stages, False))
         return stages.names, recipe
 
     names, recipe = hacl_stages({})
@@ -285,7 +291,7 @@ def test_the_recipes_grounding_curriculum_follows_hacls_stage_1_too(tmp_path):
 
 
 def test_rows_say_whether_they_are_smoke_or_measurement():
-    from tether.report import row_levels
+    from tether.study.report import row_levels
 
     quick = row_levels(dataclasses.asdict(PRESETS["quick"]), VARIANTS)
     # the quick recipe (align 400 of full's 600) passed the bar of a real baseline: a measurement

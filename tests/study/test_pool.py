@@ -10,9 +10,9 @@ import pytest
 
 from tether.cli import main
 from tether.core.errors import TetherError
-from tether.study_pool import pool_studies
+from tether.study.pool import pool_studies
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
 RUNS = [RESULTS / "study-full", RESULTS / "study-full-seeds345"]
 
 

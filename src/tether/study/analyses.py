@@ -11,7 +11,24 @@ import json
 import random
 from pathlib import Path
 
-from tether.core.io import read_jsonl, write_jsonl
+from tether.analysis.attention import (
+    AttentionItem,
+    attention_share_report,
+    plot_attention_shares,
+    word_map_lookup,
+)
+from tether.analysis.gap import analyze_gap
+from tether.core.images import open_image
+from tether.core.io import read_jsonl, write_json
+from tether.core.provenance import environment
+from tether.models import load
+from tether.models.decoding import DecodingSettings
+from tether.study.hacl import hacl_align
+from tether.study.rlhf import reward
+from tether.study.stages import model_stamp
+from tether.world.show import load_scenes
+from tether.world.texts import DETAIL_PROMPT
+from tether.world.vocab import NAME_TO_SHAPE
 
 GAP_METRICS = ("centroid_distance", "matched_cosine", "negative_cosine", "probe_accuracy")
 ATTENTION_GROUPS = ("correct", "hallucinated", "all")
@@ -23,16 +40,11 @@ def world_word_map() -> dict[str, str]:
     Two-word names ("plus sign", "hollow circle") cannot be matched word by word: their head word is left
     out when it would be wrong ("sign"), and "hollow circle" counts as a circle (a rare synonym of ring).
     """
-    from tether.world.vocab import NAME_TO_SHAPE
-
     return {words[0]: shape for words, shape in NAME_TO_SHAPE.items() if len(words) == 1}
 
 
 def attention_items(world: Path, split: str, limit: int, seed: int, prompt: str) -> list:
     """``limit`` scenes of ``split`` (seeded draw) as attention probes with their true shapes."""
-    from tether.analysis.attention import AttentionItem
-    from tether.core.images import open_image
-    from tether.world.show import load_scenes
 
     scenes = load_scenes(world, split)
     chosen = random.Random(seed).sample(scenes, min(limit, len(scenes)))
@@ -43,12 +55,6 @@ def attention_stage(
     models: dict[str, str], world: Path, folder: Path, *, images: int, max_new_tokens: int, seed: int
 ) -> dict[str, dict]:
     """Attention share of each model on the same probes; ``{label: metrics}``, plus attention.json/png."""
-    from tether.analysis.attention import attention_share_report, plot_attention_shares, word_map_lookup
-    from tether.core.io import write_json
-    from tether.core.provenance import environment
-    from tether.models import load
-    from tether.models.decoding import DecodingSettings
-    from tether.world.texts import DETAIL_PROMPT
 
     items = attention_items(world, "test", images, seed, DETAIL_PROMPT)
     lookup = word_map_lookup(world_word_map())
@@ -81,8 +87,6 @@ def gap_stage(
     Labels are ``<stage>/<variant>`` ("align/hacl", "final/baseline"); metrics come back per variant as
     ``gap/<stage>/<metric>``.
     """
-    from tether.analysis.gap import analyze_gap
-
     report = analyze_gap(
         list(models.items()), negatives, world / "images", folder, limit=images, seed=seed, columns=2
     )
@@ -91,64 +95,6 @@ def gap_stage(
         stage, variant = row["label"].split("/")
         out.setdefault(variant, {}).update({f"gap/{stage}/{k}": row[k] for k in GAP_METRICS})
     return out
-
-
-def reward_pairs(pairs_path, facts: dict[str, list[str]], out_path: Path) -> Path:
-    """A study pair file (``tether.data.pairs``) as reward-model pairs with each image's fact sentences."""
-    records = [
-        {
-            "image": p["images"][0],
-            "prompt": p["prompt"],
-            "chosen": p["chosen"],
-            "rejected": p["rejected"],
-            "facts": facts[p["images"][0]],
-        }
-        for p in read_jsonl(pairs_path)
-    ]
-    write_jsonl(out_path, records)
-    return out_path
-
-
-def world_negatives(captions_path, seed: int) -> list[dict]:
-    """Rule-written hallucinated rewrites (``tether.data.negatives`` rows) of a caption or SFT file, over the
-    world's vocabulary; captions nothing can be rewritten in are left out."""
-    from tether.data.negatives import RuleRewriter, load_caption_records, make_negatives
-    from tether.world.vocab import hallucination_vocabulary
-
-    rewriter = RuleRewriter(hallucination_vocabulary())
-    return make_negatives(load_caption_records(captions_path), rewriter, seed=seed)
-
-
-def rule_reward_pairs(negatives: list[dict], facts: dict[str, list[str]], out_path: Path) -> Path:
-    """Reward-model pairs from negatives rows: the true caption chosen, its rewrite rejected, with the facts."""
-    pairs = [
-        {
-            "image": r["image"],
-            "prompt": r["prompt"],
-            "chosen": r["caption"],
-            "rejected": r["negative"],
-            "facts": facts[r["image"]],
-        }
-        for r in negatives
-    ]
-    write_jsonl(out_path, pairs)
-    return out_path
-
-
-def ssl_unlabeled_items(images: list[str], shapes: list[str], seed: int, questions: int = 2) -> list[dict]:
-    """What the SSL teacher is asked of each unlabeled image: a detailed description and ``questions``
-    existence questions about shapes drawn at random (not from the image's labels: it has none)."""
-    from tether.world.texts import DETAIL_PROMPT, EXISTENCE_QUESTIONS, with_article
-
-    rng = random.Random(seed)
-    descriptions = [{"image": image, "prompt": DETAIL_PROMPT} for image in images]
-    asked = [
-        {"image": image, "prompt": EXISTENCE_QUESTIONS[0].format(a_name=with_article(shape))}
-        for image in images
-        for shape in rng.sample(shapes, min(questions, len(shapes)))
-    ]
-    # descriptions first: a generation batch lasts as long as its longest answer, so short answers go together
-    return descriptions + asked
 
 
 def description_words(samples_path: Path) -> float:
@@ -173,3 +119,85 @@ def ppo_metrics(run_dir: Path) -> dict[str, float]:
         "ppo/response_length_first": first["response_length"],
         "ppo/response_length_last": last["response_length"],
     }
+
+
+def seed_analyses(ctx, models: dict[str, str]) -> dict[str, dict]:
+    """Metrics beside the benchmarks, per variant, for the variants in ``models`` that they compare."""
+    extra: dict[str, dict] = {}
+
+    def add(found: dict[str, dict]):
+        for variant, values in found.items():
+            extra.setdefault(variant, {}).update(values)
+
+    for variant in models:
+        samples = ctx.stages.root / "eval" / variant / "chair" / "samples.jsonl"
+        if samples.is_file():
+            add({variant: {"length/description_words": description_words(samples)}})
+
+    if "hacl" in models:
+        add(gap_analysis(ctx, models))
+    if "noiseboost_sft" in models:
+        add(attention_analysis(ctx, models))
+    if "fact_rlhf" in models and models["fact_rlhf"] != models["baseline"]:
+        accuracy = {}
+        for key, name, use_facts in [("facts", "reward", True), ("vanilla", "reward_vanilla", False)]:
+            run = json.loads((Path(reward(ctx, name, use_facts)).parent / "run.json").read_text())
+            if run["eval"]["accuracy"] is not None:
+                accuracy[f"reward/accuracy_{key}"] = run["eval"]["accuracy"]
+                accuracy["reward/held_out_pairs"] = run["eval"]["pairs"]
+        add({"fact_rlhf": {**accuracy, **ppo_metrics(Path(models["fact_rlhf"]).parent)}})
+    if "noiseboost_ssl" in models:
+        run = json.loads((Path(models["noiseboost_ssl"]).parent / "run.json").read_text())
+        add(
+            {
+                "noiseboost_ssl": {
+                    "ssl/unlabeled_items": run["unlabeled_items"],
+                    "ssl/pseudo_labels_kept": run["pseudo_labels_kept"],
+                    "ssl/mean_confidence": run["mean_confidence"],
+                }
+            }
+        )
+    return extra
+
+
+def gap_analysis(ctx, models: dict[str, str]) -> dict[str, dict]:
+    negatives = ctx.negatives("test")
+    measured = {
+        "align/baseline": ctx.stage_model("align"),
+        "align/hacl": hacl_align(ctx),
+        "final/baseline": models["baseline"],
+        "final/hacl": models["hacl"],
+    }
+    return ctx.stages.run(
+        "analysis/gap",
+        [
+            measured,
+            [model_stamp(m) for m in measured.values()],
+            Path(negatives),
+            ctx.preset.analysis_images,
+        ],
+        lambda folder: gap_stage(
+            measured, negatives, ctx.world, folder, images=ctx.preset.analysis_images, seed=ctx.seed
+        ),
+    )
+
+
+def attention_analysis(ctx, models: dict[str, str]) -> dict[str, dict]:
+    measured = {v: models[v] for v in ("baseline", "noiseboost_sft")}
+    return ctx.stages.run(
+        "analysis/attention",
+        [
+            measured,
+            [model_stamp(m) for m in measured.values()],
+            ctx.preset.analysis_images,
+            ctx.preset.attention_max_new_tokens,
+        ],
+        lambda folder: attention_stage(
+            measured,
+            ctx.world,
+            folder,
+            images=ctx.preset.analysis_images,
+            max_new_tokens=ctx.preset.attention_max_new_tokens,
+            seed=ctx.seed,
+        ),
+    )
