@@ -17,14 +17,6 @@ KNOWN_VIOLATIONS = {
     "tether.methods.ssl",
     "tether.methods.tuning",
     "tether.methods.vision",
-    "tether.report",
-    "tether.report_claims",
-    "tether.study",
-    "tether.study_analysis",
-    "tether.study_baseline",
-    "tether.study_pool",
-    "tether.world.baseline",
-    "tether.world.evaluate",
 }
 
 

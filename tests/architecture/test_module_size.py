@@ -12,8 +12,6 @@ KNOWN_VIOLATIONS = {
     "src/tether/methods/dpo.py",
     "src/tether/methods/ppo.py",
     "src/tether/models/adapter.py",
-    "src/tether/report.py",
-    "src/tether/study.py",
 }
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tether.eval.pope import SPLITS as POPE_SPLITS
 from tether.eval.registry import get_benchmark
 from tether.eval.runner import run_benchmark
 from tether.models import load
 from tether.models.decoding import DecodingSettings
 from tether.world.judge import WorldRuleJudge
 
-POPE_SPLITS = ("random", "popular", "adversarial")
 # what the study measures every model on, with the same settings for each
 BENCHMARKS = ("pope_random", "pope_popular", "pope_adversarial", "chair", "mmhal", "shr")
 
