@@ -21,8 +21,8 @@ from hub_corpus import (
 from PIL import Image
 
 from tether.config import load_config
+from tether.decoding.yes_no import fast_yes_no, yes_no_margins, yes_no_token_ids
 from tether.errors import TetherError
-from tether.eval.runner import fast_yes_no, yes_no_margins, yes_no_token_ids
 from tether.methods.sft import SFTConfig, train_sft
 from tether.models import DecodingSettings, load
 from tether.models.chat_templates import DOCUMENTED_FORMATS

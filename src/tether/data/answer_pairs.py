@@ -95,7 +95,7 @@ def model_answers(
         image = open_image(images_root, image_file, source=first.source, line=first.line)
         prompts = [questions[i].question for i in indices]
         if settings.mode == "fast":
-            from tether.eval.runner import fast_yes_no
+            from tether.decoding.yes_no import fast_yes_no
 
             texts = fast_yes_no(vlm, image, prompts)
         else:

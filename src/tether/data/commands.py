@@ -2,6 +2,7 @@
 
 import argparse
 
+from tether.decoding.options import add_decoding_options, decoding_from_args
 from tether.errors import TetherError
 from tether.eval.endpoint import add_endpoint_options
 from tether.models.placement import add_model_load_options
@@ -245,6 +246,7 @@ def _register_pairs(verbs) -> None:
     )
     pairs.add_argument("--skip-invalid", action="store_true", help="skip malformed image list lines")
     pairs.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_decoding_options(pairs)
     add_model_load_options(pairs)
     _add_overwrite_option(pairs)
     add_endpoint_options(pairs)
@@ -274,6 +276,7 @@ def _pairs(args) -> int:
         seed=args.seed,
         variants=args.variants,
         backend=args.backend,
+        **decoding_from_args(args),
     )
     if min(settings.samples_per_image, settings.max_new_tokens, settings.max_pairs_per_image) < 1:
         raise TetherError("--samples-per-image, --max-new-tokens and --max-pairs-per-image must be >= 1")
@@ -288,6 +291,8 @@ def _pairs(args) -> int:
     endpoint = _model_or_endpoint(args)
     if endpoint is not None and args.backend != "hf":
         raise TetherError("--backend picks a local generation backend; an --endpoint has its own")
+    if settings.strategy != "greedy" and (endpoint is not None or args.backend != "hf"):
+        raise TetherError(f"--decoding {settings.strategy} runs on a local model: --backend hf, no --endpoint")
     client = _pairs_client(args)
     skips = SkipLog()
     images_root = args.images or (Path(args.world) / "images" if args.world else None)

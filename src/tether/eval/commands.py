@@ -7,6 +7,7 @@ to the model runner (``tether.eval.runner``). Heavy imports stay inside handlers
 import json
 from pathlib import Path
 
+from tether.decoding.options import add_decoding_options, decoding_from_args
 from tether.errors import TetherError
 from tether.eval.run_options import FREE_MAX_NEW_TOKENS, PROMPT_SUFFIXES, YES_NO_MAX_NEW_TOKENS
 from tether.models.placement import add_model_load_options
@@ -265,6 +266,7 @@ def _add_run_options(p) -> None:
     )
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--num-beams", type=int, default=1)
+    add_decoding_options(p)
     p.add_argument("--batch-size", type=int, default=8, help="generation batch (left-padded)")
     p.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed")
     p.add_argument("--data-version", help="data version recorded in results.json (e.g. POPE v2023-08)")
@@ -478,6 +480,7 @@ def _run(args) -> int:
         "do_sample": args.temperature > 0,
         "batch_size": args.batch_size,
         "seed": args.seed,
+        **decoding_from_args(args),
     }
     score = run_benchmark(
         benchmark,
