@@ -51,10 +51,13 @@ def generate(vlm, images, prompts, settings: VCDSettings, decoding) -> list[str]
 
 
 def margins(vlm, images, questions, settings: VCDSettings) -> torch.Tensor:
-    """Fast yes/no: the clean images' prefix encoded once, the distorted images' once."""
-    clean = first_token_logprobs(vlm, images, questions)
+    """Fast yes/no: the clean and the distorted images' prefixes encoded once, in one forward (the distorted
+    copy of image ``i`` is image ``len(images) + i``), then every question against both in one forward."""
     distorted = distorted_image_inputs(vlm, images, settings.noise_step, settings.seed)
-    noisy = first_token_logprobs(vlm, images, questions, image_inputs=distorted)
+    both = concatenate([vlm.image_inputs(flat_images(images)), distorted])
+    asked = questions + [(i + len(images), prompt) for i, prompt in questions]
+    logprobs = first_token_logprobs(vlm, list(images) * 2, asked, image_inputs=both)
+    clean, noisy = logprobs[: len(questions)], logprobs[len(questions) :]
     uncut = combine(replace(settings, beta=0.0), clean, noisy, 0)
     return yes_no_margins(vlm, combine(settings, clean, noisy, 0), fallback=uncut)
 
