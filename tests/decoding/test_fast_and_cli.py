@@ -103,3 +103,31 @@ def test_eval_pope_run_with_vcd_end_to_end(llava_checkpoint, tmp_path, run_cli):
     assert "icd" in json.dumps(fingerprint)
     code, _, stderr = run("--decoding", "vcd", "--decoding-set", "alpah=1", "--out", tmp_path / "bad")
     assert code == 2 and "alpah" in stderr
+
+
+def test_data_pairs_samples_with_the_strategy(tmp_path, monkeypatch):
+    """`data pairs --decoding`: the strategy and its options reach the sampler, and the fingerprint."""
+    from tether.data.pairs import PairSettings, build_pairs
+    from tether.decoding.options import decoding_from_args
+
+    seen = []
+
+    def fake_generate(vlm, images, prompts, decoding):
+        seen.append(decoding)
+        return ["a red square . a blue circle ."] * len(prompts)
+
+    monkeypatch.setattr("tether.data.pairs.generate", fake_generate)
+    Image.new("RGB", (32, 32), "red").save(tmp_path / "a.png")
+    args = type("Args", (), {"decoding": "icd", "decoding_set": ["alpha=2"]})()
+    settings = PairSettings(samples_per_image=2, **decoding_from_args(args))
+    judge = lambda image_id, sentences: ["correct", "hallucination"]  # noqa: E731
+    counts = build_pairs(object(), [("a", "a.png")], tmp_path, tmp_path / "p.jsonl", judge, settings=settings,
+                         progress=False)  # fmt: skip
+    assert counts["pairs"] == 1
+    (decoding,) = seen
+    assert decoding.strategy == "icd" and decoding.do_sample
+    assert decoding.strategy_options == {
+        "alpha": 2.0,
+        "beta": 0.1,
+        "disturbance": "You are a confused object detector.",
+    }

@@ -17,7 +17,8 @@ def add_decoding_options(parser) -> None:
         choices=strategy_names(),
         default=GREEDY,
         help=f"training-free decoding strategy (docs/decoding.md): {GREEDY} (default): the model's own "
-        f"generate, greedy unless --temperature/--num-beams say otherwise; {helps}; recorded",
+        f"generate with the command's other decoding options; {helps}; a strategy samples from its own "
+        "distribution when the command samples; recorded",
     )
     parser.add_argument(
         "--decoding-set",
