@@ -98,7 +98,7 @@ def test_select_all_pairs_every_question_and_repeats_the_short_side():
 
 def test_answer_pairs_cli_on_the_world_preference_split(world_checkpoint, tmp_path, capsys):
     from tether.core.images import open_image
-    from tether.eval.runner import fast_yes_no
+    from tether.decoding.yes_no import fast_yes_no
     from tether.models import load
     from tether.world.build import build_world
     from tether.world.config import load_world_config

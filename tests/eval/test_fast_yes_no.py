@@ -5,12 +5,8 @@ import torch
 from PIL import Image
 
 from tether.core.errors import DataError
-from tether.eval.runner import (
-    fast_yes_no,
-    read_finished,
-    yes_no_margins,
-    yes_no_token_ids,
-)
+from tether.decoding.yes_no import fast_yes_no, yes_no_margins, yes_no_token_ids
+from tether.eval.runner import read_finished
 
 QUESTIONS = [
     "is there a red square in the image ?",
@@ -61,7 +57,7 @@ def test_read_finished_tolerates_torn_last_line_only(tmp_path):
 
 
 def test_several_images_in_one_forward_equal_one_image_at_a_time(tiny_vlm):
-    from tether.eval.runner import multi_image_margins
+    from tether.decoding.yes_no import multi_image_margins
 
     images = [Image.new("RGB", (32, 32), c) for c in ("red", "blue", "green")]
     questions = [

@@ -110,7 +110,7 @@ def test_ppo_shows_a_progress_bar(tiny_llava, tmp_path, capsys):
 
 
 def test_fast_mode_raises_no_future_warning(tiny_llava):
-    from tether.eval.runner import yes_no_margins
+    from tether.decoding.yes_no import yes_no_margins
     from tether.models import load
 
     vlm = load(tiny_llava)

@@ -196,7 +196,7 @@ def test_batched_generation_equals_batch_of_one(vlm):
 
 
 def test_fast_yes_no_equals_full_forward(vlm):
-    from tether.eval.runner import yes_no_margins, yes_no_token_ids
+    from tether.decoding.yes_no import yes_no_margins, yes_no_token_ids
 
     image = images(2)[1]
     yes_ids, no_ids = yes_no_token_ids(vlm.tokenizer)

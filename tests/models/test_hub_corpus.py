@@ -22,7 +22,7 @@ from PIL import Image
 
 from tether.core.config import load_config
 from tether.core.errors import TetherError
-from tether.eval.runner import fast_yes_no, yes_no_margins, yes_no_token_ids
+from tether.decoding.yes_no import fast_yes_no, yes_no_margins, yes_no_token_ids
 from tether.methods.sft import SFTConfig, train_sft
 from tether.models import DecodingSettings, load
 from tether.models.chat_templates import DOCUMENTED_FORMATS

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 from tether.core.errors import DataError
 from tether.core.images import open_image
 from tether.core.io import SkipLog, parse_records, require_fields, write_jsonl
+from tether.decoding.yes_no import fast_yes_no
 from tether.eval.concurrent import completed
 from tether.eval.pope import parse_pope_answer
-from tether.eval.runner import fast_yes_no
 from tether.models.decoding import DecodingSettings
 
 SOURCE = "tether data answer-pairs"

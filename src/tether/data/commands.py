@@ -3,6 +3,7 @@
 import argparse
 
 from tether.core.errors import TetherError
+from tether.decoding.options import add_decoding_options, decoding_from_args
 from tether.eval.endpoint import add_endpoint_options
 from tether.models.placement import add_model_load_options
 
@@ -250,6 +251,7 @@ def _register_pairs(verbs) -> None:
     pairs.add_argument("--skip-invalid", action="store_true", help="skip malformed image list lines")
     pairs.add_argument("--streaming", action="store_true", help="a Hugging Face dataset input is read row by row off its files, never loaded whole")
     pairs.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_decoding_options(pairs)
     add_model_load_options(pairs)
     _add_overwrite_option(pairs)
     add_endpoint_options(pairs)
@@ -279,6 +281,7 @@ def _pairs(args) -> int:
         seed=args.seed,
         variants=args.variants,
         backend=args.backend,
+        **decoding_from_args(args),
     )
     if min(settings.samples_per_image, settings.max_new_tokens, settings.max_pairs_per_image) < 1:
         raise TetherError("--samples-per-image, --max-new-tokens and --max-pairs-per-image must be >= 1")
@@ -293,6 +296,8 @@ def _pairs(args) -> int:
     endpoint = _model_or_endpoint(args)
     if endpoint is not None and args.backend != "hf":
         raise TetherError("--backend picks a local generation backend; an --endpoint has its own")
+    if settings.strategy != "greedy" and (endpoint is not None or args.backend != "hf"):
+        raise TetherError(f"--decoding {settings.strategy} runs on a local model: --backend hf, no --endpoint")
     client = _pairs_client(args)
     skips = SkipLog()
     images_root = args.images or (Path(args.world) / "images" if args.world else None)

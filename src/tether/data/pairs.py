@@ -20,13 +20,14 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tether.core.errors import DataError
 from tether.core.images import open_image
 from tether.core.io import SkipLog, append_jsonl, parse_records, require_fields, write_text
 from tether.core.text import split_sentences
+from tether.decoding.dispatch import generate
 from tether.eval.concurrent import completed
 from tether.models.decoding import DecodingSettings
 from tether.models.vllm_backend import generator
@@ -53,6 +54,8 @@ class PairSettings:
     seed: int = 0
     variants: int = 0  # with a rewriter: each (chosen, rejected) becomes this many rewritten pairs
     backend: str = "hf"  # how descriptions are sampled when build_pairs is given a checkpoint path: hf | vllm
+    strategy: str = "greedy"  # a training-free decoding strategy (tether.decoding) the samples are drawn with
+    strategy_options: dict = field(default_factory=dict)
 
 
 def drop_hallucinated(image_id: str, sentences: list[str], labels: list[str]) -> list[str]:
@@ -139,6 +142,8 @@ def build_pairs(
         do_sample=True,
         temperature=settings.temperature,
         top_p=settings.top_p,
+        strategy=settings.strategy,
+        strategy_options=settings.strategy_options,
     )
     todo = [
         (index, image_id, image_file)
@@ -158,8 +163,8 @@ def build_pairs(
         # each image's samples are reproducible alone
         seeded = replace(decoding, seed=settings.seed * 1_000_003 + index)
         with generation_lock:
-            descriptions = vlm.generate(
-                [image] * settings.samples_per_image, [settings.prompt] * settings.samples_per_image, seeded
+            descriptions = generate(
+                vlm, [image] * settings.samples_per_image, [settings.prompt] * settings.samples_per_image, seeded
             )
         return _pairs_of_image(
             image_id, image_file, descriptions, judge, corrector, settings, judge_name, vlm, rewriter

@@ -46,11 +46,9 @@ import torch
 
 from tether.decoding.attention import AttentionHooks, attention_hooks, decoder_layers
 from tether.decoding.pai import text_model
+from tether.decoding.registry import Strategy
 from tether.models.adapter import ModelBatch
 from tether.models.decoding import DecodingSettings
-
-STRATEGY_NAME = "opera"
-margins = None  # OPERA is a beam search over generated text: no fast yes/no variant
 
 IMAGE_ATTENTION_STEPS = 10  # while the window has this many tokens or fewer, reward image attention instead
 MIN_ROLLBACK_LOCATION = 10  # no rollback to a summary token among the first response tokens
@@ -332,3 +330,7 @@ def _rollback_target(
     if window_length - target > settings.window_size + 1:
         target = max(1, window_length - settings.window_size - 1)
     return target
+
+
+# OPERA is a beam search over generated text: no fast yes/no variant
+STRATEGY = Strategy("opera", OperaSettings, generate, None)

@@ -42,10 +42,10 @@ from tether.decoding.attention import (
     decoder_layers,
     suspended,
 )
+from tether.decoding.registry import Strategy
+from tether.decoding.yes_no import shared_prefix_length, yes_no_token_ids
 from tether.models.adapter import model_image_inputs
 from tether.models.decoding import DecodingSettings
-
-STRATEGY_NAME = "pai"
 
 
 @dataclass
@@ -175,7 +175,7 @@ def margins(vlm, images: list, questions: list[tuple[int, str]], settings: PaiSe
     Where no prefix can be shared (InstructBLIP's instruction-aware visual tokens, images of different
     token counts, questions that differ before the image ends), one left-padded forward per batch.
     A question whose yes and no tokens are all cut by the plausibility cut gets margin 0 (neither)."""
-    yes_ids, no_ids = _fast_mode().yes_no_token_ids(vlm.tokenizer)
+    yes_ids, no_ids = yes_no_token_ids(vlm.tokenizer)
     prompts = [prompt for _, prompt in questions]
     was_training = vlm.model.training
     vlm.model.eval()
@@ -204,7 +204,7 @@ def _shared_prefix_logits(vlm, images, questions, settings: PaiSettings) -> torc
         return None
     rows = [vlm._prompt_ids(prompt, layouts[0]) for _, prompt in questions]
     try:
-        prefix_length = _fast_mode()._shared_prefix_length(rows, vlm.image_token_id)
+        prefix_length = shared_prefix_length(rows, vlm.image_token_id)
     except TetherError:
         return None
     prefix = torch.tensor([rows[0][:prefix_length]] * len(images), device=vlm.device)
@@ -250,10 +250,4 @@ def _left_padded_logits(vlm, images, prompts, settings: PaiSettings) -> torch.Te
         return vlm.model(**inputs.model_inputs(), position_ids=positions, logits_to_keep=1).logits[:, -1]
 
 
-def _fast_mode():
-    """The fast yes/no mode's module: ``tether.decoding.yes_no`` (issue 29), ``tether.eval.runner`` before it."""
-    try:
-        from tether.decoding import yes_no
-    except ImportError:
-        from tether.eval import runner as yes_no
-    return yes_no
+STRATEGY = Strategy("pai", PaiSettings, generate, margins)

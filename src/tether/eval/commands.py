@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from tether.core.errors import TetherError
+from tether.decoding.options import add_decoding_options, decoding_from_args
 from tether.eval.registry import BENCHMARKS, get_benchmark
 from tether.eval.run_options import FREE_MAX_NEW_TOKENS, PROMPT_SUFFIXES, YES_NO_MAX_NEW_TOKENS
 from tether.models.placement import add_model_load_options
@@ -164,6 +165,7 @@ def _add_decoding_options(p) -> None:
     )
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--num-beams", type=int, default=1)
+    add_decoding_options(p)
     p.add_argument("--batch-size", type=int, default=8, help="generation batch (left-padded)")
 
 
@@ -178,6 +180,7 @@ def _decoding_from_args(args, items) -> dict:
         "do_sample": args.temperature > 0,
         "batch_size": args.batch_size,
         "seed": args.seed,
+        **decoding_from_args(args),
     }
 
 

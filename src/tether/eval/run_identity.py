@@ -8,6 +8,8 @@ import hashlib
 import json
 
 from tether.core.fingerprints import file_identity, model_identity
+from tether.decoding.registry import GREEDY
+from tether.models.decoding import DecodingSettings
 
 
 def answer_inputs(
@@ -26,11 +28,27 @@ def answer_inputs(
         "images": str(images_root),
         "mode": mode,
         "backend": backend,
-        "decoding": settings.to_dict() if mode == "generate" else None,
+        "decoding": _generate_decoding(settings) if mode == "generate" else _fast_decoding(settings),
         "judge": judge_record(judge),
         # device, dtype and attention kernel change the answers' numerics; recorded only when asked for
         **({"model_load": load_settings.load_options()} if load_settings is not None else {}),
     }
+
+
+def _generate_decoding(settings: DecodingSettings) -> dict:
+    """The decoding a generated answer depends on. Greedy (the model's own ``generate``) is recorded as it was
+    before decoding strategies existed, so the folders of earlier runs resume."""
+    decoding = settings.to_dict()
+    if settings.strategy == GREEDY:
+        del decoding["strategy"], decoding["strategy_options"]
+    return decoding
+
+
+def _fast_decoding(settings: DecodingSettings) -> dict | None:
+    """What fast mode's answers depend on of the decoding: a strategy's, where one is chosen."""
+    if settings.strategy == GREEDY:
+        return None
+    return {"strategy": settings.strategy, "strategy_options": settings.strategy_options}
 
 
 def endpoint_identity(endpoint) -> dict:

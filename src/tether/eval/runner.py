@@ -35,19 +35,18 @@ from tether.core.errors import DataError, TetherError
 from tether.core.fingerprints import MARKER, claim_output
 from tether.core.images import open_image, resolve_under
 from tether.core.io import SkipLog, append_jsonl
+from tether.decoding.dispatch import fast_margins, resolve
+from tether.decoding.dispatch import generate as decoding_generate
+from tether.decoding.registry import GREEDY
 from tether.eval.concurrent import PrefetchedJudge, progress_bar
 from tether.eval.endpoint import endpoint_answers
 from tether.eval.results import RESULTS_FILE, SAMPLES_FILE, write_results
 from tether.eval.run_identity import answer_inputs, endpoint_identity, judge_record
-from tether.models.adapter import model_image_inputs
 from tether.models.decoding import DecodingSettings
 from tether.models.placement import ModelLoadSettings, placement_record
 from tether.models.vllm_backend import BACKENDS, generator
 
 logger = logging.getLogger(__name__)
-
-YES_WORDS = ("Yes", "yes", " Yes", " yes", "YES")
-NO_WORDS = ("No", "no", " No", " no", "NO")
 
 
 def read_finished(path: Path) -> dict[str, str]:
@@ -134,6 +133,8 @@ def run_benchmark(
         raise TetherError("--mode fast reads next-token logits from a forward pass: use --backend hf")
     if benchmark.needs_judge and judge is None:
         raise TetherError(f"{benchmark.name} needs a judge (see --judge-* options)")
+    if settings.strategy != GREEDY and (endpoint is not None or backend != "hf"):
+        raise TetherError(f"decoding '{settings.strategy}' runs on a local model: use --backend hf, no --endpoint")
 
     model_name = str(model_path) if model_path is not None else getattr(endpoint or vlm, "path", None)
     claim_output(
@@ -248,14 +249,14 @@ def _previous_endpoint(out_dir: Path) -> dict | None:
 
 def _decoding(decoding) -> tuple[DecodingSettings, int]:
     if isinstance(decoding, DecodingSettings):
-        return decoding, 8
+        return resolve(decoding), 8
     decoding = dict(decoding or {})
     batch_size = int(decoding.pop("batch_size", 8))
     known = DecodingSettings.__dataclass_fields__
     unknown = sorted(set(decoding) - set(known))
     if unknown:
         raise TetherError(f"unknown decoding settings {unknown}")
-    return DecodingSettings(**decoding), batch_size
+    return resolve(DecodingSettings(**decoding)), batch_size
 
 
 def check_images(items, images_root, skip_invalid: bool) -> None:
@@ -320,132 +321,10 @@ def _generate_answers(vlm, items, images_root, settings, batch_size, skip_invali
             opened = [(item, _open(item, images_root, skip_invalid, skips)) for item in chunk]
             opened = [(item, image) for item, image in opened if image is not None]
             if opened:
-                texts = vlm.generate([im for _, im in opened], [it.prompt for it, _ in opened], settings)
+                images, prompts = [im for _, im in opened], [it.prompt for it, _ in opened]
+                texts = decoding_generate(vlm, images, prompts, settings)
                 yield from ((item, text, None) for (item, _), text in zip(opened, texts))
             bar.update(len(chunk))
-
-
-def yes_no_token_ids(tokenizer) -> tuple[list[int], list[int]]:
-    """The tokens that start a yes answer and those that start a no answer, keeping only tokens that tell
-    the two apart: a sentencepiece tokenizer (LLaVA's) splits " Yes" into "▁", "▁Yes" and " No" into "▁",
-    "▁No", and "▁" in both sets would pull both margins toward zero. A word whose first token is shared
-    contributes its first token that is not."""
-    yes_words, no_words = _word_token_ids(tokenizer, YES_WORDS), _word_token_ids(tokenizer, NO_WORDS)
-    yes_first = {tokens[0] for tokens in yes_words}
-    no_first = {tokens[0] for tokens in no_words}
-    yes_ids, no_ids = _telling_ids(yes_words, no_first), _telling_ids(no_words, yes_first)
-    shared = set(yes_ids) & set(no_ids)
-    yes_ids, no_ids = [t for t in yes_ids if t not in shared], [t for t in no_ids if t not in shared]
-    if not yes_ids or not no_ids:
-        raise TetherError(f"the tokenizer has no token that tells any of {YES_WORDS} from {NO_WORDS}")
-    return yes_ids, no_ids
-
-
-def _word_token_ids(tokenizer, words) -> list[list[int]]:
-    """Each word's token ids, without unknown tokens; words the tokenizer cannot spell are left out."""
-    lists = []
-    for word in words:
-        tokens = [
-            t for t in tokenizer(word, add_special_tokens=False).input_ids if t != tokenizer.unk_token_id
-        ]
-        if tokens:
-            lists.append(tokens)
-    return lists
-
-
-def _telling_ids(word_token_ids: list[list[int]], other_first: set[int]) -> list[int]:
-    ids = []
-    for tokens in word_token_ids:
-        token = next((t for t in tokens if t not in other_first), None)
-        if token is not None and token not in ids:
-            ids.append(token)
-    return ids
-
-
-def fast_yes_no(vlm, image, prompts: list[str]) -> list[str]:
-    """Answer yes/no questions about one image with one shared prefix forward and one batched suffix forward."""
-    return ["Yes" if margin > 0 else "No" for margin in yes_no_margins(vlm, image, prompts).tolist()]
-
-
-def yes_no_margins(vlm, image, prompts: list[str]) -> torch.Tensor:
-    """log P(yes-tokens) - log P(no-tokens) of the first answer token, per question about ``image``."""
-    return multi_image_margins(vlm, [image], [(0, p) for p in prompts])
-
-
-@torch.no_grad()
-def multi_image_margins(vlm, images: list, questions: list[tuple[int, str]]) -> torch.Tensor:
-    """Yes/no margins for ``(image index, prompt)`` questions: one prefix forward for all ``images`` (they must
-    give the same number of visual tokens), the cache rows gathered per question, one suffix forward."""
-    yes_ids, no_ids = yes_no_token_ids(vlm.tokenizer)
-    if vlm.instruction_input_names:
-        # the visual tokens read each question (InstructBLIP): no prefix to share, one left-padded forward
-        batch = vlm.encode([images[i] for i, _ in questions], [p for _, p in questions], padding_side="left")
-        was_training = vlm.model.training
-        vlm.model.eval()
-        try:
-            final = vlm.forward(batch).logits[:, -1].float().log_softmax(dim=-1)
-        finally:
-            vlm.model.train(was_training)
-        return torch.logsumexp(final[:, yes_ids], dim=-1) - torch.logsumexp(final[:, no_ids], dim=-1)
-    image_inputs = vlm.image_inputs(images)
-    counts = vlm.image_layouts(image_inputs)
-    if len(set(counts)) != 1:
-        raise TetherError("images of one fast-mode batch must give the same number of visual tokens")
-    rows = [vlm._prompt_ids(prompt, counts[0]) for _, prompt in questions]
-    prefix_len = _shared_prefix_length(rows, vlm.image_token_id)
-    model = vlm.model
-    was_training = model.training
-    model.eval()
-    try:
-        # the prefix ids are the same for every image (image tokens are placeholders); only pixels differ
-        prefix = torch.tensor([rows[0][:prefix_len]] * len(images), device=vlm.device)
-        image_inputs = {k: v.to(vlm.device) for k, v in image_inputs.items()}
-        out = model(
-            input_ids=prefix,
-            attention_mask=torch.ones_like(prefix),
-            **model_image_inputs(image_inputs),
-            **vlm.extra_inputs(prefix),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        cache = out.cache
-        cache.reorder_cache(torch.tensor([index for index, _ in questions], device=vlm.device))
-        suffixes = [r[prefix_len:] for r in rows]
-        width = max(len(s) for s in suffixes)
-        suffix_ids = torch.full((len(rows), width), vlm.pad_token_id, dtype=torch.long)
-        suffix_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, s in enumerate(suffixes):  # right padding: every real token keeps its position
-            suffix_ids[i, : len(s)] = torch.tensor(s)
-            suffix_mask[i, : len(s)] = 1
-        attention = torch.cat([torch.ones((len(rows), prefix_len), dtype=torch.long), suffix_mask], dim=1)
-        positions = vlm.continuation_position_ids(prefix_len, width, len(rows))
-        logits = model(
-            input_ids=suffix_ids.to(vlm.device),
-            attention_mask=attention.to(vlm.device),
-            cache=cache,
-            position_ids=positions,
-            use_cache=True,
-        ).logits
-    finally:
-        model.train(was_training)
-    last = suffix_mask.sum(dim=1) - 1
-    final = torch.log_softmax(logits[torch.arange(len(rows)), last.to(logits.device)].float(), dim=-1)
-    return torch.logsumexp(final[:, yes_ids], dim=-1) - torch.logsumexp(final[:, no_ids], dim=-1)
-
-
-def _shared_prefix_length(rows: list[list[int]], image_token_id: int) -> int:
-    """Longest common prefix of the rows that covers the image span and leaves each row a suffix token."""
-    length = min(len(r) for r in rows) - 1
-    for i in range(length):
-        if any(r[i] != rows[0][i] for r in rows[1:]):
-            length = i
-            break
-    last_image = max(i for i, t in enumerate(rows[0]) if t == image_token_id)
-    if length <= last_image:
-        raise TetherError(
-            "questions of one image differ before the image ends; fast mode cannot share the prefix"
-        )
-    return length
 
 
 def _fast_answers(vlm, items, images_root, settings, batch_size, skip_invalid, skips, progress):
@@ -463,8 +342,8 @@ def _fast_answers(vlm, items, images_root, settings, batch_size, skip_invalid, s
                     by_size[image.size].append((group, image))
             for same in by_size.values():
                 questions = [(i, item) for i, (group, _) in enumerate(same) for item in group]
-                margins = multi_image_margins(
-                    vlm, [image for _, image in same], [(i, item.prompt) for i, item in questions]
+                margins = fast_margins(
+                    vlm, [image for _, image in same], [(i, item.prompt) for i, item in questions], settings
                 )
                 # p(yes) = P(yes-tokens) / (P(yes-tokens) + P(no-tokens)), the margin's logistic
                 p_yes = torch.sigmoid(margins.float()).tolist()

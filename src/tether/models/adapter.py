@@ -562,14 +562,17 @@ class VisionLanguageModel:
         prompts: Sequence[str],
         settings: DecodingSettings | None = None,
         output_logits: bool = False,
+        batch: ModelBatch | None = None,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """The generated token ids ``[batch, new]`` (EOS, then padding, after a finished row), the raw
         next-token logits at each step ``[batch, new, vocab]`` when ``output_logits`` (else None), and the
-        prompt lengths without padding ``[batch]``."""
+        prompt lengths without padding ``[batch]``. A left-padded ``batch`` built by the caller (checked
+        already: ``tether.decoding``'s contrast rows) replaces the encoding of ``images`` and ``prompts``."""
         settings = settings or DecodingSettings()
-        batch = self.encode(images, prompts, padding_side="left")
-        self.check_image_tokens(batch)
+        if batch is None:
+            batch = self.encode(images, prompts, padding_side="left")
+            self.check_image_tokens(batch)
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         was_training = self.model.training

@@ -1,6 +1,6 @@
 """Decoding settings: explicit, recorded with every result."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -13,6 +13,11 @@ class DecodingSettings:
     num_beams: int = 1
     repetition_penalty: float = 1.0
     seed: int | None = None
+    # a training-free decoding strategy of ``tether.decoding`` (vcd, icd, m3id, ...); "greedy" is the model's
+    # own generate with the settings above (greedy, sampling or beam search). ``strategy_options`` holds the
+    # strategy's parameters, every one of them (``tether.decoding`` fills in the paper's defaults).
+    strategy: str = "greedy"
+    strategy_options: dict = field(default_factory=dict)
 
     def generate_kwargs(self) -> dict:
         kwargs = {
