@@ -273,7 +273,7 @@ def answers_yes_or_no(vlm) -> None:
     the LM head scores only the yes and no tokens (opposite directions, so one of them always wins), and
     generation stops at either. Fast mode then reads the same decision off the first position's logits,
     so the agreement measures what it does for a trained model: batched, padded scoring against generation."""
-    from tether.eval.runner import yes_no_token_ids
+    from tether.decoding.yes_no import yes_no_token_ids
 
     yes_ids, no_ids = yes_no_token_ids(vlm.tokenizer)
     head = vlm.model.get_output_embeddings().weight

@@ -121,7 +121,7 @@ def test_contrast_equals_hand_computation():
 
 
 def plain_margins(vlm, questions):
-    from tether.eval.runner import yes_no_token_ids
+    from tether.decoding.yes_no import yes_no_token_ids
 
     yes_ids, no_ids = yes_no_token_ids(vlm.tokenizer)
     margins = []

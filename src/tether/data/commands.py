@@ -136,7 +136,7 @@ def _answer_pairs(args) -> int:
     from tether.core.io import SkipLog
     from tether.core.provenance import environment
     from tether.data.answer_pairs import AnswerPairSettings, build_answer_pairs, load_yes_no_questions
-    from tether.eval.runner import endpoint_identity
+    from tether.eval.run_identity import endpoint_identity
     from tether.models import load
     from tether.models.placement import ModelLoadSettings, placement_record
 
@@ -268,7 +268,7 @@ def _pairs(args) -> int:
     from tether.core.io import SkipLog, is_stream
     from tether.core.provenance import environment
     from tether.data.pairs import PairSettings, build_pairs, load_pair_images
-    from tether.eval.runner import endpoint_identity
+    from tether.eval.run_identity import endpoint_identity
     from tether.models.placement import ModelLoadSettings
 
     settings = PairSettings(

@@ -80,7 +80,7 @@ def test_faults_under_concurrency_lose_nothing_and_ask_nothing_twice(chat_server
 
 def test_rerun_asks_only_for_missing_answers(chat_server, tmp_path):
     from tether.core.fingerprints import MARKER, claim_output
-    from tether.eval.runner import answer_inputs, endpoint_identity
+    from tether.eval.run_identity import answer_inputs, endpoint_identity
     from tether.models.decoding import DecodingSettings
     from tether.models.placement import ModelLoadSettings
 
@@ -129,7 +129,7 @@ def test_judge_requests_concurrent_give_the_same_scores_and_add_up(chat_server, 
     """MMHal answers already on disk: the run only asks the judge, 8 at a time, through 429s and hangs."""
     from tether.core.fingerprints import MARKER, claim_output
     from tether.eval.judges import ChatClient
-    from tether.eval.runner import answer_inputs
+    from tether.eval.run_identity import answer_inputs
     from tether.models.decoding import DecodingSettings
 
     template = [
