@@ -208,6 +208,7 @@ class PPORunner:
 
         from tether.errors import TetherError
         from tether.methods.reward import RewardModel, load_reward_model
+        from tether.methods.trainer import refuse_fsdp_on_cpu
         from tether.methods.tuning import configure_trainable, load_for_training, training_load_options
         from tether.models import load
 
@@ -230,6 +231,7 @@ class PPORunner:
             else load_reward_model(self.settings.reward_model, **training_load_options(config.model))
         )
         on_cpu = config.model.device == "cpu" or not torch.cuda.is_available()
+        refuse_fsdp_on_cpu(on_cpu)
         deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"  # accelerate launch
         # cpu=True on CPU machines: without it accelerate ignores torchrun's WORLD_SIZE and runs N copies
         # alone; but it also switches DeepSpeed off, which runs on the CPU through DS_ACCELERATOR=cpu and

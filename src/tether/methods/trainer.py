@@ -40,6 +40,7 @@ def training_arguments(
     if "tensorboard" in settings.report_to or "all" in settings.report_to:
         require_tensorboard()
     on_cpu = model_device == "cpu" or not torch.cuda.is_available()
+    refuse_fsdp_on_cpu(on_cpu)
     deepspeed = uses_deepspeed(settings)
     kwargs = dict(
         output_dir=settings.output_dir,
@@ -83,6 +84,16 @@ def uses_deepspeed(settings: TrainSettings) -> bool:
     """Whether this run trains under DeepSpeed: ``train.deepspeed`` or ``accelerate launch`` with a DeepSpeed
     config (which sets ``ACCELERATE_USE_DEEPSPEED``)."""
     return bool(settings.deepspeed) or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+
+
+def refuse_fsdp_on_cpu(on_cpu: bool) -> None:
+    """FSDP runs on GPUs only: on the CPU accelerate (1.16) keeps its multi-CPU mode, in which an FSDP config
+    is dropped and the model silently trains under DDP (it switches to FSDP only for GPU-like devices)."""
+    if on_cpu and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        raise TetherError(
+            "FSDP needs GPUs: on the CPU accelerate would train with DDP instead of the FSDP config; "
+            "use configs/accelerate/ddp_cpu.yaml or a DeepSpeed config (DS_ACCELERATOR=cpu)"
+        )
 
 
 def require_tensorboard() -> None:
