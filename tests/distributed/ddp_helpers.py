@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
@@ -18,11 +19,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train(method: str, settings: list[str], out, processes: int) -> dict:
-    """Run ``tether train <method> --set ...`` (``train.output_dir`` = ``out``); return its run.json."""
+REPO = Path(__file__).resolve().parents[2]
+
+
+def train(method: str, settings: list[str], out, processes: int, accelerate: list[str] | None = None) -> dict:
+    """Run ``tether train <method> --set ...`` (``train.output_dir`` = ``out``); return its run.json.
+
+    Several processes start under torchrun, or under ``accelerate launch <accelerate> --num_processes N``
+    when ``accelerate`` gives its arguments (a config file of configs/accelerate/, from the repository root).
+    """
     command = ["-m", "tether", "train", method] + [x for s in settings for x in ("--set", s)]
     command += ["--set", f"train.output_dir={out}"]
-    if processes > 1:
+    if accelerate is not None:
+        command = [
+            "-m",
+            "accelerate.commands.launch",
+            *accelerate,
+            "--num_processes",
+            str(processes),
+            "--main_process_port",
+            str(free_port()),
+        ] + command
+    elif processes > 1:
         command = [
             "-m",
             "torch.distributed.run",
@@ -31,16 +49,23 @@ def train(method: str, settings: list[str], out, processes: int) -> dict:
             "--master_port",
             str(free_port()),
         ] + command
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, 2 // processes))}
-    result = subprocess.run([sys.executable, *command], capture_output=True, text=True, env=env, timeout=600)
+    # DS_ACCELERATOR=cpu: DeepSpeed's CPU accelerator (gloo), where there is no GPU
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, 2 // processes)), "DS_ACCELERATOR": "cpu"}
+    result = subprocess.run(
+        [sys.executable, *command], capture_output=True, text=True, env=env, timeout=600, cwd=REPO
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((out / "run.json").read_text())
 
 
-def assert_same_trained_weights(one, two, step: int, initial: dict[str, torch.Tensor]) -> None:
-    """The step-``step`` checkpoints of two runs hold the same trainable weights, which moved in training."""
-    a = load_file(one / f"checkpoint-{step}" / TRAINABLE_WEIGHTS)
-    b = load_file(two / f"checkpoint-{step}" / TRAINABLE_WEIGHTS)
+def assert_same_trained_weights(
+    one, two, step: int, initial: dict[str, torch.Tensor], weights: str = TRAINABLE_WEIGHTS
+) -> None:
+    """The step-``step`` checkpoints of two runs hold the same trainable weights, which moved in training
+    (``step`` None: the exported models, ``weights`` = ``model.safetensors``)."""
+    folder = f"checkpoint-{step}" if step is not None else "model"
+    a = load_file(one / folder / weights)
+    b = load_file(two / folder / weights)
     assert a.keys() == b.keys() and len(a) > 0
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4)

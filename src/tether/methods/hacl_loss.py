@@ -56,7 +56,9 @@ class LearnableTemperature(torch.nn.Module):
 
     def __init__(self, init: float = TEMPERATURE_INIT):
         super().__init__()
-        self.log_temperature = torch.nn.Parameter(torch.tensor(float(init)).log())
+        # shape (1,), not a 0-dim scalar: DeepSpeed (ZeRO-0/1/2) broadcasts every parameter viewed as bytes,
+        # which a 0-dim tensor cannot be ("self.dim() cannot be 0 to view Float as Byte")
+        self.log_temperature = torch.nn.Parameter(torch.tensor([float(init)]).log())
 
     def forward(self) -> torch.Tensor:
-        return self.log_temperature.exp().clamp(TEMPERATURE_MIN, TEMPERATURE_MAX)
+        return self.log_temperature.exp().clamp(TEMPERATURE_MIN, TEMPERATURE_MAX).squeeze(0)

@@ -205,36 +205,51 @@ class PPORunner:
 
     def __init__(self, config: PPOConfig, score_fn: ScoreFn | None = None):
         from accelerate import Accelerator
+        from accelerate.utils import InitProcessGroupKwargs
 
         from tether.core.errors import TetherError
         from tether.methods.reward import RewardModel, load_reward_model
+        from tether.methods.trainer import refuse_fsdp_on_cpu
         from tether.methods.tuning import configure_trainable, load_for_training, training_load_options
         from tether.models import load
 
         self.config, self.settings, self.score_fn = config, config.ppo, score_fn
         if not self.settings.reward_model:
             raise TetherError("ppo.reward_model is not set: give the folder written by `tether train reward`")
-        # cpu=True on CPU machines: without it accelerate ignores torchrun's WORLD_SIZE and runs N copies alone
+        torch.manual_seed(config.train.seed)  # LoRA and head initialisation: a rerun builds the same models
+        # the models are loaded before the Accelerator exists: under ZeRO-3 its DeepSpeed config would make
+        # transformers build them inside deepspeed.zero.Init, whose wrapped __init__ skips the kernels
+        # package's per-layer setup (AttributeError: '_kernel_funcs' at the first forward)
+        self.policy = load_for_training(config.model)
+        self.reference = None
+        if config.model.lora is None:  # no adapters to switch off: the reference is a frozen copy
+            self.reference = load(config.model.path, **training_load_options(config.model))
+        reward = load_reward_model(self.settings.reward_model, **training_load_options(config.model))
+        value_vlm = reward.vlm
+        separate_reward = (
+            None
+            if self.settings.value_lora is not None
+            else load_reward_model(self.settings.reward_model, **training_load_options(config.model))
+        )
+        on_cpu = config.model.device == "cpu" or not torch.cuda.is_available()
+        refuse_fsdp_on_cpu(on_cpu)
+        deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"  # accelerate launch
+        # cpu=True on CPU machines: without it accelerate ignores torchrun's WORLD_SIZE and runs N copies
+        # alone; but it also switches DeepSpeed off, which runs on the CPU through DS_ACCELERATOR=cpu and
+        # there needs the gloo backend named, or accelerate counts one process
         self.accelerator = Accelerator(
-            cpu=config.model.device == "cpu" or not torch.cuda.is_available(),
+            cpu=on_cpu and not deepspeed,
             mixed_precision="bf16" if config.train.bf16 else "no",
+            kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")] if on_cpu and deepspeed else None,
         )
         expected = os.environ.get("TETHER_EXPECTED_WORLD_SIZE")  # set by `tether train --launcher`
         if expected and int(expected) != self.accelerator.num_processes:
             raise TetherError(
                 f"launched for {expected} processes but PPO runs in {self.accelerator.num_processes}"
             )
-        torch.manual_seed(config.train.seed)  # LoRA and head initialisation: a rerun builds the same models
         device = self.accelerator.device
-
-        self.policy = load_for_training(config.model)
-        self.reference = None
-        if config.model.lora is None:  # no adapters to switch off: the reference is a frozen copy
-            self.reference = load(config.model.path, **training_load_options(config.model))
+        if self.reference is not None:
             self.reference.model.requires_grad_(False).eval().to(device)
-
-        reward = load_reward_model(self.settings.reward_model, **training_load_options(config.model))
-        value_vlm = reward.vlm
         frozen_llm = self.settings.value_lora is not None
         configure_trainable(
             value_vlm,
@@ -249,10 +264,7 @@ class PPORunner:
         if frozen_llm:  # the reward model is the value network with its adapter disabled
             self.reward_model = RewardModel(value_vlm, reward.head.requires_grad_(False), reward.use_facts)
         else:
-            self.reward_model = load_reward_model(
-                self.settings.reward_model, **training_load_options(config.model)
-            )
-            self.reward_model.requires_grad_(False).to(device)
+            self.reward_model = separate_reward.requires_grad_(False).to(device)
         if self.policy.tokenizer.get_vocab() != value_vlm.tokenizer.get_vocab():
             raise TetherError(
                 "the reward model's tokenizer differs from the policy's; train it from the same model"
@@ -267,6 +279,12 @@ class PPORunner:
         optimizer = torch.optim.AdamW(
             params, lr=config.train.learning_rate, weight_decay=config.train.weight_decay
         )
+        plugin = self.accelerator.state.deepspeed_plugin
+        if plugin is not None:  # no dataloader for accelerate to read it from: PPO's minibatch
+            plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = self.settings.mini_batch_size
+        # ZeRO-3 gathers each layer's shards as it runs: every rank must take as many generation steps
+        zero3 = plugin is not None and plugin.zero_stage == 3 and self.accelerator.num_processes > 1
+        self.generate_kwargs = {"synced_gpus": True} if zero3 else {}
         self.module, self.optimizer = self.accelerator.prepare(module, optimizer)
         self.reward_model.head.to(device)  # frozen: not in the prepared module, so moved by hand
         self.kl = AdaptiveKLController(
@@ -327,7 +345,9 @@ class PPORunner:
     def rollout(self, records: Sequence[PromptRecord], images: list | None) -> Rollout:
         s = self.settings
         prompts = [r.prompt for r in records]
-        responses, finished = self.policy.generate_with_eos(images, prompts, self.decoding)
+        responses, finished = self.policy.generate_with_eos(
+            images, prompts, self.decoding, **self.generate_kwargs
+        )
         policy_batch, value_batch = self._batches(images, records, responses, finished)
         out = self.module(policy_batch, value_batch)
         mask, logprobs, values = out["mask"], out["logprobs"], out["values"]
@@ -443,38 +463,49 @@ class PPORunner:
     # ---- checkpoints ---------------------------------------------------------------------------------
 
     def save_checkpoint(self, folder: Path, step: int, history: list[dict]) -> None:
+        """Every rank calls it (under ZeRO-3 the weights are gathered from all ranks); the main one writes.
+
+        Under DeepSpeed the optimizer state stays in DeepSpeed's per-rank shards, which are not written (they
+        would be pickles): such a checkpoint holds the weights, and resuming from it is refused."""
         from safetensors.torch import save_file
 
         from tether.core.io import write_json
         from tether.methods.trainer import TRAINABLE_WEIGHTS, trainable_state
 
+        weights = trainable_state(self.accelerator.unwrap_model(self.module))
+        if not self.accelerator.is_main_process:
+            return
         folder.mkdir(parents=True, exist_ok=True)
-        save_file(trainable_state(self.accelerator.unwrap_model(self.module)), folder / TRAINABLE_WEIGHTS)
-        state = self.optimizer.state_dict()
-        tensors = {
-            f"{index}.{key}": value.detach().cpu().contiguous()
-            for index, values in state["state"].items()
-            for key, value in values.items()
-        }
-        save_file(tensors, folder / OPTIMIZER_WEIGHTS)
+        save_file(weights, folder / TRAINABLE_WEIGHTS)
+        param_groups = None
+        if self.accelerator.state.deepspeed_plugin is None:
+            state = self.optimizer.state_dict()
+            tensors = {
+                f"{index}.{key}": value.detach().cpu().contiguous()
+                for index, values in state["state"].items()
+                for key, value in values.items()
+            }
+            save_file(tensors, folder / OPTIMIZER_WEIGHTS)
+            param_groups = state["param_groups"]
         write_json(
             folder / PPO_STATE,
-            {
-                "step": step,
-                "kl_coef": self.kl.value,
-                "param_groups": state["param_groups"],
-                "history": history,
-            },
+            {"step": step, "kl_coef": self.kl.value, "param_groups": param_groups, "history": history},
         )
 
     def load_checkpoint(self, folder: Path) -> tuple[int, list[dict]]:
         from safetensors.torch import load_file
 
+        from tether.core.errors import TetherError
         from tether.core.io import read_json
         from tether.methods.trainer import TRAINABLE_WEIGHTS, load_trainable_state
 
-        load_trainable_state(self.accelerator.unwrap_model(self.module), folder / TRAINABLE_WEIGHTS)
         info = read_json(folder / PPO_STATE)
+        if info.get("param_groups") is None:
+            raise TetherError(
+                f"{folder}: written under DeepSpeed, without optimizer state: PPO cannot resume from it; "
+                "start again with --overwrite (or train.resume=false)"
+            )
+        load_trainable_state(self.accelerator.unwrap_model(self.module), folder / TRAINABLE_WEIGHTS)
         per_param: dict[int, dict] = {}
         for name, value in load_file(str(folder / OPTIMIZER_WEIGHTS)).items():
             index, key = name.split(".", 1)
@@ -503,7 +534,7 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     from tether.core.io import SkipLog, append_jsonl
     from tether.data.rlhf import load_captions, load_prompt_records
     from tether.methods.run_record import RunTimer, write_run_record
-    from tether.methods.trainer import last_complete_checkpoint
+    from tether.methods.trainer import gather_full_parameters, last_complete_checkpoint
     from tether.methods.tuning import export_model
     from tether.models.placement import placement_record
 
@@ -560,12 +591,13 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
                 logger.info(
                     "step %d: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step"), step
                 )
-            if config.train.save_steps and step % config.train.save_steps == 0:
-                runner.save_checkpoint(out_dir / f"checkpoint-{step}", step, history)
+        if config.train.save_steps and step % config.train.save_steps == 0:
+            runner.save_checkpoint(out_dir / f"checkpoint-{step}", step, history)  # every rank (ZeRO-3)
         bar.set_postfix(reward=f"{metrics.get('reward', float('nan')):.3g}", refresh=False)
         bar.update(1)
         runner.accelerator.wait_for_everyone()
     bar.close()
+    gather_full_parameters(runner.accelerator.unwrap_model(runner.module))  # ZeRO-3: every rank joins
     out = out_dir / "model"
     if main:
         export_model(runner.policy, out)

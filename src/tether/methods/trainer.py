@@ -39,6 +39,9 @@ def training_arguments(
     the CPU even where a GPU is visible)."""
     if "tensorboard" in settings.report_to or "all" in settings.report_to:
         require_tensorboard()
+    on_cpu = model_device == "cpu" or not torch.cuda.is_available()
+    refuse_fsdp_on_cpu(on_cpu)
+    deepspeed = uses_deepspeed(settings)
     kwargs = dict(
         output_dir=settings.output_dir,
         max_steps=settings.max_steps,
@@ -59,8 +62,11 @@ def training_arguments(
         # not the Trainer's activation_checkpointing: it calls the method module, which is no HF model
         # (``enable_activation_checkpointing`` reaches the models inside)
         dataloader_pin_memory=torch.cuda.is_available(),
-        # without it, accelerate does not set up multi-process CPU (gloo) training under torchrun
-        use_cpu=model_device == "cpu" or not torch.cuda.is_available(),
+        # without it, accelerate does not set up multi-process CPU (gloo) training under torchrun; but it
+        # also switches DeepSpeed off, which runs on the CPU through its own accelerator (DS_ACCELERATOR=cpu)
+        use_cpu=on_cpu and not deepspeed,
+        # DeepSpeed on the CPU: accelerate counts one process unless it is told the backend
+        ddp_backend="gloo" if on_cpu and deepspeed else None,
         report_to=settings.report_to,
         deepspeed=settings.deepspeed,
         dataloader_num_workers=settings.dataloader_num_workers,
@@ -72,6 +78,22 @@ def training_arguments(
     kwargs.update(settings.extra)
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
+
+
+def uses_deepspeed(settings: TrainSettings) -> bool:
+    """Whether this run trains under DeepSpeed: ``train.deepspeed`` or ``accelerate launch`` with a DeepSpeed
+    config (which sets ``ACCELERATE_USE_DEEPSPEED``)."""
+    return bool(settings.deepspeed) or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+
+
+def refuse_fsdp_on_cpu(on_cpu: bool) -> None:
+    """FSDP runs on GPUs only: on the CPU accelerate (1.16) keeps its multi-CPU mode, in which an FSDP config
+    is dropped and the model silently trains under DDP (it switches to FSDP only for GPU-like devices)."""
+    if on_cpu and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        raise TetherError(
+            "FSDP needs GPUs: on the CPU accelerate would train with DDP instead of the FSDP config; "
+            "use configs/accelerate/ddp_cpu.yaml or a DeepSpeed config (DS_ACCELERATOR=cpu)"
+        )
 
 
 def require_tensorboard() -> None:
@@ -145,6 +167,17 @@ def is_zero3_partitioned(module: torch.nn.Module) -> bool:
     return any(hasattr(param, "ds_id") for param in module.parameters())
 
 
+def gather_full_parameters(module: torch.nn.Module) -> None:
+    """After training under DeepSpeed ZeRO-3, give every parameter of ``module`` its full value again on
+    every rank (each held only a shard), so the main rank exports whole weights and heads.
+
+    A collective: every rank calls it. The parameters stay gathered: training is over.
+    """
+    params = [param for param in module.parameters() if hasattr(param, "ds_id")]
+    if params:
+        params[0].all_gather(param_list=params)  # what deepspeed.zero.GatheredParameters does on entry
+
+
 def _gathered_zero3(param: torch.nn.Parameter) -> torch.Tensor:
     """The full value of a ZeRO-3 partitioned parameter (a collective: every rank must call it)."""
     import deepspeed  # only reachable under DeepSpeed, which set `ds_id`
@@ -211,6 +244,7 @@ def run_training(
         trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
         return trainer
     trainer.train(resume_from_checkpoint=resume)
+    gather_full_parameters(module)
     return trainer
 
 
