@@ -47,7 +47,7 @@ from tether.core.hf_dataset import image_file_stat
 from tether.core.images import open_image
 from tether.data.preference import DEFAULT_IMAGE_PATTERN, PreferenceRecord
 from tether.methods.dpo_loss import dpo_sigmoid_loss
-from tether.methods.noise import noise_hook
+from tether.methods.noise import NoiseSettings, noise_hook, noise_settings
 from tether.methods.run_record import start_output, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, VisionLanguageModel
@@ -89,7 +89,10 @@ class DPOConfig:
     data: DPOData = field(default_factory=DPOData)
     train: TrainSettings = field(default_factory=TrainSettings)
     dpo: DPOSettings = field(default_factory=DPOSettings)
-    noiseboost: dict | None = None  # see tether.methods.noise (NoiseBoost settings)
+    noiseboost: NoiseSettings | None = None  # NoiseBoost on the visual tokens (tether.methods.noise)
+
+    def __post_init__(self):
+        self.noiseboost = noise_settings(self.noiseboost)
 
 
 # ---- encoding ----------------------------------------------------------------------------------------------

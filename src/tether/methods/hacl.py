@@ -33,6 +33,7 @@ from tether.core.images import open_image
 from tether.data.sft import SFTRecord
 from tether.methods.dpo import packed_hidden_states, supports_packing
 from tether.methods.hacl_loss import TEMPERATURE_INIT, LearnableTemperature, hacl_contrastive_loss
+from tether.methods.noise import NoiseSettings, noise_settings
 from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.methods.sft import SFTData, SFTModule, next_token_loss
@@ -71,7 +72,10 @@ class HACLConfig:
     data: HACLData = field(default_factory=HACLData)
     train: TrainSettings = field(default_factory=TrainSettings)
     hacl: HACLSettings = field(default_factory=HACLSettings)
-    noiseboost: dict | None = None  # NoiseBoost on the L_G forward, as in SFT
+    noiseboost: NoiseSettings | None = None  # NoiseBoost on the L_G forward, as in SFT
+
+    def __post_init__(self):
+        self.noiseboost = noise_settings(self.noiseboost)
 
 
 @dataclass

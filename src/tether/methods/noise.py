@@ -80,16 +80,23 @@ class VisualNoise(torch.nn.Module):
         return features + torch.randn_like(features) * sigma
 
 
-def noise_from_settings(raw: dict) -> VisualNoise:
-    return VisualNoise(from_dict(NoiseSettings, raw, where="noiseboost"))
+def noise_settings(value: NoiseSettings | dict | None) -> NoiseSettings | None:
+    """A config's ``noiseboost`` field as ``NoiseSettings``: recipes give a typed section already; code that
+    builds a config gives the settings or their mapping (checked like a recipe's section). None: no noise."""
+    if value is None or isinstance(value, NoiseSettings):
+        return value
+    return from_dict(NoiseSettings, value, where="noiseboost")
 
 
-def training_noise(raw: NoiseSettings | dict | None) -> tuple[VisualNoise | None, list]:
-    """A recipe's ``noiseboost`` section (settings or their raw mapping) as the perturbation and the
-    callbacks that drive its schedule."""
-    if not raw:
+def noise_from_settings(raw: NoiseSettings | dict) -> VisualNoise:
+    return VisualNoise(noise_settings(raw))
+
+
+def training_noise(settings: NoiseSettings | None) -> tuple[VisualNoise | None, list]:
+    """A config's ``noiseboost`` settings as the perturbation and the callbacks that drive its schedule."""
+    if settings is None:
         return None, []
-    noise = VisualNoise(raw) if isinstance(raw, NoiseSettings) else noise_from_settings(raw)
+    noise = VisualNoise(settings)
     return noise, [NoiseScheduleCallback(noise)]
 
 

@@ -12,7 +12,7 @@ import torch
 from tether.core.errors import TetherError
 from tether.core.images import open_image
 from tether.data.sft import SFTRecord
-from tether.methods.noise import noise_hook
+from tether.methods.noise import NoiseSettings, noise_hook, noise_settings
 from tether.methods.run_record import training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
@@ -34,13 +34,16 @@ class SFTConfig:
     model: ModelSettings = field(default_factory=ModelSettings)
     data: SFTData = field(default_factory=SFTData)
     train: TrainSettings = field(default_factory=TrainSettings)
-    noiseboost: dict | None = None  # see tether.methods.noise (NoiseBoost settings)
+    noiseboost: NoiseSettings | None = None  # NoiseBoost on the visual tokens (tether.methods.noise)
     # "token": mean NLL over every response token of the batch (LLaVA's); "sample": mean per response, then
     # over responses, so one-word answers weigh as much as long descriptions in a mixed batch
     normalize: str = "token"
     # run each batch as sub-batches of similar length: the same loss with less padding (``length_chunks``;
     # NoiseBoost's draws then differ, not their distribution)
     split_by_length: bool = True
+
+    def __post_init__(self):
+        self.noiseboost = noise_settings(self.noiseboost)
 
 
 # What one more forward must save, in padded token positions, to be worth running. Measured on the study's

@@ -19,7 +19,7 @@ import torch
 
 from tether.core.io import SkipLog
 from tether.data.sft import SFTRecord
-from tether.methods.noise import NoiseSettings
+from tether.methods.noise import NoiseSettings, noise_settings
 from tether.methods.run_record import start_output, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.models.decoding import DecodingSettings
@@ -59,6 +59,9 @@ class SSLConfig:
     noiseboost: NoiseSettings | None = field(default_factory=NoiseSettings)  # null turns NoiseBoost off
     normalize: str = "token"  # loss mean per token or per sample, as tether.methods.sft
     split_by_length: bool = True  # sub-batches of similar length, as tether.methods.sft
+
+    def __post_init__(self):
+        self.noiseboost = noise_settings(self.noiseboost)
 
 
 @dataclass
