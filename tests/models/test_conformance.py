@@ -328,7 +328,8 @@ def test_hacl_step(checkpoint, images_root, lora):
 
 def pair_items(vlm, images_root):
     from tether.data.preference import PreferenceRecord
-    from tether.methods.dpo import DPOCollator, compute_reference_logprobs
+    from tether.methods.dpo import DPOCollator
+    from tether.methods.dpo_reference import compute_reference_logprobs
 
     pairs = [
         PreferenceRecord(PROMPTS[i], RESPONSES[i], RESPONSES[(i + 1) % 3], [f"{i}.png"]) for i in range(3)
@@ -342,7 +343,8 @@ def pair_items(vlm, images_root):
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_dpo_step_packed_equals_two_sequence(checkpoint, images_root, lora):
-    from tether.methods.dpo import DPOCollator, DPOModule, supports_packing
+    from tether.methods.dpo import DPOCollator, DPOModule
+    from tether.methods.packing import supports_packing
 
     vlm = fresh(checkpoint, lora)
     assert supports_packing(vlm)

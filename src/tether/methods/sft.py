@@ -6,15 +6,18 @@ training mode only.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from tether.core.errors import TetherError
 from tether.core.images import open_image
-from tether.data.sft import SFTRecord
+from tether.core.io import SkipLog
+from tether.data.sft import SFTRecord, load_sft_records
 from tether.methods.noise import NoiseSettings, noise_hook, noise_settings
-from tether.methods.run_record import training_run
+from tether.methods.run_record import RunTimer, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.trainer import MethodRun, load_records, run_method
 from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
 
 
@@ -184,57 +187,33 @@ def next_token_loss(
 
 
 @training_run("train sft")
-def train_sft(config: SFTConfig):
+def train_sft(config: SFTConfig) -> Path:
     """Run SFT from a config; returns the folder of the exported (merged, loadable) model."""
-    from tether.core.io import SkipLog
-    from tether.data.sft import load_sft_records
-    from tether.methods.run_record import RunTimer
-
-    timer = RunTimer()
+    timer, skips = RunTimer(), SkipLog()
     if not config.data.train:
         raise TetherError("data.train lists no files")
-    skips = SkipLog()
-    records = [
-        r
-        for path in config.data.train
-        for r in load_sft_records(
-            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
-        )
-    ]
-    skips.require(records, "no SFT records to train on")
-    extra = {"records": len(records), "skipped": skips.skipped, "skip_reasons": skips.reasons}
-    out = fit_sft(config, records, "train sft", timer, extra)
-    skips.report()
-    return out
-
-
-def fit_sft(config, records: list[SFTRecord], command: str, timer, extra: dict):
-    """SFT (with the config's NoiseBoost) of ``config.model`` on ``records``: train, export, record the run.
-    ``config`` is an SFTConfig or a config with the same model, data, train and SFT fields (SSLConfig)."""
-    from pathlib import Path
-
-    from tether.methods.noise import training_noise
-    from tether.methods.run_record import write_run_record
-    from tether.methods.trainer import run_training
-    from tether.methods.tuning import export_model, load_for_training
-
-    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
-    vlm = load_for_training(config.model)
-    perturbation, callbacks = training_noise(config.noiseboost)
-    trainer = run_training(
-        SFTModule(vlm, perturbation, config.normalize),
-        SFTCollator(
-            vlm, config.data.images, config.data.max_length, config.split_by_length, config.data.template
-        ),
-        records,
-        config.train,
-        callbacks=callbacks,
-        model_device=config.model.device,
+    records = load_records(
+        config.data.train,
+        load_sft_records,
+        skip_invalid=config.data.skip_invalid,
+        skips=skips,
+        images=config.data.images,
     )
-    out = Path(config.train.output_dir) / "model"
-    if trainer.args.should_save:
-        export_model(vlm, out)
-        write_run_record(
-            config.train.output_dir, command=command, config=config, trainer=trainer, timer=timer, extra=extra
+    skips.require(records, "no SFT records to train on")
+    build = sft_method(config, records)
+    return run_method(config, "train sft", build, timer=timer, skips=skips, record={"records": len(records)})
+
+
+def sft_method(config, records: list[SFTRecord]):
+    """``run_method``'s ``build`` for SFT (with the config's NoiseBoost) on ``records``. ``config`` is an
+    SFTConfig or a config with the same data and SFT fields (SSLConfig)."""
+
+    def build(vlm: VisionLanguageModel, perturbation) -> MethodRun:
+        data = config.data
+        return MethodRun(
+            SFTModule(vlm, perturbation, config.normalize),
+            SFTCollator(vlm, data.images, data.max_length, config.split_by_length, data.template),
+            records,
         )
-    return out
+
+    return build

@@ -17,11 +17,17 @@ from pathlib import Path
 
 import torch
 
-from tether.core.io import SkipLog
-from tether.data.sft import SFTRecord
+from tether.core.errors import DataError, TetherError
+from tether.core.images import open_image
+from tether.core.io import SkipLog, append_jsonl, iter_jsonl, read_records, require_image
+from tether.data.sft import SFTRecord, load_sft_records
 from tether.methods.noise import NoiseSettings, noise_settings
-from tether.methods.run_record import start_output, training_run
+from tether.methods.run_record import RunTimer, start_output, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.sft import sft_method
+from tether.methods.trainer import load_records, run_method
+from tether.models import load
+from tether.models.adapter import TEMPLATES
 from tether.models.decoding import DecodingSettings
 
 CONFIDENCE_REDUCTIONS = ("mean", "min")
@@ -80,8 +86,6 @@ def load_unlabeled_items(
 ) -> list[UnlabeledItem]:
     """Items to pseudo-label; an item without a prompt is expanded to one item per entry of ``prompts``.
     With ``images`` (the root), an item whose image is missing is a ``path:line`` error."""
-    from tether.core.errors import DataError
-    from tether.core.io import read_records, require_image
 
     items = []
     for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips):
@@ -117,8 +121,6 @@ def answer_confidence(per_token_logprobs: torch.Tensor, mask: torch.Tensor, redu
     elif reduction == "min":
         value = probs.masked_fill(~mask, float("inf")).min(dim=1).values
     else:
-        from tether.core.errors import TetherError
-
         raise TetherError(f"pseudo.confidence '{reduction}' unknown; choose from {CONFIDENCE_REDUCTIONS}")
     return torch.where(counts > 0, value, torch.zeros_like(value))
 
@@ -139,12 +141,7 @@ def pseudo_label(
     """
     from tqdm.auto import tqdm
 
-    from tether.core.images import open_image
-    from tether.core.io import append_jsonl, iter_jsonl
-
     if settings.confidence not in CONFIDENCE_REDUCTIONS:
-        from tether.core.errors import TetherError
-
         raise TetherError(
             f"pseudo.confidence '{settings.confidence}' unknown; choose from {CONFIDENCE_REDUCTIONS}"
         )
@@ -179,16 +176,9 @@ def pseudo_label(
 
 
 @training_run("train ssl")
-def train_ssl(config: SSLConfig):
+def train_ssl(config: SSLConfig) -> Path:
     """Pseudo-label with the teacher, then SFT the noised student on labeled + kept pseudo-labels."""
-    from tether.core.errors import TetherError
-    from tether.data.sft import load_sft_records
-    from tether.methods.run_record import RunTimer
-    from tether.methods.sft import fit_sft
-    from tether.models import load
-    from tether.models.adapter import TEMPLATES
-
-    timer = RunTimer()
+    timer, skips = RunTimer(), SkipLog()
     if not config.pseudo.teacher:
         raise TetherError("pseudo.teacher names no checkpoint")
     if config.data.template not in TEMPLATES:  # before the teacher's pass, not at the student's first batch
@@ -197,25 +187,11 @@ def train_ssl(config: SSLConfig):
         )
     if not config.data.unlabeled:
         raise TetherError("data.unlabeled lists no files")
-    skips = SkipLog()
-    labeled = [
-        r
-        for path in config.data.labeled
-        for r in load_sft_records(
-            path, skip_invalid=config.data.skip_invalid, skips=skips, images=config.data.images
-        )
-    ]
-    items = [
-        it
-        for path in config.data.unlabeled
-        for it in load_unlabeled_items(
-            path,
-            config.pseudo.prompts,
-            skip_invalid=config.data.skip_invalid,
-            skips=skips,
-            images=config.data.images,
-        )
-    ]
+    options = {"skip_invalid": config.data.skip_invalid, "skips": skips, "images": config.data.images}
+    labeled = load_records(config.data.labeled, load_sft_records, **options)
+    items = load_records(
+        config.data.unlabeled, load_unlabeled_items, prompts=config.pseudo.prompts, **options
+    )
     pseudo_path = Path(config.pseudo.output or Path(config.train.output_dir) / "pseudo_labels.jsonl")
     start_output(config.train.output_dir)
     teacher = load(config.pseudo.teacher, **config.model.load_options())  # inference: placed at load
@@ -224,17 +200,13 @@ def train_ssl(config: SSLConfig):
     )
     del teacher  # the student never needs it; free its memory before training
     kept = [SFTRecord(r["image"], r["prompt"], r["response"]) for r in pseudo if r["kept"]]
-
-    extra = {
+    record = {
         "labeled_records": len(labeled),
         "unlabeled_items": len(items),
         "pseudo_labels_kept": len(kept),
         "pseudo_labels_file": str(pseudo_path),
         "mean_confidence": sum(r["confidence"] for r in pseudo) / max(len(pseudo), 1),
-        "skipped": skips.skipped,
-        "skip_reasons": skips.reasons,
     }
     skips.require(labeled + kept, "no labeled records or kept pseudo-labels to train on")
-    out = fit_sft(config, labeled + kept, "train ssl", timer, extra)
-    skips.report()
-    return out
+    build = sft_method(config, labeled + kept)
+    return run_method(config, "train ssl", build, timer=timer, skips=skips, record=record)

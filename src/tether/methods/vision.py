@@ -15,13 +15,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
 from tether.core.errors import DataError, TetherError
 from tether.core.images import open_image
-from tether.core.io import SkipLog, parse_records, require_fields
-from tether.methods.run_record import training_run
+from tether.core.io import SkipLog, parse_records, require_fields, write_json
+from tether.methods.run_record import RunTimer, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
-from tether.methods.tuning import vision_tower
+from tether.methods.trainer import MethodRun, load_records, run_method
+from tether.methods.tuning import export_model, vision_tower
 from tether.models import VisionLanguageModel
 
 
@@ -52,7 +54,7 @@ class LabelledImage:
 
 
 def load_labelled_images(
-    path, skip_invalid=False, skips: SkipLog | None = None, images=None
+    path, skip_invalid: bool = False, skips: SkipLog | None = None, images=None
 ) -> list[LabelledImage]:
     return parse_records(path, _parse, skip_invalid=skip_invalid, skips=skips, images=images)
 
@@ -149,54 +151,35 @@ class VisionModule(torch.nn.Module):
 
 
 @training_run("train vision")
-def train_vision(config: VisionConfig):
+def train_vision(config: VisionConfig) -> Path:
     """Pretrain the vision tower; returns the exported model folder (the head is saved beside it)."""
-    from safetensors.torch import save_file
-
-    from tether.core.io import write_json
-    from tether.methods.run_record import RunTimer, write_run_record
-    from tether.methods.trainer import run_training
-    from tether.methods.tuning import export_model, load_for_training
-
-    timer = RunTimer()
+    timer, skips = RunTimer(), SkipLog()
     if not config.data.train:
         raise TetherError("data.train lists no files")
-    skips = SkipLog()
-    records = [
-        r
-        for p in config.data.train
-        for r in load_labelled_images(p, config.data.skip_invalid, skips, images=config.data.images)
-    ]
+    records = load_records(
+        config.data.train,
+        load_labelled_images,
+        skip_invalid=config.data.skip_invalid,
+        skips=skips,
+        images=config.data.images,
+    )
     skips.require(records, "no labelled images to train on")
     label_names = sorted(
         {label for r in records for label in r.labels}
         | {label for r in records for _, labels in r.regions for label in labels}
     )
-    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
-    vlm = load_for_training(config.model)
-    module = VisionModule(vlm, len(label_names), config.objective)
-    collator = VisionCollator(vlm, config.data.images, label_names, config.objective)
-    trainer = run_training(module, collator, records, config.train, model_device=config.model.device)
-    out = Path(config.train.output_dir) / "model"
-    if trainer.args.should_save:
-        export_model(vlm, out)
-        save_file(
-            {k: v.detach().contiguous() for k, v in module.head.state_dict().items()},
-            Path(config.train.output_dir) / "label_head.safetensors",
-        )
-        write_json(Path(config.train.output_dir) / "labels.json", label_names)
-        write_run_record(
-            config.train.output_dir,
-            command="train vision",
-            config=config,
-            trainer=trainer,
-            timer=timer,
-            extra={
-                "records": len(records),
-                "labels": label_names,
-                "skipped": skips.skipped,
-                "skip_reasons": skips.reasons,
-            },
-        )
-    skips.report()
-    return out
+
+    def build(vlm: VisionLanguageModel, perturbation) -> MethodRun:
+        module = VisionModule(vlm, len(label_names), config.objective)
+
+        def save(trainer, out: Path) -> None:
+            export_model(vlm, out)
+            head = {k: v.detach().contiguous() for k, v in module.head.state_dict().items()}
+            save_file(head, Path(config.train.output_dir) / "label_head.safetensors")
+            write_json(Path(config.train.output_dir) / "labels.json", label_names)
+
+        collator = VisionCollator(vlm, config.data.images, label_names, config.objective)
+        return MethodRun(module, collator, records, save=save)
+
+    record = {"records": len(records), "labels": label_names}
+    return run_method(config, "train vision", build, timer=timer, skips=skips, record=record)
