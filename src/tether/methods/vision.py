@@ -23,7 +23,7 @@ from tether.core.io import SkipLog, parse_records, require_fields, write_json
 from tether.methods.run_record import RunTimer, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.methods.trainer import MethodRun, load_records, run_method
-from tether.methods.tuning import export_model, vision_tower
+from tether.methods.tuning import export_model
 from tether.models import VisionLanguageModel
 
 
@@ -114,8 +114,10 @@ class VisionModule(torch.nn.Module):
         super().__init__()
         if objective not in ("image", "dense"):
             raise TetherError(f"unknown vision objective '{objective}' (image or dense)")
-        if objective == "dense" and not hasattr(vlm.base_model.model, "vision_tower"):
-            raise TetherError("the dense objective needs a tower with a regular patch grid (LLaVA's)")
+        if objective == "dense" and not vlm.vision_patch_grid:
+            raise TetherError(
+                f"the dense objective needs a tower with a regular patch grid (LLaVA's); {vlm.arch}'s has none"
+            )
         self.model = vlm.model
         self.vlm = vlm
         self.objective = objective
@@ -123,7 +125,7 @@ class VisionModule(torch.nn.Module):
         self.head = torch.nn.Linear(getattr(config, "embed_dim", None) or config.hidden_size, n_labels)
 
     def patch_features(self, image_inputs: dict) -> torch.Tensor:
-        tower = vision_tower(self.vlm)
+        tower = self.vlm.vision_tower
         if "image_grid_thw" in image_inputs:  # Qwen2-VL: patch features of all images, concatenated
             return tower(
                 image_inputs["pixel_values"], grid_thw=image_inputs["image_grid_thw"], return_dict=True

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,25 @@ class VisionLanguageModel:
     @property
     def projector(self) -> torch.nn.Module:
         raise NotImplementedError
+
+    # Where the family keeps its vision encoder: an attribute of the HF model's inner ``model`` (of the model
+    # itself where there is none: InstructBLIP). LLaVA-style families call it ``vision_tower``; Qwen-style
+    # ``visual``, Idefics3/SmolVLM and InstructBLIP ``vision_model``.
+    vision_tower_name: str = "vision_tower"
+    # whether the tower's last hidden states are one regular grid of patches per image (CLIP/SigLIP, after an
+    # optional class token): what per-patch (dense) supervision of the tower needs
+    vision_patch_grid: bool = True
+
+    @property
+    def vision_tower(self) -> torch.nn.Module:
+        inner = getattr(self.base_model, "model", self.base_model)
+        return getattr(inner, self.vision_tower_name)
+
+    def lora_target_pattern(self, module_names: Sequence[str]) -> str:
+        """PEFT ``target_modules``: the modules named ``module_names`` outside the vision tower (the tower is
+        never adapted, so LoRA lands on the language model)."""
+        names = "|".join(module_names)  # as given: a recipe may name them by regex
+        return rf"^(?!.*{re.escape(self.vision_tower_name)}).*\.({names})$"
 
     def extra_inputs(self, input_ids: torch.Tensor) -> dict:
         return {}

@@ -27,6 +27,8 @@ ONE_IMAGE = (
 
 class InstructBlipAdapter(VisionLanguageModel):
     arch = "instructblip"
+    vision_tower_name = "vision_model"
+    vision_patch_grid = False  # read through the Q-Former's queries
     instruction_input_names = QFORMER_KEYS
 
     def __init__(self, model, tokenizer, image_processor, chat_template, path=None, qformer_tokenizer=None):
