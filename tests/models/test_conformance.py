@@ -16,7 +16,7 @@ from tokenizers import AddedToken
 
 from tether.core.errors import TetherError
 from tether.models import ADAPTERS, DecodingSettings, ImageTokenMismatch, ModelBatch, load
-from tether.models.adapter import model_image_inputs
+from tether.models.batch import model_image_inputs
 
 FAMILIES = sorted(ADAPTERS)
 WORDS = "red blue green square circle triangle left right above below".split()

@@ -44,7 +44,7 @@ from tether.methods.sft import SFTData, SFTModule, next_token_loss
 from tether.methods.trainer import MethodRun, load_records, run_method
 from tether.methods.tuning import export_model
 from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
-from tether.models.adapter import logprobs_from_logits
+from tether.models.batch import logprobs_from_logits
 
 HEADS_FILE = "hacl_heads.safetensors"
 

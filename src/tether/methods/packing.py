@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from tether.core.errors import TetherError
 from tether.models import ModelBatch, VisionLanguageModel
-from tether.models.adapter import model_image_inputs
+from tether.models.batch import model_image_inputs
 
 PACKABLE_ATTENTION = ("sdpa", "eager")
 

@@ -37,8 +37,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from tether.core.errors import TetherError
 from tether.core.images import open_image
-from tether.data.rlhf import PromptRecord
+from tether.core.io import SkipLog, append_jsonl
+from tether.data.rlhf import PromptRecord, load_captions, load_prompt_records
+from tether.methods.ppo_checkpoint import PPO_STATE, load_ppo_checkpoint, save_ppo_checkpoint
 from tether.methods.ppo_loss import (
     AdaptiveKLController,
     entropy_from_logits,
@@ -47,17 +50,26 @@ from tether.methods.ppo_loss import (
     masked_mean,
     masked_whiten,
     policy_loss,
+    shape_scores,
     shaped_rewards,
+    symbolic_bonus,
     value_loss,
 )
-from tether.methods.run_record import start_output, training_run
+from tether.methods.ppo_rollout import Rollout, drop_eos_where_unfinished
+from tether.methods.reward import RewardModel, load_reward_model
+from tether.methods.run_record import RunTimer, start_output, training_run, write_run_record
 from tether.methods.settings import LoraSettings, ModelSettings, TrainSettings
-from tether.models import DecodingSettings, ModelBatch, VisionLanguageModel
+from tether.methods.trainer import (
+    checkpointing_in_eval_mode,
+    enable_activation_checkpointing,
+    last_complete_checkpoint,
+    load_records,
+)
+from tether.methods.tuning import configure_trainable, export_model, load_for_training, training_load_options
+from tether.models import DecodingSettings, ModelBatch, VisionLanguageModel, load
+from tether.models.placement import placement_record
 
 logger = logging.getLogger(__name__)
-
-OPTIMIZER_WEIGHTS = "optimizer.safetensors"
-PPO_STATE = "ppo_state.json"
 
 # score_fn(records, responses) -> one score per response; replaces the reward model's score when given
 ScoreFn = Callable[[Sequence[PromptRecord], Sequence[str]], Sequence[float]]
@@ -111,60 +123,6 @@ class PPOConfig:
     ppo: PPOSettings = field(default_factory=PPOSettings)
 
 
-def symbolic_bonus(response: str, answer: str | None) -> float:
-    """LLaVA-RLHF's rule-based bonus: +1 for the correct option letter (first word, or "correct option is X"),
-    and for yes/no questions +0.5 for the right first word, −0.5 for the wrong one, 0 otherwise.
-
-    (LLaVA-RLHF gives no yes/no bonus when the answer is "yes"; here both directions count.)
-    """
-    if not answer:
-        return 0.0
-    answer = answer.strip().lower()
-    words = response.strip().lower().split()
-    first = words[0].strip(".,:;!?)(") if words else ""
-    if answer in ("yes", "no"):
-        if first == answer:
-            return 0.5
-        return -0.5 if first in ("yes", "no") else 0.0
-    if len(answer) == 1 and answer.isalpha():
-        said = " ".join(words).replace(" .", ".")
-        return 1.0 if first == answer or f"correct option is {answer}" in said else 0.0
-    return 1.0 if " ".join(words).strip(".") == answer.strip(".") else 0.0
-
-
-def shape_scores(
-    reward: torch.Tensor,
-    unfinished: torch.Tensor,
-    lengths: torch.Tensor,
-    length_multipliers: torch.Tensor,
-    bonus: torch.Tensor,
-    settings: PPOSettings,
-) -> torch.Tensor:
-    """LLaVA-RLHF's sequence score: reward model, missing-EOS penalty, length term, symbolic bonus."""
-    score = reward
-    if settings.no_eos_penalty:
-        penalised = settings.no_eos_penalty + (0.0 if settings.no_eos_penalty_replaces else reward)
-        score = torch.where(unfinished, penalised, reward)
-    score = score + settings.length_bonus * lengths / settings.max_new_tokens * length_multipliers
-    return score + settings.correct_bonus * bonus
-
-
-def drop_eos_where_unfinished(
-    vlm: VisionLanguageModel, batch: ModelBatch, finished: Sequence[bool]
-) -> ModelBatch:
-    """``encode`` appends EOS to every response; take it off (right padding) where generation was cut."""
-    input_ids, attention, response = (
-        batch.input_ids.clone(),
-        batch.attention_mask.clone(),
-        batch.response_mask.clone(),
-    )
-    for row, done in enumerate(finished):
-        if not done:
-            last = int(attention[row].sum()) - 1
-            input_ids[row, last], attention[row, last], response[row, last] = vlm.pad_token_id, 0, False
-    return ModelBatch(input_ids, attention, response, batch.image_inputs, vlm.extra_inputs(input_ids))
-
-
 class PolicyAndValue(torch.nn.Module):
     """What trains, as one module (so DDP wraps both): the policy, the value model and its head."""
 
@@ -183,32 +141,11 @@ class PolicyAndValue(torch.nn.Module):
         return {"logprobs": out.per_token, "mask": out.mask, "entropy": entropy, "values": values}
 
 
-@dataclass
-class Rollout:
-    """One step's experience; tensors are ``[n, positions]`` in the layout of ``ResponseLogProbs``."""
-
-    records: list
-    images: list | None
-    responses: list[str]
-    finished: list[bool]
-    mask: torch.Tensor
-    logprobs: torch.Tensor
-    values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-    metrics: dict
-
-
 class PPORunner:
     """Holds the models and settings of a PPO run; ``step(records)`` runs one rollout + update."""
 
     def __init__(self, config: PPOConfig, score_fn: ScoreFn | None = None):
         from accelerate import Accelerator
-
-        from tether.core.errors import TetherError
-        from tether.methods.reward import RewardModel, load_reward_model
-        from tether.methods.tuning import configure_trainable, load_for_training, training_load_options
-        from tether.models import load
 
         self.config, self.settings, self.score_fn = config, config.ppo, score_fn
         if not self.settings.reward_model:
@@ -259,8 +196,6 @@ class PPORunner:
 
         module = PolicyAndValue(self.policy, value_vlm, value_head).eval()
         if config.train.gradient_checkpointing:
-            from tether.methods.trainer import enable_activation_checkpointing
-
             enable_activation_checkpointing(module)
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
@@ -292,8 +227,6 @@ class PPORunner:
             for vlm in (self.policy, self.value_vlm)
         )
         if not torch.equal(policy_batch.response_mask, value_batch.response_mask):
-            from tether.core.errors import TetherError
-
             raise TetherError(
                 "policy and value model lay out the same sequences differently (chat template or image "
                 "processor differ); train the reward model from the policy's checkpoint"
@@ -363,7 +296,6 @@ class PPORunner:
         )
 
     def update(self, rollout: Rollout, generator: torch.Generator) -> dict:
-        from tether.methods.trainer import checkpointing_in_eval_mode
 
         s, n = self.settings, len(rollout.records)
         sums: dict[str, float] = {}
@@ -422,8 +354,6 @@ class PPORunner:
         if all(r.image is not None for r in records):
             images = [open_image(self.config.data.images, r.image) for r in records]
         elif any(r.image is not None for r in records):
-            from tether.core.errors import TetherError
-
             raise TetherError("a PPO batch mixes prompts with and without images")
         rollout = self.rollout(records, images)
         metrics = {**rollout.metrics, **self.update(rollout, torch.Generator().manual_seed(seed))}
@@ -439,48 +369,16 @@ class PPORunner:
         values = torch.tensor([float(metrics[k]) for k in names], device=self.accelerator.device)
         return dict(zip(names, self.accelerator.reduce(values, reduction="mean").tolist()))
 
-    # ---- checkpoints ---------------------------------------------------------------------------------
+    # ---- checkpoints (``tether.methods.ppo_checkpoint``) -------------------------------------------------
 
     def save_checkpoint(self, folder: Path, step: int, history: list[dict]) -> None:
-        from safetensors.torch import save_file
-
-        from tether.core.io import write_json
-        from tether.methods.trainer import TRAINABLE_WEIGHTS, trainable_state
-
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file(trainable_state(self.accelerator.unwrap_model(self.module)), folder / TRAINABLE_WEIGHTS)
-        state = self.optimizer.state_dict()
-        tensors = {
-            f"{index}.{key}": value.detach().cpu().contiguous()
-            for index, values in state["state"].items()
-            for key, value in values.items()
-        }
-        save_file(tensors, folder / OPTIMIZER_WEIGHTS)
-        write_json(
-            folder / PPO_STATE,
-            {
-                "step": step,
-                "kl_coef": self.kl.value,
-                "param_groups": state["param_groups"],
-                "history": history,
-            },
-        )
+        module = self.accelerator.unwrap_model(self.module)
+        save_ppo_checkpoint(folder, module, self.optimizer, self.kl.value, step, history)
 
     def load_checkpoint(self, folder: Path) -> tuple[int, list[dict]]:
-        from safetensors.torch import load_file
-
-        from tether.core.io import read_json
-        from tether.methods.trainer import TRAINABLE_WEIGHTS, load_trainable_state
-
-        load_trainable_state(self.accelerator.unwrap_model(self.module), folder / TRAINABLE_WEIGHTS)
-        info = read_json(folder / PPO_STATE)
-        per_param: dict[int, dict] = {}
-        for name, value in load_file(str(folder / OPTIMIZER_WEIGHTS)).items():
-            index, key = name.split(".", 1)
-            per_param.setdefault(int(index), {})[key] = value
-        self.optimizer.load_state_dict({"state": per_param, "param_groups": info["param_groups"]})
-        self.kl.value = info["kl_coef"]
-        return info["step"], info["history"]
+        module = self.accelerator.unwrap_model(self.module)
+        step, self.kl.value, history = load_ppo_checkpoint(folder, module, self.optimizer)
+        return step, history
 
 
 def sample_indices(n: int, batch_size: int, seed: int) -> list[int]:
@@ -498,14 +396,6 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     reward model folder is still needed to initialise the value model.
     """
 
-    from tether.core.errors import TetherError
-    from tether.core.io import SkipLog, append_jsonl
-    from tether.data.rlhf import load_captions, load_prompt_records
-    from tether.methods.run_record import RunTimer, write_run_record
-    from tether.methods.trainer import last_complete_checkpoint
-    from tether.methods.tuning import export_model
-    from tether.models.placement import placement_record
-
     timer = RunTimer()
     if not config.data.train:
         raise TetherError("data.train lists no prompt files")
@@ -513,17 +403,14 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
         raise TetherError("train.max_steps must be the number of PPO steps (> 0)")
     captions = load_captions(config.data.captions) if config.data.captions else None
     skips = SkipLog()
-    records = [
-        r
-        for path in config.data.train
-        for r in load_prompt_records(
-            path,
-            captions=captions,
-            skip_invalid=config.data.skip_invalid,
-            skips=skips,
-            images=config.data.images,
-        )
-    ]
+    records = load_records(
+        config.data.train,
+        load_prompt_records,
+        captions=captions,
+        skip_invalid=config.data.skip_invalid,
+        skips=skips,
+        images=config.data.images,
+    )
     skips.require(records, "no PPO prompts to train on")
     runner = PPORunner(config, score_fn)
     out_dir = Path(config.train.output_dir)

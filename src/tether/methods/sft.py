@@ -49,18 +49,16 @@ class SFTConfig:
         self.noiseboost = noise_settings(self.noiseboost)
 
 
-# What one more forward must save, in padded token positions, to be worth running. Measured on the study's
-# data: at 256 the SFT batches (answers + descriptions) still save 46% of their positions and run 28% faster
-# per step, while caption batches, where a split would save 8%, stay whole (the step times at 128 and 256
-# were the same within noise).
+# What one more forward must save, in padded token positions, to be worth running: enough that mixed
+# answer/description batches split and caption batches stay whole (docs/results/sft-length-chunks.md).
 FORWARD_OVERHEAD_TOKENS = 256
 
 
 def length_chunks(lengths: Sequence[int], overhead: int = FORWARD_OVERHEAD_TOKENS) -> list[list[int]]:
     """Row indices in sub-batches of similar length, minimising Σ (rows × longest row + ``overhead``).
 
-    An SFT batch mixes one-word answers and long descriptions: padded to its longest row, half of its
-    positions were padding (measured on the study's SFT data: 49% real tokens). Sorted by length, the best
+    An SFT batch mixes one-word answers and long descriptions: padded to its longest row, much of it is
+    padding (docs/results/sft-length-chunks.md). Sorted by length, the best
     split points are found exactly by dynamic programming over the (small) batch.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])

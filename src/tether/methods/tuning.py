@@ -5,6 +5,7 @@ import logging
 from tether.core.errors import TetherError
 from tether.methods.settings import ModelSettings
 from tether.models import VisionLanguageModel, load
+from tether.models.placement import check_load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ def training_load_options(settings: ModelSettings) -> dict:
         )
     options = settings.load_options()
     if settings.device == "cuda":  # validated (a GPU must be visible), then placed by the trainer
-        from tether.models.placement import check_load_settings
-
         check_load_settings(**options)
     return {**options, "device": "cpu"}
 

@@ -10,7 +10,7 @@ which the model skips. NoiseBoost's hook is the connector, whose output replaces
 
 import torch
 
-from tether.models.adapter import LAYOUT_PREFIX
+from tether.models.batch import LAYOUT_PREFIX
 from tether.models.expanded import TextExpandingAdapter
 
 GRID = LAYOUT_PREFIX + "rows_cols"

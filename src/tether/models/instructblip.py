@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from tether.core.errors import TetherError
-from tether.models.adapter import VisionLanguageModel, model_image_inputs
+from tether.models.adapter import VisionLanguageModel
+from tether.models.batch import model_image_inputs
 
 QFORMER_KEYS = ("qformer_input_ids", "qformer_attention_mask")
 ONE_IMAGE = (

@@ -16,10 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from tether.core.errors import TetherError
-from tether.models.adapter import stop_token_ids
 from tether.models.chat_templates import chat_prompt, resolve_chat_template
 from tether.models.decoding import DecodingSettings
-from tether.models.loading import ADAPTERS, _require_safetensors, checkpoint_type
+from tether.models.generation import stop_token_ids
+from tether.models.loading import ADAPTERS, _require_safetensors, checkpoint_type, load
 from tether.models.placement import ModelLoadSettings
 
 BACKENDS = ("hf", "vllm")
@@ -42,8 +42,6 @@ def generator(path, backend: str = "hf", load_settings: ModelLoadSettings | None
     ``load_settings`` (device, dtype, attention) apply in full to ``hf``; vLLM places the model on its GPUs
     and picks its attention kernels itself, so only the dtype carries over (vLLM's own default: auto)."""
     if backend == "hf":
-        from tether.models import load
-
         return load(path, **(load_settings.load_options() if load_settings else {}), **options)
     if backend == "vllm":
         if load_settings is not None:
