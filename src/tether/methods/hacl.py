@@ -40,7 +40,8 @@ from tether.methods.noise import NoiseSettings, noise_settings
 from tether.methods.packing import packed_hidden_states, supports_packing
 from tether.methods.run_record import RunTimer, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
-from tether.methods.sft import SFTData, SFTModule, next_token_loss
+from tether.methods.sft import SFTData, SFTModule
+from tether.methods.sft_loss import next_token_loss
 from tether.methods.trainer import MethodRun, load_records, run_method
 from tether.methods.tuning import export_model
 from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel

@@ -17,8 +17,9 @@ from tether.data.sft import SFTRecord, load_sft_records
 from tether.methods.noise import NoiseSettings, noise_hook, noise_settings
 from tether.methods.run_record import RunTimer, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.sft_loss import next_token_loss
 from tether.methods.trainer import MethodRun, load_records, run_method
-from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
+from tether.models import ModelBatch, VisionLanguageModel
 
 
 @dataclass
@@ -160,28 +161,6 @@ class SFTModule(torch.nn.Module):
                 result = self.vlm.response_logprobs(batch, return_logits=True)
             results.append((result, batch.input_ids))
         return next_token_loss(results, self.normalize)
-
-
-def next_token_loss(
-    results: Sequence[tuple[ResponseLogProbs, torch.Tensor]], normalize: str = "token"
-) -> dict:
-    """Mean NLL of the response tokens of one or more forwards (each ``(log-probs with logits, input_ids)``).
-
-    ``normalize``: "token" (over all response tokens) or "sample" (per response, then over responses).
-    """
-    total_logp, total_tokens, correct = 0.0, 0, 0
-    sample_means = []
-    for result, input_ids in results:
-        total_logp = total_logp + result.summed.sum()
-        total_tokens += int(result.mask.sum())
-        sample_means.append(result.summed / result.mask.sum(-1).clamp(min=1))
-        predicted = result.logits[:, :-1].argmax(-1)
-        correct += int((predicted == input_ids[:, 1:].to(predicted.device))[result.mask].sum())
-    if normalize == "sample":
-        loss = -torch.cat(sample_means).mean()
-    else:
-        loss = -total_logp / max(total_tokens, 1)
-    return {"loss": loss, "metrics": {"token_accuracy": torch.tensor(correct / max(total_tokens, 1))}}
 
 
 @training_run("train sft")

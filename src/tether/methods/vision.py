@@ -24,6 +24,7 @@ from tether.methods.run_record import RunTimer, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.methods.trainer import MethodRun, load_records, run_method
 from tether.methods.tuning import export_model
+from tether.methods.vision_loss import multilabel_loss
 from tether.models import VisionLanguageModel
 
 
@@ -147,9 +148,8 @@ class VisionModule(torch.nn.Module):
         else:
             # max over patches: "is it anywhere in the image" is a max, not a mean
             logits = self.head(features.amax(dim=1))
-        loss = F.binary_cross_entropy_with_logits(logits, targets)
-        exact = ((logits > 0).float() == targets).all(dim=-1).float().mean()
-        return {"loss": loss, "metrics": {"exact_match": exact}}
+        loss, metrics = multilabel_loss(logits, targets)
+        return {"loss": loss, "metrics": metrics}
 
 
 @training_run("train vision")
