@@ -40,34 +40,65 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class DPOData:
-    train: list[str] = field(default_factory=list)  # preference files (any format of tether.data.preference)
+    """The ``data:`` section of a DPO recipe.
+
+    Parameters:
+        train: preference files (any format of ``tether.data.preference``).
+        format: their format; "auto" detects it from the content.
+        images: the folder that image paths are relative to.
+        image_pattern: how HA-DPO image ids become file names under ``images`` (logged).
+        max_length: per branch (prefix + response); cuts responses only. None: no limit.
+        skip_invalid: skip (and count) bad records instead of stopping at the first.
+        sft_train: SFT records for the auxiliary loss when ``dpo.sft_target`` is "data".
+    """
+
+    train: list[str] = field(default_factory=list)
     format: str = "auto"
-    images: str = "."  # root that image paths are relative to
-    image_pattern: str = DEFAULT_IMAGE_PATTERN  # HA-DPO image ids -> file names under `images` (logged)
-    max_length: int | None = None  # per branch (prefix + response); cuts responses only
+    images: str = "."
+    image_pattern: str = DEFAULT_IMAGE_PATTERN
+    max_length: int | None = None
     skip_invalid: bool = False
-    sft_train: list[str] = field(
-        default_factory=list
-    )  # SFT records for the auxiliary loss (sft_target: data)
+    sft_train: list[str] = field(default_factory=list)
 
 
 @dataclass
 class DPOSettings:
+    """The DPO objective (the ``dpo:`` section).
+
+    Parameters:
+        beta: the temperature of sigmoid DPO.
+        sft_weight: γ, the weight of the auxiliary SFT loss (0 = off).
+        sft_target: "chosen": NLL of the chosen responses; "data": records of ``data.sft_train``.
+        shared_prefix: one packed row per pair; False: the two-sequence computation of every peer.
+        noise_branches: NoiseBoost on "chosen" (the paper) or "both" (one draw on the shared prefix).
+        reference_batch_size: pairs per reference forward; None: the training batch size.
+    """
+
     beta: float = 0.1
-    sft_weight: float = 0.0  # γ: weight of the auxiliary SFT loss (0 = off)
-    sft_target: str = "chosen"  # "chosen": NLL of the chosen responses; "data": records of data.sft_train
-    shared_prefix: bool = True  # one packed row per pair; False = the two-sequence computation of every peer
-    noise_branches: str = "chosen"  # NoiseBoost: "chosen" (paper) or "both" (one draw on the shared prefix)
-    reference_batch_size: int | None = None  # pairs per reference forward; default: the training batch size
+    sft_weight: float = 0.0
+    sft_target: str = "chosen"
+    shared_prefix: bool = True
+    noise_branches: str = "chosen"
+    reference_batch_size: int | None = None
 
 
 @dataclass
 class DPOConfig:
+    """``tether train dpo``: HA-DPO, sigmoid DPO on preference pairs.
+
+    Parameters:
+        model: the policy; the reference is its adapter-disabled self under LoRA, else its initial weights.
+        data: the pairs (``DPOData``).
+        train: ``TrainSettings``.
+        dpo: the objective (``DPOSettings``).
+        noiseboost: NoiseBoost on the visual tokens (``NoiseSettings``); None: off.
+    """
+
     model: ModelSettings = field(default_factory=ModelSettings)
     data: DPOData = field(default_factory=DPOData)
     train: TrainSettings = field(default_factory=TrainSettings)
     dpo: DPOSettings = field(default_factory=DPOSettings)
-    noiseboost: NoiseSettings | None = None  # NoiseBoost on the visual tokens (tether.methods.noise)
+    noiseboost: NoiseSettings | None = None
 
     def __post_init__(self):
         self.noiseboost = noise_settings(self.noiseboost)

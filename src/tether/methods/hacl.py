@@ -52,16 +52,33 @@ HEADS_FILE = "hacl_heads.safetensors"
 
 @dataclass
 class HACLData(SFTData):
-    negatives: list[str] = field(default_factory=list)  # files from `tether data negatives`
+    """The ``data:`` section of a HACL recipe: ``SFTData``'s fields (the captioned images), and
+
+    Parameters:
+        negatives: files from ``tether data negatives``: hallucinated rewrites of the captions, matched to the
+            records by (image, caption), else by caption.
+    """
+
+    negatives: list[str] = field(default_factory=list)
 
 
 @dataclass
 class HACLSettings:
-    weight: float = 1.0  # w in L_G + w * (L_v + L_t) / 2
+    """HACL's contrastive term (the ``hacl:`` section).
+
+    Parameters:
+        weight: w in L_G + w * (L_v + L_t) / 2.
+        temperature_init: the learnable temperature's starting value.
+        negatives_both_sides: also use each caption's hallucinated twin on the text→image side.
+        gather_across_processes: contrast against the whole global batch under DDP.
+        head_dim: output size of the image and text heads; None: hidden_size // 4.
+    """
+
+    weight: float = 1.0
     temperature_init: float = TEMPERATURE_INIT
-    negatives_both_sides: bool = False  # also use each caption's hallucinated twin on the text→image side
-    gather_across_processes: bool = True  # contrast against the whole global batch under DDP
-    head_dim: int | None = None  # default hidden_size // 4
+    negatives_both_sides: bool = False
+    gather_across_processes: bool = True
+    head_dim: int | None = None
 
 
 @dataclass
@@ -77,11 +94,21 @@ class Stage1ModelSettings(ModelSettings):
 
 @dataclass
 class HACLConfig:
+    """``tether train hacl``: stage-1 alignment (or SFT) plus HACL's contrastive loss with hallucinated negatives.
+
+    Parameters:
+        model: the model, with stage-1 defaults (``Stage1ModelSettings``: projector and heads train).
+        data: captioned images and their negatives (``HACLData``).
+        train: ``TrainSettings``.
+        hacl: the contrastive term (``HACLSettings``).
+        noiseboost: NoiseBoost on the L_G forward, as in SFT (``NoiseSettings``); None: off.
+    """
+
     model: Stage1ModelSettings = field(default_factory=Stage1ModelSettings)
     data: HACLData = field(default_factory=HACLData)
     train: TrainSettings = field(default_factory=TrainSettings)
     hacl: HACLSettings = field(default_factory=HACLSettings)
-    noiseboost: NoiseSettings | None = None  # NoiseBoost on the L_G forward, as in SFT
+    noiseboost: NoiseSettings | None = None
 
     def __post_init__(self):
         self.noiseboost = noise_settings(self.noiseboost)

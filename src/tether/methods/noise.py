@@ -24,12 +24,19 @@ SCHEDULES = ("constant", "linear", "cosine")
 
 @dataclass
 class NoiseSettings:
+    """NoiseBoost (the ``noiseboost:`` section of the SFT, DPO, HACL and SSL recipes).
+
+    Parameters:
+        scale: the noise's size at the first step.
+        relative: True: noise std = scale × the std of the sample's visual features; False: std = scale.
+        schedule: constant | linear | cosine: the decay from ``scale`` to ``final_scale`` over training.
+        final_scale: the scale at the last step (linear and cosine schedules only).
+    """
+
     scale: float = 0.5
-    relative: bool = True  # noise std = scale × std of the sample's visual features; else = scale
-    schedule: str = (
-        "constant"  # constant | linear | cosine: decay from `scale` to `final_scale` over training
-    )
-    final_scale: float = 0.0  # the scale at the last step (linear and cosine schedules only)
+    relative: bool = True
+    schedule: str = "constant"
+    final_scale: float = 0.0
 
 
 def scheduled_scale(settings: NoiseSettings, progress: float) -> float:

@@ -55,7 +55,7 @@ from tether.methods.ppo_loss import (
     symbolic_bonus,
     value_loss,
 )
-from tether.methods.ppo_rollout import Rollout, drop_eos_where_unfinished
+from tether.methods.ppo_rollout import Rollout, drop_eos_where_unfinished, sample_indices
 from tether.methods.reward import RewardModel, load_reward_model
 from tether.methods.run_record import RunTimer, start_output, training_run, write_run_record
 from tether.methods.settings import LoraSettings, ModelSettings, TrainSettings
@@ -77,47 +77,87 @@ ScoreFn = Callable[[Sequence[PromptRecord], Sequence[str]], Sequence[float]]
 
 @dataclass
 class PPOData:
-    train: list[str] = field(default_factory=list)  # prompt files (tether or LLaVA-RLHF format)
+    """The ``data:`` section of a PPO recipe.
+
+    Parameters:
+        train: prompt files (tether or LLaVA-RLHF format).
+        images: the folder that image paths are relative to.
+        captions: LLaVA-RLHF's image_to_caption.json: facts for the reward model.
+        skip_invalid: skip (and count) bad records instead of stopping at the first.
+    """
+
+    train: list[str] = field(default_factory=list)
     images: str = "."
-    captions: str | None = None  # LLaVA-RLHF image_to_caption.json: facts for the reward model
+    captions: str | None = None
     skip_invalid: bool = False
 
 
 @dataclass
 class PPOSettings:
-    reward_model: str = ""  # folder written by `tether train reward`
-    value_lora: LoraSettings | None = field(default_factory=LoraSettings)  # null: value model fully trained
-    rollout_batch_size: int = 8  # prompts per step
+    """PPO's rollouts, objective and reward shaping (the ``ppo:`` section).
+
+    Parameters:
+        reward_model: the folder written by ``tether train reward``.
+        value_lora: the value model's own LoRA on the reward model's checkpoint; None: it trains fully.
+        rollout_batch_size: prompts per step.
+        mini_batch_size: rollouts per optimisation minibatch.
+        ppo_epochs: passes over a step's rollouts.
+        max_new_tokens, temperature, top_k, top_p: sampling of the responses.
+        kl_coef: the KL penalty's coefficient (LLaVA-RLHF's is fixed).
+        kl_target: set to make the coefficient adaptive (Ziegler et al.), towards this KL.
+        kl_horizon: the adaptive controller's horizon, in rollouts.
+        kl_estimator: k1 | k1_clamped (LLaVA-RLHF) | k3.
+        gamma, lam: GAE's discount and λ.
+        clip_range: the policy ratio's clip.
+        value_clip_range: the value prediction's clip around the rollout's value.
+        vf_coef: weight of the value loss.
+        whiten_rewards: whiten the per-token rewards before GAE.
+        no_eos_penalty: added to the score of responses cut by max_new_tokens (e.g. -1.0); 0: off.
+        no_eos_penalty_replaces: True: the score becomes no_eos_penalty instead of adding to it.
+        length_bonus: + length_bonus · response tokens / max_new_tokens · the record's length_bonus; 0: off.
+        correct_bonus: + correct_bonus · symbolic_bonus(response, record.answer); 0: off.
+        log_rollouts: responses per step written to rollouts.jsonl.
+    """
+
+    reward_model: str = ""
+    value_lora: LoraSettings | None = field(default_factory=LoraSettings)
+    rollout_batch_size: int = 8
     mini_batch_size: int = 4
     ppo_epochs: int = 2
     max_new_tokens: int = 32
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    kl_coef: float = 0.1  # LLaVA-RLHF's fixed coefficient
-    kl_target: float | None = None  # set to make the coefficient adaptive (Ziegler et al.)
+    kl_coef: float = 0.1
+    kl_target: float | None = None
     kl_horizon: int = 10000
-    kl_estimator: str = "k1"  # k1 | k1_clamped (LLaVA-RLHF) | k3
+    kl_estimator: str = "k1"
     gamma: float = 1.0
     lam: float = 0.95
     clip_range: float = 0.2
     value_clip_range: float = 0.2
     vf_coef: float = 0.1
     whiten_rewards: bool = False
-    # reward shaping (LLaVA-RLHF): each is off at 0
-    no_eos_penalty: float = 0.0  # added to the score of responses cut by max_new_tokens (e.g. -1.0)
-    no_eos_penalty_replaces: bool = False  # true: the score becomes no_eos_penalty instead of adding to it
-    length_bonus: float = 0.0  # + length_bonus · response tokens / max_new_tokens · record's length_bonus
-    correct_bonus: float = 0.0  # + correct_bonus · symbolic_bonus(response, record.answer)
-    log_rollouts: int = 2  # responses per step written to rollouts.jsonl
+    no_eos_penalty: float = 0.0
+    no_eos_penalty_replaces: bool = False
+    length_bonus: float = 0.0
+    correct_bonus: float = 0.0
+    log_rollouts: int = 2
 
 
 @dataclass
 class PPOConfig:
-    """``train`` fields used: output_dir, max_steps (PPO steps), learning_rate, weight_decay, max_grad_norm,
-    seed, save_steps, logging_steps, bf16, resume. The rest of TrainSettings is ignored by PPO."""
+    """``tether train ppo``: multimodal PPO against a reward model (LLaVA-RLHF).
 
-    model: ModelSettings = field(default_factory=ModelSettings)  # the policy (and, adapters off, reference)
+    Parameters:
+        model: the policy (and, with its adapters off, the reference).
+        data: the prompts (``PPOData``).
+        train: ``TrainSettings``; PPO uses output_dir, max_steps (PPO steps), learning_rate, weight_decay,
+            max_grad_norm, seed, save_steps, logging_steps, bf16, resume, gradient_checkpointing and ignores the rest.
+        ppo: rollouts, objective and shaping (``PPOSettings``).
+    """
+
+    model: ModelSettings = field(default_factory=ModelSettings)
     data: PPOData = field(default_factory=PPOData)
     train: TrainSettings = field(default_factory=TrainSettings)
     ppo: PPOSettings = field(default_factory=PPOSettings)
@@ -369,24 +409,6 @@ class PPORunner:
         values = torch.tensor([float(metrics[k]) for k in names], device=self.accelerator.device)
         return dict(zip(names, self.accelerator.reduce(values, reduction="mean").tolist()))
 
-    # ---- checkpoints (``tether.methods.ppo_checkpoint``) -------------------------------------------------
-
-    def save_checkpoint(self, folder: Path, step: int, history: list[dict]) -> None:
-        module = self.accelerator.unwrap_model(self.module)
-        save_ppo_checkpoint(folder, module, self.optimizer, self.kl.value, step, history)
-
-    def load_checkpoint(self, folder: Path) -> tuple[int, list[dict]]:
-        module = self.accelerator.unwrap_model(self.module)
-        step, self.kl.value, history = load_ppo_checkpoint(folder, module, self.optimizer)
-        return step, history
-
-
-def sample_indices(n: int, batch_size: int, seed: int) -> list[int]:
-    generator = torch.Generator().manual_seed(seed)
-    if batch_size <= n:
-        return torch.randperm(n, generator=generator)[:batch_size].tolist()
-    return torch.randint(n, (batch_size,), generator=generator).tolist()
-
 
 @training_run("train ppo")
 def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
@@ -418,7 +440,8 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     start, history = 0, []
     last = last_complete_checkpoint(out_dir, PPO_STATE) if config.train.resume and out_dir.is_dir() else None
     if last:
-        start, history = runner.load_checkpoint(Path(last))
+        module = runner.accelerator.unwrap_model(runner.module)
+        start, runner.kl.value, history = load_ppo_checkpoint(Path(last), module, runner.optimizer)
         logger.info("resuming PPO from %s (step %d)", last, start)
     main = runner.accelerator.is_main_process
     bar = tqdm(
@@ -446,7 +469,9 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
                     "step %d: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step"), step
                 )
             if config.train.save_steps and step % config.train.save_steps == 0:
-                runner.save_checkpoint(out_dir / f"checkpoint-{step}", step, history)
+                module = runner.accelerator.unwrap_model(runner.module)
+                folder = out_dir / f"checkpoint-{step}"
+                save_ppo_checkpoint(folder, module, runner.optimizer, runner.kl.value, step, history)
         bar.set_postfix(reward=f"{metrics.get('reward', float('nan')):.3g}", refresh=False)
         bar.update(1)
         runner.accelerator.wait_for_everyone()

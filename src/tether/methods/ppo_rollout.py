@@ -42,3 +42,11 @@ def drop_eos_where_unfinished(
             last = int(attention[row].sum()) - 1
             input_ids[row, last], attention[row, last], response[row, last] = vlm.pad_token_id, 0, False
     return ModelBatch(input_ids, attention, response, batch.image_inputs, vlm.extra_inputs(input_ids))
+
+
+def sample_indices(n: int, batch_size: int, seed: int) -> list[int]:
+    """The ``batch_size`` prompts (of ``n``) a step rolls out: without repeats when there are enough."""
+    generator = torch.Generator().manual_seed(seed)
+    if batch_size <= n:
+        return torch.randperm(n, generator=generator)[:batch_size].tolist()
+    return torch.randint(n, (batch_size,), generator=generator).tolist()

@@ -127,22 +127,49 @@ def load_reward_model(path, *, dtype: str = "float32", **load_options) -> Reward
 
 @dataclass
 class RewardData:
-    train: list[str] = field(default_factory=list)  # preference files (tether or LLaVA-RLHF format)
-    eval: list[str] = field(default_factory=list)  # held-out pairs: accuracy reported in run.json
+    """The ``data:`` section of a reward-model recipe.
+
+    Parameters:
+        train: preference files (tether or LLaVA-RLHF format).
+        eval: held-out pairs: their accuracy is reported in run.json.
+        images: the folder that image paths are relative to.
+        captions: LLaVA-RLHF's image_to_caption.json: facts for every image.
+        skip_invalid: skip (and count) bad records instead of stopping at the first.
+    """
+
+    train: list[str] = field(default_factory=list)
+    eval: list[str] = field(default_factory=list)
     images: str = "."
-    captions: str | None = None  # LLaVA-RLHF image_to_caption.json: facts for every image
+    captions: str | None = None
     skip_invalid: bool = False
 
 
 @dataclass
 class RewardSettings:
-    use_facts: bool = True  # false: the vanilla reward model (facts are dropped from the prompt)
-    center_coef: float = 0.01  # weight of mean((r_c + r_r)^2)
+    """The reward model's objective (the ``reward:`` section).
+
+    Parameters:
+        use_facts: False: the vanilla reward model (facts are left out of its prompt).
+        center_coef: weight of mean((r_chosen + r_rejected)²).
+        eval_batch_size: pairs per forward when scoring ``data.eval``.
+    """
+
+    use_facts: bool = True
+    center_coef: float = 0.01
     eval_batch_size: int = 8
 
 
 @dataclass
 class RewardConfig:
+    """``tether train reward``: Fact-RLHF's reward model (VLM + scalar head, pairwise loss).
+
+    Parameters:
+        model: the VLM under the head (``ModelSettings``).
+        data: the pairs (``RewardData``).
+        train: ``TrainSettings``.
+        reward: the objective (``RewardSettings``).
+    """
+
     model: ModelSettings = field(default_factory=ModelSettings)
     data: RewardData = field(default_factory=RewardData)
     train: TrainSettings = field(default_factory=TrainSettings)

@@ -24,26 +24,44 @@ from tether.models import ModelBatch, VisionLanguageModel
 
 @dataclass
 class SFTData:
-    train: list[str] = field(default_factory=list)  # JSONL/JSON files of SFT records
-    images: str = "."  # root that image paths are relative to
-    max_length: int | None = None  # cuts responses only; prompts never lose visual tokens
+    """The ``data:`` section of an SFT recipe.
+
+    Parameters:
+        train: JSONL/JSON files of SFT records (any format of ``tether.data.sft``).
+        images: the folder that image paths are relative to.
+        max_length: cuts responses only; prompts never lose visual tokens. None: no limit.
+        skip_invalid: skip (and count) bad records instead of stopping at the first, which names file and line.
+        template: "chat": prompts through the checkpoint's chat template; "plain": LLaVA's stage-1 alignment
+            format, the image alone then the response (the prompt text is dropped, as LLaVA's pretraining does).
+    """
+
+    train: list[str] = field(default_factory=list)
+    images: str = "."
+    max_length: int | None = None
     skip_invalid: bool = False
-    # "chat": prompts through the checkpoint's chat template; "plain": LLaVA's stage-1 alignment format, the
-    # image alone then the response (the prompt text is dropped, as LLaVA's pretraining does)
     template: str = "chat"
 
 
 @dataclass
 class SFTConfig:
+    """``tether train sft``: supervised fine-tuning (or LM pretraining) on (image, prompt, response) records.
+
+    Parameters:
+        model: the model to train and which parts train (``ModelSettings``).
+        data: the records (``SFTData``).
+        train: the ``transformers.TrainingArguments`` that apply (``TrainSettings``).
+        noiseboost: NoiseBoost on the visual tokens while training (``NoiseSettings``); None: off.
+        normalize: "token": mean NLL over every response token of the batch (LLaVA's); "sample": mean per
+            response, then over responses, so one-word answers weigh as much as long descriptions in a mixed batch.
+        split_by_length: run each batch as sub-batches of similar length: the same loss with less padding
+            (``length_chunks``; NoiseBoost's draws then differ, not their distribution).
+    """
+
     model: ModelSettings = field(default_factory=ModelSettings)
     data: SFTData = field(default_factory=SFTData)
     train: TrainSettings = field(default_factory=TrainSettings)
-    noiseboost: NoiseSettings | None = None  # NoiseBoost on the visual tokens (tether.methods.noise)
-    # "token": mean NLL over every response token of the batch (LLaVA's); "sample": mean per response, then
-    # over responses, so one-word answers weigh as much as long descriptions in a mixed batch
+    noiseboost: NoiseSettings | None = None
     normalize: str = "token"
-    # run each batch as sub-batches of similar length: the same loss with less padding (``length_chunks``;
-    # NoiseBoost's draws then differ, not their distribution)
     split_by_length: bool = True
 
     def __post_init__(self):

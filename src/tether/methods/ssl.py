@@ -35,36 +35,70 @@ CONFIDENCE_REDUCTIONS = ("mean", "min")
 
 @dataclass
 class SSLData:
-    labeled: list[str] = field(default_factory=list)  # SFT record files (any format of tether.data.sft)
-    unlabeled: list[str] = field(default_factory=list)  # JSONL of {"image", "prompt"} or {"image"}
-    images: str = "."  # root that image paths (labeled and unlabeled) are relative to
+    """The ``data:`` section of a semi-supervised recipe.
+
+    Parameters:
+        labeled: SFT record files (any format of ``tether.data.sft``).
+        unlabeled: JSONL of {"image", "prompt"} or {"image"} (asked every prompt of ``pseudo.prompts``).
+        images: the folder that image paths (labeled and unlabeled) are relative to.
+        max_length: the student's, as ``SFTData.max_length``.
+        skip_invalid: skip (and count) bad records instead of stopping at the first.
+        template: the student's format, as ``SFTData.template``. The teacher always answers through its chat
+            template: it is asked a question either way.
+    """
+
+    labeled: list[str] = field(default_factory=list)
+    unlabeled: list[str] = field(default_factory=list)
+    images: str = "."
     max_length: int | None = None
     skip_invalid: bool = False
-    # the student's format, as tether.methods.sft: "chat" or "plain" (LLaVA's stage-1 format: image, then
-    # response). The teacher always answers through its chat template: it is asked a question either way.
     template: str = "chat"
 
 
 @dataclass
 class PseudoLabelSettings:
-    teacher: str = ""  # checkpoint folder of the trained teacher (read-only)
-    prompts: list[str] = field(default_factory=list)  # asked of unlabeled items that have no prompt
-    confidence: str = "mean"  # mean | min token probability of the teacher's answer
-    threshold: float = 0.5  # keep pseudo-labels whose confidence is >= this
+    """The teacher's pass (the ``pseudo:`` section).
+
+    Parameters:
+        teacher: checkpoint folder of the trained teacher (read-only).
+        prompts: asked of unlabeled items that have no prompt.
+        confidence: mean | min token probability of the teacher's answer.
+        threshold: pseudo-labels whose confidence is >= this are kept.
+        batch_size: items per generation batch.
+        max_new_tokens: the teacher's answer budget.
+        output: the pseudo-label JSONL; None: <train.output_dir>/pseudo_labels.jsonl.
+    """
+
+    teacher: str = ""
+    prompts: list[str] = field(default_factory=list)
+    confidence: str = "mean"
+    threshold: float = 0.5
     batch_size: int = 8
     max_new_tokens: int = 64
-    output: str | None = None  # pseudo-label JSONL; default <train.output_dir>/pseudo_labels.jsonl
+    output: str | None = None
 
 
 @dataclass
 class SSLConfig:
-    model: ModelSettings = field(default_factory=ModelSettings)  # the student
+    """``tether train ssl``: semi-supervised NoiseBoost (a teacher pseudo-labels, the noised student learns by SFT).
+
+    Parameters:
+        model: the student (``ModelSettings``).
+        data: labeled and unlabeled data (``SSLData``).
+        pseudo: the teacher's pass (``PseudoLabelSettings``).
+        train: ``TrainSettings``.
+        noiseboost: NoiseBoost on the student's visual tokens (``NoiseSettings``, on by default); None: off.
+        normalize: loss mean per token or per sample, as ``SFTConfig.normalize``.
+        split_by_length: sub-batches of similar length, as ``SFTConfig.split_by_length``.
+    """
+
+    model: ModelSettings = field(default_factory=ModelSettings)
     data: SSLData = field(default_factory=SSLData)
     pseudo: PseudoLabelSettings = field(default_factory=PseudoLabelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
-    noiseboost: NoiseSettings | None = field(default_factory=NoiseSettings)  # null turns NoiseBoost off
-    normalize: str = "token"  # loss mean per token or per sample, as tether.methods.sft
-    split_by_length: bool = True  # sub-batches of similar length, as tether.methods.sft
+    noiseboost: NoiseSettings | None = field(default_factory=NoiseSettings)
+    normalize: str = "token"
+    split_by_length: bool = True
 
     def __post_init__(self):
         self.noiseboost = noise_settings(self.noiseboost)

@@ -30,8 +30,15 @@ from tether.models import VisionLanguageModel
 
 @dataclass
 class VisionData:
-    # JSONL of {"image": str, "labels": [str, ...], "regions": [{"bbox": [x0, y0, x1, y1], "labels": [...]}]}
-    # ("regions" needed for the dense objective only)
+    """The ``data:`` section of a vision-pretraining recipe.
+
+    Parameters:
+        train: JSONL of {"image": str, "labels": [str, ...], "regions": [{"bbox": [x0, y0, x1, y1],
+            "labels": [...]}]} ("regions" needed for the dense objective only).
+        images: the folder that image paths are relative to.
+        skip_invalid: skip (and count) bad records instead of stopping at the first.
+    """
+
     train: list[str] = field(default_factory=list)
     images: str = "."
     skip_invalid: bool = False
@@ -39,12 +46,21 @@ class VisionData:
 
 @dataclass
 class VisionConfig:
+    """``tether train vision``: pretrain the vision tower by multi-label classification.
+
+    Parameters:
+        model: the model; by default only the vision tower trains.
+        data: labelled images (``VisionData``).
+        train: ``TrainSettings``.
+        objective: "image" (labels of the whole image) or "dense" (labels of the regions around each patch).
+    """
+
     model: ModelSettings = field(
         default_factory=lambda: ModelSettings(freeze_vision=False, freeze_projector=True, freeze_llm=True)
     )
     data: VisionData = field(default_factory=VisionData)
     train: TrainSettings = field(default_factory=TrainSettings)
-    objective: str = "image"  # image | dense
+    objective: str = "image"
 
 
 @dataclass
