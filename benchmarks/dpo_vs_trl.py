@@ -90,7 +90,8 @@ class StepTimer:
 
 def run_tether(work: Path, args) -> dict:
     from tether.data.preference import load_preference_records
-    from tether.methods.dpo import DPOCollator, DPOModule, compute_reference_logprobs
+    from tether.methods.dpo import DPOCollator, DPOModule
+    from tether.methods.dpo_reference import compute_reference_logprobs
     from tether.methods.settings import LoraSettings, ModelSettings, TrainSettings
     from tether.methods.trainer import run_training
     from tether.methods.tuning import load_for_training

@@ -56,7 +56,7 @@ def test_verbose_shows_tethers_debug_and_the_first_prompt_not_pil(tiny_llava, tm
 
 def test_ctrl_c_says_how_to_resume(monkeypatch, tmp_path, run_cli):
     import tether.eval.runner
-    import tether.methods.sft_cli
+    import tether.methods.sft
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -68,7 +68,7 @@ def test_ctrl_c_says_how_to_resume(monkeypatch, tmp_path, run_cli):
         "--out", tmp_path / "o",
     )  # fmt: skip
     assert code == 130 and "interrupted; run the same command again to resume" in err
-    monkeypatch.setattr(tether.methods.sft_cli, "run", interrupted)
+    monkeypatch.setattr(tether.methods.sft, "train_sft", interrupted)
     code, _, err = run_cli("train", "sft")
     assert code == 130 and "resume from the newest checkpoint in train.output_dir" in err
 

@@ -7,16 +7,13 @@ import torch
 from tether.core.config import load_config
 from tether.core.errors import TetherError
 from tether.data.preference import load_preference_records
-from tether.methods.dpo import (
-    DPOCollator,
-    DPOConfig,
-    DPOModule,
+from tether.methods.dpo import DPOCollator, DPOConfig, DPOModule, train_dpo
+from tether.methods.dpo_loss import dpo_sigmoid_loss
+from tether.methods.dpo_reference import (
     cached_reference_logprobs,
     compute_reference_logprobs,
     reference_fingerprint,
-    train_dpo,
 )
-from tether.methods.dpo_loss import dpo_sigmoid_loss
 from tether.methods.noise import NoiseSettings, VisualNoise
 from tether.models import load
 

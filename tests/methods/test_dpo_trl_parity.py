@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from tether.data.preference import load_preference_records
-from tether.methods.dpo import DPOCollator, DPOModule, compute_reference_logprobs
+from tether.methods.dpo import DPOCollator, DPOModule
+from tether.methods.dpo_reference import compute_reference_logprobs
 from tether.models import load
 
 trl = pytest.importorskip("trl")

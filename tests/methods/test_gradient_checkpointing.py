@@ -129,7 +129,7 @@ def test_ppo_with_checkpointing_trains_to_the_same_weights(tiny_checkpoint, tmp_
     # PPO's own loop (eval mode, policy and value model): the same weights with checkpointing on and off
     from safetensors.torch import load_file
 
-    import tether.methods.trainer as trainer
+    import tether.methods.ppo as ppo
     from tether.methods.ppo import PPOConfig, train_ppo
     from tether.methods.reward import RewardModel
     from tether.models import load
@@ -144,8 +144,8 @@ def test_ppo_with_checkpointing_trains_to_the_same_weights(tiny_checkpoint, tmp_
     prompts.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     reward_model = RewardModel(load(tiny_checkpoint)).save(tmp_path / "rm")
     switched = []
-    enable = trainer.enable_activation_checkpointing
-    monkeypatch.setattr(trainer, "enable_activation_checkpointing", lambda m: switched.append(enable(m)))
+    enable = ppo.enable_activation_checkpointing
+    monkeypatch.setattr(ppo, "enable_activation_checkpointing", lambda m: switched.append(enable(m)))
 
     def run(out, checkpointing: bool):
         config = load_config(

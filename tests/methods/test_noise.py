@@ -72,16 +72,27 @@ def test_callback_sets_progress_from_the_trainer_step():
         assert noise.current_scale == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(
-    "section",
-    [{"scale": 0.5, "final_scale": 0.1, "schedule": "linear"}, NoiseSettings(0.5, True, "linear", 0.1)],
-)
-def test_training_noise_drives_the_schedule_of_a_raw_or_parsed_section(section):
-    # the recipes' raw YAML mapping (SFT, DPO, HACL) and SSL's parsed settings give the same driven noise
-    noise, callbacks = training_noise(section)
+@pytest.mark.parametrize("method", ["sft", "dpo", "hacl", "ssl"])
+def test_every_method_reads_noiseboost_as_typed_settings_that_drive_the_schedule(method):
+    # one typed section in every method's config: a recipe's YAML mapping and a mapping given in code both
+    # become NoiseSettings, checked like a recipe (a typo is an error), and drive the same scheduled noise
+    import importlib
+
+    from tether.core.config import load_config
+    from tether.core.errors import TetherError
+
+    config_class = {"sft": "SFTConfig", "dpo": "DPOConfig", "hacl": "HACLConfig", "ssl": "SSLConfig"}[method]
+    cls = getattr(importlib.import_module(f"tether.methods.{method}"), config_class)
+    section = "noiseboost={scale: 0.5, final_scale: 0.1, schedule: linear}"
+    from_recipe = load_config(cls, None, [section]).noiseboost
+    from_code = cls(noiseboost={"scale": 0.5, "final_scale": 0.1, "schedule": "linear"}).noiseboost
+    assert from_recipe == from_code == NoiseSettings(0.5, True, "linear", 0.1)
+    noise, callbacks = training_noise(from_code)
     callbacks[0].on_step_begin(None, TrainerState(global_step=4, max_steps=5), None)
     assert noise.current_scale == pytest.approx(0.1)
-    assert training_noise(None) == (None, [])
+    assert training_noise(cls(noiseboost=None).noiseboost) == (None, [])
+    with pytest.raises(TetherError, match="scael"):
+        cls(noiseboost={"scael": 0.5})
 
 
 def _image_batch(vlm):

@@ -6,14 +6,9 @@ import torch
 from PIL import Image
 
 from tether.core.config import load_config
-from tether.methods.ppo import (
-    PPOConfig,
-    PPOSettings,
-    drop_eos_where_unfinished,
-    shape_scores,
-    symbolic_bonus,
-    train_ppo,
-)
+from tether.methods.ppo import PPOConfig, PPOSettings, train_ppo
+from tether.methods.ppo_loss import shape_scores, symbolic_bonus
+from tether.methods.ppo_rollout import drop_eos_where_unfinished
 from tether.methods.reward import RewardModel
 from tether.models import DecodingSettings, load
 

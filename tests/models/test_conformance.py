@@ -16,7 +16,7 @@ from tokenizers import AddedToken
 
 from tether.core.errors import TetherError
 from tether.models import ADAPTERS, DecodingSettings, ImageTokenMismatch, ModelBatch, load
-from tether.models.adapter import model_image_inputs
+from tether.models.batch import model_image_inputs
 
 FAMILIES = sorted(ADAPTERS)
 WORDS = "red blue green square circle triangle left right above below".split()
@@ -292,6 +292,24 @@ def test_noiseboost_exactly_on_visual_tokens_only_while_training(vlm):
     torch.testing.assert_close(evaluated, clean, atol=0, rtol=0)
 
 
+def test_the_adapter_declares_its_vision_tower_and_lora_adapts_only_the_language_model(checkpoint):
+    # the family's adapter names its vision encoder (``vision_tower_name``); LoRA's target pattern comes from
+    # it: every attention projection of the language model is adapted, none inside the tower
+    vlm = fresh(checkpoint, lora=True)
+    tower = {id(m) for m in vlm.vision_tower.modules()}
+    projector = {id(p) for p in vlm.projector.parameters()}
+    tower_only = {id(p) for p in vlm.vision_tower.parameters()} - projector
+    assert tower_only and len(tower_only) < len(list(vlm.base_model.parameters()))
+    projections = [
+        (name, module)
+        for name, module in vlm.base_model.named_modules()
+        if name.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "v_proj", "o_proj")
+    ]
+    outside = [(name, m) for name, m in projections if id(m) not in tower]
+    assert outside and all(hasattr(m, "lora_A") for _, m in outside), [n for n, m in outside]
+    assert not any(hasattr(m, "lora_A") for m in vlm.vision_tower.modules())
+
+
 # ---- one training step of every method, with LoRA and without --------------------------------------------
 
 
@@ -323,7 +341,8 @@ def test_hacl_step(checkpoint, images_root, lora):
 
 def pair_items(vlm, images_root):
     from tether.data.preference import PreferenceRecord
-    from tether.methods.dpo import DPOCollator, compute_reference_logprobs
+    from tether.methods.dpo import DPOCollator
+    from tether.methods.dpo_reference import compute_reference_logprobs
 
     pairs = [
         PreferenceRecord(PROMPTS[i], RESPONSES[i], RESPONSES[(i + 1) % 3], [f"{i}.png"]) for i in range(3)
@@ -337,7 +356,8 @@ def pair_items(vlm, images_root):
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_dpo_step_packed_equals_two_sequence(checkpoint, images_root, lora):
-    from tether.methods.dpo import DPOCollator, DPOModule, supports_packing
+    from tether.methods.dpo import DPOCollator, DPOModule
+    from tether.methods.packing import supports_packing
 
     vlm = fresh(checkpoint, lora)
     assert supports_packing(vlm)

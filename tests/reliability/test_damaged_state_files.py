@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from tether.core.errors import TetherError
 from tether.data.pairs import _finished_images
-from tether.methods import dpo
+from tether.methods import dpo_reference
 from tether.methods.trainer import TRAINABLE_WEIGHTS, load_trainable_state
 from tether.study.stages import Stages, read_marker
 
@@ -38,11 +38,11 @@ def test_damaged_reference_cache_is_recomputed(tmp_path, monkeypatch, caplog):
         computed.append(len(pairs))
         return torch.tensor([-1.0, -2.0]), torch.tensor([-3.0, -4.0])
 
-    monkeypatch.setattr(dpo, "compute_reference_logprobs", compute)
+    monkeypatch.setattr(dpo_reference, "compute_reference_logprobs", compute)
     pairs = ["p1", "p2"]
 
     def cached():
-        return dpo.cached_reference_logprobs(None, pairs, None, 2, tmp_path, "f" * 64)
+        return dpo_reference.cached_reference_logprobs(None, pairs, None, 2, tmp_path, "f" * 64)
 
     chosen, _, path, hit = cached()
     assert not hit and computed == [2]

@@ -24,34 +24,61 @@ those run the separate forward.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
 from tether.core.errors import TetherError
 from tether.core.images import open_image
-from tether.data.sft import SFTRecord
-from tether.methods.dpo import packed_hidden_states, supports_packing
+from tether.core.io import SkipLog
+from tether.data.negatives import load_negatives
+from tether.data.sft import SFTRecord, load_sft_records
 from tether.methods.hacl_loss import TEMPERATURE_INIT, LearnableTemperature, hacl_contrastive_loss
-from tether.methods.run_record import training_run
+from tether.methods.noise import NoiseSettings, noise_settings
+from tether.methods.packing import packed_hidden_states, supports_packing
+from tether.methods.run_record import RunTimer, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
-from tether.methods.sft import SFTData, SFTModule, next_token_loss
+from tether.methods.sft import SFTData, SFTModule
+from tether.methods.sft_loss import next_token_loss
+from tether.methods.trainer import MethodRun, load_records, run_method
+from tether.methods.tuning import export_model
 from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
-from tether.models.adapter import logprobs_from_logits
+from tether.models.batch import logprobs_from_logits
+
+HEADS_FILE = "hacl_heads.safetensors"
 
 
 @dataclass
 class HACLData(SFTData):
-    negatives: list[str] = field(default_factory=list)  # files from `tether data negatives`
+    """The ``data:`` section of a HACL recipe: ``SFTData``'s fields (the captioned images), and
+
+    Parameters:
+        negatives: files from ``tether data negatives``: hallucinated rewrites of the captions, matched to the
+            records by (image, caption), else by caption.
+    """
+
+    negatives: list[str] = field(default_factory=list)
 
 
 @dataclass
 class HACLSettings:
-    weight: float = 1.0  # w in L_G + w * (L_v + L_t) / 2
+    """HACL's contrastive term (the ``hacl:`` section).
+
+    Parameters:
+        weight: w in L_G + w * (L_v + L_t) / 2.
+        temperature_init: the learnable temperature's starting value.
+        negatives_both_sides: also use each caption's hallucinated twin on the text→image side.
+        gather_across_processes: contrast against the whole global batch under DDP.
+        head_dim: output size of the image and text heads; None: hidden_size // 4.
+    """
+
+    weight: float = 1.0
     temperature_init: float = TEMPERATURE_INIT
-    negatives_both_sides: bool = False  # also use each caption's hallucinated twin on the text→image side
-    gather_across_processes: bool = True  # contrast against the whole global batch under DDP
-    head_dim: int | None = None  # default hidden_size // 4
+    negatives_both_sides: bool = False
+    gather_across_processes: bool = True
+    head_dim: int | None = None
 
 
 @dataclass
@@ -67,11 +94,24 @@ class Stage1ModelSettings(ModelSettings):
 
 @dataclass
 class HACLConfig:
+    """``tether train hacl``: stage-1 alignment (or SFT) plus HACL's contrastive loss with hallucinated negatives.
+
+    Parameters:
+        model: the model, with stage-1 defaults (``Stage1ModelSettings``: projector and heads train).
+        data: captioned images and their negatives (``HACLData``).
+        train: ``TrainSettings``.
+        hacl: the contrastive term (``HACLSettings``).
+        noiseboost: NoiseBoost on the L_G forward, as in SFT (``NoiseSettings``); None: off.
+    """
+
     model: Stage1ModelSettings = field(default_factory=Stage1ModelSettings)
     data: HACLData = field(default_factory=HACLData)
     train: TrainSettings = field(default_factory=TrainSettings)
     hacl: HACLSettings = field(default_factory=HACLSettings)
-    noiseboost: dict | None = None  # NoiseBoost on the L_G forward, as in SFT
+    noiseboost: NoiseSettings | None = None
+
+    def __post_init__(self):
+        self.noiseboost = noise_settings(self.noiseboost)
 
 
 @dataclass
@@ -303,87 +343,48 @@ def gather_across_processes(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 @training_run("train hacl")
-def train_hacl(config: HACLConfig):
+def train_hacl(config: HACLConfig) -> Path:
     """Run HACL from a config; returns the folder of the exported model (heads saved beside the run)."""
-    from pathlib import Path
-
-    from safetensors.torch import save_file
-
-    from tether.core.io import SkipLog
-    from tether.data.negatives import load_negatives
-    from tether.data.sft import load_sft_records
-    from tether.methods.run_record import RunTimer, write_run_record
-    from tether.methods.trainer import run_training
-    from tether.methods.tuning import export_model, load_for_training
-
-    timer = RunTimer()
+    timer, skips = RunTimer(), SkipLog()
     if not config.data.train:
         raise TetherError("data.train lists no files")
-    skips = SkipLog()
-    records = [
-        r
-        for path in config.data.train
-        for r in load_sft_records(
-            path,
-            skip_invalid=config.data.skip_invalid,
-            streaming=config.data.streaming,
-            skips=skips,
-            images=config.data.images,
-        )
-    ]
+    options = {"skip_invalid": config.data.skip_invalid, "streaming": config.data.streaming, "skips": skips}
+    records = load_records(config.data.train, load_sft_records, images=config.data.images, **options)
     text_only = sum(r.image is None for r in records)
     records = [r for r in records if r.image is not None]  # contrast needs an image
-    pairs = [
-        p
-        for path in config.data.negatives
-        for p in load_negatives(
-            path, skip_invalid=config.data.skip_invalid, streaming=config.data.streaming, skips=skips
-        )
-    ]
-    examples = attach_negatives(records, pairs)
+    examples = attach_negatives(records, load_records(config.data.negatives, load_negatives, **options))
     skips.require(examples, "no captioned images to train on")
     with_negative = sum(e.negative is not None for e in examples)
     if config.data.negatives and with_negative == 0:
         raise TetherError(
             "no training caption has a negative in data.negatives (captions must match exactly)"
         )
-    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
-    vlm = load_for_training(config.model)
-    from tether.methods.noise import training_noise
 
-    perturbation, callbacks = training_noise(config.noiseboost)
-    module = HACLModule(vlm, config.hacl, perturbation)
-    # one forward for L_G and the images where the template puts the image first (see the module docstring)
-    share = supports_packing(vlm) and perturbation is None
-    collator = HACLCollator(vlm, config.data.images, config.data.max_length, config.data.template, share)
-    visual_prefix = "shared" if examples and "packed" in collator(examples[:1]) else "separate forward"
-    trainer = run_training(
-        module, collator, examples, config.train, callbacks=callbacks, model_device=config.model.device
-    )
-    out = Path(config.train.output_dir) / "model"
-    if trainer.args.should_save:
-        export_model(vlm, out)
-        heads = {f"image_head.{k}": v for k, v in module.image_head.state_dict().items()}
-        heads.update({f"text_head.{k}": v for k, v in module.text_head.state_dict().items()})
-        heads["log_temperature"] = module.temperature.log_temperature.detach()
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in heads.items()},
-            Path(config.train.output_dir) / "hacl_heads.safetensors",
-        )
-        write_run_record(
-            config.train.output_dir,
-            command="train hacl",
-            config=config,
-            trainer=trainer,
-            timer=timer,
-            extra={
-                "examples": len(examples),
-                "with_negative": with_negative,
-                "visual_prefix": visual_prefix,
-                "text_only_records_dropped": text_only,
-                "skipped": skips.skipped,
-                "skip_reasons": skips.reasons,
-            },
-        )
-    skips.report()
-    return out
+    def build(vlm: VisionLanguageModel, perturbation) -> MethodRun:
+        module = HACLModule(vlm, config.hacl, perturbation)
+        # one forward for L_G and the images where the template puts the image first (module docstring)
+        share = supports_packing(vlm) and perturbation is None
+        data = config.data
+        collator = HACLCollator(vlm, data.images, data.max_length, data.template, share)
+        visual_prefix = "shared" if "packed" in collator(examples[:1]) else "separate forward"
+
+        def save(trainer, out: Path) -> None:
+            export_model(vlm, out)
+            save_file(head_weights(module), Path(config.train.output_dir) / HEADS_FILE)
+
+        return MethodRun(module, collator, examples, {"visual_prefix": visual_prefix}, save)
+
+    record = {
+        "examples": len(examples),
+        "with_negative": with_negative,
+        "text_only_records_dropped": text_only,
+    }
+    return run_method(config, "train hacl", build, timer=timer, skips=skips, record=record)
+
+
+def head_weights(module: HACLModule) -> dict[str, torch.Tensor]:
+    """The projection heads and the temperature, as saved in ``hacl_heads.safetensors``."""
+    heads = {f"image_head.{k}": v for k, v in module.image_head.state_dict().items()}
+    heads.update({f"text_head.{k}": v for k, v in module.text_head.state_dict().items()})
+    heads["log_temperature"] = module.temperature.log_temperature.detach()
+    return {k: v.detach().cpu().contiguous() for k, v in heads.items()}

@@ -24,12 +24,19 @@ SCHEDULES = ("constant", "linear", "cosine")
 
 @dataclass
 class NoiseSettings:
+    """NoiseBoost (the ``noiseboost:`` section of the SFT, DPO, HACL and SSL recipes).
+
+    Parameters:
+        scale: the noise's size at the first step.
+        relative: True: noise std = scale × the std of the sample's visual features; False: std = scale.
+        schedule: constant | linear | cosine: the decay from ``scale`` to ``final_scale`` over training.
+        final_scale: the scale at the last step (linear and cosine schedules only).
+    """
+
     scale: float = 0.5
-    relative: bool = True  # noise std = scale × std of the sample's visual features; else = scale
-    schedule: str = (
-        "constant"  # constant | linear | cosine: decay from `scale` to `final_scale` over training
-    )
-    final_scale: float = 0.0  # the scale at the last step (linear and cosine schedules only)
+    relative: bool = True
+    schedule: str = "constant"
+    final_scale: float = 0.0
 
 
 def scheduled_scale(settings: NoiseSettings, progress: float) -> float:
@@ -80,16 +87,23 @@ class VisualNoise(torch.nn.Module):
         return features + torch.randn_like(features) * sigma
 
 
-def noise_from_settings(raw: dict) -> VisualNoise:
-    return VisualNoise(from_dict(NoiseSettings, raw, where="noiseboost"))
+def noise_settings(value: NoiseSettings | dict | None) -> NoiseSettings | None:
+    """A config's ``noiseboost`` field as ``NoiseSettings``: recipes give a typed section already; code that
+    builds a config gives the settings or their mapping (checked like a recipe's section). None: no noise."""
+    if value is None or isinstance(value, NoiseSettings):
+        return value
+    return from_dict(NoiseSettings, value, where="noiseboost")
 
 
-def training_noise(raw: NoiseSettings | dict | None) -> tuple[VisualNoise | None, list]:
-    """A recipe's ``noiseboost`` section (settings or their raw mapping) as the perturbation and the
-    callbacks that drive its schedule."""
-    if not raw:
+def noise_from_settings(raw: NoiseSettings | dict) -> VisualNoise:
+    return VisualNoise(noise_settings(raw))
+
+
+def training_noise(settings: NoiseSettings | None) -> tuple[VisualNoise | None, list]:
+    """A config's ``noiseboost`` settings as the perturbation and the callbacks that drive its schedule."""
+    if settings is None:
         return None, []
-    noise = VisualNoise(raw) if isinstance(raw, NoiseSettings) else noise_from_settings(raw)
+    noise = VisualNoise(settings)
     return noise, [NoiseScheduleCallback(noise)]
 
 

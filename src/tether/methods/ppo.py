@@ -28,7 +28,6 @@ so the tokens optimised are the ones every later forward sees.
 
 import copy
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,8 +36,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from tether.core.errors import TetherError
 from tether.core.images import open_image
-from tether.data.rlhf import PromptRecord
+from tether.core.io import SkipLog, append_jsonl
+from tether.data.rlhf import PromptRecord, load_captions, load_prompt_records
+from tether.methods.ppo_checkpoint import PPO_STATE, load_ppo_checkpoint, save_ppo_checkpoint
 from tether.methods.ppo_loss import (
     AdaptiveKLController,
     entropy_from_logits,
@@ -47,17 +49,28 @@ from tether.methods.ppo_loss import (
     masked_mean,
     masked_whiten,
     policy_loss,
+    shape_scores,
     shaped_rewards,
+    symbolic_bonus,
     value_loss,
 )
-from tether.methods.run_record import start_output, training_run
+from tether.methods.ppo_rollout import Rollout, drop_eos_where_unfinished, sample_indices
+from tether.methods.reward import RewardModel, load_reward_model
+from tether.methods.run_record import RunTimer, start_output, training_run, write_run_record
 from tether.methods.settings import LoraSettings, ModelSettings, TrainSettings
-from tether.models import DecodingSettings, ModelBatch, VisionLanguageModel
+from tether.methods.trainer import (
+    accelerator_for,
+    checkpointing_in_eval_mode,
+    enable_activation_checkpointing,
+    gather_full_parameters,
+    last_complete_checkpoint,
+    load_records,
+)
+from tether.methods.tuning import configure_trainable, export_model, load_for_training, training_load_options
+from tether.models import DecodingSettings, ModelBatch, VisionLanguageModel, load
+from tether.models.placement import placement_record
 
 logger = logging.getLogger(__name__)
-
-OPTIMIZER_WEIGHTS = "optimizer.safetensors"
-PPO_STATE = "ppo_state.json"
 
 # score_fn(records, responses) -> one score per response; replaces the reward model's score when given
 ScoreFn = Callable[[Sequence[PromptRecord], Sequence[str]], Sequence[float]]
@@ -65,105 +78,91 @@ ScoreFn = Callable[[Sequence[PromptRecord], Sequence[str]], Sequence[float]]
 
 @dataclass
 class PPOData:
-    train: list[str] = field(default_factory=list)  # prompt files (tether or LLaVA-RLHF format)
+    """The ``data:`` section of a PPO recipe.
+
+    Parameters:
+        train: prompt files (tether or LLaVA-RLHF format).
+        images: the folder that image paths are relative to.
+        captions: LLaVA-RLHF's image_to_caption.json: facts for the reward model.
+        skip_invalid: skip (and count) bad records instead of stopping at the first.
+    """
+
+    train: list[str] = field(default_factory=list)
     images: str = "."
-    captions: str | None = None  # LLaVA-RLHF image_to_caption.json: facts for the reward model
+    captions: str | None = None
     skip_invalid: bool = False
     streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
 
 
 @dataclass
 class PPOSettings:
-    reward_model: str = ""  # folder written by `tether train reward`
-    value_lora: LoraSettings | None = field(default_factory=LoraSettings)  # null: value model fully trained
-    rollout_batch_size: int = 8  # prompts per step
+    """PPO's rollouts, objective and reward shaping (the ``ppo:`` section).
+
+    Parameters:
+        reward_model: the folder written by ``tether train reward``.
+        value_lora: the value model's own LoRA on the reward model's checkpoint; None: it trains fully.
+        rollout_batch_size: prompts per step.
+        mini_batch_size: rollouts per optimisation minibatch.
+        ppo_epochs: passes over a step's rollouts.
+        max_new_tokens, temperature, top_k, top_p: sampling of the responses.
+        kl_coef: the KL penalty's coefficient (LLaVA-RLHF's is fixed).
+        kl_target: set to make the coefficient adaptive (Ziegler et al.), towards this KL.
+        kl_horizon: the adaptive controller's horizon, in rollouts.
+        kl_estimator: k1 | k1_clamped (LLaVA-RLHF) | k3.
+        gamma, lam: GAE's discount and λ.
+        clip_range: the policy ratio's clip.
+        value_clip_range: the value prediction's clip around the rollout's value.
+        vf_coef: weight of the value loss.
+        whiten_rewards: whiten the per-token rewards before GAE.
+        no_eos_penalty: added to the score of responses cut by max_new_tokens (e.g. -1.0); 0: off.
+        no_eos_penalty_replaces: True: the score becomes no_eos_penalty instead of adding to it.
+        length_bonus: + length_bonus · response tokens / max_new_tokens · the record's length_bonus; 0: off.
+        correct_bonus: + correct_bonus · symbolic_bonus(response, record.answer); 0: off.
+        log_rollouts: responses per step written to rollouts.jsonl.
+    """
+
+    reward_model: str = ""
+    value_lora: LoraSettings | None = field(default_factory=LoraSettings)
+    rollout_batch_size: int = 8
     mini_batch_size: int = 4
     ppo_epochs: int = 2
     max_new_tokens: int = 32
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    kl_coef: float = 0.1  # LLaVA-RLHF's fixed coefficient
-    kl_target: float | None = None  # set to make the coefficient adaptive (Ziegler et al.)
+    kl_coef: float = 0.1
+    kl_target: float | None = None
     kl_horizon: int = 10000
-    kl_estimator: str = "k1"  # k1 | k1_clamped (LLaVA-RLHF) | k3
+    kl_estimator: str = "k1"
     gamma: float = 1.0
     lam: float = 0.95
     clip_range: float = 0.2
     value_clip_range: float = 0.2
     vf_coef: float = 0.1
     whiten_rewards: bool = False
-    # reward shaping (LLaVA-RLHF): each is off at 0
-    no_eos_penalty: float = 0.0  # added to the score of responses cut by max_new_tokens (e.g. -1.0)
-    no_eos_penalty_replaces: bool = False  # true: the score becomes no_eos_penalty instead of adding to it
-    length_bonus: float = 0.0  # + length_bonus · response tokens / max_new_tokens · record's length_bonus
-    correct_bonus: float = 0.0  # + correct_bonus · symbolic_bonus(response, record.answer)
-    log_rollouts: int = 2  # responses per step written to rollouts.jsonl
+    no_eos_penalty: float = 0.0
+    no_eos_penalty_replaces: bool = False
+    length_bonus: float = 0.0
+    correct_bonus: float = 0.0
+    log_rollouts: int = 2
 
 
 @dataclass
 class PPOConfig:
-    """``train`` fields used: output_dir, max_steps (PPO steps), learning_rate, weight_decay, max_grad_norm,
-    seed, save_steps, logging_steps, bf16, resume. The rest of TrainSettings is ignored by PPO."""
+    """``tether train ppo``: multimodal PPO against a reward model (LLaVA-RLHF).
 
-    model: ModelSettings = field(default_factory=ModelSettings)  # the policy (and, adapters off, reference)
+    Parameters:
+        model: the policy (and, with its adapters off, the reference).
+        data: the prompts (``PPOData``).
+        train: ``TrainSettings``; PPO uses output_dir, max_steps (PPO steps), learning_rate, weight_decay,
+            max_grad_norm, seed, save_steps, logging_steps, bf16, resume, gradient_checkpointing and ignores the rest.
+        ppo: rollouts, objective and shaping (``PPOSettings``).
+    """
+
+    model: ModelSettings = field(default_factory=ModelSettings)
     data: PPOData = field(default_factory=PPOData)
     train: TrainSettings = field(default_factory=TrainSettings)
     ppo: PPOSettings = field(default_factory=PPOSettings)
-
-
-def symbolic_bonus(response: str, answer: str | None) -> float:
-    """LLaVA-RLHF's rule-based bonus: +1 for the correct option letter (first word, or "correct option is X"),
-    and for yes/no questions +0.5 for the right first word, −0.5 for the wrong one, 0 otherwise.
-
-    (LLaVA-RLHF gives no yes/no bonus when the answer is "yes"; here both directions count.)
-    """
-    if not answer:
-        return 0.0
-    answer = answer.strip().lower()
-    words = response.strip().lower().split()
-    first = words[0].strip(".,:;!?)(") if words else ""
-    if answer in ("yes", "no"):
-        if first == answer:
-            return 0.5
-        return -0.5 if first in ("yes", "no") else 0.0
-    if len(answer) == 1 and answer.isalpha():
-        said = " ".join(words).replace(" .", ".")
-        return 1.0 if first == answer or f"correct option is {answer}" in said else 0.0
-    return 1.0 if " ".join(words).strip(".") == answer.strip(".") else 0.0
-
-
-def shape_scores(
-    reward: torch.Tensor,
-    unfinished: torch.Tensor,
-    lengths: torch.Tensor,
-    length_multipliers: torch.Tensor,
-    bonus: torch.Tensor,
-    settings: PPOSettings,
-) -> torch.Tensor:
-    """LLaVA-RLHF's sequence score: reward model, missing-EOS penalty, length term, symbolic bonus."""
-    score = reward
-    if settings.no_eos_penalty:
-        penalised = settings.no_eos_penalty + (0.0 if settings.no_eos_penalty_replaces else reward)
-        score = torch.where(unfinished, penalised, reward)
-    score = score + settings.length_bonus * lengths / settings.max_new_tokens * length_multipliers
-    return score + settings.correct_bonus * bonus
-
-
-def drop_eos_where_unfinished(
-    vlm: VisionLanguageModel, batch: ModelBatch, finished: Sequence[bool]
-) -> ModelBatch:
-    """``encode`` appends EOS to every response; take it off (right padding) where generation was cut."""
-    input_ids, attention, response = (
-        batch.input_ids.clone(),
-        batch.attention_mask.clone(),
-        batch.response_mask.clone(),
-    )
-    for row, done in enumerate(finished):
-        if not done:
-            last = int(attention[row].sum()) - 1
-            input_ids[row, last], attention[row, last], response[row, last] = vlm.pad_token_id, 0, False
-    return ModelBatch(input_ids, attention, response, batch.image_inputs, vlm.extra_inputs(input_ids))
 
 
 class PolicyAndValue(torch.nn.Module):
@@ -184,35 +183,10 @@ class PolicyAndValue(torch.nn.Module):
         return {"logprobs": out.per_token, "mask": out.mask, "entropy": entropy, "values": values}
 
 
-@dataclass
-class Rollout:
-    """One step's experience; tensors are ``[n, positions]`` in the layout of ``ResponseLogProbs``."""
-
-    records: list
-    images: list | None
-    responses: list[str]
-    finished: list[bool]
-    mask: torch.Tensor
-    logprobs: torch.Tensor
-    values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-    metrics: dict
-
-
 class PPORunner:
     """Holds the models and settings of a PPO run; ``step(records)`` runs one rollout + update."""
 
     def __init__(self, config: PPOConfig, score_fn: ScoreFn | None = None):
-        from accelerate import Accelerator
-        from accelerate.utils import InitProcessGroupKwargs
-
-        from tether.core.errors import TetherError
-        from tether.methods.reward import RewardModel, load_reward_model
-        from tether.methods.trainer import refuse_fsdp_on_cpu
-        from tether.methods.tuning import configure_trainable, load_for_training, training_load_options
-        from tether.models import load
-
         self.config, self.settings, self.score_fn = config, config.ppo, score_fn
         if not self.settings.reward_model:
             raise TetherError("ppo.reward_model is not set: give the folder written by `tether train reward`")
@@ -231,22 +205,7 @@ class PPORunner:
             if self.settings.value_lora is not None
             else load_reward_model(self.settings.reward_model, **training_load_options(config.model))
         )
-        on_cpu = config.model.device == "cpu" or not torch.cuda.is_available()
-        refuse_fsdp_on_cpu(on_cpu)
-        deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"  # accelerate launch
-        # cpu=True on CPU machines: without it accelerate ignores torchrun's WORLD_SIZE and runs N copies
-        # alone; but it also switches DeepSpeed off, which runs on the CPU through DS_ACCELERATOR=cpu and
-        # there needs the gloo backend named, or accelerate counts one process
-        self.accelerator = Accelerator(
-            cpu=on_cpu and not deepspeed,
-            mixed_precision="bf16" if config.train.bf16 else "no",
-            kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")] if on_cpu and deepspeed else None,
-        )
-        expected = os.environ.get("TETHER_EXPECTED_WORLD_SIZE")  # set by `tether train --launcher`
-        if expected and int(expected) != self.accelerator.num_processes:
-            raise TetherError(
-                f"launched for {expected} processes but PPO runs in {self.accelerator.num_processes}"
-            )
+        self.accelerator = accelerator_for(config.model, config.train)
         device = self.accelerator.device
         if self.reference is not None:
             self.reference.model.requires_grad_(False).eval().to(device)
@@ -272,8 +231,6 @@ class PPORunner:
 
         module = PolicyAndValue(self.policy, value_vlm, value_head).eval()
         if config.train.gradient_checkpointing:
-            from tether.methods.trainer import enable_activation_checkpointing
-
             enable_activation_checkpointing(module)
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
@@ -287,9 +244,8 @@ class PPORunner:
         self.generate_kwargs = {"synced_gpus": True} if zero3 else {}
         self.module, self.optimizer = self.accelerator.prepare(module, optimizer)
         self.reward_model.head.to(device)  # frozen: not in the prepared module, so moved by hand
-        self.kl = AdaptiveKLController(
-            self.settings.kl_coef, self.settings.kl_target, self.settings.kl_horizon
-        )
+        settings = self.settings
+        self.kl = AdaptiveKLController(settings.kl_coef, settings.kl_target, settings.kl_horizon)
         self.decoding = DecodingSettings(
             max_new_tokens=self.settings.max_new_tokens,
             do_sample=True,
@@ -311,8 +267,6 @@ class PPORunner:
             for vlm in (self.policy, self.value_vlm)
         )
         if not torch.equal(policy_batch.response_mask, value_batch.response_mask):
-            from tether.core.errors import TetherError
-
             raise TetherError(
                 "policy and value model lay out the same sequences differently (chat template or image "
                 "processor differ); train the reward model from the policy's checkpoint"
@@ -384,7 +338,6 @@ class PPORunner:
         )
 
     def update(self, rollout: Rollout, generator: torch.Generator) -> dict:
-        from tether.methods.trainer import checkpointing_in_eval_mode
 
         s, n = self.settings, len(rollout.records)
         sums: dict[str, float] = {}
@@ -443,8 +396,6 @@ class PPORunner:
         if all(r.image is not None for r in records):
             images = [open_image(self.config.data.images, r.image) for r in records]
         elif any(r.image is not None for r in records):
-            from tether.core.errors import TetherError
-
             raise TetherError("a PPO batch mixes prompts with and without images")
         rollout = self.rollout(records, images)
         metrics = {**rollout.metrics, **self.update(rollout, torch.Generator().manual_seed(seed))}
@@ -460,67 +411,6 @@ class PPORunner:
         values = torch.tensor([float(metrics[k]) for k in names], device=self.accelerator.device)
         return dict(zip(names, self.accelerator.reduce(values, reduction="mean").tolist()))
 
-    # ---- checkpoints ---------------------------------------------------------------------------------
-
-    def save_checkpoint(self, folder: Path, step: int, history: list[dict]) -> None:
-        """Every rank calls it (under ZeRO-3 the weights are gathered from all ranks); the main one writes.
-
-        Under DeepSpeed the optimizer state stays in DeepSpeed's per-rank shards, which are not written (they
-        would be pickles): such a checkpoint holds the weights, and resuming from it is refused."""
-        from safetensors.torch import save_file
-
-        from tether.core.io import write_json
-        from tether.methods.trainer import TRAINABLE_WEIGHTS, trainable_state
-
-        weights = trainable_state(self.accelerator.unwrap_model(self.module))
-        if not self.accelerator.is_main_process:
-            return
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file(weights, folder / TRAINABLE_WEIGHTS)
-        param_groups = None
-        if self.accelerator.state.deepspeed_plugin is None:
-            state = self.optimizer.state_dict()
-            tensors = {
-                f"{index}.{key}": value.detach().cpu().contiguous()
-                for index, values in state["state"].items()
-                for key, value in values.items()
-            }
-            save_file(tensors, folder / OPTIMIZER_WEIGHTS)
-            param_groups = state["param_groups"]
-        write_json(
-            folder / PPO_STATE,
-            {"step": step, "kl_coef": self.kl.value, "param_groups": param_groups, "history": history},
-        )
-
-    def load_checkpoint(self, folder: Path) -> tuple[int, list[dict]]:
-        from safetensors.torch import load_file
-
-        from tether.core.errors import TetherError
-        from tether.core.io import read_json
-        from tether.methods.trainer import TRAINABLE_WEIGHTS, load_trainable_state
-
-        info = read_json(folder / PPO_STATE)
-        if info.get("param_groups") is None:
-            raise TetherError(
-                f"{folder}: written under DeepSpeed, without optimizer state: PPO cannot resume from it; "
-                "start again with --overwrite (or train.resume=false)"
-            )
-        load_trainable_state(self.accelerator.unwrap_model(self.module), folder / TRAINABLE_WEIGHTS)
-        per_param: dict[int, dict] = {}
-        for name, value in load_file(str(folder / OPTIMIZER_WEIGHTS)).items():
-            index, key = name.split(".", 1)
-            per_param.setdefault(int(index), {})[key] = value
-        self.optimizer.load_state_dict({"state": per_param, "param_groups": info["param_groups"]})
-        self.kl.value = info["kl_coef"]
-        return info["step"], info["history"]
-
-
-def sample_indices(n: int, batch_size: int, seed: int) -> list[int]:
-    generator = torch.Generator().manual_seed(seed)
-    if batch_size <= n:
-        return torch.randperm(n, generator=generator)[:batch_size].tolist()
-    return torch.randint(n, (batch_size,), generator=generator).tolist()
-
 
 @training_run("train ppo")
 def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
@@ -530,14 +420,6 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     reward model folder is still needed to initialise the value model.
     """
 
-    from tether.core.errors import TetherError
-    from tether.core.io import SkipLog, append_jsonl
-    from tether.data.rlhf import load_captions, load_prompt_records
-    from tether.methods.run_record import RunTimer, write_run_record
-    from tether.methods.trainer import gather_full_parameters, last_complete_checkpoint
-    from tether.methods.tuning import export_model
-    from tether.models.placement import placement_record
-
     timer = RunTimer()
     if not config.data.train:
         raise TetherError("data.train lists no prompt files")
@@ -545,18 +427,15 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
         raise TetherError("train.max_steps must be the number of PPO steps (> 0)")
     captions = load_captions(config.data.captions) if config.data.captions else None
     skips = SkipLog()
-    records = [
-        r
-        for path in config.data.train
-        for r in load_prompt_records(
-            path,
-            captions=captions,
-            skip_invalid=config.data.skip_invalid,
-            streaming=config.data.streaming,
-            skips=skips,
-            images=config.data.images,
-        )
-    ]
+    records = load_records(
+        config.data.train,
+        load_prompt_records,
+        captions=captions,
+        skip_invalid=config.data.skip_invalid,
+        streaming=config.data.streaming,
+        skips=skips,
+        images=config.data.images,
+    )
     skips.require(records, "no PPO prompts to train on")
     runner = PPORunner(config, score_fn)
     out_dir = Path(config.train.output_dir)
@@ -564,7 +443,8 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     start, history = 0, []
     last = last_complete_checkpoint(out_dir, PPO_STATE) if config.train.resume and out_dir.is_dir() else None
     if last:
-        start, history = runner.load_checkpoint(Path(last))
+        module = runner.accelerator.unwrap_model(runner.module)
+        start, runner.kl.value, history = load_ppo_checkpoint(Path(last), module, runner.optimizer)
         logger.info("resuming PPO from %s (step %d)", last, start)
     main = runner.accelerator.is_main_process
     bar = tqdm(
@@ -591,8 +471,10 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
                 logger.info(
                     "step %d: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "step"), step
                 )
-        if config.train.save_steps and step % config.train.save_steps == 0:
-            runner.save_checkpoint(out_dir / f"checkpoint-{step}", step, history)  # every rank (ZeRO-3)
+        if config.train.save_steps and step % config.train.save_steps == 0:  # every rank (ZeRO-3 gathers)
+            module = runner.accelerator.unwrap_model(runner.module)
+            folder = out_dir / f"checkpoint-{step}"
+            save_ppo_checkpoint(folder, runner.accelerator, module, runner.optimizer, runner.kl.value, step, history)
         bar.set_postfix(reward=f"{metrics.get('reward', float('nan')):.3g}", refresh=False)
         bar.update(1)
         runner.accelerator.wait_for_everyone()

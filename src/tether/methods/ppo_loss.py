@@ -1,4 +1,5 @@
-"""PPO's pieces as pure functions of tensors: KL penalty, reward shaping, GAE, clipped losses.
+"""PPO's pieces as pure functions: KL penalty, reward shaping, GAE, clipped losses, and LLaVA-RLHF's sequence
+score (``shape_scores``, with the rule-based ``symbolic_bonus`` of an answer).
 
 Every tensor is ``[batch, positions]`` with a boolean ``mask`` marking response positions, in the layout
 of ``ResponseLogProbs``: position ``t`` holds the log-prob (and value) of emitting token ``t + 1``. Each row's
@@ -140,3 +141,42 @@ class AdaptiveKLController:
             return
         error = max(-0.2, min(0.2, observed_kl / self.target - 1.0))
         self.value *= 1.0 + error * n_steps / self.horizon
+
+
+def symbolic_bonus(response: str, answer: str | None) -> float:
+    """LLaVA-RLHF's rule-based bonus: +1 for the correct option letter (first word, or "correct option is X"),
+    and for yes/no questions +0.5 for the right first word, −0.5 for the wrong one, 0 otherwise.
+
+    (LLaVA-RLHF gives no yes/no bonus when the answer is "yes"; here both directions count.)
+    """
+    if not answer:
+        return 0.0
+    answer = answer.strip().lower()
+    words = response.strip().lower().split()
+    first = words[0].strip(".,:;!?)(") if words else ""
+    if answer in ("yes", "no"):
+        if first == answer:
+            return 0.5
+        return -0.5 if first in ("yes", "no") else 0.0
+    if len(answer) == 1 and answer.isalpha():
+        said = " ".join(words).replace(" .", ".")
+        return 1.0 if first == answer or f"correct option is {answer}" in said else 0.0
+    return 1.0 if " ".join(words).strip(".") == answer.strip(".") else 0.0
+
+
+def shape_scores(
+    reward: torch.Tensor,
+    unfinished: torch.Tensor,
+    lengths: torch.Tensor,
+    length_multipliers: torch.Tensor,
+    bonus: torch.Tensor,
+    settings,
+) -> torch.Tensor:
+    """LLaVA-RLHF's sequence score: reward model, missing-EOS penalty, length term, symbolic bonus, with the
+    shaping fields of ``settings`` (``PPOSettings``)."""
+    score = reward
+    if settings.no_eos_penalty:
+        penalised = settings.no_eos_penalty + (0.0 if settings.no_eos_penalty_replaces else reward)
+        score = torch.where(unfinished, penalised, reward)
+    score = score + settings.length_bonus * lengths / settings.max_new_tokens * length_multipliers
+    return score + settings.correct_bonus * bonus

@@ -16,13 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
+from tether.core.errors import TetherError
 from tether.core.images import open_image
-from tether.data.rlhf import PreferenceRecord
+from tether.core.io import SkipLog, read_json, write_json
+from tether.data.rlhf import PreferenceRecord, load_captions, load_preference_records
 from tether.methods.reward_loss import pairwise_reward_loss
-from tether.methods.run_record import training_run
+from tether.methods.run_record import RunTimer, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
-from tether.models import ModelBatch, VisionLanguageModel
+from tether.methods.trainer import MethodRun, load_records, loss_history, run_method
+from tether.methods.tuning import export_model
+from tether.models import ModelBatch, VisionLanguageModel, load
 
 REWARD_HEAD_WEIGHTS = "reward_head.safetensors"
 REWARD_MODEL_INFO = "reward_model.json"
@@ -81,10 +86,6 @@ class RewardModel(torch.nn.Module):
 
     def save(self, out_dir) -> Path:
         """Write a loadable reward-model folder (LoRA merged into the VLM weights)."""
-        from safetensors.torch import save_file
-
-        from tether.core.io import write_json
-        from tether.methods.tuning import export_model
 
         out_dir = Path(out_dir)
         export_model(self.vlm, out_dir)
@@ -105,11 +106,6 @@ class RewardModel(torch.nn.Module):
 
 def load_reward_model(path, *, dtype: str = "float32", **load_options) -> RewardModel:
     """Open a folder written by ``RewardModel.save`` (``tether train reward``), in eval mode."""
-    from safetensors.torch import load_file
-
-    from tether.core.errors import TetherError
-    from tether.core.io import read_json
-    from tether.models import load
 
     path = Path(path)
     if not (path / REWARD_HEAD_WEIGHTS).is_file() or not (path / REWARD_MODEL_INFO).is_file():
@@ -131,23 +127,50 @@ def load_reward_model(path, *, dtype: str = "float32", **load_options) -> Reward
 
 @dataclass
 class RewardData:
-    train: list[str] = field(default_factory=list)  # preference files (tether or LLaVA-RLHF format)
-    eval: list[str] = field(default_factory=list)  # held-out pairs: accuracy reported in run.json
+    """The ``data:`` section of a reward-model recipe.
+
+    Parameters:
+        train: preference files (tether or LLaVA-RLHF format).
+        eval: held-out pairs: their accuracy is reported in run.json.
+        images: the folder that image paths are relative to.
+        captions: LLaVA-RLHF's image_to_caption.json: facts for every image.
+        skip_invalid: skip (and count) bad records instead of stopping at the first.
+    """
+
+    train: list[str] = field(default_factory=list)
+    eval: list[str] = field(default_factory=list)
     images: str = "."
-    captions: str | None = None  # LLaVA-RLHF image_to_caption.json: facts for every image
+    captions: str | None = None
     skip_invalid: bool = False
     streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
 
 
 @dataclass
 class RewardSettings:
-    use_facts: bool = True  # false: the vanilla reward model (facts are dropped from the prompt)
-    center_coef: float = 0.01  # weight of mean((r_c + r_r)^2)
+    """The reward model's objective (the ``reward:`` section).
+
+    Parameters:
+        use_facts: False: the vanilla reward model (facts are left out of its prompt).
+        center_coef: weight of mean((r_chosen + r_rejected)²).
+        eval_batch_size: pairs per forward when scoring ``data.eval``.
+    """
+
+    use_facts: bool = True
+    center_coef: float = 0.01
     eval_batch_size: int = 8
 
 
 @dataclass
 class RewardConfig:
+    """``tether train reward``: Fact-RLHF's reward model (VLM + scalar head, pairwise loss).
+
+    Parameters:
+        model: the VLM under the head (``ModelSettings``).
+        data: the pairs (``RewardData``).
+        train: ``TrainSettings``.
+        reward: the objective (``RewardSettings``).
+    """
+
     model: ModelSettings = field(default_factory=ModelSettings)
     data: RewardData = field(default_factory=RewardData)
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -168,8 +191,6 @@ class PreferenceCollator:
 def encode_pairs(reward_model: RewardModel, records: Sequence[PreferenceRecord], images_root) -> ModelBatch:
     has_image = [r.image is not None for r in records]
     if any(has_image) and not all(has_image):
-        from tether.core.errors import TetherError
-
         raise TetherError("a batch mixes pairs with and without images; give every pair an image")
     images = [open_image(images_root, r.image) for r in records] if all(has_image) else None
     return reward_model.encode(
@@ -220,66 +241,43 @@ def evaluate_reward_model(
 @training_run("train reward", output="reward_model")
 def train_reward(config: RewardConfig) -> Path:
     """Train a reward model from a config; returns the reward-model folder (``<output_dir>/reward_model``)."""
-    from tether.core.errors import TetherError
-    from tether.core.io import SkipLog
-    from tether.data.rlhf import load_captions, load_preference_records
-    from tether.methods.run_record import RunTimer, write_run_record
-    from tether.methods.trainer import loss_history, run_training
-    from tether.methods.tuning import load_for_training
-
-    timer = RunTimer()
+    timer, skips = RunTimer(), SkipLog()
     if not config.data.train:
         raise TetherError("data.train lists no preference files")
-    captions = load_captions(config.data.captions) if config.data.captions else None
-    skips = SkipLog()
-
-    def read(paths):
-        return [
-            r
-            for p in paths
-            for r in load_preference_records(
-                p,
-                captions=captions,
-                skip_invalid=config.data.skip_invalid,
-                streaming=config.data.streaming,
-                skips=skips,
-                images=config.data.images,
-            )
-        ]
-
-    records, held_out = read(config.data.train), read(config.data.eval)
+    options = {
+        "captions": load_captions(config.data.captions) if config.data.captions else None,
+        "skip_invalid": config.data.skip_invalid,
+        "streaming": config.data.streaming,
+        "skips": skips,
+        "images": config.data.images,
+    }
+    records = load_records(config.data.train, load_preference_records, **options)
+    held_out = load_records(config.data.eval, load_preference_records, **options)
     skips.require(records, "no preference pairs to train on")
-    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
-    vlm = load_for_training(config.model)
-    reward_model = RewardModel(vlm, use_facts=config.reward.use_facts)
-    module = PairwiseRewardModule(reward_model, config.reward.center_coef)
-    trainer = run_training(
-        module,
-        PreferenceCollator(reward_model, config.data.images),
-        records,
-        config.train,
-        model_device=config.model.device,
-    )
-    out = Path(config.train.output_dir) / "reward_model"
-    if trainer.args.should_save:
-        evaluation = evaluate_reward_model(
-            reward_model, held_out, config.data.images, config.reward.eval_batch_size
-        )
-        reward_model.save(out)
-        history = loss_history(trainer)
-        write_run_record(
-            config.train.output_dir,
-            command="train reward",
-            config=config,
-            trainer=trainer,
-            timer=timer,
-            extra={
-                "records": len(records),
-                "skipped": skips.skipped,
-                "skip_reasons": skips.reasons,
+
+    def build(vlm: VisionLanguageModel, perturbation) -> MethodRun:
+        reward_model = RewardModel(vlm, use_facts=config.reward.use_facts)
+        module = PairwiseRewardModule(reward_model, config.reward.center_coef)
+
+        def save(trainer, out: Path) -> dict:
+            evaluation = evaluate_reward_model(
+                reward_model, held_out, config.data.images, config.reward.eval_batch_size
+            )
+            reward_model.save(out)
+            history = loss_history(trainer)
+            return {
                 "final_train_accuracy": history[-1].get("accuracy") if history else None,
                 "eval": evaluation,
-            },
-        )
-    skips.report()
-    return out
+            }
+
+        return MethodRun(module, PreferenceCollator(reward_model, config.data.images), records, save=save)
+
+    return run_method(
+        config,
+        "train reward",
+        build,
+        timer=timer,
+        skips=skips,
+        record={"records": len(records)},
+        output="reward_model",
+    )

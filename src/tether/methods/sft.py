@@ -6,56 +6,79 @@ training mode only.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from tether.core.errors import TetherError
 from tether.core.images import open_image
-from tether.data.sft import SFTRecord
-from tether.methods.noise import noise_hook
-from tether.methods.run_record import training_run
+from tether.core.io import SkipLog
+from tether.data.sft import SFTRecord, load_sft_records
+from tether.methods.noise import NoiseSettings, noise_hook, noise_settings
+from tether.methods.run_record import RunTimer, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
-from tether.models import ModelBatch, ResponseLogProbs, VisionLanguageModel
+from tether.methods.sft_loss import next_token_loss
+from tether.methods.trainer import MethodRun, load_records, run_method
+from tether.models import ModelBatch, VisionLanguageModel
 
 
 @dataclass
 class SFTData:
-    train: list[str] = field(default_factory=list)  # JSONL/JSON files of SFT records
-    images: str = "."  # root that image paths are relative to
-    max_length: int | None = None  # cuts responses only; prompts never lose visual tokens
+    """The ``data:`` section of an SFT recipe.
+
+    Parameters:
+        train: JSONL/JSON files of SFT records (any format of ``tether.data.sft``).
+        images: the folder that image paths are relative to.
+        max_length: cuts responses only; prompts never lose visual tokens. None: no limit.
+        skip_invalid: skip (and count) bad records instead of stopping at the first, which names file and line.
+        template: "chat": prompts through the checkpoint's chat template; "plain": LLaVA's stage-1 alignment
+            format, the image alone then the response (the prompt text is dropped, as LLaVA's pretraining does).
+    """
+
+    train: list[str] = field(default_factory=list)
+    images: str = "."
+    max_length: int | None = None
     skip_invalid: bool = False
     streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
-    # "chat": prompts through the checkpoint's chat template; "plain": LLaVA's stage-1 alignment format, the
-    # image alone then the response (the prompt text is dropped, as LLaVA's pretraining does)
     template: str = "chat"
 
 
 @dataclass
 class SFTConfig:
+    """``tether train sft``: supervised fine-tuning (or LM pretraining) on (image, prompt, response) records.
+
+    Parameters:
+        model: the model to train and which parts train (``ModelSettings``).
+        data: the records (``SFTData``).
+        train: the ``transformers.TrainingArguments`` that apply (``TrainSettings``).
+        noiseboost: NoiseBoost on the visual tokens while training (``NoiseSettings``); None: off.
+        normalize: "token": mean NLL over every response token of the batch (LLaVA's); "sample": mean per
+            response, then over responses, so one-word answers weigh as much as long descriptions in a mixed batch.
+        split_by_length: run each batch as sub-batches of similar length: the same loss with less padding
+            (``length_chunks``; NoiseBoost's draws then differ, not their distribution).
+    """
+
     model: ModelSettings = field(default_factory=ModelSettings)
     data: SFTData = field(default_factory=SFTData)
     train: TrainSettings = field(default_factory=TrainSettings)
-    noiseboost: dict | None = None  # see tether.methods.noise (NoiseBoost settings)
-    # "token": mean NLL over every response token of the batch (LLaVA's); "sample": mean per response, then
-    # over responses, so one-word answers weigh as much as long descriptions in a mixed batch
+    noiseboost: NoiseSettings | None = None
     normalize: str = "token"
-    # run each batch as sub-batches of similar length: the same loss with less padding (``length_chunks``;
-    # NoiseBoost's draws then differ, not their distribution)
     split_by_length: bool = True
 
+    def __post_init__(self):
+        self.noiseboost = noise_settings(self.noiseboost)
 
-# What one more forward must save, in padded token positions, to be worth running. Measured on the study's
-# data: at 256 the SFT batches (answers + descriptions) still save 46% of their positions and run 28% faster
-# per step, while caption batches, where a split would save 8%, stay whole (the step times at 128 and 256
-# were the same within noise).
+
+# What one more forward must save, in padded token positions, to be worth running: enough that mixed
+# answer/description batches split and caption batches stay whole (docs/results/sft-length-chunks.md).
 FORWARD_OVERHEAD_TOKENS = 256
 
 
 def length_chunks(lengths: Sequence[int], overhead: int = FORWARD_OVERHEAD_TOKENS) -> list[list[int]]:
     """Row indices in sub-batches of similar length, minimising Σ (rows × longest row + ``overhead``).
 
-    An SFT batch mixes one-word answers and long descriptions: padded to its longest row, half of its
-    positions were padding (measured on the study's SFT data: 49% real tokens). Sorted by length, the best
+    An SFT batch mixes one-word answers and long descriptions: padded to its longest row, much of it is
+    padding (docs/results/sft-length-chunks.md). Sorted by length, the best
     split points are found exactly by dynamic programming over the (small) batch.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
@@ -159,84 +182,35 @@ class SFTModule(torch.nn.Module):
         return next_token_loss(results, self.normalize)
 
 
-def next_token_loss(
-    results: Sequence[tuple[ResponseLogProbs, torch.Tensor]], normalize: str = "token"
-) -> dict:
-    """Mean NLL of the response tokens of one or more forwards (each ``(log-probs with logits, input_ids)``).
-
-    ``normalize``: "token" (over all response tokens) or "sample" (per response, then over responses).
-    """
-    total_logp, total_tokens, correct = 0.0, 0, 0
-    sample_means = []
-    for result, input_ids in results:
-        total_logp = total_logp + result.summed.sum()
-        total_tokens += int(result.mask.sum())
-        sample_means.append(result.summed / result.mask.sum(-1).clamp(min=1))
-        predicted = result.logits[:, :-1].argmax(-1)
-        correct += int((predicted == input_ids[:, 1:].to(predicted.device))[result.mask].sum())
-    if normalize == "sample":
-        loss = -torch.cat(sample_means).mean()
-    else:
-        loss = -total_logp / max(total_tokens, 1)
-    return {"loss": loss, "metrics": {"token_accuracy": torch.tensor(correct / max(total_tokens, 1))}}
-
-
 @training_run("train sft")
-def train_sft(config: SFTConfig):
+def train_sft(config: SFTConfig) -> Path:
     """Run SFT from a config; returns the folder of the exported (merged, loadable) model."""
-    from tether.core.io import SkipLog
-    from tether.data.sft import load_sft_records
-    from tether.methods.run_record import RunTimer
-
-    timer = RunTimer()
+    timer, skips = RunTimer(), SkipLog()
     if not config.data.train:
         raise TetherError("data.train lists no files")
-    skips = SkipLog()
-    records = [
-        r
-        for path in config.data.train
-        for r in load_sft_records(
-            path,
-            skip_invalid=config.data.skip_invalid,
-            streaming=config.data.streaming,
-            skips=skips,
-            images=config.data.images,
-        )
-    ]
-    skips.require(records, "no SFT records to train on")
-    extra = {"records": len(records), "skipped": skips.skipped, "skip_reasons": skips.reasons}
-    out = fit_sft(config, records, "train sft", timer, extra)
-    skips.report()
-    return out
-
-
-def fit_sft(config, records: list[SFTRecord], command: str, timer, extra: dict):
-    """SFT (with the config's NoiseBoost) of ``config.model`` on ``records``: train, export, record the run.
-    ``config`` is an SFTConfig or a config with the same model, data, train and SFT fields (SSLConfig)."""
-    from pathlib import Path
-
-    from tether.methods.noise import training_noise
-    from tether.methods.run_record import write_run_record
-    from tether.methods.trainer import run_training
-    from tether.methods.tuning import export_model, load_for_training
-
-    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
-    vlm = load_for_training(config.model)
-    perturbation, callbacks = training_noise(config.noiseboost)
-    trainer = run_training(
-        SFTModule(vlm, perturbation, config.normalize),
-        SFTCollator(
-            vlm, config.data.images, config.data.max_length, config.split_by_length, config.data.template
-        ),
-        records,
-        config.train,
-        callbacks=callbacks,
-        model_device=config.model.device,
+    records = load_records(
+        config.data.train,
+        load_sft_records,
+        skip_invalid=config.data.skip_invalid,
+        streaming=config.data.streaming,
+        skips=skips,
+        images=config.data.images,
     )
-    out = Path(config.train.output_dir) / "model"
-    if trainer.args.should_save:
-        export_model(vlm, out)
-        write_run_record(
-            config.train.output_dir, command=command, config=config, trainer=trainer, timer=timer, extra=extra
+    skips.require(records, "no SFT records to train on")
+    build = sft_method(config, records)
+    return run_method(config, "train sft", build, timer=timer, skips=skips, record={"records": len(records)})
+
+
+def sft_method(config, records: list[SFTRecord]):
+    """``run_method``'s ``build`` for SFT (with the config's NoiseBoost) on ``records``. ``config`` is an
+    SFTConfig or a config with the same data and SFT fields (SSLConfig)."""
+
+    def build(vlm: VisionLanguageModel, perturbation) -> MethodRun:
+        data = config.data
+        return MethodRun(
+            SFTModule(vlm, perturbation, config.normalize),
+            SFTCollator(vlm, data.images, data.max_length, config.split_by_length, data.template),
+            records,
         )
-    return out
+
+    return build

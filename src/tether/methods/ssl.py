@@ -17,11 +17,17 @@ from pathlib import Path
 
 import torch
 
-from tether.core.io import SkipLog
-from tether.data.sft import SFTRecord
-from tether.methods.noise import NoiseSettings
-from tether.methods.run_record import start_output, training_run
+from tether.core.errors import DataError, TetherError
+from tether.core.images import open_image
+from tether.core.io import SkipLog, append_jsonl, iter_jsonl, read_records, require_image
+from tether.data.sft import SFTRecord, load_sft_records
+from tether.methods.noise import NoiseSettings, noise_settings
+from tether.methods.run_record import RunTimer, start_output, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.sft import sft_method
+from tether.methods.trainer import load_records, run_method
+from tether.models import load
+from tether.models.adapter import TEMPLATES
 from tether.models.decoding import DecodingSettings
 
 CONFIDENCE_REDUCTIONS = ("mean", "min")
@@ -29,37 +35,74 @@ CONFIDENCE_REDUCTIONS = ("mean", "min")
 
 @dataclass
 class SSLData:
-    labeled: list[str] = field(default_factory=list)  # SFT record files (any format of tether.data.sft)
-    unlabeled: list[str] = field(default_factory=list)  # JSONL of {"image", "prompt"} or {"image"}
-    images: str = "."  # root that image paths (labeled and unlabeled) are relative to
+    """The ``data:`` section of a semi-supervised recipe.
+
+    Parameters:
+        labeled: SFT record files (any format of ``tether.data.sft``).
+        unlabeled: JSONL of {"image", "prompt"} or {"image"} (asked every prompt of ``pseudo.prompts``).
+        images: the folder that image paths (labeled and unlabeled) are relative to.
+        max_length: the student's, as ``SFTData.max_length``.
+        skip_invalid: skip (and count) bad records instead of stopping at the first.
+        template: the student's format, as ``SFTData.template``. The teacher always answers through its chat
+            template: it is asked a question either way.
+    """
+
+    labeled: list[str] = field(default_factory=list)
+    unlabeled: list[str] = field(default_factory=list)
+    images: str = "."
     max_length: int | None = None
     skip_invalid: bool = False
     streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
-    # the student's format, as tether.methods.sft: "chat" or "plain" (LLaVA's stage-1 format: image, then
-    # response). The teacher always answers through its chat template: it is asked a question either way.
     template: str = "chat"
 
 
 @dataclass
 class PseudoLabelSettings:
-    teacher: str = ""  # checkpoint folder of the trained teacher (read-only)
-    prompts: list[str] = field(default_factory=list)  # asked of unlabeled items that have no prompt
-    confidence: str = "mean"  # mean | min token probability of the teacher's answer
-    threshold: float = 0.5  # keep pseudo-labels whose confidence is >= this
+    """The teacher's pass (the ``pseudo:`` section).
+
+    Parameters:
+        teacher: checkpoint folder of the trained teacher (read-only).
+        prompts: asked of unlabeled items that have no prompt.
+        confidence: mean | min token probability of the teacher's answer.
+        threshold: pseudo-labels whose confidence is >= this are kept.
+        batch_size: items per generation batch.
+        max_new_tokens: the teacher's answer budget.
+        output: the pseudo-label JSONL; None: <train.output_dir>/pseudo_labels.jsonl.
+    """
+
+    teacher: str = ""
+    prompts: list[str] = field(default_factory=list)
+    confidence: str = "mean"
+    threshold: float = 0.5
     batch_size: int = 8
     max_new_tokens: int = 64
-    output: str | None = None  # pseudo-label JSONL; default <train.output_dir>/pseudo_labels.jsonl
+    output: str | None = None
 
 
 @dataclass
 class SSLConfig:
-    model: ModelSettings = field(default_factory=ModelSettings)  # the student
+    """``tether train ssl``: semi-supervised NoiseBoost (a teacher pseudo-labels, the noised student learns by SFT).
+
+    Parameters:
+        model: the student (``ModelSettings``).
+        data: labeled and unlabeled data (``SSLData``).
+        pseudo: the teacher's pass (``PseudoLabelSettings``).
+        train: ``TrainSettings``.
+        noiseboost: NoiseBoost on the student's visual tokens (``NoiseSettings``, on by default); None: off.
+        normalize: loss mean per token or per sample, as ``SFTConfig.normalize``.
+        split_by_length: sub-batches of similar length, as ``SFTConfig.split_by_length``.
+    """
+
+    model: ModelSettings = field(default_factory=ModelSettings)
     data: SSLData = field(default_factory=SSLData)
     pseudo: PseudoLabelSettings = field(default_factory=PseudoLabelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
-    noiseboost: NoiseSettings | None = field(default_factory=NoiseSettings)  # null turns NoiseBoost off
-    normalize: str = "token"  # loss mean per token or per sample, as tether.methods.sft
-    split_by_length: bool = True  # sub-batches of similar length, as tether.methods.sft
+    noiseboost: NoiseSettings | None = field(default_factory=NoiseSettings)
+    normalize: str = "token"
+    split_by_length: bool = True
+
+    def __post_init__(self):
+        self.noiseboost = noise_settings(self.noiseboost)
 
 
 @dataclass
@@ -79,8 +122,6 @@ def load_unlabeled_items(
 ) -> list[UnlabeledItem]:
     """Items to pseudo-label; an item without a prompt is expanded to one item per entry of ``prompts``.
     With ``images`` (the root), an item whose image is missing is a ``path:line`` error."""
-    from tether.core.errors import DataError
-    from tether.core.io import read_records, require_image
 
     items = []
     for line, raw in read_records(path, skip_invalid=skip_invalid, skips=skips, streaming=streaming):
@@ -116,8 +157,6 @@ def answer_confidence(per_token_logprobs: torch.Tensor, mask: torch.Tensor, redu
     elif reduction == "min":
         value = probs.masked_fill(~mask, float("inf")).min(dim=1).values
     else:
-        from tether.core.errors import TetherError
-
         raise TetherError(f"pseudo.confidence '{reduction}' unknown; choose from {CONFIDENCE_REDUCTIONS}")
     return torch.where(counts > 0, value, torch.zeros_like(value))
 
@@ -138,12 +177,7 @@ def pseudo_label(
     """
     from tqdm.auto import tqdm
 
-    from tether.core.images import open_image
-    from tether.core.io import append_jsonl, iter_jsonl
-
     if settings.confidence not in CONFIDENCE_REDUCTIONS:
-        from tether.core.errors import TetherError
-
         raise TetherError(
             f"pseudo.confidence '{settings.confidence}' unknown; choose from {CONFIDENCE_REDUCTIONS}"
         )
@@ -178,16 +212,9 @@ def pseudo_label(
 
 
 @training_run("train ssl")
-def train_ssl(config: SSLConfig):
+def train_ssl(config: SSLConfig) -> Path:
     """Pseudo-label with the teacher, then SFT the noised student on labeled + kept pseudo-labels."""
-    from tether.core.errors import TetherError
-    from tether.data.sft import load_sft_records
-    from tether.methods.run_record import RunTimer
-    from tether.methods.sft import fit_sft
-    from tether.models import load
-    from tether.models.adapter import TEMPLATES
-
-    timer = RunTimer()
+    timer, skips = RunTimer(), SkipLog()
     if not config.pseudo.teacher:
         raise TetherError("pseudo.teacher names no checkpoint")
     if config.data.template not in TEMPLATES:  # before the teacher's pass, not at the student's first batch
@@ -196,30 +223,16 @@ def train_ssl(config: SSLConfig):
         )
     if not config.data.unlabeled:
         raise TetherError("data.unlabeled lists no files")
-    skips = SkipLog()
-    labeled = [
-        r
-        for path in config.data.labeled
-        for r in load_sft_records(
-            path,
-            skip_invalid=config.data.skip_invalid,
-            streaming=config.data.streaming,
-            skips=skips,
-            images=config.data.images,
-        )
-    ]
-    items = [
-        it
-        for path in config.data.unlabeled
-        for it in load_unlabeled_items(
-            path,
-            config.pseudo.prompts,
-            skip_invalid=config.data.skip_invalid,
-            streaming=config.data.streaming,
-            skips=skips,
-            images=config.data.images,
-        )
-    ]
+    options = {
+        "skip_invalid": config.data.skip_invalid,
+        "streaming": config.data.streaming,
+        "skips": skips,
+        "images": config.data.images,
+    }
+    labeled = load_records(config.data.labeled, load_sft_records, **options)
+    items = load_records(
+        config.data.unlabeled, load_unlabeled_items, prompts=config.pseudo.prompts, **options
+    )
     pseudo_path = Path(config.pseudo.output or Path(config.train.output_dir) / "pseudo_labels.jsonl")
     start_output(config.train.output_dir)
     teacher = load(config.pseudo.teacher, **config.model.load_options())  # inference: placed at load
@@ -228,17 +241,13 @@ def train_ssl(config: SSLConfig):
     )
     del teacher  # the student never needs it; free its memory before training
     kept = [SFTRecord(r["image"], r["prompt"], r["response"]) for r in pseudo if r["kept"]]
-
-    extra = {
+    record = {
         "labeled_records": len(labeled),
         "unlabeled_items": len(items),
         "pseudo_labels_kept": len(kept),
         "pseudo_labels_file": str(pseudo_path),
         "mean_confidence": sum(r["confidence"] for r in pseudo) / max(len(pseudo), 1),
-        "skipped": skips.skipped,
-        "skip_reasons": skips.reasons,
     }
     skips.require(labeled + kept, "no labeled records or kept pseudo-labels to train on")
-    out = fit_sft(config, labeled + kept, "train ssl", timer, extra)
-    skips.report()
-    return out
+    build = sft_method(config, labeled + kept)
+    return run_method(config, "train ssl", build, timer=timer, skips=skips, record=record)

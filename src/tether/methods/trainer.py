@@ -16,6 +16,8 @@ import logging
 import math
 import os
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,8 +26,12 @@ from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainerState, TrainingArguments
 
 from tether.core.errors import TetherError
-from tether.methods.run_record import start_output
+from tether.core.io import SkipLog
+from tether.methods.noise import VisualNoise, training_noise
+from tether.methods.run_record import RunTimer, start_output, write_run_record
 from tether.methods.settings import TrainSettings
+from tether.methods.tuning import export_model, load_for_training
+from tether.models import VisionLanguageModel
 
 logger = logging.getLogger(__name__)
 
@@ -325,3 +331,93 @@ def last_complete_checkpoint(output_dir, last_file: str) -> str | None:
 def loss_history(trainer: Trainer) -> list[dict]:
     """The logged training records (step, loss, metrics), for reports and curves."""
     return [r for r in trainer.state.log_history if "loss" in r and not math.isnan(r["loss"])]
+
+
+# ---- the scaffold every Trainer-based method shares --------------------------------------------------------
+
+
+@dataclass
+class MethodRun:
+    """What a method builds around its loaded model (``run_method``'s ``build``)."""
+
+    module: torch.nn.Module  # forward(**batch) -> {"loss", "metrics"}
+    collator: Callable  # records -> the module's keyword arguments
+    dataset: Sequence  # what the collator takes, one item per example
+    record: dict = field(default_factory=dict)  # run.json entries known before training
+    # writes what the run produced into the output folder and returns more run.json entries; default: the
+    # exported model (LoRA merged)
+    save: Callable[[TetherTrainer, Path], dict | None] | None = None
+
+
+def run_method(
+    config,
+    command: str,
+    build: Callable[[VisionLanguageModel, VisualNoise | None], MethodRun],
+    *,
+    timer: RunTimer,
+    skips: SkipLog,
+    record: dict | None = None,
+    output: str = "model",
+) -> Path:
+    """Seed, load ``config.model`` for training, build the method (with ``config.noiseboost``'s noise where the
+    config has one), train, save ``<train.output_dir>/<output>`` and write its ``run.json``.
+
+    ``config`` has ``model`` (``ModelSettings``), ``train`` (``TrainSettings``) and optionally ``noiseboost``;
+    ``record`` holds run.json entries from loading the data (record counts); ``skips`` the records skipped.
+    Returns the output folder (written by the main process)."""
+    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
+    vlm = load_for_training(config.model)
+    perturbation, callbacks = training_noise(getattr(config, "noiseboost", None))
+    method = build(vlm, perturbation)
+    trainer = run_training(
+        method.module,
+        method.collator,
+        method.dataset,
+        config.train,
+        callbacks=callbacks,
+        model_device=config.model.device,
+    )
+    out = Path(config.train.output_dir) / output
+    if trainer.args.should_save:
+        saved = method.save(trainer, out) if method.save is not None else export_model(vlm, out)
+        extra = {**(record or {}), "skipped": skips.skipped, "skip_reasons": skips.reasons, **method.record}
+        write_run_record(
+            config.train.output_dir,
+            command=command,
+            config=config,
+            trainer=trainer,
+            timer=timer,
+            extra={**extra, **(saved or {})},
+        )
+    skips.report()
+    return out
+
+
+def load_records(files: Sequence[str], read: Callable[..., list], **options) -> list:
+    """Every record of ``files``, in order, each file read by ``read(path, **options)``."""
+    return [record for path in files for record in read(path, **options)]
+
+
+def accelerator_for(model, train):
+    """The ``Accelerator`` of a loop tether runs itself (PPO), for ``model`` (``ModelSettings``) and ``train``
+    (``TrainSettings``): on the CPU, under torchrun, DDP or DeepSpeed as launched; FSDP on the CPU refused."""
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    on_cpu = model.device == "cpu" or not torch.cuda.is_available()
+    refuse_fsdp_on_cpu(on_cpu)
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"  # accelerate launch
+    # cpu=True on CPU machines: without it accelerate ignores torchrun's WORLD_SIZE and runs N copies
+    # alone; but it also switches DeepSpeed off, which runs on the CPU through DS_ACCELERATOR=cpu and
+    # there needs the gloo backend named, or accelerate counts one process
+    accelerator = Accelerator(
+        cpu=on_cpu and not deepspeed,
+        mixed_precision="bf16" if train.bf16 else "no",
+        kwargs_handlers=[InitProcessGroupKwargs(backend="gloo")] if on_cpu and deepspeed else None,
+    )
+    expected = os.environ.get("TETHER_EXPECTED_WORLD_SIZE")  # set by `tether train --launcher`
+    if expected and int(expected) != accelerator.num_processes:
+        raise TetherError(
+            f"launched for {expected} processes but PPO runs in {accelerator.num_processes}"
+        )
+    return accelerator

@@ -5,6 +5,7 @@ import logging
 from tether.core.errors import TetherError
 from tether.methods.settings import ModelSettings
 from tether.models import VisionLanguageModel, load
+from tether.models.placement import check_load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ def training_load_options(settings: ModelSettings) -> dict:
         )
     options = settings.load_options()
     if settings.device == "cuda":  # validated (a GPU must be visible), then placed by the trainer
-        from tether.models.placement import check_load_settings
-
         check_load_settings(**options)
     return {**options, "device": "cpu"}
 
@@ -35,19 +34,10 @@ def training_load_options(settings: ModelSettings) -> dict:
 def model_parts(vlm: VisionLanguageModel) -> dict:
     """The three parts of a VLM as modules: vision tower, projector, language model (with its head)."""
     projector = vlm.projector
-    vision = vision_tower(vlm)
+    vision = vlm.vision_tower
     vision_params = {id(p) for p in vision.parameters()} - {id(p) for p in projector.parameters()}
     projector_params = {id(p) for p in projector.parameters()}
     return {"vision": vision_params, "projector": projector_params}
-
-
-# where each family keeps its vision encoder: LLaVA-style, Qwen-style, Idefics3/SmolVLM
-VISION_TOWERS = ("vision_tower", "visual", "vision_model")
-
-
-def vision_tower(vlm: VisionLanguageModel):
-    inner = getattr(vlm.base_model, "model", vlm.base_model)  # InstructBLIP keeps its parts at the top
-    return next(getattr(inner, name) for name in VISION_TOWERS if hasattr(inner, name))
 
 
 def configure_trainable(vlm: VisionLanguageModel, settings: ModelSettings) -> None:
@@ -73,9 +63,7 @@ def apply_lora(vlm: VisionLanguageModel, settings: ModelSettings) -> None:
     from peft import LoraConfig, get_peft_model
 
     lora = settings.lora
-    # Restrict targets to the language model: a regex over module names that excludes the vision tower.
-    names = "|".join(lora.target_modules)
-    target = rf"^(?!.*({'|'.join(VISION_TOWERS)})).*\.({names})$"
+    target = vlm.lora_target_pattern(lora.target_modules)  # the language model's modules, never the tower's
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=target)
     keep = {name for name, p in vlm.base_model.named_parameters() if p.requires_grad}
     vlm.model = get_peft_model(vlm.base_model, config)

@@ -15,20 +15,30 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
 from tether.core.errors import DataError, TetherError
 from tether.core.images import open_image
-from tether.core.io import SkipLog, parse_records, require_fields
-from tether.methods.run_record import training_run
+from tether.core.io import SkipLog, parse_records, require_fields, write_json
+from tether.methods.run_record import RunTimer, training_run
 from tether.methods.settings import ModelSettings, TrainSettings
-from tether.methods.tuning import vision_tower
+from tether.methods.trainer import MethodRun, load_records, run_method
+from tether.methods.tuning import export_model
+from tether.methods.vision_loss import multilabel_loss
 from tether.models import VisionLanguageModel
 
 
 @dataclass
 class VisionData:
-    # JSONL of {"image": str, "labels": [str, ...], "regions": [{"bbox": [x0, y0, x1, y1], "labels": [...]}]}
-    # ("regions" needed for the dense objective only)
+    """The ``data:`` section of a vision-pretraining recipe.
+
+    Parameters:
+        train: JSONL of {"image": str, "labels": [str, ...], "regions": [{"bbox": [x0, y0, x1, y1],
+            "labels": [...]}]} ("regions" needed for the dense objective only).
+        images: the folder that image paths are relative to.
+        skip_invalid: skip (and count) bad records instead of stopping at the first.
+    """
+
     train: list[str] = field(default_factory=list)
     images: str = "."
     skip_invalid: bool = False
@@ -37,12 +47,21 @@ class VisionData:
 
 @dataclass
 class VisionConfig:
+    """``tether train vision``: pretrain the vision tower by multi-label classification.
+
+    Parameters:
+        model: the model; by default only the vision tower trains.
+        data: labelled images (``VisionData``).
+        train: ``TrainSettings``.
+        objective: "image" (labels of the whole image) or "dense" (labels of the regions around each patch).
+    """
+
     model: ModelSettings = field(
         default_factory=lambda: ModelSettings(freeze_vision=False, freeze_projector=True, freeze_llm=True)
     )
     data: VisionData = field(default_factory=VisionData)
     train: TrainSettings = field(default_factory=TrainSettings)
-    objective: str = "image"  # image | dense
+    objective: str = "image"
 
 
 @dataclass
@@ -53,7 +72,7 @@ class LabelledImage:
 
 
 def load_labelled_images(
-    path, skip_invalid=False, skips: SkipLog | None = None, images=None, streaming: bool = False
+    path, skip_invalid: bool = False, skips: SkipLog | None = None, images=None, streaming: bool = False
 ) -> list[LabelledImage]:
     return parse_records(
         path, _parse, skip_invalid=skip_invalid, skips=skips, images=images, streaming=streaming
@@ -115,8 +134,10 @@ class VisionModule(torch.nn.Module):
         super().__init__()
         if objective not in ("image", "dense"):
             raise TetherError(f"unknown vision objective '{objective}' (image or dense)")
-        if objective == "dense" and not hasattr(vlm.base_model.model, "vision_tower"):
-            raise TetherError("the dense objective needs a tower with a regular patch grid (LLaVA's)")
+        if objective == "dense" and not vlm.vision_patch_grid:
+            raise TetherError(
+                f"the dense objective needs a tower with a regular patch grid (LLaVA's); {vlm.arch}'s has none"
+            )
         self.model = vlm.model
         self.vlm = vlm
         self.objective = objective
@@ -124,7 +145,7 @@ class VisionModule(torch.nn.Module):
         self.head = torch.nn.Linear(getattr(config, "embed_dim", None) or config.hidden_size, n_labels)
 
     def patch_features(self, image_inputs: dict) -> torch.Tensor:
-        tower = vision_tower(self.vlm)
+        tower = self.vlm.vision_tower
         if "image_grid_thw" in image_inputs:  # Qwen2-VL: patch features of all images, concatenated
             return tower(
                 image_inputs["pixel_values"], grid_thw=image_inputs["image_grid_thw"], return_dict=True
@@ -146,62 +167,41 @@ class VisionModule(torch.nn.Module):
         else:
             # max over patches: "is it anywhere in the image" is a max, not a mean
             logits = self.head(features.amax(dim=1))
-        loss = F.binary_cross_entropy_with_logits(logits, targets)
-        exact = ((logits > 0).float() == targets).all(dim=-1).float().mean()
-        return {"loss": loss, "metrics": {"exact_match": exact}}
+        loss, metrics = multilabel_loss(logits, targets)
+        return {"loss": loss, "metrics": metrics}
 
 
 @training_run("train vision")
-def train_vision(config: VisionConfig):
+def train_vision(config: VisionConfig) -> Path:
     """Pretrain the vision tower; returns the exported model folder (the head is saved beside it)."""
-    from safetensors.torch import save_file
-
-    from tether.core.io import write_json
-    from tether.methods.run_record import RunTimer, write_run_record
-    from tether.methods.trainer import run_training
-    from tether.methods.tuning import export_model, load_for_training
-
-    timer = RunTimer()
+    timer, skips = RunTimer(), SkipLog()
     if not config.data.train:
         raise TetherError("data.train lists no files")
-    skips = SkipLog()
-    records = [
-        r
-        for p in config.data.train
-        for r in load_labelled_images(
-            p, config.data.skip_invalid, skips, images=config.data.images, streaming=config.data.streaming
-        )
-    ]
+    records = load_records(
+        config.data.train,
+        load_labelled_images,
+        skip_invalid=config.data.skip_invalid,
+        streaming=config.data.streaming,
+        skips=skips,
+        images=config.data.images,
+    )
     skips.require(records, "no labelled images to train on")
     label_names = sorted(
         {label for r in records for label in r.labels}
         | {label for r in records for _, labels in r.regions for label in labels}
     )
-    torch.manual_seed(config.train.seed)  # LoRA and head initialisation happen before the Trainer seeds
-    vlm = load_for_training(config.model)
-    module = VisionModule(vlm, len(label_names), config.objective)
-    collator = VisionCollator(vlm, config.data.images, label_names, config.objective)
-    trainer = run_training(module, collator, records, config.train, model_device=config.model.device)
-    out = Path(config.train.output_dir) / "model"
-    if trainer.args.should_save:
-        export_model(vlm, out)
-        save_file(
-            {k: v.detach().contiguous() for k, v in module.head.state_dict().items()},
-            Path(config.train.output_dir) / "label_head.safetensors",
-        )
-        write_json(Path(config.train.output_dir) / "labels.json", label_names)
-        write_run_record(
-            config.train.output_dir,
-            command="train vision",
-            config=config,
-            trainer=trainer,
-            timer=timer,
-            extra={
-                "records": len(records),
-                "labels": label_names,
-                "skipped": skips.skipped,
-                "skip_reasons": skips.reasons,
-            },
-        )
-    skips.report()
-    return out
+
+    def build(vlm: VisionLanguageModel, perturbation) -> MethodRun:
+        module = VisionModule(vlm, len(label_names), config.objective)
+
+        def save(trainer, out: Path) -> None:
+            export_model(vlm, out)
+            head = {k: v.detach().contiguous() for k, v in module.head.state_dict().items()}
+            save_file(head, Path(config.train.output_dir) / "label_head.safetensors")
+            write_json(Path(config.train.output_dir) / "labels.json", label_names)
+
+        collator = VisionCollator(vlm, config.data.images, label_names, config.objective)
+        return MethodRun(module, collator, records, save=save)
+
+    record = {"records": len(records), "labels": label_names}
+    return run_method(config, "train vision", build, timer=timer, skips=skips, record=record)

@@ -9,9 +9,9 @@ import importlib
 _EXPORTS = {
     "ADAPTERS": "tether.models.loading",
     "DecodingSettings": "tether.models.decoding",
-    "ImageTokenMismatch": "tether.models.adapter",
-    "ModelBatch": "tether.models.adapter",
-    "ResponseLogProbs": "tether.models.adapter",
+    "ImageTokenMismatch": "tether.models.batch",
+    "ModelBatch": "tether.models.batch",
+    "ResponseLogProbs": "tether.models.batch",
     "VisionLanguageModel": "tether.models.adapter",
     "load": "tether.models.loading",
 }

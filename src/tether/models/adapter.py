@@ -10,6 +10,7 @@ between architectures:
 - ``image_token_counts(image_inputs)``: how many visual tokens each image becomes;
 - ``image_span(n)``: token ids of a visual sequence of ``n`` tokens, with its delimiters (HACL's image-alone input);
 - ``projector``: the module whose output is the projected visual tokens (NoiseBoost's hook point);
+- ``vision_tower_name``: where the vision encoder sits (what freezing and LoRA's target pattern leave out);
 - ``extra_inputs(input_ids)``: architecture-specific forward inputs (Qwen2-VL's token types);
 - ``image_layouts(image_inputs)``: what each image's placeholder expands to, where more than a count;
 - ``packed_attention_mask``, ``decoder_hidden_states``, ``lm_head``: for packed forwards and read-outs, where
@@ -36,126 +37,50 @@ grids with row/column tags; ``gemma3.py``: delimiters and bidirectional image bl
 describe each image by a *layout* (``image_layouts``), from which the placeholder's expansion and its
 visual-token count follow; the tests compare the result with each family's HF processor.
 
-Where NoiseBoost and HACL attach when the visual tokens are not a plain projector output:
+Where NoiseBoost and HACL attach (each family's module says it for that family):
 
-- NoiseBoost perturbs the output of ``projector``, which is always the module whose output *is* the
-  sequence of vectors the LLM reads at the visual positions (one per image token). InternVL: the ViT's
-  patches go through a pixel shuffle (2x2 neighbouring patches concatenated into one token, no weights) and
-  then the MLP projector; the hook is the MLP (``multi_modal_projector``), after the shuffle, so the noise
-  lands on the tokens, not on patches the shuffle would mix. Idefics3/SmolVLM are the same with their
-  ``connector``; Gemma 3's projector pools then projects. InstructBLIP: ViT → Q-Former (learned queries
-  cross-attending to the image and reading the instruction) → ``language_projection`` (linear); the hook is
-  ``language_projection``, whose output is the query tokens the LLM reads, so the noise lands after the
-  Q-Former has read the image. Tokens added after the projector are not noised: LLaVA-NeXT/OneVision's
-  learned row-newline embeddings, Qwen3-VL's DeepStack features.
-- HACL's visual-only sequence is ``start_ids + image_span(layout) + EOS``: an image's whole expansion with
-  its own delimiters (InternVL: ``<img>`` + every tile's tokens + ``</img>``; Idefics3: the crop grid with
-  its tags and the global view; Gemma 3: ``<start_of_image>`` … ``<end_of_image>``). InstructBLIP: the
-  query tokens alone, the Q-Former given the empty prompt. Its Q-Former reads the instruction, so its
-  visual tokens depend on the prompt: ``instruction_inputs`` adds the Q-Former's token ids to the image
-  inputs of every batch, HACL then never shares the L_G row's visual prefix (its visual tokens read the
-  caption prompt), and the fast yes/no mode runs one forward per question instead of sharing a prefix.
+- NoiseBoost perturbs the output of ``projector``, always the module whose output *is* the sequence of
+  vectors the LLM reads at the visual positions (after InternVL's and Idefics3's pixel shuffle, after
+  InstructBLIP's Q-Former). Tokens added after the projector are not noised: LLaVA-NeXT/OneVision's learned
+  row-newline embeddings, Qwen3-VL's DeepStack features.
+- HACL's visual-only sequence is ``start_ids + image_span(layout) + EOS``: an image's whole expansion with its
+  own delimiters. InstructBLIP's Q-Former reads the instruction (``instruction_inputs``), so its visual tokens
+  depend on the prompt: HACL never shares the L_G row's visual prefix there, and the fast yes/no mode runs one
+  forward per question instead of sharing a prefix.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from tether.core.errors import TetherError
+from tether.models.batch import (
+    IMAGES_PER_SAMPLE,
+    ImageTokenMismatch,
+    ModelBatch,
+    ResponseLogProbs,
+    at_last_token,
+    image_groups,
+    logprobs_from_logits,
+    pad_rows,
+    per_sample,
+)
+from tether.models.batch import model_image_inputs as model_image_inputs  # where eval imports it from
 from tether.models.chat_templates import chat_prompt
-from tether.models.decoding import DecodingSettings
+from tether.models.generation import GenerationMixin, stop_token_ids
 from tether.models.image_cache import ImageInputCache, concatenate, file_tag
 from tether.models.unknown_tokens import UnknownTokenMonitor
 
 TEMPLATES = ("chat", "plain")
 
-# ``image_inputs`` keys with this prefix are tether's record of each image's layout (InternVL's tile counts,
-# Idefics3's crop grid), which the model does not take; ``model_image_inputs`` leaves them out.
-LAYOUT_PREFIX = "tether_"
 
-
-# how many images each sample of a batch has, when some have several
-IMAGES_PER_SAMPLE = LAYOUT_PREFIX + "images_per_sample"
-
-
-def model_image_inputs(image_inputs: dict) -> dict:
-    """The image inputs the model's forward takes (tether's layout records left out)."""
-    return {k: v for k, v in image_inputs.items() if not k.startswith(LAYOUT_PREFIX)}
-
-
-class ImageTokenMismatch(TetherError):
-    """A batch whose image-token count differs from the number of visual features its images produce."""
-
-
-@dataclass
-class ModelBatch:
-    """Tensors for one forward. ``response_mask`` is True on response tokens (the ones whose log-probs count)."""
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    response_mask: torch.Tensor
-    image_inputs: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        """Plain nested dict (what a data collator returns and ``Trainer`` moves to the device)."""
-        return {
-            "input_ids": self.input_ids,
-            "attention_mask": self.attention_mask,
-            "response_mask": self.response_mask,
-            "image_inputs": self.image_inputs,
-            "extra": self.extra,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelBatch:
-        return cls(
-            d["input_ids"],
-            d["attention_mask"],
-            d["response_mask"],
-            d.get("image_inputs", {}),
-            d.get("extra", {}),
-        )
-
-    def model_inputs(self) -> dict:
-        return {
-            "input_ids": self.input_ids,
-            "attention_mask": self.attention_mask,
-            **model_image_inputs(self.image_inputs),
-            **self.extra,
-        }
-
-    def to(self, device) -> ModelBatch:
-        def move(d):
-            return {k: v.to(device) if torch.is_tensor(v) else v for k, v in d.items()}
-
-        return ModelBatch(
-            self.input_ids.to(device),
-            self.attention_mask.to(device),
-            self.response_mask.to(device),
-            move(self.image_inputs),
-            move(self.extra),
-        )
-
-
-@dataclass
-class ResponseLogProbs:
-    """``per_token[b, t]`` is log p(input_ids[b, t+1] | prefix), zero off the response; ``mask`` likewise shifted."""
-
-    per_token: torch.Tensor
-    mask: torch.Tensor
-    summed: torch.Tensor
-    logits: torch.Tensor | None = None
-
-
-class VisionLanguageModel:
+class VisionLanguageModel(GenerationMixin):
     arch: str = ""
     image_token: str = ""
     # what stands for the image in a template that takes string content (LLaVA's training data: "<image>\n")
@@ -213,7 +138,7 @@ class VisionLanguageModel:
 
     def sample_layouts(self, image_inputs: dict) -> list[list]:
         """The layouts of each sample's images."""
-        return _per_sample(self.image_layouts(image_inputs), image_inputs)
+        return per_sample(self.image_layouts(image_inputs), image_inputs)
 
     def image_layouts(self, image_inputs: dict) -> list:
         """What each image's placeholder expands to: its visual-token count, or (families whose expansion
@@ -227,6 +152,25 @@ class VisionLanguageModel:
     @property
     def projector(self) -> torch.nn.Module:
         raise NotImplementedError
+
+    # Where the family keeps its vision encoder: an attribute of the HF model's inner ``model`` (of the model
+    # itself where there is none: InstructBLIP). LLaVA-style families call it ``vision_tower``; Qwen-style
+    # ``visual``, Idefics3/SmolVLM and InstructBLIP ``vision_model``.
+    vision_tower_name: str = "vision_tower"
+    # whether the tower's last hidden states are one regular grid of patches per image (CLIP/SigLIP, after an
+    # optional class token): what per-patch (dense) supervision of the tower needs
+    vision_patch_grid: bool = True
+
+    @property
+    def vision_tower(self) -> torch.nn.Module:
+        inner = getattr(self.base_model, "model", self.base_model)
+        return getattr(inner, self.vision_tower_name)
+
+    def lora_target_pattern(self, module_names: Sequence[str]) -> str:
+        """PEFT ``target_modules``: the modules named ``module_names`` outside the vision tower (the tower is
+        never adapted, so LoRA lands on the language model)."""
+        names = "|".join(module_names)  # as given: a recipe may name them by regex
+        return rf"^(?!.*{re.escape(self.vision_tower_name)}).*\.({names})$"
 
     def extra_inputs(self, input_ids: torch.Tensor) -> dict:
         return {}
@@ -409,7 +353,7 @@ class VisionLanguageModel:
             rows.append(prompt_ids + response_ids)
             masks.append([False] * len(prompt_ids) + [True] * len(response_ids))
         self.unknown_tokens.check()
-        input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, padding_side)
+        input_ids, attention_mask, response_mask = pad_rows(rows, masks, self.pad_token_id, padding_side)
         return ModelBatch(
             input_ids, attention_mask, response_mask, image_inputs, self.extra_inputs(input_ids)
         )
@@ -423,7 +367,7 @@ class VisionLanguageModel:
         input_ids = batch.input_ids[rows, :width]
         image_inputs = self.encode_images([images[i] for i in rows])
         if self.instruction_input_names:  # the selected samples' images' rows
-            image_rows = _per_sample(
+            image_rows = per_sample(
                 list(range(len(self.image_layouts(batch.image_inputs)))), batch.image_inputs
             )
             index = torch.tensor([r for i in rows for r in image_rows[i]])
@@ -447,7 +391,7 @@ class VisionLanguageModel:
         rows = [start + self._response_ids(t, add_eos) for t in texts]
         masks = [[False] * len(start) + [True] * (len(r) - len(start)) for r in rows]
         self.unknown_tokens.check()
-        input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, padding_side)
+        input_ids, attention_mask, response_mask = pad_rows(rows, masks, self.pad_token_id, padding_side)
         return ModelBatch(input_ids, attention_mask, response_mask, {}, self.extra_inputs(input_ids))
 
     # ---- the guard --------------------------------------------------------------------------------------
@@ -457,7 +401,7 @@ class VisionLanguageModel:
 
     def sample_token_counts(self, image_inputs: dict) -> list[list[int]]:
         """The visual-token counts of each sample's images."""
-        return _per_sample(self.image_token_counts(image_inputs), image_inputs)
+        return per_sample(self.image_token_counts(image_inputs), image_inputs)
 
     def check_image_tokens(self, batch: ModelBatch) -> None:
         """Raise before the forward if any sample's image-token count differs from its image's features."""
@@ -504,14 +448,14 @@ class VisionLanguageModel:
         start = self.start_ids
         rows = [start + self.image_span(n) + [self.eos_token_id] for n in self.image_layouts(image_inputs)]
         masks = [[False] * len(r) for r in rows]
-        input_ids, attention_mask, response_mask = _pad(rows, masks, self.pad_token_id, "right")
+        input_ids, attention_mask, response_mask = pad_rows(rows, masks, self.pad_token_id, "right")
         return ModelBatch(
             input_ids, attention_mask, response_mask, image_inputs, self.extra_inputs(input_ids)
         )
 
     def eos_representation(self, batch: ModelBatch) -> torch.Tensor:
         """Hidden state at each row's last token (the appended EOS) of a right-padded batch: [batch, hidden]."""
-        return _at_last_token(self.last_hidden_states(batch), batch.attention_mask)
+        return at_last_token(self.last_hidden_states(batch), batch.attention_mask)
 
     def visual_eos_representation(self, images: Sequence) -> torch.Tensor:
         """Last-layer hidden state at an EOS appended to each image's visual tokens alone: [batch, hidden]."""
@@ -529,69 +473,6 @@ class VisionLanguageModel:
             yield
         finally:
             handle.remove()
-
-    @torch.no_grad()
-    def generate(
-        self,
-        images: Sequence | None,
-        prompts: Sequence[str],
-        settings: DecodingSettings | None = None,
-        **kwargs,
-    ) -> list[str]:
-        """Batched generation; left padding so every row's answer starts right after its prompt."""
-        return self.generate_with_eos(images, prompts, settings, **kwargs)[0]
-
-    @torch.no_grad()
-    def generate_with_eos(
-        self,
-        images: Sequence | None,
-        prompts: Sequence[str],
-        settings: DecodingSettings | None = None,
-        **kwargs,
-    ) -> tuple[list[str], list[bool]]:
-        """Like ``generate``, also saying for each row whether it ended with EOS (False: cut by the budget)."""
-        new_tokens = self.generate_ids(images, prompts, settings, **kwargs)[0]
-        texts = [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-        stopped = torch.isin(new_tokens, torch.tensor(self.stop_token_ids, device=new_tokens.device))
-        return texts, stopped.any(dim=1).tolist()
-
-    @torch.no_grad()
-    def generate_ids(
-        self,
-        images: Sequence | None,
-        prompts: Sequence[str],
-        settings: DecodingSettings | None = None,
-        output_logits: bool = False,
-        batch: ModelBatch | None = None,
-        **kwargs,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """The generated token ids ``[batch, new]`` (EOS, then padding, after a finished row), the raw
-        next-token logits at each step ``[batch, new, vocab]`` when ``output_logits`` (else None), and the
-        prompt lengths without padding ``[batch]``. A left-padded ``batch`` built by the caller (checked
-        already: ``tether.decoding``'s contrast rows) replaces the encoding of ``images`` and ``prompts``."""
-        settings = settings or DecodingSettings()
-        if batch is None:
-            batch = self.encode(images, prompts, padding_side="left")
-            self.check_image_tokens(batch)
-        if settings.seed is not None:
-            torch.manual_seed(settings.seed)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            output = self.model.generate(
-                **batch.to(self.device).model_inputs(),
-                **settings.generate_kwargs(),
-                eos_token_id=self.stop_token_ids,
-                pad_token_id=self.pad_token_id,
-                output_logits=output_logits,
-                return_dict_in_generate=True,
-                **kwargs,
-            )
-        finally:
-            self.model.train(was_training)
-        new_tokens = output.sequences[:, batch.input_ids.shape[1] :]
-        logits = torch.stack(output.logits, dim=1) if output_logits else None
-        return new_tokens, logits, batch.attention_mask.sum(dim=1)
 
     def processor_kwargs(self) -> dict:
         """What the family's transformers processor needs besides its tokenizer and image processor, as it
@@ -614,67 +495,3 @@ class VisionLanguageModel:
         if processor_class:
             processor_config = {"processor_class": processor_class, **self.processor_kwargs()}
             (out_dir / "processor_config.json").write_text(json.dumps(processor_config, indent=2) + "\n")
-
-
-def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
-    """The tokenizer's EOS and every EOS id of the checkpoint's ``generation_config.json``: transformers'
-    ``generate`` stops at all of them (Qwen2-VL's lists ``<|im_end|>`` and ``<|endoftext|>``)."""
-    ids = [tokenizer.eos_token_id]
-    configured = getattr(generation_config, "eos_token_id", None)
-    for token_id in configured if isinstance(configured, list) else [configured]:
-        if token_id is not None and token_id not in ids:
-            ids.append(token_id)
-    return ids
-
-
-def logprobs_from_logits(
-    logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor, return_logits: bool = False
-) -> ResponseLogProbs:
-    """Shifted log-probs of ``input_ids`` under ``logits``, computed only where ``response_mask`` is set.
-
-    The log-softmax runs over response positions alone: the prompt (with hundreds of visual tokens) never
-    pays for a vocabulary-sized softmax.
-    """
-    target_ids = input_ids[:, 1:]
-    mask = response_mask[:, 1:]
-    shifted = logits[:, :-1]
-    selected = shifted[mask].float()
-    token_logps = torch.gather(F.log_softmax(selected, dim=-1), 1, target_ids[mask].unsqueeze(1)).squeeze(1)
-    per_token = torch.zeros(mask.shape, dtype=token_logps.dtype, device=logits.device)
-    per_token = per_token.masked_scatter(mask, token_logps)
-    return ResponseLogProbs(per_token, mask, per_token.sum(dim=1), logits if return_logits else None)
-
-
-def image_groups(images: Sequence) -> list[list]:
-    """Each sample's images: an entry of ``images`` is one image or a list of several."""
-    return [list(x) if isinstance(x, (list, tuple)) else [x] for x in images]
-
-
-def _per_sample(values: list, image_inputs: dict) -> list[list]:
-    """Per-image ``values`` grouped by sample (one image per sample unless ``IMAGES_PER_SAMPLE`` says more)."""
-    per_sample = image_inputs.get(IMAGES_PER_SAMPLE)
-    if per_sample is None:
-        return [[value] for value in values]
-    bounds = [0, *torch.as_tensor(per_sample).cumsum(0).tolist()]
-    return [values[a:b] for a, b in zip(bounds, bounds[1:])]
-
-
-def _pad(rows, masks, pad_id: int, side: str):
-    if side not in ("left", "right"):
-        raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    response_mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, (row, mask) in enumerate(zip(rows, masks)):
-        span = slice(0, len(row)) if side == "right" else slice(width - len(row), width)
-        input_ids[i, span] = torch.tensor(row, dtype=torch.long)
-        attention_mask[i, span] = 1
-        response_mask[i, span] = torch.tensor(mask, dtype=torch.bool)
-    return input_ids, attention_mask, response_mask
-
-
-def _at_last_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Hidden state at each row's last real token (right padding)."""
-    last = attention_mask.to(hidden.device).sum(dim=1) - 1
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]

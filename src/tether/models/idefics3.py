@@ -10,7 +10,7 @@ which the model skips. NoiseBoost's hook is the connector, whose output replaces
 
 import torch
 
-from tether.models.adapter import LAYOUT_PREFIX
+from tether.models.batch import LAYOUT_PREFIX
 from tether.models.expanded import TextExpandingAdapter
 
 GRID = LAYOUT_PREFIX + "rows_cols"
@@ -18,6 +18,8 @@ GRID = LAYOUT_PREFIX + "rows_cols"
 
 class Idefics3Adapter(TextExpandingAdapter):
     arch = "idefics3"
+    vision_tower_name = "vision_model"
+    vision_patch_grid = False  # crops and a global view per image
 
     def __init__(self, model, tokenizer, image_processor, chat_template, path=None):
         self.image_token = getattr(tokenizer, "image_token", None) or "<image>"

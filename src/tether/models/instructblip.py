@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from tether.core.errors import TetherError
-from tether.models.adapter import VisionLanguageModel, model_image_inputs
+from tether.models.adapter import VisionLanguageModel
+from tether.models.batch import model_image_inputs
 
 QFORMER_KEYS = ("qformer_input_ids", "qformer_attention_mask")
 ONE_IMAGE = (
@@ -27,6 +28,8 @@ ONE_IMAGE = (
 
 class InstructBlipAdapter(VisionLanguageModel):
     arch = "instructblip"
+    vision_tower_name = "vision_model"
+    vision_patch_grid = False  # read through the Q-Former's queries
     instruction_input_names = QFORMER_KEYS
 
     def __init__(self, model, tokenizer, image_processor, chat_template, path=None, qformer_tokenizer=None):

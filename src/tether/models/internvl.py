@@ -9,7 +9,7 @@ the ``<img>…</img>`` span alone.
 
 import torch
 
-from tether.models.adapter import LAYOUT_PREFIX
+from tether.models.batch import LAYOUT_PREFIX
 from tether.models.expanded import TextExpandingAdapter
 
 TILES = LAYOUT_PREFIX + "tiles"

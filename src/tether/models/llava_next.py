@@ -12,7 +12,8 @@ import math
 import torch
 from transformers.image_processing_utils import select_best_resolution
 
-from tether.models.adapter import VisionLanguageModel, image_groups
+from tether.models.adapter import VisionLanguageModel
+from tether.models.batch import image_groups
 from tether.models.image_cache import concatenate
 from tether.models.llava import _TOWERS_WITH_CLS
 

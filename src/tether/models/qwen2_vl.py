@@ -7,6 +7,8 @@ from tether.models.adapter import VisionLanguageModel
 
 class Qwen2VLAdapter(VisionLanguageModel):
     arch = "qwen2_vl"
+    vision_tower_name = "visual"
+    vision_patch_grid = False  # 2x2 patches merged, grids of any shape
     image_token = "<|image_pad|>"
     image_prompt_text = "<|vision_start|>{image_token}<|vision_end|>"
 

@@ -16,11 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from tether.core.errors import TetherError
-from tether.models import load
-from tether.models.adapter import stop_token_ids
 from tether.models.chat_templates import chat_prompt, resolve_chat_template
 from tether.models.decoding import DecodingSettings
-from tether.models.loading import ADAPTERS, _require_safetensors, checkpoint_type
+from tether.models.generation import stop_token_ids
+from tether.models.loading import ADAPTERS, _require_safetensors, checkpoint_type, load
 from tether.models.placement import ModelLoadSettings
 
 BACKENDS = ("hf", "vllm")
