@@ -25,3 +25,26 @@ def test_a_folder_named_after_a_paper_is_caught():
     assert misplaced_test_folders({"data", "hacl", "serve", "reliability"}, {"data", "serve", "methods"}) == {
         "hacl"
     }
+
+
+def clashing_test_modules(paths: list) -> set[str]:
+    """Module names that two test files outside packages share: pytest imports each by its bare name (the
+    default import mode), so the second one fails to collect, or a run of one folder hides the clash."""
+    seen: dict[str, int] = {}
+    for path in paths:
+        if not (path.parent / "__init__.py").is_file():
+            seen[path.stem] = seen.get(path.stem, 0) + 1
+    return {name for name, count in seen.items() if count > 1 and name != "conftest"}
+
+
+def test_test_module_names_are_unique():
+    modules = [p for p in (REPO / "tests").rglob("*.py") if "__pycache__" not in p.parts]
+    assert len(modules) > 100  # the scan saw the real tree
+    assert not clashing_test_modules(modules), "rename one of each: name it test_<module>_<topic>.py"
+
+
+def test_a_clashing_test_module_name_is_caught(tmp_path):
+    for folder in ("study", "world"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "test_claims.py").write_text("")
+    assert clashing_test_modules(sorted(tmp_path.rglob("*.py"))) == {"test_claims"}

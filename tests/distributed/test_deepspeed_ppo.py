@@ -5,7 +5,6 @@ DDP (torchrun): same per-rank seeds, so the same rollouts; the weights differ on
 sums (~1e-8 here; atol 1e-5 as the other distributed tests)."""
 
 import json
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from tether.core.errors import TetherError
-from tether.methods.ppo import OPTIMIZER_WEIGHTS, PPO_STATE, PPORunner
+from tether.methods.ppo_checkpoint import OPTIMIZER_WEIGHTS, PPO_STATE, load_ppo_checkpoint
 from tether.methods.trainer import TRAINABLE_WEIGHTS
 
 
@@ -77,4 +76,4 @@ def test_resuming_a_deepspeed_ppo_checkpoint_is_refused(tmp_path):
         json.dumps({"step": 2, "kl_coef": 0.1, "param_groups": None, "history": []})
     )
     with pytest.raises(TetherError, match="written under DeepSpeed, without optimizer state"):
-        PPORunner.load_checkpoint(SimpleNamespace(), tmp_path)
+        load_ppo_checkpoint(tmp_path, module=None, optimizer=None)
