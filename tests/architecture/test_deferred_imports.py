@@ -7,17 +7,7 @@ from .import_graph import compare_with_known, deferred_imports, parse_module, re
 # world/baseline, world/evaluate, world/texts and eval/runner are rewritten on other branches of issue 24;
 # eval/endpoint defers its import of eval/runner (the cycle in test_cycles.py). The coordinator deletes a
 # module when its fix is merged; the test fails while a fixed module is still listed.
-KNOWN_VIOLATIONS = {
-    "tether.methods.dpo",
-    "tether.methods.hacl",
-    "tether.methods.ppo",
-    "tether.methods.reward",
-    "tether.methods.run_record",
-    "tether.methods.sft",
-    "tether.methods.ssl",
-    "tether.methods.tuning",
-    "tether.methods.vision",
-}
+KNOWN_VIOLATIONS: set[str] = set()
 
 
 def by_module(found: dict[tuple[str, str], list[str]]) -> dict[str, list[str]]:

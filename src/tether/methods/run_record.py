@@ -7,8 +7,10 @@ import resource
 import time
 from pathlib import Path
 
+from tether.core.fingerprints import MARKER, claim_output, identify_paths
 from tether.core.io import write_json
 from tether.core.provenance import environment
+from tether.models.placement import placement_record
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +53,6 @@ def trained_model_placement(module) -> dict | None:
     """Device, dtype and attention of the Hugging Face model inside a method module (where it trained)."""
     from transformers import PreTrainedModel
 
-    from tether.models.placement import placement_record
-
     model = next((m for m in module.modules() if isinstance(m, PreTrainedModel)), None)
     return placement_record(model) if model is not None else None
 
@@ -70,8 +70,6 @@ _RUN_FILES = ("run.json", "log.jsonl", "rollouts.jsonl", "pseudo_labels.jsonl", 
 def training_inputs(command: str, config) -> dict:
     """What a training run's weights depend on: the command and its config, with the model and data files
     it names identified by content (``tether.core.fingerprints.identify_paths``)."""
-    from tether.core.fingerprints import identify_paths
-
     raw = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     train = {k: v for k, v in raw.get("train", {}).items() if k not in _OPERATIONAL}
     raw = {**raw, "train": train}
@@ -107,8 +105,6 @@ def training_run(command: str, output: str = "model"):
     def decorate(train):
         @functools.wraps(train)
         def run(config, *args, **kwargs):
-            from tether.core.fingerprints import MARKER, claim_output
-
             out_dir = Path(config.train.output_dir)
             produced = [
                 *sorted(out_dir.glob("checkpoint-*")),
