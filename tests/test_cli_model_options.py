@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from tether.cli import build_parser
-from tether.methods.commands import TRAIN_VERBS, _launching
+from tether.methods.commands import METHODS, _launching
 
 
 def _subparser(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def _loading_commands(parser):
     benchmarks = _subparser(parser, "eval")
     action = next(a for a in benchmarks._actions if isinstance(a, argparse._SubParsersAction))
     yield from [("eval", name, "run") for name in action.choices]
-    yield from [("train", verb) for verb in TRAIN_VERBS]
+    yield from [("train", verb) for verb in METHODS]
     yield from [("models", "info"), ("data", "answer-pairs"), ("data", "pairs")]
     yield from [("analyze", "gap"), ("analyze", "attention")]
 
@@ -33,7 +33,7 @@ def test_every_command_that_loads_a_model_takes_chat_template():
         assert "--chat-template" in options, " ".join(path)
 
 
-@pytest.mark.parametrize("verb", sorted(TRAIN_VERBS))
+@pytest.mark.parametrize("verb", sorted(METHODS))
 def test_train_commands_pass_chat_template_as_the_recipe_field(verb):
     args = build_parser().parse_args(["train", verb, "--set", "train.seed=1", "--chat-template", "llava-1.5"])
     assert _launching(lambda a: a.overrides)(args) == ["train.seed=1", "model.chat_template=llava-1.5"]
