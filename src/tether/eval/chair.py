@@ -15,7 +15,7 @@ Normalisation as the original: NLTK's ``word_tokenize`` of the lower-cased capti
 
 from pathlib import Path
 
-from tether.core.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError, skip_or_raise
 from tether.core.io import SkipLog, read_json, read_records, read_text_lines, require_fields
 from tether.core.text import corrected_singularize, pattern_singularize, tokenize
 from tether.eval.benchmark import Benchmark, EvalItem, FileScore, Score, require_answers, safe_div
@@ -285,10 +285,7 @@ def read_captions(path, *, skip_invalid=False, skips=None) -> dict[str, str]:
             if key in captions:
                 raise DataError(f"duplicate caption for image '{key}'", path, line)
         except DataError as e:
-            if not skip_invalid:
-                raise
-            if skips is not None:
-                skips.add(str(e))
+            skip_or_raise(e, skip_invalid, skips)
             continue
         captions[key] = record["caption"]
     return captions
