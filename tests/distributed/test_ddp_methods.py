@@ -6,25 +6,12 @@ has the same number), and its contrastive terms see the whole global batch (nega
 import pytest
 from ddp_helpers import (
     assert_same_trained_weights,
-    build_checkpoint,
     captions_and_negatives,
     images,
-    initial_weights,
     preference_pairs,
     train,
     write_jsonl,
 )
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return build_checkpoint(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def initial(checkpoint):
-    return initial_weights(checkpoint)
-
 
 COMMON = ["train.learning_rate=1e-3", "train.progress_bar=false", "train.lr_scheduler_type=constant"]
 

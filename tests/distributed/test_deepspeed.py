@@ -17,10 +17,8 @@ import torch
 from ddp_helpers import (
     COLOURS,
     assert_same_trained_weights,
-    build_checkpoint,
     captions_and_negatives,
     images,
-    initial_weights,
     preference_pairs,
     train,
     write_jsonl,
@@ -39,16 +37,6 @@ COMMON = [
     "train.max_steps=2",
     "train.save_steps=2",
 ]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return build_checkpoint(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
-def initial(checkpoint):
-    return initial_weights(checkpoint)
 
 
 @pytest.fixture(scope="module")
