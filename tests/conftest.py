@@ -120,3 +120,15 @@ def fresh_accelerate_state():
     state = sys.modules.get("accelerate.state")
     if state is not None:
         state.AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(scope="session")
+def smoke_world(tmp_path_factory) -> Path:
+    """The world of configs/world/smoke.yaml (60 train and 24 test scenes, images under images/, benchmark
+    exports under bench/), built once per session: tests only read it."""
+    from tether.world.build import build_world
+    from tether.world.config import load_world_config
+
+    out = tmp_path_factory.mktemp("smoke_world") / "smoke"
+    build_world(load_world_config(Path(__file__).resolve().parents[1] / "configs" / "world" / "smoke.yaml"), out)
+    return out

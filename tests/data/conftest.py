@@ -2,23 +2,10 @@ from pathlib import Path
 
 import pytest
 
-SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "world" / "smoke.yaml"
-
 
 @pytest.fixture(autouse=True)
 def _single_thread(one_thread):
     """The generators here run tiny models: on one torch thread (tests/conftest.py)."""
-
-
-@pytest.fixture(scope="session")
-def pair_world(tmp_path_factory) -> Path:
-    """The smoke world (60 train scenes, images under images/)."""
-    from tether.world.build import build_world
-    from tether.world.config import load_world_config
-
-    out = tmp_path_factory.mktemp("pair_world") / "smoke"
-    build_world(load_world_config(SMOKE_CONFIG), out)
-    return out
 
 
 @pytest.fixture(scope="session")

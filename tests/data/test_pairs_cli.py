@@ -34,19 +34,19 @@ def world_args(checkpoint, world, out, limit=4):
 
 
 @pytest.fixture(scope="module")
-def world_run(world_checkpoint, pair_world, tmp_path_factory):
+def world_run(world_checkpoint, smoke_world, tmp_path_factory):
     """One uninterrupted run over the first 4 train scenes."""
     out = tmp_path_factory.mktemp("world_run") / "pairs.jsonl"
-    assert main(world_args(world_checkpoint, pair_world, out)) == 0
+    assert main(world_args(world_checkpoint, smoke_world, out)) == 0
     return out
 
 
-def test_world_run_writes_judged_pairs_whose_chosen_side_the_rule_judge_accepts(world_run, pair_world):
+def test_world_run_writes_judged_pairs_whose_chosen_side_the_rule_judge_accepts(world_run, smoke_world):
     records = read_jsonl(world_run)
     progress = read_jsonl(world_run.with_suffix(".progress.jsonl"))
     assert [p["image_id"] for p in progress] == ["train_0", "train_1", "train_2", "train_3"]
     assert len(records) == sum(p["pairs"] for p in progress) > 0
-    judge = WorldPairJudge(pair_world, "train")
+    judge = WorldPairJudge(smoke_world, "train")
     for record in records:
         assert record["chosen"] != record["rejected"]
         assert record["images"] == [f"{record['image_id']}.png"]
@@ -64,11 +64,11 @@ def test_world_run_writes_judged_pairs_whose_chosen_side_the_rule_judge_accepts(
 
 
 def test_rerun_resumes_and_a_torn_interrupted_run_ends_as_one_run(
-    world_run, world_checkpoint, pair_world, tmp_path, capsys
+    world_run, world_checkpoint, smoke_world, tmp_path, capsys
 ):
     # Rerunning the finished run does nothing.
     before = world_run.read_text()
-    assert main(world_args(world_checkpoint, pair_world, world_run)) == 0
+    assert main(world_args(world_checkpoint, smoke_world, world_run)) == 0
     assert "0 images (4 resumed)" in capsys.readouterr().out and world_run.read_text() == before
 
     # A run killed while writing image 3 (train_2): two images done, one pair of train_2 written, then a
@@ -85,14 +85,14 @@ def test_rerun_resumes_and_a_torn_interrupted_run_ends_as_one_run(
     out.with_suffix(".run.json").write_text(json.dumps(started))
     assert third, "the scenario needs pairs for train_2"
 
-    assert main(world_args(world_checkpoint, pair_world, out)) == 0
+    assert main(world_args(world_checkpoint, smoke_world, out)) == 0
     assert "2 images (2 resumed)" in capsys.readouterr().out
     assert out.read_text() == before
     assert out.with_suffix(".progress.jsonl").read_text() == "".join(progress)
 
 
-def test_rerun_with_other_settings_is_refused(world_run, world_checkpoint, pair_world, capsys):
-    args = world_args(world_checkpoint, pair_world, world_run) + ["--temperature", "0.7"]
+def test_rerun_with_other_settings_is_refused(world_run, world_checkpoint, smoke_world, capsys):
+    args = world_args(world_checkpoint, smoke_world, world_run) + ["--temperature", "0.7"]
     assert main(args) == 2
     assert "was made with other settings.temperature (1.0 -> 0.7)" in capsys.readouterr().err
 
@@ -113,7 +113,7 @@ def fake_llm(messages: list[dict]) -> str:
     return json.dumps({"variants": variants})
 
 
-def test_llm_judge_with_rewriting_end_to_end(world_checkpoint, pair_world, tmp_path, monkeypatch, capsys):
+def test_llm_judge_with_rewriting_end_to_end(world_checkpoint, smoke_world, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PAIRS_TEST_KEY", "sk-secret-never-written")
     image_list = tmp_path / "images.jsonl"
     rows = [
@@ -129,7 +129,7 @@ def test_llm_judge_with_rewriting_end_to_end(world_checkpoint, pair_world, tmp_p
             f"max_retries: 0\ncache_dir: {tmp_path / 'cache'}\n"
         )
         args = ["data", "pairs", str(world_checkpoint), "--judge", "llm", "--judge-config", str(recipe)]
-        args += ["--image-list", str(image_list), "--images", str(pair_world / "images"), "--out", str(out)]
+        args += ["--image-list", str(image_list), "--images", str(smoke_world / "images"), "--out", str(out)]
         args += ["--samples-per-image", "2", "--max-pairs-per-image", "1", "--variants", "2", *FAST]
         assert main(args) == 0
         user_messages = [r["body"]["messages"][1]["content"] for r in server.requests]
@@ -201,14 +201,14 @@ def test_image_list_errors_name_the_line(tmp_path, capsys):
     assert f"{image_list}:2: missing field 'image'" in capsys.readouterr().err
 
 
-def test_world_corrector_replaces_rather_than_drops(pair_world):
+def test_world_corrector_replaces_rather_than_drops(smoke_world):
     # a description that already names every object, plus a hallucinated one: nothing unmentioned is left
     # to describe, and the correction must still keep the sentence count (else chosen is always shorter)
     import random
 
     from tether.world import texts, vocab
 
-    judge = WorldPairJudge(pair_world, "train")
+    judge = WorldPairJudge(smoke_world, "train")
     checked = 0
     for image_id, scene in judge.scenes.items():
         absent = [s for s in vocab.SHAPES if s not in scene.shapes()]

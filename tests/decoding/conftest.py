@@ -1,14 +1,10 @@
 import pytest
-import torch
 from decoding_helpers import WORDS
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def every_test_on_one_thread(one_thread):
+    """Every decoding test runs on one torch thread (the shared ``one_thread`` fixture)."""
 
 
 @pytest.fixture(scope="session")

@@ -3,19 +3,12 @@ every candidate and no rollback it is transformers' beam search; every family, b
 
 import pytest
 import torch
-from decoding_tiny_vlms import FAMILIES, PROMPTS, images, tiny_vlm
+from decoding_helpers import images
+from decoding_tiny_vlms import FAMILIES, PROMPTS, tiny_vlm
 
 from tether.decoding import opera
 from tether.decoding.opera import OperaSettings
 from tether.models import DecodingSettings
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_over_trust_scores_equal_hand_computation():

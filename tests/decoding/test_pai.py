@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from decoding_tiny_vlms import FAMILIES, PROMPTS, images, tiny_vlm
+from decoding_helpers import images
+from decoding_tiny_vlms import FAMILIES, PROMPTS, tiny_vlm
 
 from tether.core.errors import TetherError
 from tether.decoding import attention, pai
@@ -15,14 +16,6 @@ from tether.decoding.pai import PaiSettings
 from tether.models import DecodingSettings
 
 QUESTIONS = [(0, PROMPTS[0]), (1, PROMPTS[0]), (2, PROMPTS[1])]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def hand_attention(query, key, value, scaling, image_keys, alpha):

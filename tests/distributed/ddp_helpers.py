@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from tether.methods.trainer import TRAINABLE_WEIGHTS
+from tether.models import load
+from tether.models.tiny import TinyConfig, build_tiny_checkpoint
 
 
 def free_port() -> int:
@@ -72,3 +75,58 @@ def assert_same_trained_weights(
     # the comparison is not between two untouched copies: parameters of the VLM moved
     moved = [name for name in a if name in initial and not torch.equal(a[name], initial[name])]
     assert moved, "training did not change any VLM parameter"
+
+
+COLOURS = ["red", "blue", "green", "white"]
+SHAPES = ["square", "circle", "triangle", "square"]
+
+
+def build_checkpoint(folder) -> Path:
+    """The tiny llava the equality tests train, with a vocabulary that spells their records."""
+    words = COLOURS + SHAPES[:3] + "a what is it ? describe".split()
+    return build_tiny_checkpoint(TinyConfig(arch="llava"), folder, words)
+
+
+def initial_weights(checkpoint) -> dict[str, torch.Tensor]:
+    """The checkpoint's parameters before training, named as the trainer's checkpoints name them."""
+    return {f"model.{n}": p.detach().clone() for n, p in load(checkpoint).model.named_parameters()}
+
+
+def images(tmp_path, n=8):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(n):
+        Image.new("RGB", (32, 32), COLOURS[i % 4]).save(folder / f"{i}.png")
+    return folder
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def preference_pairs(n=8) -> list[dict]:
+    """DPO pairs, one per image: the true colour and shape against a wrong colour and shape."""
+    return [
+        {
+            "prompt": "what is it ?",
+            "chosen": f"a {COLOURS[i % 4]} {SHAPES[i % 4]}",
+            "rejected": f"a {COLOURS[(i + 1) % 4]} {SHAPES[(i + 2) % 4]}",
+            "images": [f"{i}.png"],
+        }
+        for i in range(n)
+    ]
+
+
+def captions_and_negatives(n=8) -> tuple[list[dict], list[dict]]:
+    """HACL's captions (three tokens each, so per-process token means average to the global one) and one
+    object negative per caption."""
+    captions, negatives = [], []
+    for i in range(n):
+        caption = f"a {COLOURS[i % 4]} {SHAPES[i % 4]}"
+        captions.append({"image": f"{i}.png", "prompt": "describe", "response": caption})
+        wrong = SHAPES[(i + 1) % 3] if SHAPES[(i + 1) % 3] != SHAPES[i % 4] else SHAPES[(i + 2) % 3]
+        negatives.append(
+            {"image": f"{i}.png", "caption": caption, "negative": f"a {COLOURS[i % 4]} {wrong}", "kinds": ["object"]}
+        )
+    return captions, negatives

@@ -14,9 +14,16 @@ rtol 1e-4 (the DDP tests' tolerance), while one learning-rate step moves weights
 
 import pytest
 import torch
-from ddp_helpers import assert_same_trained_weights, train
+from ddp_helpers import (
+    COLOURS,
+    assert_same_trained_weights,
+    captions_and_negatives,
+    images,
+    preference_pairs,
+    train,
+    write_jsonl,
+)
 from safetensors.torch import load_file
-from test_ddp_methods import COLOURS, SHAPES, images, write_jsonl
 
 ZERO = {
     # the shipped files, run as a user would; bf16 off so the one-process fp32 run is the reference
@@ -33,48 +40,13 @@ COMMON = [
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from tether.models.tiny import TinyConfig, build_tiny_checkpoint
-
-    words = COLOURS + SHAPES[:3] + "a what is it ? describe".split()
-    return build_tiny_checkpoint(TinyConfig(arch="llava"), tmp_path_factory.mktemp("tiny"), words)
-
-
-@pytest.fixture(scope="module")
-def initial(checkpoint):
-    from tether.models import load
-
-    return {n: p.detach().clone() for n, p in load(checkpoint).model.named_parameters()}
-
-
-@pytest.fixture(scope="module")
 def recipes(checkpoint, tmp_path_factory):
     """``--set`` settings of each method (without the per-device batch)."""
     root = tmp_path_factory.mktemp("data")
     folder = images(root)
     answers = [{"image": f"{i}.png", "question": "what is it ?", "answer": COLOURS[i % 4]} for i in range(8)]
-    pairs = [
-        {
-            "prompt": "what is it ?",
-            "chosen": f"a {COLOURS[i % 4]} {SHAPES[i % 4]}",
-            "rejected": f"a {COLOURS[(i + 1) % 4]} {SHAPES[(i + 2) % 4]}",
-            "images": [f"{i}.png"],
-        }
-        for i in range(8)
-    ]
-    captions, negatives = [], []
-    for i in range(8):
-        caption = f"a {COLOURS[i % 4]} {SHAPES[i % 4]}"
-        captions.append({"image": f"{i}.png", "prompt": "describe", "response": caption})
-        wrong = SHAPES[(i + 1) % 3] if SHAPES[(i + 1) % 3] != SHAPES[i % 4] else SHAPES[(i + 2) % 3]
-        negatives.append(
-            {
-                "image": f"{i}.png",
-                "caption": caption,
-                "negative": f"a {COLOURS[i % 4]} {wrong}",
-                "kinds": ["object"],
-            }
-        )
+    pairs = preference_pairs()
+    captions, negatives = captions_and_negatives()
     base = [f"model.path={checkpoint}", f"data.images={folder}", *COMMON]
     return {
         "sft": base + [f"data.train=[{write_jsonl(root / 'answers.jsonl', answers)}]"],
@@ -119,8 +91,7 @@ def test_deepspeed_two_processes_equal_one(method, stage, recipes, one_process, 
     # DeepSpeed really ran: its checkpoint holds one optimizer-state shard per rank
     shards = sorted(p.name for p in (tmp_path / stage / "checkpoint-2").glob("global_step2/*optim_states.pt"))
     assert len(shards) == 2, shards
-    prefixed = {f"model.{n}": p for n, p in initial.items()}
-    assert_same_trained_weights(one, tmp_path / stage, 2, prefixed)
+    assert_same_trained_weights(one, tmp_path / stage, 2, initial)
     # the exported model is whole (under ZeRO-3 each rank held a shard: every rank gathers before export)
     a = load_file(one / "model" / "model.safetensors")
     b = load_file(tmp_path / stage / "model" / "model.safetensors")

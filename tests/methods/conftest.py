@@ -64,6 +64,27 @@ def hacl_data(tmp_path):
 
 
 @pytest.fixture
+def hacl_settings(tiny_checkpoint, hacl_data):
+    """``hacl_settings(out, *more)``: the ``--set`` settings that train HACL on ``hacl_data`` (six
+    examples, one batch) into ``out``, then ``more``."""
+    train, neg, images = hacl_data
+
+    def settings(out, *more: str) -> list[str]:
+        return [
+            f"model.path={tiny_checkpoint}",
+            f"data.train=[{train}]",
+            f"data.negatives=[{neg}]",
+            f"data.images={images}",
+            f"train.output_dir={out}",
+            "train.per_device_train_batch_size=6",
+            "train.progress_bar=false",
+            *more,
+        ]
+
+    return settings
+
+
+@pytest.fixture
 def hacl_examples(hacl_data):
     """(HACL examples with their negatives attached, images folder)."""
     train, neg, images = hacl_data

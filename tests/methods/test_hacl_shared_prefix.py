@@ -94,33 +94,15 @@ def test_noise_needs_the_separate_forward(tiny_checkpoint, hacl_examples):
         module(**HACLCollator(vlm, images, template="plain")(examples))
 
 
-def test_train_hacl_plain_template_shares_the_prefix(tiny_checkpoint, hacl_data, tmp_path):
-    train, neg, images = hacl_data
+def test_train_hacl_plain_template_shares_the_prefix(hacl_settings, tmp_path):
     records = {}
     for name, extra in (
         ("plain", ["data.template=plain"]),
         ("noise", ["data.template=plain", "noiseboost={scale: 0.5}"]),
     ):
         out = tmp_path / name
-        config = load_config(
-            HACLConfig,
-            None,
-            [
-                f"model.path={tiny_checkpoint}",
-                f"data.train=[{train}]",
-                f"data.negatives=[{neg}]",
-                f"data.images={images}",
-                f"train.output_dir={out}",
-                "train.max_steps=6",
-                "train.learning_rate=5e-3",
-                "train.logging_steps=1",
-                "train.save_steps=6",
-                "train.per_device_train_batch_size=6",
-                "train.progress_bar=false",
-                *extra,
-            ],
-        )
-        train_hacl(config)
+        steps = ["train.max_steps=6", "train.learning_rate=5e-3", "train.logging_steps=1", "train.save_steps=6"]
+        train_hacl(load_config(HACLConfig, None, hacl_settings(out, *steps, *extra)))
         records[name] = json.loads((out / "run.json").read_text())
     assert records["plain"]["visual_prefix"] == "shared"
     assert records["noise"]["visual_prefix"] == "separate forward"  # noise on L_G's visual tokens only
@@ -128,19 +110,12 @@ def test_train_hacl_plain_template_shares_the_prefix(tiny_checkpoint, hacl_data,
     assert logs[-1]["loss"] < logs[0]["loss"]
 
 
-def test_train_hacl_follows_the_noise_schedule(tiny_checkpoint, hacl_data, tmp_path, noise_scales):
-    train, neg, images = hacl_data
-    overrides = [
-        f"model.path={tiny_checkpoint}",
-        f"data.train=[{train}]",
-        f"data.negatives=[{neg}]",
-        f"data.images={images}",
-        f"train.output_dir={tmp_path / 'run'}",
+def test_train_hacl_follows_the_noise_schedule(hacl_settings, tmp_path, noise_scales):
+    overrides = hacl_settings(
+        tmp_path / "run",
         "train.max_steps=3",
         "train.save_steps=100",
-        "train.per_device_train_batch_size=6",
-        "train.progress_bar=false",
         "noiseboost={scale: 0.5, schedule: cosine, final_scale: 0.0}",
-    ]
+    )
     train_hacl(load_config(HACLConfig, None, overrides))
     assert sorted(set(noise_scales), reverse=True) == [0.5, 0.25, 0.0]

@@ -90,30 +90,14 @@ def test_eos_representation_ignores_padding(tiny_vlm):
     assert isinstance(batch, ModelBatch)
 
 
-def test_train_hacl_stage1_trains_projector_and_heads_only(tiny_checkpoint, hacl_data, tmp_path):
+def test_train_hacl_stage1_trains_projector_and_heads_only(tiny_checkpoint, hacl_settings, tmp_path):
     from safetensors.torch import load_file
 
     from tether.models import load
 
-    train, neg, images = hacl_data
     out = tmp_path / "run"
-    config = load_config(
-        HACLConfig,
-        None,
-        [
-            f"model.path={tiny_checkpoint}",
-            f"data.train=[{train}]",
-            f"data.negatives=[{neg}]",
-            f"data.images={images}",
-            f"train.output_dir={out}",
-            "train.max_steps=8",
-            "train.learning_rate=5e-3",
-            "train.logging_steps=2",
-            "train.save_steps=8",
-            "train.per_device_train_batch_size=6",
-            "train.progress_bar=false",
-        ],
-    )
+    steps = ["train.max_steps=8", "train.learning_rate=5e-3", "train.logging_steps=2", "train.save_steps=8"]
+    config = load_config(HACLConfig, None, hacl_settings(out, *steps))
     assert config.model.freeze_llm and not config.model.freeze_projector
     exported = train_hacl(config)
     record = json.loads((out / "run.json").read_text())

@@ -1,7 +1,5 @@
 """WorldRuleJudge through the harness: hand-written responses per MMHal type, every SHR label, end to end."""
 
-from pathlib import Path
-
 import pytest
 
 from tether.core.errors import TetherError
@@ -11,35 +9,23 @@ from tether.eval.mmhal import parse_mmhal_rating
 from tether.eval.registry import get_benchmark
 from tether.eval.shr import parse_shr_judgement
 from tether.world import texts, vocab
-from tether.world.build import build_world
-from tether.world.config import load_world_config
 from tether.world.judge import WorldRuleJudge, rating
 from tether.world.scene import Scene
 
-SMOKE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "world" / "smoke.yaml"
+
+@pytest.fixture(scope="module")
+def judge(smoke_world):
+    return WorldRuleJudge(smoke_world)
 
 
 @pytest.fixture(scope="module")
-def judge_world(tmp_path_factory) -> Path:
-    """The smoke world (24 test scenes, 16 MMHal items, every question type twice)."""
-    out = tmp_path_factory.mktemp("judge_world") / "smoke"
-    build_world(load_world_config(SMOKE_CONFIG), out)
-    return out
+def mmhal_items(smoke_world):
+    return get_benchmark("mmhal").load_items(smoke_world / "bench" / "mmhal" / "mmhal_world.json")
 
 
 @pytest.fixture(scope="module")
-def judge(judge_world):
-    return WorldRuleJudge(judge_world)
-
-
-@pytest.fixture(scope="module")
-def mmhal_items(judge_world):
-    return get_benchmark("mmhal").load_items(judge_world / "bench" / "mmhal" / "mmhal_world.json")
-
-
-@pytest.fixture(scope="module")
-def shr_items(judge_world):
-    return get_benchmark("shr").load_items(judge_world / "bench" / "shr" / "shr_world.jsonl")
+def shr_items(smoke_world):
+    return get_benchmark("shr").load_items(smoke_world / "bench" / "shr" / "shr_world.jsonl")
 
 
 def absent_shapes(scene: Scene) -> list[str]:
@@ -215,11 +201,11 @@ def test_world_ground_truth_scores_perfectly(judge, mmhal_items, shr_items):
     assert shr.metrics["n_sentences"] == sum(len(i.meta["facts"]) for i in shr_items)
 
 
-def test_world_own_descriptions_are_all_correct(judge, judge_world, shr_items):
+def test_world_own_descriptions_are_all_correct(judge, smoke_world, shr_items):
     from tether.core.io import iter_jsonl
 
     by_id = {i.id: i for i in shr_items}
-    for _, record in iter_jsonl(judge_world / "text" / "test_descriptions.jsonl"):
+    for _, record in iter_jsonl(smoke_world / "text" / "test_descriptions.jsonl"):
         reply = judge.shr(by_id[record["image_id"]], record["description"])
         labels = parse_shr_judgement(reply, len(split_sentences(record["description"])))
         assert set(labels) == {"correct"}, (record["description"], reply)

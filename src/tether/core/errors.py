@@ -15,3 +15,12 @@ class DataError(TetherError):
         super().__init__(where + message)
         self.path = path
         self.line = line
+
+
+def skip_or_raise(error: DataError, skip_invalid: bool, skips) -> None:
+    """A bad record's error: raised, or with ``skip_invalid`` counted in ``skips`` (a ``SkipLog`` or
+    None) so that the caller drops the record and reads on."""
+    if not skip_invalid:
+        raise error
+    if skips is not None:
+        skips.add(str(error))

@@ -26,7 +26,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-from tether.core.errors import DataError
+from tether.core.errors import DataError, skip_or_raise
 
 EMBEDDED = "embedded://"
 HUB_PREFIX = "hf:"
@@ -134,10 +134,7 @@ def iter_dataset_rows(
         try:
             record = to_record(row, source, index)
         except DataError as e:
-            if not skip_invalid:
-                raise
-            if skips is not None:
-                skips.add(str(e))
+            skip_or_raise(e, skip_invalid, skips)
             continue
         yield index, record
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.core.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError, skip_or_raise
 from tether.core.hf_dataset import dataset_rows, is_dataset_source, iter_dataset_rows
 
 logger = logging.getLogger(__name__)
@@ -292,10 +292,7 @@ def parse_records(
                     if isinstance(getattr(item, "image", None), str):
                         require_image(images, item.image, path, line)
         except DataError as e:
-            if not skip_invalid:
-                raise
-            if skips is not None:
-                skips.add(str(e))
+            skip_or_raise(e, skip_invalid, skips)
             continue
         if isinstance(parsed, list):
             out.extend(parsed)

@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tether.core.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError, skip_or_raise
 from tether.core.hf_dataset import is_dataset_source
 from tether.core.io import SkipLog, read_json, read_records, readable, require_image, write_jsonl
 from tether.data.rlhf import llava_rlhf_pair
@@ -129,10 +129,7 @@ def load_preference_records(
             if skips is not None:
                 skips.add(f"{path}:{line}: {s}")
         except DataError as e:
-            if not skip_invalid:
-                raise
-            if skips is not None:
-                skips.add(str(e))
+            skip_or_raise(e, skip_invalid, skips)
     return out
 
 

@@ -18,7 +18,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from tether.core.errors import TetherError
-from tether.models.adapter import ModelBatch, _pad
+from tether.models.batch import ModelBatch, pad_rows
 
 # (main scores [B, V], contrast scores [B, V], step: tokens generated before this one) -> scores [B, V]
 Combine = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
@@ -104,7 +104,7 @@ def paired_batch(vlm, images, prompts, contrast_images, contrast_prompts) -> Mod
     rows = [_unpadded(main, i) for i in range(len(prompts))] + [
         _unpadded(text, i) for i in range(len(prompts))
     ]
-    input_ids, attention_mask, response_mask = _pad(
+    input_ids, attention_mask, response_mask = pad_rows(
         rows, [[False] * len(r) for r in rows], vlm.pad_token_id, "left"
     )
     return ModelBatch(

@@ -43,7 +43,7 @@ from tether.decoding.attention import (
     suspended,
 )
 from tether.decoding.registry import Strategy
-from tether.decoding.yes_no import shared_prefix_length, yes_no_token_ids
+from tether.decoding.yes_no import shared_prefix_length, suffix_batch, yes_no_token_ids
 from tether.models.adapter import model_image_inputs
 from tether.models.decoding import DecodingSettings
 
@@ -218,23 +218,14 @@ def _shared_prefix_logits(vlm, images, questions, settings: PaiSettings) -> torc
     )
     index = torch.tensor([i for i, _ in questions], device=vlm.device)
     out.cache.reorder_cache(index)
-    suffixes = [row[prefix_length:] for row in rows]
-    width = max(len(suffix) for suffix in suffixes)
-    suffix_ids = torch.full((len(rows), width), vlm.pad_token_id, dtype=torch.long)
-    suffix_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, suffix in enumerate(suffixes):  # right padding: every real token keeps its position
-        suffix_ids[i, : len(suffix)] = torch.tensor(suffix)
-        suffix_mask[i, : len(suffix)] = 1
-    last = suffix_mask.sum(dim=1) - 1
+    suffix_ids, attention, last = suffix_batch(rows, prefix_length, vlm.pad_token_id)
     hooks = image_edit(vlm, prefix[index], settings, query_rows=last)
     with attention_hooks(vlm, hooks):
         logits = vlm.model(
             input_ids=suffix_ids.to(vlm.device),
-            attention_mask=torch.cat(
-                [torch.ones((len(rows), prefix_length), dtype=torch.long), suffix_mask], 1
-            ).to(vlm.device),
+            attention_mask=attention.to(vlm.device),
             cache=out.cache,
-            position_ids=vlm.continuation_position_ids(prefix_length, width, len(rows)),
+            position_ids=vlm.continuation_position_ids(prefix_length, suffix_ids.shape[1], len(rows)),
             use_cache=True,
         ).logits
     return logits[torch.arange(len(rows)), last.to(logits.device)]

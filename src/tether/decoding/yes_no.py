@@ -14,6 +14,7 @@ import torch
 
 from tether.core.errors import TetherError
 from tether.models.adapter import model_image_inputs
+from tether.models.batch import pad_rows
 
 YES_WORDS = ("Yes", "yes", " Yes", " yes", "YES")
 NO_WORDS = ("No", "no", " No", " no", "NO")
@@ -130,15 +131,8 @@ def first_token_logprobs(
         )
         cache = out.cache
         cache.reorder_cache(torch.tensor([index for index, _ in questions], device=vlm.device))
-        suffixes = [r[prefix_len:] for r in rows]
-        width = max(len(s) for s in suffixes)
-        suffix_ids = torch.full((len(rows), width), vlm.pad_token_id, dtype=torch.long)
-        suffix_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, s in enumerate(suffixes):  # right padding: every real token keeps its position
-            suffix_ids[i, : len(s)] = torch.tensor(s)
-            suffix_mask[i, : len(s)] = 1
-        attention = torch.cat([torch.ones((len(rows), prefix_len), dtype=torch.long), suffix_mask], dim=1)
-        positions = vlm.continuation_position_ids(prefix_len, width, len(rows))
+        suffix_ids, attention, last = suffix_batch(rows, prefix_len, vlm.pad_token_id)
+        positions = vlm.continuation_position_ids(prefix_len, suffix_ids.shape[1], len(rows))
         logits = model(
             input_ids=suffix_ids.to(vlm.device),
             attention_mask=attention.to(vlm.device),
@@ -148,7 +142,6 @@ def first_token_logprobs(
         ).logits
     finally:
         model.train(was_training)
-    last = suffix_mask.sum(dim=1) - 1
     return torch.log_softmax(logits[torch.arange(len(rows)), last.to(logits.device)].float(), dim=-1)
 
 
@@ -166,6 +159,16 @@ def _gathered(image_inputs: dict, rows: list[int]) -> dict:
     """Per-image tensors of ``image_inputs`` (one row per image) repeated for each question's image."""
     index = torch.tensor(rows)
     return {k: v[index] for k, v in model_image_inputs(image_inputs).items() if torch.is_tensor(v)}
+
+
+def suffix_batch(rows: list[list[int]], prefix_length: int, pad_id: int):
+    """The rows past their shared prefix, right-padded so that every real token keeps its position:
+    ``[rows, width]`` ids, the attention mask over prefix and suffix, and each row's last real position
+    in the suffix."""
+    suffixes = [row[prefix_length:] for row in rows]
+    ids, suffix_mask, _ = pad_rows(suffixes, [[False] * len(s) for s in suffixes], pad_id, "right")
+    attention = torch.cat([torch.ones((len(rows), prefix_length), dtype=torch.long), suffix_mask], dim=1)
+    return ids, attention, suffix_mask.sum(dim=1) - 1
 
 
 def shared_prefix_length(rows: list[list[int]], image_token_id: int) -> int:

@@ -15,7 +15,7 @@ Normalisation as the original: NLTK's ``word_tokenize`` of the lower-cased capti
 
 from pathlib import Path
 
-from tether.core.errors import DataError, TetherError
+from tether.core.errors import DataError, TetherError, skip_or_raise
 from tether.core.io import SkipLog, read_json, read_records, read_text_lines, require_fields
 from tether.core.text import corrected_singularize, pattern_singularize, tokenize
 from tether.eval.benchmark import Benchmark, EvalItem, FileScore, Score, require_answers, safe_div
@@ -67,6 +67,28 @@ ANIMAL_WORDS = (
     "cub",
 )
 VEHICLE_WORDS = ("jet", "train")
+# Two-word phrases the reference evaluators (CHAIR's and RLHF-V's Object HalBench) read as one object.
+MODIFIER_DOUBLE_WORDS = {
+    **{f"{age} {animal}": animal for animal in ANIMAL_WORDS for age in ("baby", "adult")},
+    **{f"passenger {vehicle}": vehicle for vehicle in VEHICLE_WORDS},
+    "bow tie": "tie",
+    "toilet seat": "toilet",
+    "wine glas": "wine glass",
+}
+
+
+def merge_double_words(words: list[str], double_words: dict[str, str]) -> list[str]:
+    """``words`` with each two-word object in ``double_words`` merged into its object, left to right."""
+    merged, i = [], 0
+    while i < len(words):
+        pair = " ".join(words[i : i + 2])
+        if pair in double_words:
+            merged.append(double_words[pair])
+            i += 2
+        else:
+            merged.append(words[i])
+            i += 1
+    return merged
 
 
 class Vocabulary:
@@ -77,15 +99,7 @@ class Vocabulary:
         for synonyms in synonym_lines:
             for word in synonyms:
                 self.canonical[word] = synonyms[0]
-        self.double_words = {phrase: phrase for phrase in COCO_DOUBLE_WORDS}
-        for animal in ANIMAL_WORDS:
-            self.double_words[f"baby {animal}"] = animal
-            self.double_words[f"adult {animal}"] = animal
-        for vehicle in VEHICLE_WORDS:
-            self.double_words[f"passenger {vehicle}"] = vehicle
-        self.double_words["bow tie"] = "tie"
-        self.double_words["toilet seat"] = "toilet"
-        self.double_words["wine glas"] = "wine glass"
+        self.double_words = {phrase: phrase for phrase in COCO_DOUBLE_WORDS} | MODIFIER_DOUBLE_WORDS
         # The words a corrected singular may land on ("glasses" -> "glass").
         self.words = frozenset(
             w for term in list(self.canonical) + list(self.double_words) for w in term.split()
@@ -104,15 +118,7 @@ class Vocabulary:
             words = [corrected_singularize(w, self.words) for w in tokenize(caption)]
         else:
             words = [pattern_singularize(w) for w in tokenize(caption)]
-        merged, i = [], 0
-        while i < len(words):
-            pair = " ".join(words[i : i + 2])
-            if pair in self.double_words:
-                merged.append(self.double_words[pair])
-                i += 2
-            else:
-                merged.append(words[i])
-                i += 1
+        merged = merge_double_words(words, self.double_words)
         if "toilet" in merged and "seat" in merged:
             merged = [w for w in merged if w != "seat"]
         return [(w, self.canonical[w]) for w in merged if w in self.canonical]
@@ -279,10 +285,7 @@ def read_captions(path, *, skip_invalid=False, skips=None) -> dict[str, str]:
             if key in captions:
                 raise DataError(f"duplicate caption for image '{key}'", path, line)
         except DataError as e:
-            if not skip_invalid:
-                raise
-            if skips is not None:
-                skips.add(str(e))
+            skip_or_raise(e, skip_invalid, skips)
             continue
         captions[key] = record["caption"]
     return captions

@@ -38,6 +38,7 @@ from tether.core.errors import DataError, TetherError
 from tether.core.io import SkipLog, read_json, read_records, read_text_lines, require_fields
 from tether.core.text import tokenize
 from tether.eval.benchmark import Benchmark, EvalItem, FileScore, Score, require_answers, safe_div
+from tether.eval.chair import MODIFIER_DOUBLE_WORDS, merge_double_words
 
 QUESTION_PROMPT = "Provide a thorough description of the given image."  # for a question file without text
 
@@ -68,8 +69,6 @@ Assume that the answer is correct, please identify all visible objects that are 
 
 # Two-word objects beyond the list's own, as the official evaluator adds them.
 EXTRA_DOUBLE_WORDS = ("home plate", "train track")
-ANIMAL_WORDS = ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "animal", "cub")
-VEHICLE_WORDS = ("jet", "train")
 FUNCTION_WORDS = frozenset(
     "a an the of on in at with and or to for from by near next under over behind its their his her some "
     "two three several many few".split()
@@ -123,14 +122,7 @@ class ObjectVocabulary:
                 self.canonical[word] = synonyms[0]
         self.double_words = {w: w for w in self.canonical if len(w.split(" ")) >= 2}
         self.double_words.update({w: w for w in EXTRA_DOUBLE_WORDS})
-        for animal in ANIMAL_WORDS:
-            self.double_words[f"baby {animal}"] = animal
-            self.double_words[f"adult {animal}"] = animal
-        for vehicle in VEHICLE_WORDS:
-            self.double_words[f"passenger {vehicle}"] = vehicle
-        self.double_words["bow tie"] = "tie"
-        self.double_words["toilet seat"] = "toilet"
-        self.double_words["wine glas"] = "wine glass"
+        self.double_words.update(MODIFIER_DOUBLE_WORDS)
         self.nouns = frozenset(w for term in [*self.canonical, *self.double_words] for w in term.split())
 
     @classmethod
@@ -153,16 +145,7 @@ class ObjectVocabulary:
 
     def caption_mentions(self, caption: str) -> list[tuple[str, str]]:
         """The rule path: ``(word, object)`` for every object word of the caption, repeats included."""
-        words, merged, i = self.lemmas(caption), [], 0
-        while i < len(words):
-            pair = " ".join(words[i : i + 2])
-            if pair in self.double_words:
-                merged.append(self.double_words[pair])
-                i += 2
-            else:
-                merged.append(words[i])
-                i += 1
-        return self._known(merged)
+        return self._known(merge_double_words(self.lemmas(caption), self.double_words))
 
     def phrase_objects(self, phrases: list[str]) -> list[str]:
         """The judge path: each listed phrase as its two-word objects, or else its noun runs; unique."""

@@ -30,7 +30,7 @@ from tether.methods.dpo_reference import cached_reference_logprobs, reference_fi
 from tether.methods.noise import NoiseSettings, noise_hook, noise_settings
 from tether.methods.packing import encode_packed_pairs, packed_pair_logprobs, supports_packing
 from tether.methods.run_record import RunTimer, start_output, training_run
-from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.settings import ModelSettings, TrainSettings, read_options
 from tether.methods.sft import SFTCollator, batch_parts
 from tether.methods.trainer import MethodRun, load_records, run_method
 from tether.models import ModelBatch, VisionLanguageModel
@@ -253,7 +253,7 @@ def train_dpo(config: DPOConfig) -> Path:
         raise TetherError(f"dpo.sft_target must be 'chosen' or 'data', got {settings.sft_target!r}")
     if not data.train:
         raise TetherError("data.train lists no preference files")
-    options = {"skip_invalid": data.skip_invalid, "streaming": data.streaming, "skips": skips, "images": data.images}
+    options = read_options(data, skips)
     pairs = load_records(
         data.train, load_preference_records, format=data.format, image_pattern=data.image_pattern, **options
     )

@@ -39,7 +39,7 @@ from tether.methods.hacl_loss import TEMPERATURE_INIT, LearnableTemperature, hac
 from tether.methods.noise import NoiseSettings, noise_settings
 from tether.methods.packing import packed_hidden_states, supports_packing
 from tether.methods.run_record import RunTimer, training_run
-from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.settings import ModelSettings, TrainSettings, read_options
 from tether.methods.sft import SFTData, SFTModule
 from tether.methods.sft_loss import next_token_loss
 from tether.methods.trainer import MethodRun, load_records, run_method
@@ -348,10 +348,11 @@ def train_hacl(config: HACLConfig) -> Path:
     timer, skips = RunTimer(), SkipLog()
     if not config.data.train:
         raise TetherError("data.train lists no files")
-    options = {"skip_invalid": config.data.skip_invalid, "streaming": config.data.streaming, "skips": skips}
-    records = load_records(config.data.train, load_sft_records, images=config.data.images, **options)
+    options = read_options(config.data, skips)
+    records = load_records(config.data.train, load_sft_records, **options)
     text_only = sum(r.image is None for r in records)
     records = [r for r in records if r.image is not None]  # contrast needs an image
+    del options["images"]  # load_negatives takes no images folder: a negative joins a caption record above
     examples = attach_negatives(records, load_records(config.data.negatives, load_negatives, **options))
     skips.require(examples, "no captioned images to train on")
     with_negative = sum(e.negative is not None for e in examples)

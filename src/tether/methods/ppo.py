@@ -57,7 +57,7 @@ from tether.methods.ppo_loss import (
 from tether.methods.ppo_rollout import Rollout, drop_eos_where_unfinished, sample_indices
 from tether.methods.reward import RewardModel, load_reward_model
 from tether.methods.run_record import RunTimer, start_output, training_run, write_run_record
-from tether.methods.settings import LoraSettings, ModelSettings, TrainSettings
+from tether.methods.settings import LoraSettings, ModelSettings, TrainSettings, read_options
 from tether.methods.trainer import (
     accelerator_for,
     checkpointing_in_eval_mode,
@@ -428,13 +428,7 @@ def train_ppo(config: PPOConfig, score_fn: ScoreFn | None = None) -> Path:
     captions = load_captions(config.data.captions) if config.data.captions else None
     skips = SkipLog()
     records = load_records(
-        config.data.train,
-        load_prompt_records,
-        captions=captions,
-        skip_invalid=config.data.skip_invalid,
-        streaming=config.data.streaming,
-        skips=skips,
-        images=config.data.images,
+        config.data.train, load_prompt_records, captions=captions, **read_options(config.data, skips)
     )
     skips.require(records, "no PPO prompts to train on")
     runner = PPORunner(config, score_fn)

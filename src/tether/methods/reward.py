@@ -24,7 +24,7 @@ from tether.core.io import SkipLog, read_json, write_json
 from tether.data.rlhf import PreferenceRecord, load_captions, load_preference_records
 from tether.methods.reward_loss import pairwise_reward_loss
 from tether.methods.run_record import RunTimer, training_run
-from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.settings import ModelSettings, TrainSettings, read_options
 from tether.methods.trainer import MethodRun, load_records, loss_history, run_method
 from tether.methods.tuning import export_model
 from tether.models import ModelBatch, VisionLanguageModel, load
@@ -244,13 +244,8 @@ def train_reward(config: RewardConfig) -> Path:
     timer, skips = RunTimer(), SkipLog()
     if not config.data.train:
         raise TetherError("data.train lists no preference files")
-    options = {
-        "captions": load_captions(config.data.captions) if config.data.captions else None,
-        "skip_invalid": config.data.skip_invalid,
-        "streaming": config.data.streaming,
-        "skips": skips,
-        "images": config.data.images,
-    }
+    captions = load_captions(config.data.captions) if config.data.captions else None
+    options = {"captions": captions, **read_options(config.data, skips)}
     records = load_records(config.data.train, load_preference_records, **options)
     held_out = load_records(config.data.eval, load_preference_records, **options)
     skips.require(records, "no preference pairs to train on")

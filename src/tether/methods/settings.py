@@ -99,3 +99,9 @@ class TrainSettings:
     overwrite: bool = False
     progress_bar: bool = True
     extra: dict = field(default_factory=dict)
+
+
+def read_options(data, skips) -> dict:
+    """How a method reads its data files: its ``data`` settings' ``skip_invalid``, ``streaming`` and
+    ``images`` folder, with the run's ``skips`` (a ``SkipLog``) counting the records skipped."""
+    return {"skip_invalid": data.skip_invalid, "streaming": data.streaming, "skips": skips, "images": data.images}

@@ -16,7 +16,7 @@ from tether.core.io import SkipLog
 from tether.data.sft import SFTRecord, load_sft_records
 from tether.methods.noise import NoiseSettings, noise_hook, noise_settings
 from tether.methods.run_record import RunTimer, training_run
-from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.settings import ModelSettings, TrainSettings, read_options
 from tether.methods.sft_loss import next_token_loss
 from tether.methods.trainer import MethodRun, load_records, run_method
 from tether.models import ModelBatch, VisionLanguageModel
@@ -188,14 +188,7 @@ def train_sft(config: SFTConfig) -> Path:
     timer, skips = RunTimer(), SkipLog()
     if not config.data.train:
         raise TetherError("data.train lists no files")
-    records = load_records(
-        config.data.train,
-        load_sft_records,
-        skip_invalid=config.data.skip_invalid,
-        streaming=config.data.streaming,
-        skips=skips,
-        images=config.data.images,
-    )
+    records = load_records(config.data.train, load_sft_records, **read_options(config.data, skips))
     skips.require(records, "no SFT records to train on")
     build = sft_method(config, records)
     return run_method(config, "train sft", build, timer=timer, skips=skips, record={"records": len(records)})

@@ -23,7 +23,7 @@ from tether.core.io import SkipLog, append_jsonl, iter_jsonl, read_records, requ
 from tether.data.sft import SFTRecord, load_sft_records
 from tether.methods.noise import NoiseSettings, noise_settings
 from tether.methods.run_record import RunTimer, start_output, training_run
-from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.settings import ModelSettings, TrainSettings, read_options
 from tether.methods.sft import sft_method
 from tether.methods.trainer import load_records, run_method
 from tether.models import load
@@ -223,12 +223,7 @@ def train_ssl(config: SSLConfig) -> Path:
         )
     if not config.data.unlabeled:
         raise TetherError("data.unlabeled lists no files")
-    options = {
-        "skip_invalid": config.data.skip_invalid,
-        "streaming": config.data.streaming,
-        "skips": skips,
-        "images": config.data.images,
-    }
+    options = read_options(config.data, skips)
     labeled = load_records(config.data.labeled, load_sft_records, **options)
     items = load_records(
         config.data.unlabeled, load_unlabeled_items, prompts=config.pseudo.prompts, **options

@@ -21,7 +21,7 @@ from tether.core.errors import DataError, TetherError
 from tether.core.images import open_image
 from tether.core.io import SkipLog, parse_records, require_fields, write_json
 from tether.methods.run_record import RunTimer, training_run
-from tether.methods.settings import ModelSettings, TrainSettings
+from tether.methods.settings import ModelSettings, TrainSettings, read_options
 from tether.methods.trainer import MethodRun, load_records, run_method
 from tether.methods.tuning import export_model
 from tether.methods.vision_loss import multilabel_loss
@@ -177,14 +177,7 @@ def train_vision(config: VisionConfig) -> Path:
     timer, skips = RunTimer(), SkipLog()
     if not config.data.train:
         raise TetherError("data.train lists no files")
-    records = load_records(
-        config.data.train,
-        load_labelled_images,
-        skip_invalid=config.data.skip_invalid,
-        streaming=config.data.streaming,
-        skips=skips,
-        images=config.data.images,
-    )
+    records = load_records(config.data.train, load_labelled_images, **read_options(config.data, skips))
     skips.require(records, "no labelled images to train on")
     label_names = sorted(
         {label for r in records for label in r.labels}

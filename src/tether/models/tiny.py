@@ -18,6 +18,7 @@ from tether.models.tiny_families import (
     QWEN_SPECIALS,
     qwen_token_ids,
     text_config,
+    vision_config,
 )
 from tether.models.tokenizer import build_word_tokenizer
 
@@ -66,14 +67,7 @@ def _build_llava(config: TinyConfig, words):
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     tokenizer = build_word_tokenizer(words, {"image_token": "<image>"})
-    vision = CLIPVisionConfig(
-        hidden_size=config.vision_hidden,
-        intermediate_size=config.vision_hidden * 4,
-        num_hidden_layers=config.vision_layers,
-        num_attention_heads=config.vision_heads,
-        image_size=config.image_size,
-        patch_size=config.patch_size,
-    )
+    vision = CLIPVisionConfig(**vision_config(config))
     model_config = LlavaConfig(
         vision_config=vision,
         text_config=LlamaConfig(**text_config(config, tokenizer)),

@@ -96,7 +96,8 @@ def text_config(config, tokenizer, **extra) -> dict:
     return {**base, **extra}
 
 
-def _vision(config, **extra) -> dict:
+def vision_config(config, **extra) -> dict:
+    """The vision tower's config at toy sizes (``extra`` adds fields)."""
     return dict(
         hidden_size=config.vision_hidden,
         intermediate_size=config.vision_hidden * 4,
@@ -121,7 +122,7 @@ def build_llava_next(config, words):
     side = config.image_size
     pinpoints = [[side * h // 32, side * w // 32] for h, w in PINPOINTS]
     model_config = LlavaNextConfig(
-        vision_config=CLIPVisionConfig(**_vision(config)),
+        vision_config=CLIPVisionConfig(**vision_config(config)),
         text_config=LlamaConfig(**text_config(config, tokenizer)),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-1,
@@ -149,7 +150,7 @@ def build_llava_onevision(config, words):
     side = config.image_size
     pinpoints = [[side * h // 32, side * w // 32] for h, w in PINPOINTS]
     model_config = LlavaOnevisionConfig(
-        vision_config=dict(model_type="siglip_vision_model", **_vision(config)),
+        vision_config=dict(model_type="siglip_vision_model", **vision_config(config)),
         text_config=Qwen2Config(**text_config(config, tokenizer)),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         video_token_index=tokenizer.unk_token_id,
@@ -194,7 +195,7 @@ def build_gemma3(config, words):
     patches_per_side = config.image_size // config.patch_size
     model_config = Gemma3Config(
         text_config=Gemma3TextConfig(**text),
-        vision_config=dict(model_type="siglip_vision_model", **_vision(config)),
+        vision_config=dict(model_type="siglip_vision_model", **vision_config(config)),
         mm_tokens_per_image=(patches_per_side // 2) ** 2,
         boi_token_index=ids("<start_of_image>"),
         eoi_token_index=ids("<end_of_image>"),
@@ -226,7 +227,7 @@ def build_internvl(config, words):
         },
     )
     side = config.image_size
-    vision = _vision(config, use_mean_pooling=False)
+    vision = vision_config(config, use_mean_pooling=False)
     vision.update(image_size=[side, side], patch_size=[config.patch_size, config.patch_size])
     model_config = InternVLConfig(
         vision_config=vision,
@@ -348,7 +349,7 @@ def _build_idefics3_style(config, words, config_class, model_class, processor_cl
     )
     model_config = config_class(
         text_config=text_config(config, tokenizer),
-        vision_config=_vision(config),
+        vision_config=vision_config(config),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         scale_factor=2,
         tie_word_embeddings=False,
@@ -399,7 +400,7 @@ def build_instructblip(config, words):
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids("[CLS]")), ("[SEP]", ids("[SEP]"))]
     )
     model_config = InstructBlipConfig(
-        vision_config=_vision(config, initializer_range=0.02),  # its default (1e-10) makes images alike
+        vision_config=vision_config(config, initializer_range=0.02),  # its default (1e-10) makes images alike
         qformer_config=dict(
             vocab_size=len(qformer_tokenizer),
             hidden_size=config.text_hidden,
