@@ -44,20 +44,26 @@ def test_quick_study_writes_a_report(tmp_path):
     assert {"reward/accuracy_facts", "reward/accuracy_vanilla", "ppo/kl_last"} <= set(seed0["fact_rlhf"])
     assert 0 <= seed0["fact_rlhf"]["reward/accuracy_vanilla"] <= 1
     # HA-DPO: a pair for every preference question (balanced), and the SFT term on two true descriptions of
-    # each of the 40 preference images
+    # each preference image
     counts = json.loads((out / "seed0" / "answer_pairs" / "counts.json").read_text())
     assert counts["selected"] == counts["questions"] and 2 * counts["chosen_yes"] == counts["pairs"]
     for stage in ("ha_dpo", "noiseboost_dpo"):
         run = json.loads((out / "seed0" / stage / "run.json").read_text())
-        assert run["pairs"] == counts["pairs"] and run["sft_records"] == 2 * 40
+        assert run["pairs"] == counts["pairs"] and run["sft_records"] == 2 * PRESETS["quick"].world["n_pref"]
     report = (out / "report.md").read_text()
     assert all(f"| {variant} |" in report for variant in PRESETS["quick"].variants)
     for heading in ("## The papers' claims", "## Reward model and PPO (Fact-RLHF)"):
         assert heading in report
     # one seed: HA-DPO's POPE and CHAIR claims get paired bootstrap intervals over the evaluated items
     claims = {line.split(" | ")[1]: line for line in report.splitlines() if line.startswith("| HA-DPO |")}
-    assert "(780 items, one seed)" in claims["POPE-adversarial F1 up vs the baseline"]
-    assert "(100 items, one seed)" in claims["CHAIR_i down vs the baseline"]
+    # on every POPE-adversarial question of the test images and the preset's CHAIR descriptions
+    questions = len(
+        (out / "seed0" / "world" / "bench" / "pope" / "world_pope_adversarial.jsonl").read_text().splitlines()
+    )
+    assert baseline["pope_adversarial/n"] == questions > 4000
+    assert f"({questions} items, one seed)" in claims["POPE-adversarial F1 up vs the baseline"]
+    chair = PRESETS["quick"].eval_limits["chair"]
+    assert f"({chair} items, one seed)" in claims["CHAIR_i down vs the baseline"]
     assert "smoke: shorter than full in pair_images; reward_steps; ppo_steps" in report
     html = (out / "report.html").read_text()
     assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") == 2

@@ -104,6 +104,36 @@ def test_a_shipped_file_that_is_not_the_manifests_is_refused(tmp_path, monkeypat
         why_not_shipped(QUICK, 0, _world_config(QUICK), baseline_recipe(QUICK, 0))
 
 
+def _refuse_training(*args, **kwargs):
+    raise AssertionError("make_baseline trained where it had nothing to do or had to refuse")
+
+
+def test_make_baseline_keeps_its_folder_unless_told(tmp_path, monkeypatch, run_cli):
+    """Same settings: nothing to do; other settings, or a folder of other files: refused before training,
+    naming the difference, unless --overwrite (the project's rule for output folders)."""
+    from tether.study import make_baseline as making
+    from tether.study.make_baseline import make_baseline
+
+    monkeypatch.setattr(making, "run_study", _refuse_training)
+    made = tmp_path / "quick"
+    shutil.copytree(SHIPPED / QUICK.shipped_baseline, made)
+    before = {p.name: sha256(p) for p in made.iterdir()}
+    assert make_baseline(QUICK, made, tmp_path / "work") == made / MANIFEST
+    other = ["--set", "world.n_test=300", "--set", "eval_limits.chair=50"]
+    code, _, err = run_cli("study", "--make-baseline", made, "--out", tmp_path / "work", *other)
+    assert code != 0 and "eval_limits.chair, world.n_test differ" in err and "--overwrite" in err
+    assert {p.name: sha256(p) for p in made.iterdir()} == before
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    with pytest.raises(TetherError, match=r"non-empty folder without manifest.json"):
+        make_baseline(QUICK, stray, tmp_path / "work")
+    assert (stray / "notes.txt").read_text() == "mine"
+    # --overwrite goes on to train (here: the stand-in that says so)
+    with pytest.raises(AssertionError, match="trained"):
+        run_cli("study", "--make-baseline", made, "--out", tmp_path / "work", *other, "--overwrite")
+
+
 # how close a retrain on another run (or CPU) must come to the shipped metrics, in points: on one machine
 # the retrain repeats them exactly; the recipe's escape from the existence plateau depends on floating-point
 # rounding (docs/baseline.md), so another CPU may move them by a few points

@@ -48,7 +48,14 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="train and evaluate the preset's baseline (first seed; stages under --out), then write its "
         "final model and manifest.json (recipe, seed, world, code version, sha256 of each file, metrics) "
-        "into DIR: how src/tether/baselines/quick, the quick preset's shipped baseline, is made",
+        "into DIR: how src/tether/baselines/quick, the quick preset's shipped baseline, is made. A DIR "
+        "already holding this baseline is left as it is; one made with other settings is refused",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --make-baseline: replace what DIR holds (a baseline made with other settings, or other "
+        "files; the same settings: remake it)",
     )
     parser.set_defaults(
         handler=_run, resume_hint="run the same command again to resume: finished stages are kept"
@@ -85,10 +92,14 @@ def _run(args) -> int:
         preset = dataclasses.replace(preset, seeds=args.seeds)
     check_preset(preset)  # before any process starts
     out = args.out or f"runs/study-{args.preset}"
+    if args.overwrite and not args.make_baseline:
+        raise TetherError(
+            "--overwrite goes with --make-baseline (a study folder resumes by its fingerprints)"
+        )
     if args.make_baseline:
         from tether.study.make_baseline import make_baseline
 
-        manifest = make_baseline(preset, args.make_baseline, out)
+        manifest = make_baseline(preset, args.make_baseline, out, overwrite=args.overwrite)
         print(f"baseline: {manifest.parent} (manifest: {manifest})")
         return 0
     if args.jobs < 1:

@@ -66,11 +66,13 @@ class StudyPreset:
 
 PRESETS = {
     # one seed in ≤ 3 min on 2 cores: the baseline (run D's recipe of docs/results/quick-recipe-pilot) ships
-    # with tether, and the methods that start from it are measured on every POPE question of 200 test images
+    # with tether; HA-DPO learns from 100 preference images and is measured on every POPE-adversarial
+    # question of 1200 test images, enough items that the paired bootstrap could detect the paper's POPE
+    # effect (docs/results/quick-preset-hadpo)
     "quick": StudyPreset(
         name="quick",
         seeds=[0],
-        world={"n_train": 2000, "n_val": 20, "n_test": 200, "n_unlabeled": 20, "n_pref": 40},
+        world={"n_train": 2000, "n_val": 20, "n_test": 1200, "n_unlabeled": 20, "n_pref": 100},
         recipe={"vision": 300, "align": 400, "qa": 2000, "sft": 1000},
         dpo_steps=200,
         pair_images=24,
@@ -82,10 +84,10 @@ PRESETS = {
         analysis_images=12,
         attention_max_new_tokens=32,
         eval_limits={
-            "pope_random": 100000,
-            "pope_popular": 100000,
+            "pope_random": 400,
+            "pope_popular": 400,
             "pope_adversarial": 100000,
-            "chair": 100,
+            "chair": 400,
             "mmhal": 16,
             "shr": 20,
         },
