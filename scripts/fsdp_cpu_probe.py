@@ -10,6 +10,7 @@ the ``launch`` and ``trainer-fsdp`` routes report ``MULTI_CPU`` and ``Distribute
 Routes (each run by two processes; ``torch`` and ``trainer-*`` under torchrun):
 
 - ``torch``: ``torch.distributed.fsdp.fully_shard`` by hand, gloo, a plain loop; counts the collectives.
+  Then the same with peft LoRA adapters on both layers (base weights frozen): ``torch-lora``.
 - ``launch``: what ``accelerate launch --config_file configs/accelerate/fsdp.yaml`` (two processes, which
   it starts under torch's launcher and marks ``ACCELERATE_USE_FSDP=true``) gives tether's Trainer, which
   asks for ``TrainingArguments(use_cpu=True)`` on CPUs.
@@ -83,30 +84,40 @@ def count_collectives(names: list[str]) -> dict[str, int]:
     return counts
 
 
-def torch_route(processes: int) -> dict:
+def torch_route(processes: int, lora: bool = False) -> dict:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     module, rows = Regression(), Rows()
+    if lora:  # peft LoRA on both layers: frozen base weights and trainable adapters in one FSDP group
+        from peft import LoraConfig, get_peft_model
+
+        torch.manual_seed(2)
+        module = get_peft_model(module, LoraConfig(r=2, target_modules=["first", "second"], init_lora_weights=False))
+        module.forward = module.base_model.model.forward  # the regression takes x, y, not input_ids
+    layers = module.base_model.model if lora else module
     report = {}
     rank = 0
     if processes > 1:
-        dist.init_process_group("gloo")
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
         rank = dist.get_rank()
         counts = count_collectives(["all_gather_single", "reduce_scatter_single", "all_reduce", "broadcast"])
         mesh = init_device_mesh("cpu", (processes,))
-        fully_shard(module.first, mesh=mesh)
-        fully_shard(module.second, mesh=mesh)
+        fully_shard(layers.first, mesh=mesh)
+        fully_shard(layers.second, mesh=mesh)
         fully_shard(module, mesh=mesh)
         report["collectives"] = counts
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-2)
+    report["initial"] = full_weights(module)
+    trainable = [param for param in module.parameters() if param.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2)
     per_rank = GLOBAL_BATCH // processes
     for step in range(STEPS):
         batch = rows[step * GLOBAL_BATCH + rank * per_rank : step * GLOBAL_BATCH + (rank + 1) * per_rank]
         module(**batch)["loss"].backward()
         optimizer.step()
         optimizer.zero_grad()
-    report["parameter"] = type(module.first.weight).__name__
+    report["parameter"] = type(layers.first.weight).__name__
     report["weights"] = full_weights(module)
     return report
 
@@ -134,8 +145,10 @@ def trainer_route(route: str, processes: int) -> dict:
 
         dist.init_process_group("gloo")
         fully_shard(module, mesh=init_device_mesh("cpu", (processes,)))
+    initial = full_weights(module)
     trainer = Trainer(model=module, args=TrainingArguments(**arguments), train_dataset=Rows())
     report = {
+        "initial": initial,
         "accelerate_mode": str(trainer.accelerator.distributed_type),
         "ACCELERATE_USE_FSDP": os.environ.get("ACCELERATE_USE_FSDP", ""),
     }
@@ -157,7 +170,10 @@ def run_route(route: str, out: Path) -> None:
     """One process of a route: write rank 0's report (or its error) to ``out``."""
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     try:
-        report = torch_route(processes) if route == "torch" else trainer_route(route, processes)
+        if route == "torch":  # one launch for both: starting processes is most of the time here
+            report = {"torch": torch_route(processes), "torch-lora": torch_route(processes, lora=True)}
+        else:
+            report = trainer_route(route, processes)
     except Exception as error:  # the probe reports a failure: it is one of its answers
         report = {"error": f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
         frame = traceback.extract_tb(error.__traceback__)[-1]
@@ -199,24 +215,22 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, accelerate {accelerate.__version__}, transformers {transformers.__version__}")
     folder = Path(tempfile.mkdtemp())
-    references = {}
-    for kind in ("torch", "trainer"):
-        launch("torch" if kind == "torch" else "launch", 1, folder / f"one_{kind}.pt")
-        references[kind] = torch.load(folder / f"one_{kind}.pt")["weights"]
-    initial = full_weights(Regression())
+    references = {"torch": torch_route(1), "torch-lora": torch_route(1, lora=True)}
+    launch("launch", 1, folder / "one.pt")
+    references["launch"] = torch.load(folder / "one.pt")
     routes = ["torch", "launch", "launch-cpu", "trainer-fsdp", "trainer-fsdp-no-cpu", "presharded", "forced-state"]
     for route in routes:
         failure = launch(route, 2, folder / f"{route}.pt")
         report = torch.load(folder / f"{route}.pt") if not failure else {"error": failure}
-        if "weights" in report:
-            reference = references["torch" if route == "torch" else "trainer"]
-            weights = report.pop("weights")
-            report["max_abs_diff_vs_one_process"] = max(
-                (weights[n] - reference[n]).abs().max().item() for n in reference
-            )
-            report["max_abs_step_from_init"] = max((weights[n] - initial[n]).abs().max().item() for n in initial)
-        print(f"{route:20s} {json.dumps(report)}")
-
+        for name, part in report.items() if route == "torch" else [(route, report)]:
+            if "weights" in part:
+                reference = references[name if name.startswith("torch") else "launch"]["weights"]
+                weights, initial = part.pop("weights"), part.pop("initial")
+                part["max_abs_diff_vs_one_process"] = max(
+                    (weights[n] - reference[n]).abs().max().item() for n in reference
+                )
+                part["max_abs_step_from_init"] = max((weights[n] - initial[n]).abs().max().item() for n in initial)
+            print(f"{name:20s} {json.dumps(part)}")
 
 if __name__ == "__main__":
     if len(sys.argv) == 3:
