@@ -22,6 +22,7 @@ Routes (each run by two processes; ``torch`` and ``trainer-*`` under torchrun):
   the Trainer is built (private attributes; shows what is left once the mode is chosen; not a fix).
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -70,9 +71,15 @@ def full_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def count_collectives(names: list[str]) -> dict[str, int]:
-    """Wrap ``torch.distributed.<name>`` to count calls (FSDP2 looks them up on the module at call time)."""
-    counts = dict.fromkeys(names, 0)
+COLLECTIVES = ["all_gather_single", "reduce_scatter_single", "all_reduce", "broadcast"]
+
+
+@contextlib.contextmanager
+def count_collectives(counts: dict[str, int]):
+    """Count calls of ``torch.distributed.<name>`` for each name of ``counts`` inside the block (FSDP2 looks
+    them up on the module at call time)."""
+    originals = {name: getattr(dist, name) for name in counts}
+    names = list(counts)
     for name in names:
         original = getattr(dist, name)
 
@@ -81,7 +88,11 @@ def count_collectives(names: list[str]) -> dict[str, int]:
             return _original(*args, **kwargs)
 
         setattr(dist, name, counted)
-    return counts
+    try:
+        yield counts
+    finally:
+        for name, original in originals.items():
+            setattr(dist, name, original)
 
 
 def torch_route(processes: int, lora: bool = False) -> dict:
@@ -102,21 +113,21 @@ def torch_route(processes: int, lora: bool = False) -> dict:
         if not dist.is_initialized():
             dist.init_process_group("gloo")
         rank = dist.get_rank()
-        counts = count_collectives(["all_gather_single", "reduce_scatter_single", "all_reduce", "broadcast"])
         mesh = init_device_mesh("cpu", (processes,))
         fully_shard(layers.first, mesh=mesh)
         fully_shard(layers.second, mesh=mesh)
         fully_shard(module, mesh=mesh)
-        report["collectives"] = counts
+        report["collectives"] = dict.fromkeys(COLLECTIVES, 0)
     report["initial"] = full_weights(module)
     trainable = [param for param in module.parameters() if param.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-2)
     per_rank = GLOBAL_BATCH // processes
-    for step in range(STEPS):
-        batch = rows[step * GLOBAL_BATCH + rank * per_rank : step * GLOBAL_BATCH + (rank + 1) * per_rank]
-        module(**batch)["loss"].backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    with count_collectives(report.get("collectives", {})):
+        for step in range(STEPS):
+            first = step * GLOBAL_BATCH + rank * per_rank
+            module(**rows[first : first + per_rank])["loss"].backward()
+            optimizer.step()
+            optimizer.zero_grad()
     report["parameter"] = type(layers.first.weight).__name__
     report["weights"] = full_weights(module)
     return report
