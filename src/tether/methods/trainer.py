@@ -46,7 +46,6 @@ def training_arguments(
     if "tensorboard" in settings.report_to or "all" in settings.report_to:
         require_tensorboard()
     on_cpu = model_device == "cpu" or not torch.cuda.is_available()
-    refuse_fsdp_on_cpu(on_cpu)
     deepspeed = uses_deepspeed(settings)
     kwargs = dict(
         output_dir=settings.output_dir,
@@ -83,6 +82,7 @@ def training_arguments(
     )
     kwargs.update(settings.extra)
     kwargs.update(overrides)
+    refuse_fsdp_on_cpu(on_cpu, trainer_fsdp=kwargs.get("fsdp"))
     return TrainingArguments(**kwargs)
 
 
@@ -92,10 +92,13 @@ def uses_deepspeed(settings: TrainSettings) -> bool:
     return bool(settings.deepspeed) or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
 
 
-def refuse_fsdp_on_cpu(on_cpu: bool) -> None:
+def refuse_fsdp_on_cpu(on_cpu: bool, trainer_fsdp=None) -> None:
     """FSDP runs on GPUs only: on the CPU accelerate (1.16) keeps its multi-CPU mode, in which an FSDP config
-    is dropped and the model silently trains under DDP (it switches to FSDP only for GPU-like devices)."""
-    if on_cpu and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+    (from ``accelerate launch`` or ``TrainingArguments.fsdp``, here ``trainer_fsdp``) is dropped and the
+    model silently trains under DDP (it switches to FSDP only for GPU-like devices). torch's FSDP2 itself
+    trains on CPUs over gloo: scripts/fsdp_cpu_probe.py shows each level, to re-check on a new accelerate."""
+    launched = os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+    if on_cpu and (launched or trainer_fsdp not in (None, False, "", [])):
         raise TetherError(
             "FSDP needs GPUs: on the CPU accelerate would train with DDP instead of the FSDP config; "
             "use configs/accelerate/ddp_cpu.yaml or a DeepSpeed config (DS_ACCELERATOR=cpu)"
