@@ -85,3 +85,22 @@ def test_a_folder_from_an_unrecorded_run_is_refused(checkpoint, pair_data, tmp_p
     (out / "checkpoint-2").mkdir(parents=True)
     assert dpo(checkpoint, pair_data, out) == 2
     assert "without a record of what made it (checkpoint-2)" in capsys.readouterr().err
+
+
+def test_only_the_main_rank_writes_the_reference_cache(tmp_path, monkeypatch):
+    """Every rank computes the reference log-probs; a non-main rank writing the cache could put a file in the
+    output folder before the main rank checked its record, which then refused the run as a stranger's."""
+    import torch
+
+    from tether.methods import dpo_reference
+
+    def compute(vlm, pairs, collator, batch_size, progress=False):
+        return torch.tensor([-1.0, -2.0]), torch.tensor([-3.0, -4.0])
+
+    monkeypatch.setattr(dpo_reference, "compute_reference_logprobs", compute)
+    monkeypatch.setenv("RANK", "1")
+    chosen, _, path, hit = dpo_reference.cached_reference_logprobs(None, ["a", "b"], None, 2, tmp_path, "f" * 64)
+    assert not hit and chosen.tolist() == [-1.0, -2.0] and not any(tmp_path.iterdir())
+    monkeypatch.setenv("RANK", "0")
+    dpo_reference.cached_reference_logprobs(None, ["a", "b"], None, 2, tmp_path, "f" * 64)
+    assert path.is_file()

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from tether.core.fingerprints import model_digest
+from tether.core.fingerprints import is_main_process, model_digest
 from tether.core.hf_dataset import image_file_stat
 from tether.data.preference import PreferenceRecord
 from tether.methods.packing import packed_pair_logprobs
@@ -119,10 +119,11 @@ def cached_reference_logprobs(
             logger.warning("%s: damaged reference cache (%s); recomputing", path, e)
     logger.info("computing reference log-probs for %d pairs", len(pairs))
     chosen, rejected = compute_reference_logprobs(vlm, pairs, collator, batch_size, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(
-        f"{path.name}.{os.getpid()}.tmp"
-    )  # every rank computes; each writes its own temp file
-    save_file({"chosen": chosen, "rejected": rejected}, str(tmp), metadata={"fingerprint": fingerprint})
-    tmp.replace(path)
+    # every rank computes; only the main one writes: another rank's file could reach the output folder
+    # before the main rank has checked that folder's record, which would then refuse it as a stranger's
+    if is_main_process():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        save_file({"chosen": chosen, "rejected": rejected}, str(tmp), metadata={"fingerprint": fingerprint})
+        tmp.replace(path)
     return chosen, rejected, path, False
