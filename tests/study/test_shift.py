@@ -1,5 +1,6 @@
 """The shift control (tether.study.shift): the baseline re-thresholded to a method's yes-ratio, by hand."""
 
+import json
 import math
 
 import numpy as np
@@ -81,3 +82,26 @@ def test_a_moved_cut_off_is_a_shift_and_a_better_ranking_is_grounding():
     ]
     grounded = shift_control(records(truthful, labels), baseline)
     assert grounded["gain_over_control"]["accuracy"][1] > 0 and shift_verdict(grounded) == GROUNDING
+
+
+def test_a_pope_claim_the_control_explains_is_reported_as_a_shift(tmp_path):
+    from tether.eval.pope import pope_metrics
+    from tether.study.claims import claims_section
+
+    rng = np.random.default_rng(1)
+    labels = ["yes"] * 200 + ["no"] * 200
+    margins = np.concatenate([rng.normal(3.0, 1.0, 200), rng.normal(1.5, 1.0, 200)])  # biased toward yes
+    p_yes = 1 / (1 + np.exp(-margins))
+    answers = {"baseline": ["yes" if m > 0 else "no" for m in margins]}
+    answers["vcd"] = ["yes" if m > 2.25 else "no" for m in margins]  # the same ranking, a higher cut-off
+    metrics = {"0": {}}
+    for variant, said in answers.items():
+        path = tmp_path / "seed0" / "eval" / variant / "pope_adversarial" / "samples.jsonl"
+        path.parent.mkdir(parents=True)
+        found = records(said, labels, p_yes if variant == "baseline" else None)
+        path.write_text("".join(json.dumps({"id": i, **r}) + "\n" for i, r in found.items()))
+        metrics["0"][variant] = {"pope_adversarial/f1": pope_metrics(list(found.values()))["f1"]}
+    section = claims_section(metrics, tmp_path)
+    row = next(r for r in section.tables[0].rows if r[0] == "VCD")
+    # F1 rises beyond its interval, and the baseline at VCD's yes-ratio has exactly the same answers
+    assert row[-1].text == f"reproduced as a {SHIFT} (shift control)"

@@ -237,7 +237,8 @@ def _only_a_shift(metrics: dict, out_dir: Path, claim: Claim) -> bool:
         paths = [eval_dir / variant / bench / "samples.jsonl" for variant in (claim.a[0], "baseline")]
         if all(p.is_file() for p in paths):
             control = shift_control(*(read_records(p) for p in paths), seed=int(seed))
-            verdicts.append(control and shift_verdict(control))
+            if control:  # None where the baseline's records hold no margins
+                verdicts.append(shift_verdict(control))
     return bool(verdicts) and all(v != GROUNDING for v in verdicts)
 
 
