@@ -61,7 +61,8 @@ def test_rows_from_the_shipped_seeds():
     # the reward model's claim compares two metrics of one variant
     reward = rows[("Fact-RLHF", "reward model with facts more accurate on held-out pairs than without")]
     assert reward[2] == "reward/accuracy_facts − reward/accuracy_vanilla"
-    assert len(rows) == len(CLAIMS)  # every variant ran: every claim has its row
+    # every claim whose variants ran has its row (the shipped seeds predate the decoding variants)
+    assert len(rows) == len([c for c in CLAIMS if c.a[0] in METRICS["0"]]) == len(CLAIMS) - 6
 
 
 def test_a_study_without_the_variants_has_no_claims_table():

@@ -73,6 +73,14 @@ def test_the_quick_preset_takes_the_shipped_baseline(tmp_path):
     assert manifest_digest(folder / MANIFEST) in model_stamp(str(model))
 
 
+def test_decoding_variants_of_the_final_models_take_the_shipped_baseline():
+    preset = dataclasses.replace(QUICK, variants=["baseline", "vcd", "opera", "ha_dpo+vcd", "fact_rlhf+pai"])
+    assert why_not_shipped(preset, 0, _world_config(preset), baseline_recipe(preset, 0)) is None
+    preset = dataclasses.replace(QUICK, variants=["baseline", "vcd", "hacl+vcd"])
+    found = why_not_shipped(preset, 0, _world_config(preset), baseline_recipe(preset, 0))
+    assert "variants ['hacl+vcd'] start from the recipe's earlier stages" in found
+
+
 @pytest.mark.parametrize(
     "change, reason",
     [

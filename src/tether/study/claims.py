@@ -11,7 +11,9 @@ differences (``tether.core.stats``), and one verdict:
   and more (and X is at most the paper's effect, where the paper gave one);
 - "inconclusive: the study cannot detect effects below X": it does not, and the paper's effect is below X.
 
-A "not reproduced" whose interval lies wholly on the other side says so too. With one seed there is no spread
+A "not reproduced" whose interval lies wholly on the other side says so too. A POPE claim against the
+baseline whose gain the baseline re-thresholded to the method's yes-ratio also has (``tether.study.shift``)
+is "reproduced as a yes-ratio shift, not grounding". With one seed there is no spread
 over seeds: where the items' records are on disk (a study folder, not a pool), the difference gets an
 item-level paired bootstrap interval instead, which says how sure the figure is on these items for this one
 trained model, not across training runs.
@@ -36,6 +38,7 @@ from tether.core.stats import (
 )
 from tether.eval.chair import chair_metrics
 from tether.eval.pope import pope_metrics
+from tether.study.shift import GROUNDING, SHIFT, read_records, shift_control, shift_verdict
 from tether.study.statistics import fmt
 
 
@@ -136,6 +139,14 @@ CLAIMS = (
         ("baseline", HALLUCINATION),
         False,
     ),
+    # the training-free decoding strategies (tether.study.decoding) against the same model's greedy decoding;
+    # directions as each paper claims them (docs/decoding.md, "Claims for the study")
+    Claim("VCD", "POPE-adversarial F1 up vs greedy decoding", ("vcd", F1), ("baseline", F1), True),
+    Claim("ICD", "POPE-adversarial F1 up vs greedy decoding", ("icd", F1), ("baseline", F1), True),
+    Claim("M3ID", "CHAIR_i down vs greedy decoding", ("m3id", CHAIR_I), ("baseline", CHAIR_I), False),
+    Claim("OPERA", "CHAIR_i down vs greedy decoding", ("opera", CHAIR_I), ("baseline", CHAIR_I), False),
+    Claim("PAI", "CHAIR_i down vs greedy decoding", ("pai", CHAIR_I), ("baseline", CHAIR_I), False),
+    Claim("PAI", "POPE-adversarial F1 up vs greedy decoding", ("pai", F1), ("baseline", F1), True),
 )
 
 
@@ -214,6 +225,23 @@ def item_level(out_dir: Path, seed: str, claim: Claim):
     return difference(np.arange(len(ids))), (low, high), normal_detectable_effect(low, high), len(ids)
 
 
+def _only_a_shift(metrics: dict, out_dir: Path, claim: Claim) -> bool:
+    """A yes/no claim against the baseline whose gain the baseline re-thresholded to the method's yes-ratio
+    also has, on every seed with records (``tether.study.shift``): a shift of the yes-ratio, not grounding."""
+    bench = claim.a[1].split("/")[0]
+    if claim.b[0] != "baseline" or claim.a[1] != claim.b[1] or not bench.startswith("pope_"):
+        return False
+    verdicts = []
+    for seed in metrics:
+        eval_dir = out_dir / f"seed{seed}" / "eval"
+        paths = [eval_dir / variant / bench / "samples.jsonl" for variant in (claim.a[0], "baseline")]
+        if all(p.is_file() for p in paths):
+            control = shift_control(*(read_records(p) for p in paths), seed=int(seed))
+            if control:  # None where the baseline's records hold no margins
+                verdicts.append(shift_verdict(control))
+    return bool(verdicts) and all(v != GROUNDING for v in verdicts)
+
+
 def _item_metrics(key: str):
     if key.startswith("pope_"):
         return pope_metrics
@@ -240,6 +268,8 @@ def claims_section(metrics: dict, out_dir=None) -> Section | None:
                 level, item_rows = f"{n_items} items, one seed", item_rows + 1
         with_claim = sum((d > 0) if claim.higher else (d < 0) for d in diffs)
         word = claim_verdict(interval, claim.higher, detectable, claim.paper_effect, key)
+        if word == REPRODUCED and out_dir is not None and _only_a_shift(metrics, Path(out_dir), claim):
+            word = f"{REPRODUCED} as a {SHIFT} (shift control)"
         style = "helps" if word == REPRODUCED else "hurts" if OPPOSITE in word else ""
         spread = (
             "" if interval is None else " [{}, {}]".format(*(fmt(x, key=key, signed=True) for x in interval))

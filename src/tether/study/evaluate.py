@@ -6,14 +6,18 @@ the loaders, runner and scorers are the same ones that score LLaVA on COCO.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from tether.decoding.registry import get_strategy
 from tether.eval.pope import SPLITS as POPE_SPLITS
 from tether.eval.registry import get_benchmark
 from tether.eval.runner import run_benchmark
 from tether.models import load
 from tether.models.decoding import DecodingSettings
 from tether.world.judge import WorldRuleJudge
+
+YES_NO_TOKENS = 8  # yes/no answers generated (a strategy with no fast variant): the first word decides
 
 # what the study measures every model on, with the same settings for each
 BENCHMARKS = ("pope_random", "pope_popular", "pope_adversarial", "chair", "mmhal", "shr")
@@ -54,8 +58,11 @@ def evaluate_world(
     limit: int | None = None,
     progress: bool = True,
     judge=None,
+    decoding: DecodingSettings | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Run and score ``names`` (keys of ``world_benchmarks``); returns metrics per name."""
+    """Run and score ``names`` (keys of ``world_benchmarks``); returns metrics per name. ``decoding``: a
+    strategy of ``tether.decoding`` (its ``max_new_tokens`` is replaced by ``max_new_tokens``); yes/no
+    benchmarks use its fast variant, or where it has none (OPERA) generation of ``YES_NO_TOKENS``."""
     if vlm is None:
         vlm = load(model_path)
     world_dir, out_dir = Path(world_dir), Path(out_dir)
@@ -73,6 +80,14 @@ def evaluate_world(
         yes_no = all(item.kind == "yesno" for item in items)
         # MME's subtask folders hold their own images
         images_root = data_file if bench_name == "mme" else world_dir / "images"
+        mode, settings = (
+            yes_no_mode if yes_no else "generate",
+            DecodingSettings(max_new_tokens=max_new_tokens),
+        )
+        if decoding is not None:
+            settings = replace(decoding, max_new_tokens=max_new_tokens)
+            if yes_no and get_strategy(decoding.strategy).margins is None:
+                mode, settings.max_new_tokens = "generate", YES_NO_TOKENS
         score = run_benchmark(
             benchmark,
             items,
@@ -80,8 +95,8 @@ def evaluate_world(
             model_path=model_path,
             images_root=images_root,
             out_dir=out_dir / name,
-            mode=yes_no_mode if yes_no else "generate",
-            decoding=DecodingSettings(max_new_tokens=max_new_tokens),
+            mode=mode,
+            decoding=settings,
             data_file=data_file,
             data_version=f"tether-world:{world_dir.name}",
             judge=judge if benchmark.needs_judge else None,
@@ -92,9 +107,17 @@ def evaluate_world(
     return metrics
 
 
-def evaluate_model(model: str, world: Path, folder: Path, limits: dict, progress: bool) -> dict:
+def evaluate_model(
+    model: str,
+    world: Path,
+    folder: Path,
+    limits: dict,
+    progress: bool,
+    decoding: DecodingSettings | None = None,
+) -> dict:
     """The study's evaluation of one model: every benchmark of ``BENCHMARKS`` (at most ``limits[name]``
-    items each), as flat ``{"<benchmark>/<metric>": value}``."""
+    items each), as flat ``{"<benchmark>/<metric>": value}``; ``decoding``: a strategy of
+    ``tether.decoding`` (``tether.study.decoding``), None for the model's greedy decoding."""
     vlm = load(model)
     judge = WorldRuleJudge(world)
     metrics = {}
@@ -110,6 +133,7 @@ def evaluate_model(model: str, world: Path, folder: Path, limits: dict, progress
                     limit=limits.get(name),
                     progress=progress,
                     judge=judge,
+                    decoding=decoding,
                 )[name].items()
                 if isinstance(v, int | float)
             }

@@ -19,15 +19,17 @@ import torch
 
 from tether.core.io import write_json
 from tether.core.provenance import environment
+from tether.decoding.dispatch import resolve
 from tether.study.analyses import seed_analyses
 from tether.study.context import Context
+from tether.study.decoding import decoding_settings
 from tether.study.evaluate import evaluate_model
 from tether.study.preset import StudyPreset, baseline_recipe, check_preset, world_settings
 from tether.study.recipe import train_baseline
 from tether.study.report import write_report
 from tether.study.shipped import shipped_model
 from tether.study.stages import Stages, model_stamp, refuse_moved
-from tether.study.variants import BUILDERS
+from tether.study.variants import BUILDERS, split_variant
 from tether.world.build import build_world
 from tether.world.config import load_world_config
 
@@ -75,14 +77,20 @@ def run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) -> 
     ctx = Context(preset, seed, world, baseline_dir, recipe, stages, progress)
     for variant in preset.variants:
         if variant != "baseline":
-            models[variant] = BUILDERS[variant](ctx)
+            trained = split_variant(variant)[0]  # ha_dpo+vcd: ha_dpo's model, decoded with vcd
+            models[variant] = models.get(trained) or BUILDERS[trained](ctx)
 
     metrics = {}
     for variant, model in models.items():
+        decoding = decoding_settings(split_variant(variant)[1])
+        # greedy evaluations keep the fingerprint they had before decoding strategies existed
+        strategy = [] if decoding is None else [dataclasses.asdict(resolve(decoding))]
         metrics[variant] = stages.run(
             f"eval/{variant}",
-            [model, preset.eval_limits, model_stamp(model)],
-            lambda folder, model=model: evaluate_model(model, world, folder, preset.eval_limits, progress),
+            [model, preset.eval_limits, model_stamp(model), *strategy],
+            lambda folder, model=model, decoding=decoding: evaluate_model(
+                model, world, folder, preset.eval_limits, progress, decoding
+            ),
         )
     for variant, extra in seed_analyses(ctx, models).items():
         metrics[variant].update(extra)

@@ -10,7 +10,7 @@ from tether.core.errors import TetherError
 from tether.methods.noise import SCHEDULES
 from tether.models.tiny import TinyConfig
 from tether.study.recipe import STAGES, BaselineRecipe
-from tether.study.variants import PREFERENCE_VARIANTS, VARIANTS
+from tether.study.variants import PREFERENCE_VARIANTS, VARIANTS, split_variant
 
 # the world of configs/world/study.yaml: 96 px, so one grid cell is one 32-px patch of the tiny tower, and
 # pairs that co-occur 95% of the time in training scenes
@@ -105,15 +105,20 @@ PRESETS = {
 
 def check_preset(preset: StudyPreset) -> None:
     """Settings no stage can run with, found before anything is built or trained."""
-    unknown = set(preset.variants) - set(VARIANTS)
+    # a combination (ha_dpo+vcd) is refused here, naming its parts' choices, when it is not one
+    models = {name: split_variant(name)[0] for name in preset.variants}
+    unknown = {name for name, model in models.items() if model not in VARIANTS}
     if unknown:
-        raise TetherError(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+        raise TetherError(
+            f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)} or a combination "
+            "<trained variant>+<decoding strategy> (ha_dpo+vcd)"
+        )
     if preset.noise_schedule not in SCHEDULES:
         raise TetherError(f"noise_schedule '{preset.noise_schedule}' unknown; choose from {list(SCHEDULES)}")
     if preset.reward_pairs not in REWARD_PAIRS:
         raise TetherError(f"reward_pairs '{preset.reward_pairs}' unknown; choose from {list(REWARD_PAIRS)}")
     _check_recipe(preset.recipe)
-    needs_pref = sorted(set(preset.variants) & PREFERENCE_VARIANTS)
+    needs_pref = sorted(name for name, model in models.items() if model in PREFERENCE_VARIANTS)
     if needs_pref and not world_settings(preset).get("n_pref"):
         raise TetherError(f"variants {needs_pref} need the world's preference split: set world n_pref > 0")
 

@@ -24,6 +24,7 @@ from tether.study.claims import claims_section
 from tether.study.figures import bar_figure, curves_figure
 from tether.study.preset import PRESETS, StudyPreset, baseline_recipe
 from tether.study.recipe import STAGES
+from tether.study.shift import shift_section
 from tether.study.statistics import BENCHMARK_METRICS, HEADLINE, SECONDARY, findings, summarise, variant_table
 
 
@@ -74,7 +75,8 @@ def row_levels(preset: dict, variants) -> dict[str, str]:
     short = [f"baseline recipe ({', '.join(short)})"] if short else []
     levels = {}
     for variant in variants:
-        mine = short + [k for k in VARIANT_SETTINGS.get(variant, ()) if getattr(ours, k) < getattr(full, k)]
+        trained = variant.partition("+")[0]  # ha_dpo+vcd: ha_dpo's training
+        mine = short + [k for k in VARIANT_SETTINGS.get(trained, ()) if getattr(ours, k) < getattr(full, k)]
         levels[variant] = "measurement" if not mine else "smoke: shorter than full in " + "; ".join(mine)
     return levels
 
@@ -100,6 +102,7 @@ def write_report(out_dir) -> Path:
         reading += f" Pooled from {runs} (`tether study --pool`)."
     analyses, analysis_findings = analysis_sections(metrics, out_dir)
     claims = claims_section(metrics, out_dir)
+    shift = shift_section(metrics, out_dir)
     sections = [
         Section(
             f"tether study: preset `{preset['name']}`, seeds {preset['seeds']}",
@@ -108,6 +111,7 @@ def write_report(out_dir) -> Path:
             level=1,
         ),
         *([claims] if claims else []),
+        *([shift] if shift else []),
         Section("More benchmark metrics", tables=[variant_table(summary, SECONDARY)]),
         Section(
             "Findings",

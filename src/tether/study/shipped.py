@@ -29,6 +29,7 @@ from tether.core.errors import TetherError
 from tether.core.io import read_json, write_json
 from tether.study.recipe import prepare_data
 from tether.study.stages import read_marker, start_stage
+from tether.study.variants import split_variant
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def why_not_shipped(preset, seed: int, world_config, recipe) -> str | None:
     )
     if changed:
         return f"recipe settings {changed} differ from the shipped baseline's"
-    earlier = sorted(set(preset.variants) - FROM_FINAL_MODEL)
+    # a decoding variant (vcd, ha_dpo+vcd) starts from the model of the variant it decodes
+    earlier = sorted(v for v in preset.variants if split_variant(v)[0] not in FROM_FINAL_MODEL)
     if earlier:
         return f"variants {earlier} start from the recipe's earlier stages, which are not shipped"
     for name, digest in manifest["files"].items():
