@@ -26,7 +26,7 @@ from tether.study.preset import StudyPreset, baseline_recipe, check_preset, worl
 from tether.study.recipe import train_baseline
 from tether.study.report import write_report
 from tether.study.shipped import shipped_model
-from tether.study.stages import Stages, model_stamp, refuse_moved
+from tether.study.stages import Stages, refuse_moved
 from tether.study.variants import BUILDERS
 from tether.world.build import build_world
 from tether.world.config import load_world_config
@@ -59,7 +59,7 @@ def run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) -> 
         build_world(world_config, world, overwrite=True)
         return str(world)
 
-    stages.run("world_build", [dataclasses.asdict(world_config)], build)
+    stages.run("world_build", [world_config], build)
 
     recipe = baseline_recipe(preset, seed, progress)
     baseline_dir = seed_dir / "baseline"
@@ -81,7 +81,7 @@ def run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) -> 
     for variant, model in models.items():
         metrics[variant] = stages.run(
             f"eval/{variant}",
-            [model, preset.eval_limits, model_stamp(model)],
+            [model, preset.eval_limits],
             lambda folder, model=model: evaluate_model(model, world, folder, preset.eval_limits, progress),
         )
     for variant, extra in seed_analyses(ctx, models).items():
