@@ -9,8 +9,8 @@ the key of every stage built with it:
 
 - a dataclass counts by its class name and every field (``tether.core.config.to_dict``), nested configs
   included, except the display settings in ``NOT_IN_KEY``;
-- a path (a ``Path``, or a string naming an existing file or folder) inside another stage's folder counts by
-  that stage's key, so a retrained model changes every stage after it and none before; any other file by
+- a path (a ``Path``, or a string with a ``/`` naming an existing file or folder) inside another stage's
+  folder under the same root counts by that stage's key, so a retrained model changes every stage after it and none before; any other file by
   its bytes; a folder (images) by its path; paths inside the stage's own folder (its output) by their path;
   a path under the cache's root by its path relative to the root;
 - anything else by its JSON.
@@ -107,7 +107,8 @@ def _path_part(path: Path, own_folder: Path, root: Path):
     name = f"<root>/{path.relative_to(root)}" if root in path.parents else str(path)
     if not path.exists() or path == own_folder or own_folder in path.parents:
         return name
-    made_by = next((p for p in (path, *path.parents) if (p / MARKER).is_file()), None)
+    # the stage folder (under this cache's root) that made it, if any
+    made_by = next((p for p in (path, *path.parents) if root in p.parents and (p / MARKER).is_file()), None)
     if made_by is not None:
         return {"path": name, "stage": read_marker(made_by / MARKER).get("fingerprint")}
     if path.is_file():
