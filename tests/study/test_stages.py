@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 from tether.methods.settings import ModelSettings, TrainSettings
@@ -20,7 +21,7 @@ def counting(calls: list, name: str):
     return fn
 
 
-def test_a_field_no_call_site_lists_reruns_the_stage_and_an_unchanged_rerun_runs_nothing(tmp_path):
+def test_a_field_no_call_site_lists_reruns_the_stage_and_an_unchanged_rerun_runs_nothing(tmp_path, caplog):
     stages, calls = Stages(tmp_path), []
     train = TrainSettings(output_dir=str(tmp_path / "s"), max_steps=3)
     stages.run("s", [train], counting(calls, "first"))
@@ -29,7 +30,9 @@ def test_a_field_no_call_site_lists_reruns_the_stage_and_an_unchanged_rerun_runs
     assert calls == ["first"]
 
     # a field no call site names: before, a stage's key was only the fields listed beside it
-    stages.run("s", [dataclasses.replace(train, weight_decay=0.1)], counting(calls, "weight_decay"))
+    with caplog.at_level(logging.INFO, logger="tether.study.stages"):
+        stages.run("s", [dataclasses.replace(train, weight_decay=0.1)], counting(calls, "weight_decay"))
+    assert "stage s: its inputs changed (0.fields.weight_decay)" in caplog.text
     # a field added to the config class at runtime joins the key with no edit anywhere else
     Extended = dataclasses.make_dataclass("TrainSettings", [("new_knob", int, 1)], bases=(TrainSettings,))
     extended = Extended(**dataclasses.asdict(train), new_knob=1)

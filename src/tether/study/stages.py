@@ -68,8 +68,9 @@ class Stages:
             self.timings[name] = done.get("timing", {})
             return done["result"]
 
-        if "inputs" in done:
-            changed = changed_keys({"inputs": done["inputs"]}, {"inputs": json.loads(json.dumps(parts))})
+        if isinstance(done.get("inputs"), list):  # name what changed: "0.fields.train.max_steps", ...
+            before, after = (dict(enumerate(p)) for p in (done["inputs"], json.loads(json.dumps(parts))))
+            changed = changed_keys(before, after)
             logger.info("stage %s: its inputs changed (%s), running it again", name, ", ".join(changed[:5]))
         logger.info("stage %s", name)
         start = time.perf_counter()
