@@ -34,7 +34,7 @@ def test_quick_study_writes_a_report(tmp_path):
     # the baseline is the shipped one (tether.study.shipped), and the stages built on it say so
     seed0 = metrics["0"]
     stamp = json.loads((out / "seed0" / "baseline" / "sft" / "stage.json").read_text())
-    assert stamp["fingerprint"].startswith("shipped:quick:") and stamp["shipped"]["name"] == "quick"
+    assert stamp["inputs"][0]["shipped"] == "quick" and stamp["result"].endswith("baseline/sft/model")
     assert json.loads((out / "seed0" / "timings.json").read_text())["baseline"]["shipped"] == "quick"
     # the shipped baseline hallucinates along the bias (issue 30's bar)
     baseline = seed0["baseline"]
@@ -161,20 +161,24 @@ def test_noise_schedule_reaches_the_noiseboost_stages(tmp_path):
     assert not (tmp_path / "study").exists()
 
 
-def test_reward_settings_join_the_fingerprint_only_off_their_defaults(tmp_path):
+def test_reward_and_ppo_settings_reach_their_stage_keys_through_the_configs(tmp_path):
     import dataclasses
 
     from tether.study import rlhf
     from tether.study.context import Context
+    from tether.study.stages import stage_key
 
     class RecordingStages:
         root = tmp_path
 
         def __init__(self):
-            self.calls = []
+            self.keys = {}
 
-        def run(self, name, parts, fn):
-            self.calls.append((name, parts))
+        def folder(self, name):
+            return tmp_path / name
+
+        def run(self, name, inputs, fn):
+            self.keys[name] = stage_key(inputs, self.folder(name), self.root)
             return str(pairs)
 
     pairs = tmp_path / "pairs.jsonl"
@@ -183,24 +187,33 @@ def test_reward_settings_join_the_fingerprint_only_off_their_defaults(tmp_path):
     (tmp_path / "scenes" / "train.jsonl").write_text("")
     (tmp_path / "scenes" / "val.jsonl").write_text("")
 
-    def fact_rlhf_stages(**settings):
+    def fact_rlhf_keys(**settings):
         stages = RecordingStages()
         preset = dataclasses.replace(PRESETS["full"], **settings)
         rlhf.fact_rlhf(Context(preset, 0, tmp_path, tmp_path, None, stages, False))
-        return stages.calls[:3], stages.calls[3]  # the reward model's stages, then PPO's
+        return stages.keys
 
-    reward, ppo = fact_rlhf_stages()
-    assert [name for name, _ in reward] == ["pairs", "pairs_val", "reward"]
-    baseline = str(tmp_path / "sft" / "model")  # the keys stage folders of earlier runs were written under:
-    assert reward[-1][1] == [baseline, baseline, pairs, pairs, 60, True]
-    assert ppo == ("ppo", [baseline, str(pairs), str(pairs), 15, tmp_path / "text" / "pref_questions.jsonl"])
-    rule, _ = fact_rlhf_stages(reward_pairs="rule", reward_lora=False, reward_learning_rate=3e-4)
-    assert [name for name, _ in rule] == ["rule_reward_pairs", "pairs_val", "reward"]
-    assert rule[-1][1][6] == {"reward_pairs": "rule", "reward_lora": False, "reward_learning_rate": 3e-4}
-    _, full_ppo = fact_rlhf_stages(ppo_lora=False, ppo_learning_rate=1e-4, ppo_kl_coef=0.3)
-    assert full_ppo[1] == ppo[1] + [{"ppo_lora": False, "ppo_learning_rate": 1e-4, "ppo_kl_coef": 0.3}]
-    _, length_ppo = fact_rlhf_stages(ppo_length_bonus=1.0)
-    assert length_ppo[1] == ppo[1] + [{"ppo_length_bonus": 1.0}]
+    default = fact_rlhf_keys()
+    assert list(default) == ["pairs", "pairs_val", "reward", "ppo"]
+    assert fact_rlhf_keys() == default
+    # no list names these settings: each reaches its stage's key through the config it builds
+    for settings, changed in [
+        ({"reward_lora": False}, {"reward"}),
+        ({"reward_learning_rate": 3e-4}, {"reward"}),
+        ({"reward_steps": 61}, {"reward"}),
+        ({"ppo_lora": False}, {"ppo"}),
+        ({"ppo_learning_rate": 1e-4}, {"ppo"}),
+        ({"ppo_kl_coef": 0.3}, {"ppo"}),
+        ({"ppo_length_bonus": 1.0}, {"ppo"}),
+        ({"pair_backend": "vllm"}, {"pairs", "pairs_val"}),
+    ]:
+        keys = fact_rlhf_keys(**settings)
+        assert {name for name in keys if keys[name] != default[name]} == changed, settings
+    rule = fact_rlhf_keys(reward_pairs="rule")
+    assert (
+        list(rule) == ["rule_reward_pairs", "pairs_val", "reward", "ppo"]
+        and rule["reward"] != default["reward"]
+    )
 
 
 def test_ppo_settings_reach_the_ppo_config(tmp_path, monkeypatch):
@@ -211,6 +224,9 @@ def test_ppo_settings_reach_the_ppo_config(tmp_path, monkeypatch):
 
     class PPOStageOnly:  # every other stage as cached; the PPO stage runs, up to train_ppo
         root = tmp_path
+
+        def folder(self, name):
+            return tmp_path / name
 
         def run(self, name, parts, fn):
             return fn(tmp_path / name) if name == "ppo" else str(pairs)
@@ -277,6 +293,9 @@ def test_the_recipes_grounding_curriculum_follows_hacls_stage_1_too(tmp_path):
     class RecordingStages:
         def __init__(self):
             self.names = []
+
+        def folder(self, name):
+            return tmp_path / name
 
         def run(self, name, parts, fn):
             self.names.append(name)

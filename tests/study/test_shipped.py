@@ -46,7 +46,6 @@ def test_shipped_files_are_the_manifests():
 
 
 def test_the_quick_preset_takes_the_shipped_baseline(tmp_path):
-    from tether.study.stages import model_stamp
     from tether.world.build import build_world
 
     recipe = baseline_recipe(QUICK, 0)
@@ -69,8 +68,13 @@ def test_the_quick_preset_takes_the_shipped_baseline(tmp_path):
         assert value.dtype == torch.float16 and installed[key].dtype == torch.float32
         assert torch.equal(installed[key], value.float())
     assert (tmp_path / "baseline" / "data" / "sft.jsonl").is_file()
-    # every stage built on it records which baseline it was, through the model's stamp
-    assert manifest_digest(folder / MANIFEST) in model_stamp(str(model))
+    # it is the recipe's sft stage, keyed by the manifest: every stage built on it records which baseline
+    stage = json.loads((tmp_path / "baseline" / "sft" / "stage.json").read_text())
+    shipped, manifest_key = stage["inputs"]
+    assert shipped == {"shipped": "quick", "code_version": manifest["code_version"]}
+    assert manifest_key["sha256"][:16] == manifest_digest(folder / MANIFEST)
+    again = install_shipped(QUICK, world, tmp_path / "baseline", recipe)
+    assert again == model and json.loads((tmp_path / "baseline" / "sft" / "stage.json").read_text()) == stage
 
 
 def test_decoding_variants_of_the_final_models_take_the_shipped_baseline():

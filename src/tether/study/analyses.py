@@ -25,7 +25,6 @@ from tether.models import load
 from tether.models.decoding import DecodingSettings
 from tether.study.hacl import hacl_align
 from tether.study.rlhf import reward
-from tether.study.stages import model_stamp
 from tether.world.show import load_scenes
 from tether.world.texts import DETAIL_PROMPT
 from tether.world.vocab import NAME_TO_SHAPE
@@ -172,7 +171,6 @@ def gap_analysis(ctx, models: dict[str, str]) -> dict[str, dict]:
         "analysis/gap",
         [
             measured,
-            [model_stamp(m) for m in measured.values()],
             Path(negatives),
             ctx.preset.analysis_images,
         ],
@@ -188,7 +186,6 @@ def attention_analysis(ctx, models: dict[str, str]) -> dict[str, dict]:
         "analysis/attention",
         [
             measured,
-            [model_stamp(m) for m in measured.values()],
             ctx.preset.analysis_images,
             ctx.preset.attention_max_new_tokens,
         ],

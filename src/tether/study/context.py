@@ -4,7 +4,6 @@ model, with or without NoiseBoost, rule-written negatives and the scenes' fact s
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from tether.methods.settings import ModelSettings, TrainSettings
 from tether.methods.sft import SFTConfig, SFTData, train_sft
 from tether.study.data import world_negatives
 from tether.study.recipe import BaselineRecipe
-from tether.study.stages import Stages, model_stamp
+from tether.study.stages import Stages
 from tether.world.show import load_scenes
 from tether.world.texts import fact_sentences
 
@@ -80,23 +79,18 @@ class Context:
         without noise."""
         settings = getattr(self.recipe, stage)
         data = data or self.baseline_dir / "data" / f"{stage}.jsonl"
-        noiseboost = self.noiseboost(noise)
-
-        def fn(folder):
-            config = SFTConfig(
-                model=ModelSettings(
-                    path=start_model, freeze_vision=True, freeze_projector=False, freeze_llm=False
-                ),
-                data=SFTData(train=[str(data)], images=str(self.world / "images")),
-                train=self.train(folder, settings.steps, settings.learning_rate, settings.batch_size),
-                noiseboost=noiseboost,
-                normalize=settings.normalize,
-            )
-            return str(train_sft(config))
-
-        return self.stages.run(
-            name, [start_model, model_stamp(start_model), dataclasses.asdict(settings), noiseboost, data], fn
+        config = SFTConfig(
+            model=ModelSettings(
+                path=start_model, freeze_vision=True, freeze_projector=False, freeze_llm=False
+            ),
+            data=SFTData(train=[str(data)], images=str(self.world / "images")),
+            train=self.train(
+                self.stages.folder(name), settings.steps, settings.learning_rate, settings.batch_size
+            ),
+            noiseboost=self.noiseboost(noise),
+            normalize=settings.normalize,
         )
+        return self.stages.run(name, [config], lambda folder: str(train_sft(config)))
 
     def negatives(self, split: str = "train") -> str:
         """Rule-written hallucinated rewrites of ``split``'s captions (train: HACL's data; test: the gap's)."""
@@ -114,13 +108,3 @@ class Context:
 
     def facts(self, split: str) -> dict[str, list[str]]:
         return {s.image: fact_sentences(s, self.grid_size) for s in load_scenes(self.world, split)}
-
-    def changed_settings(self, *names: str) -> list[dict]:
-        """A fingerprint's tail: ``[{setting: value}]`` for the preset settings among ``names`` that are off
-        their default, ``[]`` when none is. Only these join the fingerprint, so the stages of runs made
-        before a setting existed stay valid."""
-        defaults = type(self.preset)()
-        changed = {
-            n: getattr(self.preset, n) for n in names if getattr(self.preset, n) != getattr(defaults, n)
-        }
-        return [changed] if changed else []

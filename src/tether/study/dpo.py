@@ -4,17 +4,14 @@ chosen branch."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
-from pathlib import Path
 
 from tether.core.io import read_jsonl, write_json, write_jsonl
 from tether.data.answer_pairs import AnswerPairSettings, build_answer_pairs, load_yes_no_questions
 from tether.methods.dpo import DPOConfig, DPOData, DPOSettings, train_dpo
 from tether.methods.settings import ModelSettings
 from tether.models import load
-from tether.study.stages import model_stamp
 from tether.world.show import load_scenes
 from tether.world.texts import DETAIL_PROMPT, description
 
@@ -41,8 +38,7 @@ def answer_pairs(ctx) -> str:
         write_json(folder / "counts.json", counts)
         return str(path)
 
-    key = [baseline, model_stamp(baseline), questions, dataclasses.asdict(settings)]
-    return ctx.stages.run("answer_pairs", key, fn)
+    return ctx.stages.run("answer_pairs", [baseline, questions, settings], fn)
 
 
 def pref_descriptions(ctx) -> str:
@@ -79,43 +75,20 @@ def dpo(ctx, name: str, start_model: str, noise: bool) -> str:
     noiseboost = ctx.noiseboost(noise)
     anchor = pref_descriptions(ctx) if ctx.preset.dpo_sft_weight else None
 
-    def fn(folder):
-        config = DPOConfig(
-            model=ModelSettings(
-                path=start_model, freeze_vision=True, freeze_projector=False, freeze_llm=False
-            ),
-            data=DPOData(
-                train=[pairs],
-                images=str(ctx.world / "images"),
-                sft_train=[anchor] if anchor else [],
-            ),
-            train=ctx.train(folder, ctx.preset.dpo_steps, ctx.preset.dpo_learning_rate, 16),
-            # chosen-only noise (the paper's) needs the two-sequence path
-            dpo=DPOSettings(
-                beta=ctx.preset.dpo_beta,
-                sft_weight=ctx.preset.dpo_sft_weight,
-                sft_target="data",
-                shared_prefix=not noise,
-            ),
-            noiseboost=noiseboost,
-        )
-        return str(train_dpo(config))
-
-    return ctx.stages.run(
-        name,
-        [
-            start_model,
-            model_stamp(start_model),
-            Path(pairs),
-            noiseboost,
-            ctx.preset.dpo_steps,
-            ctx.preset.dpo_beta,
-            ctx.preset.dpo_learning_rate,
-            ctx.preset.dpo_sft_weight,
-            anchor and Path(anchor),
-        ],
-        fn,
+    config = DPOConfig(
+        model=ModelSettings(path=start_model, freeze_vision=True, freeze_projector=False, freeze_llm=False),
+        data=DPOData(train=[pairs], images=str(ctx.world / "images"), sft_train=[anchor] if anchor else []),
+        train=ctx.train(ctx.stages.folder(name), ctx.preset.dpo_steps, ctx.preset.dpo_learning_rate, 16),
+        # chosen-only noise (the paper's) needs the two-sequence path
+        dpo=DPOSettings(
+            beta=ctx.preset.dpo_beta,
+            sft_weight=ctx.preset.dpo_sft_weight,
+            sft_target="data",
+            shared_prefix=not noise,
+        ),
+        noiseboost=noiseboost,
     )
+    return ctx.stages.run(name, [config], lambda folder: str(train_dpo(config)))
 
 
 def ha_dpo(ctx) -> str:

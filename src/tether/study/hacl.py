@@ -3,11 +3,7 @@ contrastive term against rule-written hallucinated captions, then the recipe's o
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 from tether.methods.hacl import HACLConfig, HACLData, HACLSettings, Stage1ModelSettings, train_hacl
-from tether.study.stages import model_stamp
 
 
 def hacl_align(ctx) -> str:
@@ -15,32 +11,19 @@ def hacl_align(ctx) -> str:
     settings = ctx.recipe.align
     start = ctx.stage_model("vision")
 
-    def fn(folder):
-        config = HACLConfig(
-            model=Stage1ModelSettings(
-                path=start, freeze_vision=True, freeze_projector=False, freeze_llm=False
-            ),
-            data=HACLData(
-                train=[str(ctx.baseline_dir / "data" / "align.jsonl")],
-                negatives=[negatives],
-                images=str(ctx.world / "images"),
-            ),
-            train=ctx.train(folder, settings.steps, settings.learning_rate, settings.batch_size),
-            hacl=HACLSettings(weight=ctx.preset.hacl_weight),
-        )
-        return str(train_hacl(config))
-
-    return ctx.stages.run(
-        "hacl_align",
-        [
-            start,
-            model_stamp(start),
-            dataclasses.asdict(settings),
-            ctx.preset.hacl_weight,
-            Path(negatives),
-        ],
-        fn,
+    config = HACLConfig(
+        model=Stage1ModelSettings(path=start, freeze_vision=True, freeze_projector=False, freeze_llm=False),
+        data=HACLData(
+            train=[str(ctx.baseline_dir / "data" / "align.jsonl")],
+            negatives=[negatives],
+            images=str(ctx.world / "images"),
+        ),
+        train=ctx.train(
+            ctx.stages.folder("hacl_align"), settings.steps, settings.learning_rate, settings.batch_size
+        ),
+        hacl=HACLSettings(weight=ctx.preset.hacl_weight),
     )
+    return ctx.stages.run("hacl_align", [config], lambda folder: str(train_hacl(config)))
 
 
 def hacl_qa(ctx) -> str:

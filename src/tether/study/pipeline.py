@@ -28,7 +28,7 @@ from tether.study.preset import StudyPreset, baseline_recipe, check_preset, worl
 from tether.study.recipe import train_baseline
 from tether.study.report import write_report
 from tether.study.shipped import shipped_model
-from tether.study.stages import Stages, model_stamp, refuse_moved
+from tether.study.stages import Stages, refuse_moved
 from tether.study.variants import BUILDERS, split_variant
 from tether.world.build import build_world
 from tether.world.config import load_world_config
@@ -61,7 +61,7 @@ def run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) -> 
         build_world(world_config, world, overwrite=True)
         return str(world)
 
-    stages.run("world_build", [dataclasses.asdict(world_config)], build)
+    stages.run("world_build", [world_config], build)
 
     recipe = baseline_recipe(preset, seed, progress)
     baseline_dir = seed_dir / "baseline"
@@ -87,7 +87,7 @@ def run_seed(preset: StudyPreset, seed: int, seed_dir: Path, progress: bool) -> 
         strategy = [] if decoding is None else [dataclasses.asdict(resolve(decoding))]
         metrics[variant] = stages.run(
             f"eval/{variant}",
-            [model, preset.eval_limits, model_stamp(model), *strategy],
+            [model, preset.eval_limits, *strategy],
             lambda folder, model=model, decoding=decoding: evaluate_model(
                 model, world, folder, preset.eval_limits, progress, decoding
             ),

@@ -19,8 +19,9 @@ model does not learn to answer; staged like this it answers well where the image
 along the co-occurrence bias — the gap every method is measured on (measurements:
 docs/results/study-code-notes.md).
 
-Each stage writes ``<out>/<stage>/model`` and a ``stage.json`` with the fingerprint of its settings and
-inputs; a rerun skips stages whose fingerprint matches.
+Each stage runs through the study's stage cache (``tether.study.stages``): it writes ``<out>/<stage>/model``
+and a ``stage.json`` keyed by its whole training config and the key of the stage it starts from; a rerun
+skips stages whose key matches.
 """
 
 from __future__ import annotations
@@ -31,21 +32,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.core.config import from_dict
-from tether.core.fingerprints import fingerprint as stage_fingerprint
-from tether.core.io import read_json, read_jsonl, write_json, write_jsonl
+from tether.core.io import read_json, read_jsonl, write_jsonl
 from tether.data.sft import CAPTION_PROMPT
 from tether.methods.settings import ModelSettings, TrainSettings
 from tether.methods.sft import SFTConfig, SFTData, train_sft
 from tether.methods.vision import VisionConfig, VisionData, train_vision
 from tether.models.tiny import TinyConfig, build_tiny_checkpoint
-from tether.study.stages import read_marker, start_stage
+from tether.study.stages import Stages
 from tether.world.scene import Scene
 from tether.world.texts import DETAIL_PROMPT, grounding_questions, world_words
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("lm", "vision", "align", "ground", "qa", "sft")
-TOWER_TUNABLE_STAGES = ("align", "ground", "qa", "sft")  # the stages ``tune_tower`` unfreezes the tower in
 
 
 @dataclass
@@ -166,52 +165,41 @@ def scene_regions(scene: dict) -> list[dict]:
 
 
 def train_baseline(world_dir, out_dir, recipe: BaselineRecipe | None = None) -> Path:
-    """Run every stage (skipping finished ones); returns the final model folder."""
+    """Run every stage (skipping finished ones) through the study's stage cache (``tether.study.stages``,
+    rooted at ``out_dir``); returns the final model folder."""
     recipe = recipe or BaselineRecipe()
     world_dir, out_dir = Path(world_dir), Path(out_dir)
     data = prepare_data(
         world_dir, out_dir / "data", recipe.existence_repeats, recipe.grounding_in_sft, recipe.seed
     )
-    model_path, upstream = _initial_checkpoint(recipe, out_dir / "init")
+    stages = Stages(out_dir)
+    model_path = _initial_checkpoint(recipe, stages)
     for stage in STAGES:
-        model_path, upstream = _run_stage(stage, recipe, model_path, upstream, data, world_dir, out_dir)
+        if getattr(recipe, stage).steps:
+            model_path = _run_stage(stage, recipe, model_path, data, world_dir, stages)
     return model_path
 
 
-def _initial_checkpoint(recipe: BaselineRecipe, initial: Path) -> tuple[Path, str]:
-    """The random-init model, rebuilt when the architecture or seed changed; returns it and its fingerprint."""
-    fingerprint = stage_fingerprint(dataclasses.asdict(recipe.model) | {"seed": recipe.seed})
-    marker = initial / "stage.json"
-    if read_marker(marker).get("fingerprint") != fingerprint:
-        build_tiny_checkpoint(dataclasses.replace(recipe.model, seed=recipe.seed), initial, world_words())
-        write_json(marker, {"stage": "init", "fingerprint": fingerprint})
-    return initial, fingerprint
+def _initial_checkpoint(recipe: BaselineRecipe, stages: Stages) -> Path:
+    """The random-init model, rebuilt when the architecture or seed changed."""
+    model = dataclasses.replace(recipe.model, seed=recipe.seed)
+
+    def build(folder):
+        build_tiny_checkpoint(model, folder, world_words())
+        return str(folder)
+
+    stages.run("init", [model], build)
+    return stages.folder("init")
 
 
-def _fingerprint(stage: str, recipe: BaselineRecipe, upstream: str, data_file: Path) -> str:
-    """What a stage's model depends on: its own settings, the seed, its data and the stage it starts from
-    (by that stage's fingerprint, so a change upstream retrains every stage after it and none before)."""
-    settings = dataclasses.asdict(getattr(recipe, stage)) | {"seed": recipe.seed}
-    if stage in TOWER_TUNABLE_STAGES:
-        settings["tune_tower"] = recipe.tune_tower
-    return stage_fingerprint([stage, settings, upstream], data_file)
-
-
-def _run_stage(stage, recipe, model_path, upstream, data, world_dir, out_dir) -> tuple[Path, str]:
+def stage_config(stage: str, recipe: BaselineRecipe, model_path, data_file, world_dir, folder):
+    """The training config of recipe stage ``stage`` (a ``VisionConfig`` or an ``SFTConfig``) from
+    ``model_path``: the whole of it is the stage's key (with the model's and data file's own keys)."""
     settings: StageSettings = getattr(recipe, stage)
-    if settings.steps == 0:
-        return model_path, upstream
-    stage_dir = out_dir / stage
-    fingerprint = _fingerprint(stage, recipe, upstream, data[stage])
-    marker = stage_dir / "stage.json"
-    if read_marker(marker).get("fingerprint") == fingerprint:
-        logger.info("stage %s: done already (%s), skipping", stage, fingerprint)
-        return stage_dir / "model", fingerprint
-    start_stage(stage_dir, fingerprint)
     train = from_dict(
         TrainSettings,
         {
-            "output_dir": str(stage_dir),
+            "output_dir": str(folder),
             "max_steps": settings.steps,
             "learning_rate": settings.learning_rate,
             "per_device_train_batch_size": settings.batch_size,
@@ -237,24 +225,20 @@ def _run_stage(stage, recipe, model_path, upstream, data, world_dir, out_dir) ->
     }[stage]
     model = ModelSettings(path=str(model_path), **trainable)
     images = str(world_dir / "images")
-    logger.info("stage %s: %d steps from %s", stage, settings.steps, model_path)
     if stage == "vision":
-        out = train_vision(
-            VisionConfig(
-                model=model,
-                data=VisionData(train=[str(data[stage])], images=images),
-                train=train,
-                objective="dense",
-            )
-        )
-    else:
-        out = train_sft(
-            SFTConfig(
-                model=model,
-                data=SFTData(train=[str(data[stage])], images=images),
-                train=train,
-                normalize=settings.normalize,
-            )
-        )
-    write_json(marker, {"stage": stage, "fingerprint": fingerprint, "model": str(out)})
-    return out, fingerprint
+        data = VisionData(train=[str(data_file)], images=images)
+        return VisionConfig(model=model, data=data, train=train, objective="dense")
+    data = SFTData(train=[str(data_file)], images=images)
+    return SFTConfig(model=model, data=data, train=train, normalize=settings.normalize)
+
+
+def _run_stage(stage, recipe, model_path, data, world_dir, stages: Stages) -> Path:
+    config = stage_config(stage, recipe, model_path, data[stage], world_dir, stages.folder(stage))
+
+    def train(folder):
+        logger.info("stage %s: %d steps from %s", stage, config.train.max_steps, model_path)
+        return str(train_vision(config) if stage == "vision" else train_sft(config))
+
+    stages.run(stage, [config], train)
+    # the folder, not the recorded result (an absolute path): a baseline folder moved whole stays valid
+    return stages.folder(stage) / "model"

@@ -4,6 +4,7 @@ yes/no symbolic bonus on the preference split's existence questions."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -13,7 +14,6 @@ from tether.methods.ppo import PPOConfig, PPOData, PPOSettings, train_ppo
 from tether.methods.reward import RewardConfig, RewardData, RewardSettings, train_reward
 from tether.methods.settings import LoraSettings, ModelSettings
 from tether.study.data import reward_pairs, rule_reward_pairs, world_negatives
-from tether.study.stages import model_stamp
 from tether.world.pairs import WorldPairJudge
 from tether.world.texts import DETAIL_PROMPT
 
@@ -28,6 +28,7 @@ def description_pairs(ctx, split: str = "train") -> str:
     count = ctx.preset.pair_images if split == "train" else ctx.preset.reward_eval_images
     rng = random.Random(ctx.seed)
     chosen = rng.sample(scenes, min(count, len(scenes)))
+    settings = PairSettings(seed=ctx.seed, backend=ctx.preset.pair_backend)
 
     def fn(folder):
         judge = WorldPairJudge(ctx.world, split, seed=ctx.seed)
@@ -39,7 +40,7 @@ def description_pairs(ctx, split: str = "train") -> str:
             path,
             judge,
             judge.correct,
-            PairSettings(seed=ctx.seed, backend=ctx.preset.pair_backend),
+            settings,
             judge_name=judge.name,
             progress=ctx.progress,
         )
@@ -47,10 +48,7 @@ def description_pairs(ctx, split: str = "train") -> str:
         return str(path)
 
     name = "pairs" if split == "train" else f"pairs_{split}"
-    key = [baseline, model_stamp(baseline), count]
-    if ctx.preset.pair_backend != "hf":  # other samples; hf keeps the key earlier runs cached under
-        key.append(ctx.preset.pair_backend)
-    return ctx.stages.run(name, key, fn)
+    return ctx.stages.run(name, [baseline, settings, [s["image_id"] for s in chosen]], fn)
 
 
 def reward(ctx, name: str, use_facts: bool) -> str | None:
@@ -63,37 +61,32 @@ def reward(ctx, name: str, use_facts: bool) -> str | None:
     if not read_jsonl(pairs):
         return None
     baseline = ctx.stage_model("sft")
+    folder = ctx.stages.folder(name)
+    train, evaluation = (
+        Path(pairs) if rule else folder / "reward_pairs.jsonl",
+        folder / "held_out_pairs.jsonl",
+    )
+    config = RewardConfig(
+        model=ModelSettings(
+            path=baseline,
+            freeze_vision=True,
+            freeze_projector=True,
+            lora=LoraSettings(**RLHF_LORA) if ctx.preset.reward_lora else None,
+        ),
+        data=RewardData(train=[str(train)], eval=[str(evaluation)], images=str(ctx.world / "images")),
+        train=ctx.train(folder, ctx.preset.reward_steps, ctx.preset.reward_learning_rate, 16),
+        reward=RewardSettings(use_facts=use_facts),
+    )
 
     def fn(folder):
-        train = pairs if rule else reward_pairs(pairs, ctx.facts("train"), folder / "reward_pairs.jsonl")
-        evaluation = reward_pairs(held_out, ctx.facts("val"), folder / "held_out_pairs.jsonl")
-        config = RewardConfig(
-            model=ModelSettings(
-                path=baseline,
-                freeze_vision=True,
-                freeze_projector=True,
-                lora=LoraSettings(**RLHF_LORA) if ctx.preset.reward_lora else None,
-            ),
-            data=RewardData(
-                train=[str(train)],
-                eval=[str(evaluation)] if read_jsonl(evaluation) else [],
-                images=str(ctx.world / "images"),
-            ),
-            train=ctx.train(folder, ctx.preset.reward_steps, ctx.preset.reward_learning_rate, 16),
-            reward=RewardSettings(use_facts=use_facts),
-        )
-        return str(train_reward(config))
+        if not rule:
+            reward_pairs(pairs, ctx.facts("train"), train)
+        reward_pairs(held_out, ctx.facts("val"), evaluation)
+        data = dataclasses.replace(config.data, eval=config.data.eval if read_jsonl(evaluation) else [])
+        return str(train_reward(dataclasses.replace(config, data=data)))
 
-    key = [
-        baseline,
-        model_stamp(baseline),
-        Path(pairs),
-        Path(held_out),
-        ctx.preset.reward_steps,
-        use_facts,
-    ]
-    changed = ctx.changed_settings("reward_pairs", "reward_lora", "reward_learning_rate")
-    return ctx.stages.run(name, key + changed, fn)
+    # the config names the pairs files the stage writes; the pairs they are made from join the key
+    return ctx.stages.run(name, [config, Path(pairs), Path(held_out)], fn)
 
 
 def rule_pairs(ctx) -> str:
@@ -115,6 +108,30 @@ def fact_rlhf(ctx) -> str:
     if reward_model is None:
         return baseline
 
+    full = not ctx.preset.ppo_lora  # the whole LLM of the policy and of the value model trains
+    data = ctx.stages.folder("ppo") / "prompts.jsonl"  # written by the stage from the preference split
+    config = PPOConfig(
+        model=ModelSettings(
+            path=baseline,
+            freeze_vision=True,
+            freeze_projector=True,
+            lora=None if full else LoraSettings(**RLHF_LORA),
+        ),
+        data=PPOData(train=[str(data)], images=str(ctx.world / "images")),
+        train=ctx.train(ctx.stages.folder("ppo"), ctx.preset.ppo_steps, ctx.preset.ppo_learning_rate, 16),
+        ppo=PPOSettings(
+            reward_model=reward_model,
+            value_lora=None if full else LoraSettings(),
+            rollout_batch_size=16,
+            mini_batch_size=8,
+            max_new_tokens=48,
+            kl_coef=ctx.preset.ppo_kl_coef,
+            length_bonus=ctx.preset.ppo_length_bonus,
+            no_eos_penalty=-1.0,
+            correct_bonus=1.0,
+        ),
+    )
+
     def ppo_fn(folder):
         # prompts from the preference split (images beyond the instruction data, as LLaVA-RLHF's): its
         # yes/no questions carry the answer for the symbolic bonus; the training images would give the
@@ -132,41 +149,10 @@ def fact_rlhf(ctx) -> str:
             for img, f in rng.sample(sorted(facts.items()), min(256, len(facts)))
         ]
         rng.shuffle(prompts)
-        data = folder / "prompts.jsonl"
         write_jsonl(data, prompts)
-        full = not ctx.preset.ppo_lora  # the whole LLM of the policy and of the value model trains
-        config = PPOConfig(
-            model=ModelSettings(
-                path=baseline,
-                freeze_vision=True,
-                freeze_projector=True,
-                lora=None if full else LoraSettings(**RLHF_LORA),
-            ),
-            data=PPOData(train=[str(data)], images=str(ctx.world / "images")),
-            train=ctx.train(folder, ctx.preset.ppo_steps, ctx.preset.ppo_learning_rate, 16),
-            ppo=PPOSettings(
-                reward_model=reward_model,
-                value_lora=None if full else LoraSettings(),
-                rollout_batch_size=16,
-                mini_batch_size=8,
-                max_new_tokens=48,
-                kl_coef=ctx.preset.ppo_kl_coef,
-                length_bonus=ctx.preset.ppo_length_bonus,
-                no_eos_penalty=-1.0,
-                correct_bonus=1.0,
-            ),
-        )
         return str(train_ppo(config))
 
-    key = [
-        baseline,
-        reward_model,
-        model_stamp(reward_model),
-        ctx.preset.ppo_steps,
-        ctx.pref_questions,
-    ]
-    changed = ctx.changed_settings("ppo_lora", "ppo_learning_rate", "ppo_kl_coef", "ppo_length_bonus")
-    return ctx.stages.run("ppo", key + changed, ppo_fn)
+    return ctx.stages.run("ppo", [config, ctx.pref_questions], ppo_fn)
 
 
 VARIANTS = {"fact_rlhf": fact_rlhf}

@@ -5,9 +5,10 @@ minutes of training on two cores, more than the quick preset's budget. So ``teth
 trains it once (the quick preset's world, recipe and seed, through the study's own stages), evaluates it, and
 writes the final model's files with ``manifest.json``: recipe, seed, world config, code version and each
 file's sha256. The quick preset takes that model as its baseline when its world, recipe, seed and variants
-are the ones it was made for, and trains as any preset does otherwise, saying why. The baseline's
-``stage.json`` names the manifest's digest, so every stage built on it (and so the study's fingerprints)
-records which baseline was used.
+are the ones it was made for, and trains as any preset does otherwise, saying why. The baseline's stage key
+is made from the manifest, so every stage built on it (their keys hold it) records which baseline was used.
+Whether a run may take it depends on the manifest's settings, never on stage keys: a change of stage keys
+leaves the shipped baseline valid.
 
 Only the final (SFT) model ships, its weights stored in float16 (half the bytes; the rounding leaves the
 measured metrics as they were) and loaded as float32: the quick preset's variants all start from it. Variants that restart from
@@ -26,9 +27,9 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from tether.core.errors import TetherError
-from tether.core.io import read_json, write_json
+from tether.core.io import read_json
 from tether.study.recipe import prepare_data
-from tether.study.stages import read_marker, start_stage
+from tether.study.stages import Stages
 from tether.study.variants import split_variant
 
 logger = logging.getLogger(__name__)
@@ -94,32 +95,28 @@ def why_not_shipped(preset, seed: int, world_config, recipe) -> str | None:
 
 def install_shipped(preset, world_dir: Path, baseline_dir: Path, recipe) -> Path:
     """Put the shipped model where the recipe's final stage would be, with the recipe's data files (later
-    stages read them); returns the model folder. Its ``stage.json`` names the manifest's digest."""
+    stages read them); returns the model folder. It is the recipe's ``sft`` stage in the study's stage cache,
+    keyed by the manifest (which holds every file's sha256), so every stage built on it records which
+    baseline it was, and a recipe trained later in the same folder replaces it."""
     folder = SHIPPED / preset.shipped_baseline
     manifest = read_json(folder / MANIFEST)
     prepare_data(
         world_dir, baseline_dir / "data", recipe.existence_repeats, recipe.grounding_in_sft, recipe.seed
     )
-    fingerprint = f"shipped:{preset.shipped_baseline}:{manifest_digest(folder / MANIFEST)}"
-    stage_dir = baseline_dir / "sft"
-    model = stage_dir / "model"
-    if read_marker(stage_dir / "stage.json").get("fingerprint") != fingerprint:
-        start_stage(stage_dir, fingerprint)
+
+    def install(stage_dir: Path) -> str:
+        model = stage_dir / "model"
         model.mkdir(parents=True, exist_ok=True)
         for name in manifest["files"]:
             if name.endswith(".safetensors"):  # stored in float16, computed in float32 as when trained
                 load_float32(folder / name, model / name)
             else:
                 shutil.copyfile(folder / name, model / name)
-        write_json(
-            stage_dir / "stage.json",
-            {
-                "stage": "sft",
-                "fingerprint": fingerprint,
-                "shipped": {"name": preset.shipped_baseline, "code_version": manifest["code_version"]},
-            },
-        )
-    return model
+        return str(model)
+
+    shipped = {"shipped": preset.shipped_baseline, "code_version": manifest["code_version"]}
+    Stages(baseline_dir).run("sft", [shipped, folder / MANIFEST], install)
+    return baseline_dir / "sft" / "model"
 
 
 def shipped_model(preset, seed, world_config, world, baseline_dir, recipe) -> str | None:

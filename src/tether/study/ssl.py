@@ -4,7 +4,6 @@ baseline's qa model on labeled + confident pseudo-labeled records."""
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from tether.methods.noise import NoiseSettings
 from tether.methods.settings import ModelSettings
 from tether.methods.ssl import PseudoLabelSettings, SSLConfig, SSLData, train_ssl
 from tether.study.data import ssl_unlabeled_items
-from tether.study.stages import model_stamp
 from tether.world.vocab import SHAPES
 
 
@@ -48,34 +46,19 @@ def noiseboost_ssl(ctx) -> str:
     settings = ctx.recipe.sft
     noiseboost = ctx.noiseboost(True)
 
-    def fn(folder):
-        config = SSLConfig(
-            model=ModelSettings(path=start, freeze_vision=True, freeze_projector=False, freeze_llm=False),
-            data=SSLData(labeled=[str(labeled)], unlabeled=[str(items)], images=str(ctx.world / "images")),
-            pseudo=PseudoLabelSettings(
-                teacher=teacher, threshold=ctx.preset.ssl_threshold, batch_size=32, max_new_tokens=64
-            ),
-            train=ctx.train(folder, settings.steps, settings.learning_rate, settings.batch_size),
-            noiseboost=NoiseSettings(**noiseboost),
-            normalize=settings.normalize,
-        )
-        return str(train_ssl(config))
-
-    return ctx.stages.run(
-        "noiseboost_ssl",
-        [
-            start,
-            model_stamp(start),
-            teacher,
-            model_stamp(teacher),
-            labeled,
-            items,
-            dataclasses.asdict(settings),
-            noiseboost,
-            ctx.preset.ssl_threshold,
-        ],
-        fn,
+    config = SSLConfig(
+        model=ModelSettings(path=start, freeze_vision=True, freeze_projector=False, freeze_llm=False),
+        data=SSLData(labeled=[str(labeled)], unlabeled=[str(items)], images=str(ctx.world / "images")),
+        pseudo=PseudoLabelSettings(
+            teacher=teacher, threshold=ctx.preset.ssl_threshold, batch_size=32, max_new_tokens=64
+        ),
+        train=ctx.train(
+            ctx.stages.folder("noiseboost_ssl"), settings.steps, settings.learning_rate, settings.batch_size
+        ),
+        noiseboost=NoiseSettings(**noiseboost),
+        normalize=settings.normalize,
     )
+    return ctx.stages.run("noiseboost_ssl", [config], lambda folder: str(train_ssl(config)))
 
 
 VARIANTS = {"sft_half": sft_half, "noiseboost_ssl": noiseboost_ssl}
