@@ -10,7 +10,7 @@ with a 4-D block attention mask (causal, and rejected tokens never see chosen to
 restart after the prefix for the rejected segment (``position_ids`` shifted back by the chosen length; for
 Qwen2-VL's M-RoPE all three axes shift alike, as text positions are equal on them). Every token then sees
 exactly the context it sees in the two-sequence computation, so log-probs, loss and gradients are the same
-(tests/dpo check it to 1e-5) while the prefix, the vision tower and the prompt pay once. The LM head and
+(tests/methods/test_dpo*.py check it to 1e-5) while the prefix, the vision tower and the prompt pay once. The LM head and
 softmax run only at the positions that predict response tokens. HACL folds its visual-only forward into its
 language-modelling row the same way (``packed_hidden_states``).
 
