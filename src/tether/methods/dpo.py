@@ -49,6 +49,7 @@ class DPOData:
         image_pattern: how HA-DPO image ids become file names under ``images`` (logged).
         max_length: per branch (prefix + response); cuts responses only. None: no limit.
         skip_invalid: skip (and count) bad records instead of stopping at the first.
+        streaming: Hugging Face datasets: read their rows lazily off the files, never whole (docs/pairs.md).
         sft_train: SFT records for the auxiliary loss when ``dpo.sft_target`` is "data".
     """
 
@@ -58,7 +59,7 @@ class DPOData:
     image_pattern: str = DEFAULT_IMAGE_PATTERN
     max_length: int | None = None
     skip_invalid: bool = False
-    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
+    streaming: bool = False
     sft_train: list[str] = field(default_factory=list)
 
 

@@ -85,13 +85,14 @@ class PPOData:
         images: the folder that image paths are relative to.
         captions: LLaVA-RLHF's image_to_caption.json: facts for the reward model.
         skip_invalid: skip (and count) bad records instead of stopping at the first.
+        streaming: Hugging Face datasets: read their rows lazily off the files, never whole (docs/pairs.md).
     """
 
     train: list[str] = field(default_factory=list)
     images: str = "."
     captions: str | None = None
     skip_invalid: bool = False
-    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
+    streaming: bool = False
 
 
 @dataclass

@@ -31,6 +31,7 @@ class SFTData:
         images: the folder that image paths are relative to.
         max_length: cuts responses only; prompts never lose visual tokens. None: no limit.
         skip_invalid: skip (and count) bad records instead of stopping at the first, which names file and line.
+        streaming: Hugging Face datasets: read their rows lazily off the files, never whole (docs/pairs.md).
         template: "chat": prompts through the checkpoint's chat template; "plain": LLaVA's stage-1 alignment
             format, the image alone then the response (the prompt text is dropped, as LLaVA's pretraining does).
     """
@@ -39,7 +40,7 @@ class SFTData:
     images: str = "."
     max_length: int | None = None
     skip_invalid: bool = False
-    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
+    streaming: bool = False
     template: str = "chat"
 
 

@@ -43,6 +43,7 @@ class SSLData:
         images: the folder that image paths (labeled and unlabeled) are relative to.
         max_length: the student's, as ``SFTData.max_length``.
         skip_invalid: skip (and count) bad records instead of stopping at the first.
+        streaming: Hugging Face datasets: read their rows lazily off the files, never whole (docs/pairs.md).
         template: the student's format, as ``SFTData.template``. The teacher always answers through its chat
             template: it is asked a question either way.
     """
@@ -52,7 +53,7 @@ class SSLData:
     images: str = "."
     max_length: int | None = None
     skip_invalid: bool = False
-    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
+    streaming: bool = False
     template: str = "chat"
 
 

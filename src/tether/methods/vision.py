@@ -37,12 +37,13 @@ class VisionData:
             "labels": [...]}]} ("regions" needed for the dense objective only).
         images: the folder that image paths are relative to.
         skip_invalid: skip (and count) bad records instead of stopping at the first.
+        streaming: Hugging Face datasets: read their rows lazily off the files, never whole (docs/pairs.md).
     """
 
     train: list[str] = field(default_factory=list)
     images: str = "."
     skip_invalid: bool = False
-    streaming: bool = False  # Hugging Face datasets: rows read lazily off the files (docs/pairs.md)
+    streaming: bool = False
 
 
 @dataclass
