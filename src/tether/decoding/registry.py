@@ -1,6 +1,6 @@
 """The decoding strategies, by name, and their settings.
 
-A ``Strategy`` is what ``tether.decoding.generate`` and the fast yes/no mode call:
+A ``Strategy`` is what ``tether.decoding.dispatch`` calls, for answers and for the fast yes/no mode:
 
 - ``settings_cls``: a dataclass of the strategy's parameters, defaulting to its paper's settings;
 - ``generate(vlm, images, prompts, settings, decoding) -> list[str]``: batched (left padding), stopping
