@@ -5,7 +5,7 @@
 Without --model, builds a tiny random-init LLaVA (64 visual tokens, as the image prefix dominates a
 LLaVA-1.5 prompt). Generation runs with stopping disabled, so every row generates exactly
 --max-new-tokens tokens on every side; generated tokens/s counts them. Fast mode answers 4 yes/no questions
-per image (questions/s). Rounds alternate the sides (greedy, vcd, icd, m3id), each side timed for at least
+per image (questions/s). Rounds alternate the sides (greedy, vcd, icd, m3id, pai), each side timed for at least
 --min-seconds per round (3 rounds: >= 10 s per side); min and median over rounds are printed, then each
 strategy's cost ratio against greedy (median time per token, per question; the issue's goal: VCD and ICD
 <= 2.2x per token, fast VCD <= 2.2x) and, last, the peak memory.
@@ -24,7 +24,7 @@ from tether.decoding.dispatch import fast_margins, generate, resolve
 from tether.models import load
 from tether.models.decoding import DecodingSettings
 
-SIDES = ("greedy", "vcd", "icd", "m3id")
+SIDES = ("greedy", "vcd", "icd", "m3id", "pai")
 QUESTIONS = ["is there a red square ?", "is there a blue circle ?", "is the triangle left ?", "is it green ?"]
 WORDS = "red blue green square circle triangle left right above below is there a the it ? yes no".split()
 WORDS += "you are confused object detector . describe image".split()
