@@ -56,7 +56,9 @@ def parse_rule(text: str) -> Rule:
     """The rule from the single ```toml block of docs/architecture.md (``text`` is the whole document)."""
     blocks = RULE_BLOCK.findall(text)
     if len(blocks) != 1:
-        raise ValueError(f"docs/architecture.md must hold exactly one ```toml block (the rule), found {len(blocks)}")
+        raise ValueError(
+            f"docs/architecture.md must hold exactly one ```toml block (the rule), found {len(blocks)}"
+        )
     layers = tomllib.loads(blocks[0])["layers"]
     unknown = {
         f"{name} -> {other}"
@@ -122,7 +124,9 @@ def read_tree(src: Path = SRC) -> tuple[Module, ...]:
     paths = sorted((src / "tether").rglob("*.py"))
     known = {module_name(p, src) for p in paths}
     return tuple(
-        parse_module(p.read_text(), module_name(p, src), str(p.relative_to(src.parent)), known, p.name == "__init__.py")
+        parse_module(
+            p.read_text(), module_name(p, src), str(p.relative_to(src.parent)), known, p.name == "__init__.py"
+        )
         for p in paths
     )
 
@@ -185,16 +189,8 @@ def long_modules(modules: Sequence[Module], limit: int) -> dict[str, int]:
     return {m.path: m.lines for m in modules if m.lines > limit}
 
 
-def compare_with_known(found: dict[object, list[str]], known: set, what: str) -> None:
-    """``found`` maps each violation to the messages that show where it is. Fail on any violation not in ``known`` (showing where it is), and on any entry of ``known`` that
-    is no longer found, so the list of tolerated violations can only shrink and never goes stale."""
-    new = {key: found[key] for key in found.keys() - known}
-    fixed = known - found.keys()
-    messages = []
-    if new:
-        messages.append(f"{what}:")
-        messages += [f"  {line}" for key in sorted(new, key=str) for line in new[key]]
-    if fixed:
-        messages.append("fixed, so remove from KNOWN_VIOLATIONS: " + ", ".join(sorted(map(str, fixed))))
-    assert not messages, "\n".join(messages)
-
+def require_none(found: dict[object, list[str]], what: str) -> None:
+    """Fail when ``found`` (each violation mapped to the messages that show where it is) holds any violation,
+    naming every place."""
+    lines = [f"  {line}" for key in sorted(found, key=str) for line in found[key]]
+    assert not lines, "\n".join([f"{what}:", *lines])

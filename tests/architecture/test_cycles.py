@@ -1,17 +1,11 @@
 """No two modules of src/tether import each other round a loop, deferred imports counted."""
 
-from .import_graph import Import, Module, compare_with_known, import_cycles, read_tree
-
-# Today's cycles (each a set of modules). The report trio, the study and its baseline are being split on
-# the study branch of issue 24, world/exports <-> texts on the benchmark branch, eval/endpoint <-> runner
-# on the benchmark branch (runner.py). The coordinator deletes an entry when its fix is merged; the test
-# fails while a fixed cycle is still listed.
-KNOWN_VIOLATIONS: set[frozenset[str]] = set()
+from .import_graph import Import, Module, import_cycles, read_tree, require_none
 
 
 def test_no_import_cycles():
     found = {cycle: [" <-> ".join(sorted(cycle))] for cycle in import_cycles(read_tree())}
-    compare_with_known(found, KNOWN_VIOLATIONS, "import cycles")
+    require_none(found, "import cycles")
 
 
 def module(name: str, *imports: tuple[str, bool]) -> Module:

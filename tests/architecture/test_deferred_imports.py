@@ -1,13 +1,7 @@
 """`tether` imports inside functions appear only in command/CLI modules (the app layer of
 docs/architecture.md), which defer them so that `tether --help` does not import torch."""
 
-from .import_graph import compare_with_known, deferred_imports, parse_module, read_rule, read_tree
-
-# Today's modules with a deferred `tether` import outside the app layer. Those in methods/, study*, report*,
-# world/baseline, world/evaluate, world/texts and eval/runner are rewritten on other branches of issue 24;
-# eval/endpoint defers its import of eval/runner (the cycle in test_cycles.py). The coordinator deletes a
-# module when its fix is merged; the test fails while a fixed module is still listed.
-KNOWN_VIOLATIONS: set[str] = set()
+from .import_graph import deferred_imports, parse_module, read_rule, read_tree, require_none
 
 
 def by_module(found: dict[tuple[str, str], list[str]]) -> dict[str, list[str]]:
@@ -18,9 +12,8 @@ def by_module(found: dict[tuple[str, str], list[str]]) -> dict[str, list[str]]:
 
 
 def test_deferred_imports_only_in_command_modules():
-    compare_with_known(
+    require_none(
         by_module(deferred_imports(read_tree(), read_rule())),
-        KNOWN_VIOLATIONS,
         "deferred `tether` imports outside command modules (move them to the top of the file)",
     )
 

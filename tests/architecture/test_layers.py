@@ -3,18 +3,13 @@
 import pytest
 
 from .import_graph import (
-    compare_with_known,
     layer_violations,
     parse_rule,
     read_rule,
     read_tree,
+    require_none,
     unplaced_modules,
 )
-
-# Today's imports against the rule, as (importer, imported). Each is being removed on another branch of
-# issue 24; the coordinator deletes an entry when its fix is merged (the test fails while a fixed entry
-# is still listed, so this set only shrinks). Keep it empty once it is.
-KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 
 def test_every_module_has_a_layer():
@@ -22,9 +17,8 @@ def test_every_module_has_a_layer():
 
 
 def test_imports_follow_the_layer_rule():
-    compare_with_known(
+    require_none(
         layer_violations(read_tree(), read_rule()),
-        KNOWN_VIOLATIONS,
         "imports against the layer rule in docs/architecture.md",
     )
 
@@ -49,12 +43,7 @@ def test_a_planted_upward_import_is_caught(tmp_path):
         ]
     }
     with pytest.raises(AssertionError, match=r"io\.py:5: tether\.core\.io \(core\) imports"):
-        compare_with_known(found, set(), "imports against the layer rule")
-
-
-def test_a_fixed_violation_left_in_the_known_list_fails():
-    with pytest.raises(AssertionError, match="remove from KNOWN_VIOLATIONS"):
-        compare_with_known({}, {("tether.eval.compare", "tether.report")}, "imports")
+        require_none(found, "imports against the layer rule")
 
 
 def test_the_app_layer_may_import_anything_and_is_matched_first():

@@ -14,7 +14,9 @@ def misplaced_test_folders(test_folders: set[str], src_names: set[str]) -> set[s
 def test_test_folders_mirror_src():
     src = REPO / "src" / "tether"
     src_names = {p.stem for p in src.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
-    folders = {p.name for p in (REPO / "tests").iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
+    folders = {
+        p.name for p in (REPO / "tests").iterdir() if p.is_dir() and not p.name.startswith((".", "__"))
+    }
     assert "data" in folders and "methods" in folders  # the scan saw the real tree
     assert not misplaced_test_folders(folders, src_names), (
         "test folders that mirror no package of src/tether (docs/architecture.md, 'Tests mirror src/')"
